@@ -1,0 +1,46 @@
+"""The request parser, chunked decoder and response-head serializer, in two interchangeable backends.
+
+`_cffi` wraps the C core in csrc/ (built by fastwsgi/_build_ffi.py); `_python` is its pure-Python twin.
+Both expose the same names (NAME, RequestParser, ChunkedDecoder, serialize_head) and behave identically
+(docs/parser-spec.md, tests/conformance/). The default backend is resolved once, at import:
+`FASTWSGI_PUREPYTHON=1` forces Python, otherwise C when the extension is built. Asking for "c" when it
+is not built is an error, never a silent fallback.
+"""
+
+import os
+
+from ._types import Head, Limits
+
+__all__ = ["Head", "Limits", "BACKEND", "get_backend", "c_available", "C_IMPORT_ERROR"]
+
+C_IMPORT_ERROR = None
+try:
+    from . import _cffi as _c_backend
+except ImportError as exc:  # extension not built (or stale): the Python twin serves
+    _c_backend = None
+    C_IMPORT_ERROR = str(exc)
+
+from . import _python as _python_backend  # noqa: E402
+
+
+def c_available() -> bool:
+    return _c_backend is not None
+
+
+def get_backend(name: str = "auto"):
+    """Return the backend module for "auto", "c" or "python"."""
+    if name == "python":
+        return _python_backend
+    if name == "c":
+        if _c_backend is None:
+            raise RuntimeError(f"the C parser is not built ({C_IMPORT_ERROR}); "
+                               "reinstall with a C compiler or use --http-parser python")
+        return _c_backend
+    if name == "auto":
+        if os.environ.get("FASTWSGI_PUREPYTHON", "") not in ("", "0"):
+            return _python_backend
+        return _c_backend or _python_backend
+    raise ValueError(f"unknown parser backend {name!r} (choose auto, c or python)")
+
+
+BACKEND = get_backend("auto").NAME
