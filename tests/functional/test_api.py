@@ -1,0 +1,143 @@
+"""The in-process API: fastwsgi.make_server as a drop-in for wsgiref.simple_server.make_server (the same
+test body runs against both), and serve()'s option validation."""
+
+import http.client
+import threading
+import wsgiref.simple_server
+
+import pytest
+
+import fastwsgi
+
+
+def hello_app(environ, start_response):
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"hello"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def wsgiref_make_server(host, port, app):
+    return wsgiref.simple_server.make_server(host, port, app, handler_class=QuietHandler)
+
+
+def fastwsgi_make_server(host, port, app):
+    return fastwsgi.make_server(host, port, app)
+
+
+MAKERS = {"wsgiref": wsgiref_make_server, "fastwsgi": fastwsgi_make_server}
+
+
+def fetch(port: int, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, "/", body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_serve_forever_shutdown_server_close(maker):
+    """The seed's code path: make_server, serve_forever in a thread, shutdown from another thread."""
+    server = MAKERS[maker]("127.0.0.1", 0, hello_app)
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1" and isinstance(port, int) and port > 0
+    assert server.server_port == port
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        assert fetch(port) == (200, b"hello")
+        assert fetch(port, "POST", b"posted body") == (200, b"posted body")
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+    assert not thread.is_alive(), "serve_forever did not return after shutdown()"
+    with pytest.raises(OSError):
+        fetch(port)
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_handle_request_serves_one_request(maker):
+    server = MAKERS[maker]("127.0.0.1", 0, hello_app)
+    try:
+        port = server.server_port
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        assert fetch(port) == (200, b"hello")
+        thread.join(5)
+        assert not thread.is_alive(), "handle_request did not return after one request"
+    finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_context_manager_closes_the_socket(maker):
+    with MAKERS[maker]("127.0.0.1", 0, hello_app) as server:
+        port = server.server_port
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+        thread.start()
+        assert fetch(port) == (200, b"hello")
+        server.shutdown()
+        thread.join(5)
+    with pytest.raises(OSError):
+        fetch(port)
+
+
+def test_make_server_keeps_connections_alive():
+    server = fastwsgi.make_server("127.0.0.1", 0, hello_app)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+        for i in range(3):
+            conn.request("POST", "/", body=b"n%d" % i)
+            resp = conn.getresponse()
+            assert resp.read() == b"n%d" % i
+            assert not resp.will_close
+        conn.close()
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def test_make_server_reports_app_errors_as_500(capsys):
+    def broken(environ, start_response):
+        raise RuntimeError("in-process failure")
+
+    server = fastwsgi.make_server("127.0.0.1", 0, broken)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        status, _ = fetch(server.server_port)
+        assert status == 500
+        assert fetch(server.server_port)[0] == 500  # and it keeps serving
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def test_module_attributes():
+    assert fastwsgi.BACKEND in ("c", "python")
+    assert isinstance(fastwsgi.__version__, str)
+
+
+def test_serve_rejects_an_unknown_option_with_a_suggestion():
+    with pytest.raises(TypeError) as info:
+        fastwsgi.serve(hello_app, host="127.0.0.1", port=0, treads=4)
+    assert "treads" in str(info.value) and "threads" in str(info.value)
+
+
+@pytest.mark.parametrize("option", [{"threads": -1}, {"keep_alive": -2.0}, {"http_parser": "rust"},
+                                    {"limit_request_line": 0}, {"read_timeout": 0}])
+def test_serve_rejects_a_bad_value(option):
+    with pytest.raises(ValueError):
+        fastwsgi.serve(hello_app, host="127.0.0.1", port=0, **option)

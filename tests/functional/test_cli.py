@@ -1,0 +1,213 @@
+"""The command line: app specs, the demo app, error reporting (one line, exit 2 for usage, 1 otherwise),
+--version, binds (IPv6, unix socket, several) and clean shutdown on SIGTERM/SIGINT."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.functional.client import Conn
+from tests.functional.serverproc import REPO_ROOT, ServerProcess
+
+ERROR_LINE = re.compile(r"^fastwsgi: error: \S.*$")
+
+
+def run_cli(*args: str, timeout: float = 20, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, code: int) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert ERROR_LINE.match(lines[0]), lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def started():
+    """started(*args) -> a running ServerProcess, stopped after the test."""
+    procs = []
+
+    def start(*args, env=None):
+        proc = ServerProcess(list(args), env).start()
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+def http_get(port: int, target: str = "/") -> tuple[int, bytes]:
+    with Conn(port) as conn:
+        conn.request("GET", target)
+        resp = conn.read_response()
+        return resp.status, resp.body
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_demo_app_without_an_app_spec(started, parser):
+    proc = started("--bind", "127.0.0.1:0", "--http-parser", parser)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", proc.url), proc.url
+    assert proc.port and proc.port > 0
+    status, body = http_get(proc.port)
+    assert status == 200 and body
+    assert proc.stop() == 0
+
+
+def test_module_only_spec_uses_application(started):
+    proc = started("--bind", "127.0.0.1:0", "tests.functional.apps")
+    assert http_get(proc.port) == (200, b"module-level application")
+
+
+@pytest.mark.parametrize("spec,body", [
+    ("tests.functional.apps:create_app()", b"hi"),
+    ('tests.functional.apps:create_app("hey", 3)', b"hey hey hey"),
+    ("tests.functional.apps:create_app(greeting='yo', times=2)", b"yo yo"),
+])
+def test_factory_spec(started, spec, body):
+    proc = started("--bind", "127.0.0.1:0", spec)
+    assert http_get(proc.port) == (200, body)
+
+
+def test_factory_arguments_are_literals_not_code(tmp_path):
+    marker = tmp_path / "pwned"
+    result = run_cli("--bind", "127.0.0.1:0",
+                     f"tests.functional.apps:create_app(__import__('pathlib').Path({str(marker)!r}).touch())")
+    assert result.returncode in (1, 2)
+    assert_one_error_line(result, result.returncode)
+    assert not marker.exists(), "the app spec was evaluated as code"
+
+
+@pytest.mark.parametrize("args", [
+    ["--no-such-flag"],
+    ["--threads", "-1"],
+    ["--threads", "many"],
+    ["--http-parser", "rust"],
+    ["--keep-alive", "-1"],
+    ["--header-timeout", "0"],
+    ["--limit-request-line", "0"],
+    ["--bind", "127.0.0.1:notaport"],
+], ids=lambda a: " ".join(a))
+def test_usage_errors_exit_2_with_one_line(args):
+    assert_one_error_line(run_cli(*args, "tests.functional.apps:app"), 2)
+
+
+@pytest.mark.parametrize("spec", ["no_such_module_for_fastwsgi:app", "tests.functional.apps:no_such_attribute",
+                                  "tests.functional.no_such_submodule"])
+def test_unloadable_app_exits_1_with_one_line(spec):
+    line = assert_one_error_line(run_cli("--bind", "127.0.0.1:0", spec), 1)
+    assert "no_such" in line
+
+
+def test_port_in_use_exits_1_with_one_line():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        port = holder.getsockname()[1]
+        assert_one_error_line(run_cli("--bind", f"127.0.0.1:{port}", "tests.functional.apps:app"), 1)
+    finally:
+        holder.close()
+
+
+def test_version():
+    import fastwsgi
+    from fastwsgi.parser import get_backend
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"fastwsgi {fastwsgi.__version__} (parser: {get_backend('auto').NAME})"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", fastwsgi.__version__)
+
+
+def test_version_reports_the_c_parser_when_built_and_python_when_forced():
+    assert run_cli("--version").stdout.strip().endswith("(parser: c)"), "the C extension is not built"
+    forced = run_cli("--version", env={"FASTWSGI_PUREPYTHON": "1"})
+    assert forced.stdout.strip().endswith("(parser: python)")
+
+
+def test_fastwsgi_entry_point_matches_python_m():
+    exe = os.path.join(os.path.dirname(sys.executable), "fastwsgi")
+    if not os.path.exists(exe):
+        pytest.fail(f"console script {exe} is not installed (pip install -e .)")
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0 and result.stdout == run_cli("--version").stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_exit_0(started, signum):
+    proc = started("--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    with Conn(proc.port) as idle:  # an open keep-alive connection must not block the shutdown
+        idle.request("GET", "/hello")
+        idle.read_response()
+        proc.signal(signum)
+        assert proc.wait(10) == 0, proc.stderr_text()
+    assert "Traceback" not in proc.stderr_text()
+
+
+def test_threads_mode_stops_cleanly(started):
+    proc = started("--bind", "127.0.0.1:0", "--threads", "4", "tests.functional.apps:app")
+    assert http_get(proc.port, "/hello") == (200, b"hello")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_ipv6_bind(started):
+    proc = started("--bind", "[::1]:0", "tests.functional.apps:app")
+    assert re.fullmatch(r"http://\[::1\]:\d+", proc.url), proc.url
+    with socket.create_connection(("::1", proc.port), timeout=5) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello")
+
+
+def test_unix_socket_bind(started, tmp_path):
+    path = tmp_path / "fw.sock"
+    proc = started("--bind", f"unix:{path}", "tests.functional.apps:app")
+    assert proc.url == f"unix:{path}"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+
+
+def test_several_binds_each_print_a_line(started):
+    proc = started("--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    urls = re.findall(r"Listening at: (\S+)", proc.stderr_text())
+    for _ in range(50):
+        if len(urls) == 2:
+            break
+        time.sleep(0.05)
+        urls = re.findall(r"Listening at: (\S+)", proc.stderr_text())
+    assert len(urls) == 2 and urls[0] != urls[1], urls
+    for url in urls:
+        port = int(url.rsplit(":", 1)[1])
+        assert http_get(port, "/hello") == (200, b"hello")
+
+
+def test_options_from_the_table_are_accepted(started):
+    proc = started("--bind", "127.0.0.1:0", "--backlog", "16", "--limit-request-field-size", "100",
+                   "--allow-bare-lf", "--allow-missing-host", "--url-scheme", "https", "--log-level", "debug",
+                   "tests.functional.apps:app")
+    with Conn(proc.port) as conn:
+        conn.send(b"GET /environ HTTP/1.1\n\n")  # bare LF and no Host: both allowed by the flags
+        resp = conn.read_response()
+        assert resp.status == 200
+        assert b'"wsgi.url_scheme": "https"' in resp.body
+        conn.request("GET", "/hello", headers=[("X-Long", "v" * 200)])
+        assert conn.read_response().status == 431

@@ -1,0 +1,277 @@
+"""Persistent connections, pipelining and Connection: close (RFC 9112 §9), on the full matrix."""
+
+import random
+import socket
+import threading
+
+import pytest
+
+from tests.functional.client import Conn, build_request, chunked
+
+
+def test_http11_keeps_the_connection_open_by_default(server):
+    with Conn(server.port) as conn:
+        for i in range(5):
+            conn.request("GET", f"/p/{i}")
+            resp = conn.read_response()
+            assert resp.version == "HTTP/1.1"
+            assert resp.status == 200
+            assert resp.body == f"GET /p/{i}?".encode()
+            assert "close" not in resp.connection_tokens()
+        assert not conn.closed_by_server(0.3), "server closed an HTTP/1.1 keep-alive connection"
+
+
+def test_http10_closes_unless_asked(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/p/one", version="HTTP/1.0")
+        resp = conn.read_response()
+        assert resp.status == 200
+        assert resp.body == b"GET /p/one?"
+        assert "keep-alive" not in resp.connection_tokens()
+        assert conn.closed_by_server(2.0), "HTTP/1.0 without keep-alive must be closed after the response"
+
+
+@pytest.mark.parametrize("value", ["keep-alive", "Keep-Alive", "foo, keep-alive"])
+def test_http10_keep_alive_on_request_is_echoed(server, value):
+    with Conn(server.port) as conn:
+        for i in range(3):
+            conn.request("GET", f"/p/{i}", version="HTTP/1.0", headers=[("Connection", value)])
+            resp = conn.read_response()
+            assert resp.status == 200
+            assert resp.body == f"GET /p/{i}?".encode()
+            assert "keep-alive" in resp.connection_tokens(), resp.raw_head
+            assert resp.header("Content-Length") == str(len(resp.body))
+        assert not conn.closed_by_server(0.3)
+
+
+@pytest.mark.parametrize("value", ["close", "Close", "keep-alive, close", "foo,CLOSE"])
+def test_client_connection_close_is_honoured(server, value):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/p/bye", headers=[("Connection", value)])
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"GET /p/bye?"
+        assert "close" in resp.connection_tokens(), resp.raw_head
+        assert conn.closed_by_server(2.0)
+
+
+def test_connection_close_in_a_pipeline_stops_there(server):
+    """Requests after the one carrying Connection: close are never answered (nor executed)."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", "/p/1") + build_request("GET", "/p/2", headers=[("Connection", "close")])
+                  + build_request("GET", "/p/3"))
+        first, second = conn.read_response(), conn.read_response()
+        assert (first.body, second.body) == (b"GET /p/1?", b"GET /p/2?")
+        assert "close" in second.connection_tokens()
+        rest = conn.read_to_eof(2.0)
+        assert rest == b"", f"answered a request after Connection: close: {rest[:200]!r}"
+
+
+def test_server_closes_after_an_error_response(server):
+    """The server's own Connection: close (on a malformed request) is followed by an actual close."""
+    with Conn(server.port) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
+        resp = conn.read_response()
+        assert resp.status == 400
+        assert "close" in resp.connection_tokens()
+        assert conn.closed_by_server(2.0)
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    with Conn(server.port) as conn:
+        conn.send(b"".join(build_request("GET", f"/p/{i}?q={i}") for i in range(16)))
+        for i in range(16):
+            resp = conn.read_response()
+            assert resp.status == 200
+            assert resp.body == f"GET /p/{i}?q={i}".encode()
+        assert not conn.closed_by_server(0.2)
+
+
+def test_pipeline_mixed_with_bodies(server):
+    """GETs, a Content-Length POST and a chunked POST in one send: every body stays with its request."""
+    payload = b"A" * 3000 + b"\r\n\r\nGET /evil HTTP/1.1\r\n\r\n"  # looks like a request, is body
+    chunked_body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    data = (build_request("GET", "/p/a")
+            + build_request("POST", "/echo", body=payload)
+            + build_request("GET", "/p/b")
+            + build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")], body=chunked_body)
+            + build_request("GET", "/p/c"))
+    with Conn(server.port) as conn:
+        conn.send(data)
+        bodies = [conn.read_response().body for _ in range(5)]
+    assert bodies == [b"GET /p/a?", payload, b"GET /p/b?", b"hello world", b"GET /p/c?"]
+
+
+def test_pipeline_sent_byte_by_byte(server):
+    data = build_request("GET", "/p/x") + build_request("POST", "/echo", body=b"abc") + build_request("GET", "/p/y")
+    with Conn(server.port) as conn:
+        for i in range(len(data)):
+            conn.send(data[i:i + 1])
+        bodies = [conn.read_response().body for _ in range(3)]
+    assert bodies == [b"GET /p/x?", b"abc", b"GET /p/y?"]
+
+
+def test_unread_body_is_drained_before_the_next_request(server, token, events):
+    """The app ignores the body; the bytes of that body must never be parsed as a request."""
+    smuggle = build_request("GET", f"/record?t={token}")
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", f"/ignore-body?t={token}", body=smuggle)
+                  + build_request("GET", "/p/after"))
+        first = conn.read_response()
+        assert first.body == b"ignored"
+        if "close" in first.connection_tokens():  # allowed: close instead of draining
+            assert conn.closed_by_server(2.0)
+        else:
+            assert conn.read_response().body == b"GET /p/after?"
+    assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
+
+
+def test_unread_chunked_body_is_drained(server, token, events):
+    smuggle = build_request("GET", f"/record?t={token}")
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggle), smuggle)
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", f"/ignore-body?t={token}", headers=[("Transfer-Encoding", "chunked")],
+                                body=body) + build_request("GET", "/p/after"))
+        first = conn.read_response()
+        assert first.body == b"ignored"
+        if "close" in first.connection_tokens():
+            assert conn.closed_by_server(2.0)
+        else:
+            assert conn.read_response().body == b"GET /p/after?"
+    assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
+
+
+def test_many_connections_in_parallel(server):
+    conns = [Conn(server.port) for _ in range(20)]
+    try:
+        for i, conn in enumerate(conns):
+            conn.request("GET", f"/p/{i}")
+        for i, conn in enumerate(conns):
+            assert conn.read_response().body == f"GET /p/{i}?".encode()
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_pipeline_with_a_malformed_request_in_the_middle(server, token, events):
+    """Responses before the bad request are delivered, then the 400, then the close; nothing after runs."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", "/p/ok") + b"GET /bad path HTTP/1.1\r\nHost: x\r\n\r\n"
+                  + build_request("GET", f"/record?t={token}"))
+        assert conn.read_response().body == b"GET /p/ok?"
+        bad = conn.read_response()
+        assert bad.status == 400 and "close" in bad.connection_tokens()
+        assert conn.read_to_eof(3.0) == b""
+    assert events(token, timeout=0.3) == []
+
+
+def test_empty_lines_before_the_request_line_are_ignored(server):
+    """RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line."""
+    with Conn(server.port) as conn:
+        conn.send(b"\r\n\r\n" + build_request("GET", "/p/late"))
+        assert conn.read_response().body == b"GET /p/late?"
+
+
+def test_request_then_half_close_still_gets_its_response(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/p/half")
+        conn.sock.shutdown(socket.SHUT_WR)
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"GET /p/half?"
+        assert conn.closed_by_server(3.0)
+
+
+def test_http10_post_with_keep_alive(server):
+    with Conn(server.port) as conn:
+        for body in (b"one", b"second"):
+            conn.request("POST", "/echo", version="HTTP/1.0", headers=[("Connection", "keep-alive")], body=body)
+            resp = conn.read_response()
+            assert resp.body == body and "keep-alive" in resp.connection_tokens()
+
+
+def test_options_asterisk(server):
+    with Conn(server.port) as conn:
+        conn.request("OPTIONS", "*")
+        resp = conn.read_response()
+    assert resp.status == 404 and resp.body == b"no route *"  # PATH_INFO is "*"
+
+
+def test_long_pipeline_while_reading_concurrently(server):
+    """Far more pipelined input than the server buffers ahead: it must pause reading, not drop requests."""
+    count = 400
+    requests = b"".join(build_request("POST", "/echo", body=b"%05d" % i + b"." * 2000) for i in range(count))
+    with Conn(server.port, timeout=20) as conn:
+        sender = threading.Thread(target=conn.send, args=(requests,))
+        sender.start()
+        try:
+            for i in range(count):
+                body = conn.read_response(timeout=20).body
+                assert body[:5] == b"%05d" % i and len(body) == 2005
+        finally:
+            sender.join(20)
+
+
+def test_get_with_a_body_is_drained(server):
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", "/p/with-body", body=b"GET /p/evil HTTP/1.1\r\nHost: x\r\n\r\n")
+                  + build_request("GET", "/p/next"))
+        assert conn.read_response().body == b"GET /p/with-body?"
+        assert conn.read_response().body == b"GET /p/next?"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_splits_of_a_mixed_pipeline(server, seed):
+    """A pipeline of GET/HEAD/POST (length and chunked) requests cut at random points, sent piece by piece."""
+    rng = random.Random(seed)
+    data, expected = b"", []
+    for i in range(30):
+        kind = rng.choice(["get", "head", "post", "chunked"])
+        if kind == "get":
+            data += build_request("GET", f"/p/{i}")
+            expected.append(("GET", f"GET /p/{i}?".encode()))
+        elif kind == "head":
+            data += build_request("HEAD", "/head")
+            expected.append(("HEAD", b""))
+        else:
+            body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3000)))
+            if kind == "post":
+                data += build_request("POST", "/echo", body=body, headers=[("Content-Length", str(len(body)))])
+            else:
+                cuts = sorted(rng.sample(range(len(body) + 1), min(len(body), 4)))
+                pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+                data += build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")],
+                                      body=chunked(*pieces))
+            expected.append(("POST", body))
+    with Conn(server.port, timeout=10) as conn:
+        pos = 0
+        while pos < len(data):
+            step = rng.choice([1, 2, 3, 17, 100, 1000])
+            conn.send(data[pos:pos + step])
+            pos += step
+        for i, (method, body) in enumerate(expected):
+            resp = conn.read_response(method)
+            assert resp.status == 200, (i, resp.status)
+            assert resp.body == body, (i, method, len(resp.body), len(body))
+
+
+def test_two_hundred_concurrent_connections(server):
+    conns = []
+    try:
+        for i in range(200):
+            conns.append(Conn(server.port, timeout=15))
+            conns[-1].request("GET", f"/p/{i}")
+        for i, conn in enumerate(conns):
+            assert conn.read_response(timeout=15).body == f"GET /p/{i}?".encode()
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_header_count_and_request_line_at_the_default_limits(server):
+    with Conn(server.port) as conn:  # Host + 99 = 100 field lines: accepted
+        conn.request("GET", "/p/many", headers=[(f"X-{i}", "v") for i in range(99)])
+        assert conn.read_response().body == b"GET /p/many?"
+        target = "/p/" + "a" * (8190 - len("GET  HTTP/1.1\r") - 3)  # 8190 bytes before the LF: accepted
+        conn.request("GET", target)
+        assert conn.read_response().status == 200
+        conn.request("GET", target + "a")  # one more: 414
+        assert conn.read_response().status == 414

@@ -1,0 +1,97 @@
+"""Configured limits: request body (413 before the body is sent), request line / fields / head sizes,
+and --worker-connections (extra connections wait in the backlog and are served later)."""
+
+import time
+
+import pytest
+
+from tests.functional.client import Conn, build_request
+from tests.functional.conftest import BACKENDS, server_fixture
+
+limited = server_fixture("--limit-request-body", "1000", "--limit-request-line", "200",
+                         "--limit-request-fields", "10", "--limit-request-field_size", "300",
+                         "--limit-request-head", "2000", matrix=BACKENDS)
+two_connections = server_fixture("--worker-connections", "2", matrix=BACKENDS)
+
+
+def test_body_over_the_limit_gets_413_before_it_is_sent(limited, token, events):
+    with Conn(limited.port) as conn:
+        conn.send(build_request("POST", f"/read-record?t={token}", headers=[("Content-Length", "100000")]))
+        resp = conn.read_response(timeout=3)  # no body bytes sent at all
+        assert resp.status == 413
+        assert "close" in resp.connection_tokens()
+        assert conn.closed_by_server(3.0)
+    assert events(token, timeout=0.3) == [], "the application ran for a body over the limit"
+
+
+def test_body_over_the_limit_with_100_continue_gets_413_not_100(limited):
+    with Conn(limited.port) as conn:
+        conn.send(build_request("POST", "/echo", headers=[("Content-Length", "5000"), ("Expect", "100-continue")]))
+        resp = conn.read_response(timeout=3)
+        assert resp.status == 413 and resp.interim == []
+
+
+def test_body_at_the_limit_is_accepted(limited):
+    with Conn(limited.port) as conn:
+        conn.request("POST", "/echo", body=b"z" * 1000)
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"z" * 1000
+
+
+def test_chunked_body_over_the_limit_is_refused(limited, token, events):
+    """Without a length the limit trips while reading: the app sees an error, the client a 413 or a close."""
+    with Conn(limited.port) as conn:
+        conn.request("POST", f"/read-record?t={token}", headers=[("Transfer-Encoding", "chunked")],
+                     body=b"400\r\n" + b"c" * 1024 + b"\r\n400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n")
+        data = conn.read_available(3.0)
+        assert not data.startswith(b"HTTP/1.1 200"), data[:200]
+        assert data == b"" or data.startswith(b"HTTP/1.1 413"), data[:200]
+    seen = events(token)
+    assert seen and seen[0]["event"] == "read-error", seen
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"GET /" + b"a" * 250 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(11)) + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 400 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 250) for i in range(9)) + b"\r\n",
+     431),
+], ids=["request-line", "fields", "field-size", "head"])
+def test_configured_head_limits(limited, data, status):
+    with Conn(limited.port) as conn:
+        conn.send(data)
+        resp = conn.read_response()
+        assert resp.status == status
+        assert "close" in resp.connection_tokens()
+        assert conn.closed_by_server(3.0)
+
+
+def test_requests_within_the_head_limits_pass(limited):
+    with Conn(limited.port) as conn:
+        conn.request("GET", "/p/" + "a" * 150, headers=[(f"X-{i}", "v" * 100) for i in range(8)])
+        assert conn.read_response().body == b"GET /p/" + b"a" * 150 + b"?"
+
+
+def test_worker_connections_extra_connection_waits_then_is_served(two_connections):
+    first, second = Conn(two_connections.port), Conn(two_connections.port)
+    try:
+        for i, conn in enumerate((first, second)):
+            conn.request("GET", f"/p/{i}")
+            assert conn.read_response().body == f"GET /p/{i}?".encode()
+        third = Conn(two_connections.port)  # accepted by the kernel backlog, not by the server
+        try:
+            third.request("GET", "/p/third")
+            early = third.read_available(0.8)
+            assert early == b"", f"a connection over --worker-connections was served at once: {early[:100]!r}"
+            first.close()
+            start = time.monotonic()
+            resp = third.read_response(timeout=5)
+            assert resp.status == 200 and resp.body == b"GET /p/third?"
+            assert time.monotonic() - start < 4
+            second.request("GET", "/p/still")  # the other slot was never disturbed
+            assert second.read_response().body == b"GET /p/still?"
+        finally:
+            third.close()
+    finally:
+        first.close()
+        second.close()

@@ -1,0 +1,392 @@
+"""Responses: framing, bodiless statuses, header validation, Date/Server, file_wrapper, and the WSGI
+application contract (start_response/exc_info, write(), close()) (RFC 9112 §6.3, §7; PEP 3333)."""
+
+import email.utils
+import hashlib
+import socket
+import struct
+import time
+import urllib.parse
+
+import pytest
+
+from tests.functional.apps import pattern_bytes
+from tests.functional.client import Conn, build_request
+
+
+# -- framing -----------------------------------------------------------------------------------------
+
+def test_chunked_response_without_content_length_on_http11(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/chunks?n=4")
+        resp = conn.read_response()
+        assert resp.status == 200
+        assert resp.header("Transfer-Encoding") == "chunked"
+        assert resp.header("Content-Length") is None
+        assert resp.body == b"piece0;piece1;piece2;piece3;"
+        assert resp.raw_body.endswith(b"0\r\n\r\n")
+        conn.request("GET", "/p/next")  # the terminating chunk leaves the connection usable
+        assert conn.read_response().body == b"GET /p/next?"
+
+
+def test_empty_strings_from_the_app_do_not_end_the_chunked_body(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/empty-pieces")
+        resp = conn.read_response()
+        assert resp.body == b"ab"
+        assert b"\r\n0\r\n\r\n" not in resp.raw_body[:-5], resp.raw_body
+
+
+def test_close_delimited_response_on_http10(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/chunks?n=3", version="HTTP/1.0")
+        resp = conn.read_response()
+        assert resp.framing == "close"
+        assert resp.header("Transfer-Encoding") is None
+        assert resp.body == b"piece0;piece1;piece2;"
+        assert conn.eof
+
+
+def test_http10_keep_alive_without_length_still_closes(server):
+    """Without a length the only framing HTTP/1.0 has is the close, even if keep-alive was asked."""
+    with Conn(server.port) as conn:
+        conn.request("GET", "/chunks?n=2", version="HTTP/1.0", headers=[("Connection", "keep-alive")])
+        resp = conn.read_response()
+        assert resp.header("Transfer-Encoding") is None
+        assert resp.body == b"piece0;piece1;" and conn.eof
+        assert "keep-alive" not in resp.connection_tokens()
+
+
+def test_app_content_length_with_extra_bytes(server):
+    """Declared 5, produced 10: exactly 5 are sent and the connection is closed (no smuggled bytes)."""
+    with Conn(server.port) as conn:
+        conn.request("GET", "/cl-extra")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"12345"
+        rest = conn.read_to_eof(3.0)
+        assert rest == b"", f"bytes past Content-Length reached the client: {rest!r}"
+
+
+def test_app_content_length_with_too_few_bytes(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/cl-short")
+        resp = conn.read_response(timeout=3, allow_incomplete=True)
+        assert resp.status == 200
+        assert not resp.complete, "a short body must end in a close, the client has to see the truncation"
+        assert resp.raw_body == b"12345"
+
+
+def test_head_has_no_body_and_keeps_the_connection(server):
+    with Conn(server.port) as conn:
+        conn.send(build_request("HEAD", "/head") + build_request("GET", "/p/after"))
+        resp = conn.read_response("HEAD")
+        assert resp.status == 200
+        assert resp.header("Content-Length") == "100"
+        nxt = conn.read_response()
+        assert nxt.raw_head.startswith(b"HTTP/1.1 200"), "body bytes of the HEAD response were sent"
+        assert nxt.body == b"GET /p/after?"
+
+
+def test_head_without_content_length_is_not_chunked_on_the_wire(server):
+    with Conn(server.port) as conn:
+        conn.send(build_request("HEAD", "/head?cl=0") + build_request("GET", "/p/after"))
+        conn.read_response("HEAD")
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+@pytest.mark.parametrize("code", ["204", "304"])
+@pytest.mark.parametrize("cl", ["0", "1"])
+def test_bodiless_statuses(server, code, cl):
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", f"/status?code={code}&cl={cl}") + build_request("GET", "/p/after"))
+        resp = conn.read_response()
+        assert resp.status == int(code)
+        assert resp.header("Transfer-Encoding") is None
+        if code == "204":
+            assert resp.header("Content-Length") in (None, "0")  # RFC 9110 §8.6
+        nxt = conn.read_response()
+        assert nxt.raw_head.startswith(b"HTTP/1.1 200"), f"a body followed the {code}"
+        assert nxt.body == b"GET /p/after?"
+
+
+def test_404_from_the_app_is_passed_through(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/status?code=404&cl=1")
+        resp = conn.read_response()
+        assert resp.status == 404 and resp.reason == "Not Found" and resp.body == b"forbidden"
+
+
+# -- header validation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["Connection", "Transfer-Encoding", "Keep-Alive", "Upgrade", "TE", "Trailer",
+                                  "connection"])
+def test_hop_by_hop_header_from_the_app_is_a_500(server, name):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/header?name={name}&value=close")
+        resp = conn.read_response()
+        assert resp.status == 500
+        assert b"should not be sent" not in resp.body
+        assert name.lower() not in [n.lower() for n, _ in resp.headers if n.lower() != "connection"]
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: yes", "a\nX-Injected: yes", "a\rX-Injected: yes",
+                                   "nul\x00byte"])
+def test_control_bytes_in_an_app_header_are_a_500_without_injection(server, value):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/header?" + urllib.parse.urlencode({"name": "X-Value", "value": value}))
+        resp = conn.read_response()
+        assert resp.status == 500
+        assert b"X-Injected" not in resp.raw_head
+        assert resp.header("X-Value") is None
+
+
+def test_bad_header_name_from_the_app_is_a_500(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/header?" + urllib.parse.urlencode({"name": "Bad Name", "value": "v"}))
+        assert conn.read_response().status == 500
+
+
+def test_date_and_server_headers(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/hello")
+        resp = conn.read_response()
+    assert len(resp.all("Date")) == 1 and len(resp.all("Server")) == 1
+    assert resp.header("Server").startswith("fastwsgi")
+    date = resp.header("Date")
+    assert date.endswith(" GMT") and len(date) == 29, date  # IMF-fixdate, RFC 9110 §5.6.7
+    parsed = email.utils.parsedate_to_datetime(date).timestamp()
+    assert abs(parsed - time.time()) < 5
+
+
+def test_app_server_and_date_headers_are_not_duplicated(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/server-date")
+        resp = conn.read_response()
+    assert resp.all("Server") == ["my-app/1.0"]
+    assert resp.all("Date") == ["Thu, 01 Jan 1970 00:00:00 GMT"]
+
+
+# -- wsgi.file_wrapper ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cl", ["1", "0"])
+def test_file_wrapper_with_a_real_file_uses_sendfile(server, token, events, cl):
+    size = 3 * 1024 * 1024 + 5
+    with Conn(server.port, timeout=20) as conn:
+        conn.request("GET", f"/file?kind=real&n={size}&t={token}&cl={cl}")
+        resp = conn.read_response(timeout=30)
+        assert resp.status == 200
+        assert hashlib.sha256(resp.body).digest() == hashlib.sha256(pattern_bytes(size)).digest()
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+    seen = [e["event"] for e in events(token, count=1)]
+    assert "file-closed" in seen, "file_wrapper did not close the file"
+    if cl == "1":  # with a known length the whole file goes through os.sendfile, never through read()
+        assert "file-read" not in seen, "a real file with a length was read in Python instead of sendfile"
+
+
+def test_file_wrapper_with_bytesio_falls_back_to_reading(server, token, events):
+    size = 300_000
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/file?kind=bytesio&n={size}&t={token}&cl=0")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == pattern_bytes(size)
+    assert [e["event"] for e in events(token)] == ["file-closed"]
+
+
+@pytest.mark.parametrize("kind", ["real", "bytesio"])
+def test_file_wrapper_longer_than_content_length(server, kind):
+    """Declared 1000 of a 5000-byte file: exactly 1000 bytes, and nothing else ever parses as a response."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", f"/file?kind={kind}&n=5000&declare=1000") + build_request("GET", "/p/after"))
+        resp = conn.read_response()
+        assert resp.body == pattern_bytes(5000)[:1000]
+        rest = conn.read_available(1.0)
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:100]
+        if rest:
+            assert rest.endswith(b"GET /p/after?")
+
+
+@pytest.mark.parametrize("kind", ["real", "bytesio"])
+def test_file_wrapper_shorter_than_content_length(server, kind):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/file?kind={kind}&n=5000&declare=9000")
+        resp = conn.read_response(timeout=4, allow_incomplete=True)
+        assert not resp.complete and resp.raw_body == pattern_bytes(5000)
+        assert conn.eof
+
+
+def test_file_wrapper_on_head(server):
+    with Conn(server.port) as conn:
+        conn.send(build_request("HEAD", "/file?kind=real&n=5000") + build_request("GET", "/p/after"))
+        resp = conn.read_response("HEAD")
+        assert resp.header("Content-Length") == "5000"
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+# -- start_response, exc_info, write() -------------------------------------------------------------------
+
+def test_exc_info_before_headers_replaces_the_response(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/exc-before-headers")
+        resp = conn.read_response()
+        assert resp.status == 503 and resp.body == b"custom error"
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+def test_exc_info_after_headers_reraises_and_closes(server, token, events):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/exc-after-headers?t={token}")
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200
+        assert not resp.complete, "the response was terminated as if it were complete"
+        assert resp.body.startswith(b"first part;") or b"first part;" in resp.raw_body
+        assert b"never" not in resp.raw_body
+    assert events(token) == [{"event": "reraised", "message": "late failure"}]
+
+
+def test_headers_wait_for_the_first_non_empty_chunk(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/error-after-empty-chunk")
+        resp = conn.read_response()
+        assert resp.status == 500, "headers were sent before any body byte existed"
+
+
+def test_second_start_response_without_exc_info_is_an_error(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/start-twice")
+        resp = conn.read_response()
+        assert resp.status == 500
+        assert b"should not be sent" not in resp.body
+
+
+def test_write_callable(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/write")
+        resp = conn.read_response()
+        assert resp.body == b"alpha;beta;gamma"
+        conn.request("GET", "/write", version="HTTP/1.0")
+        assert conn.read_response().body == b"alpha;beta;gamma"
+
+
+# -- close() and application errors --------------------------------------------------------------------
+
+def test_close_called_on_success(server, token, events):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/close?mode=ok&t={token}")
+        resp = conn.read_response()
+        assert resp.body == b"%016d%016d%016d" % (0, 1, 2)
+    assert events(token) == [{"event": "closed", "produced": 48}]
+
+
+def test_close_called_when_the_iterable_fails(server, token, events):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/close?mode=error&t={token}")
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200 and not resp.complete
+        assert conn.eof
+    assert events(token) == [{"event": "closed", "produced": 16}]
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_close_called_when_the_client_disconnects(server, token, events, how):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/close?mode=stream&t={token}")
+        assert conn.read_head().status == 200
+        conn.read_exact(10000)
+        if how == "rst":  # SO_LINGER 0: close() sends a reset instead of a FIN
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    seen = events(token, timeout=10)
+    assert len(seen) == 1 and seen[0]["event"] == "closed", seen
+    with Conn(server.port) as conn:  # and the server is fine
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+
+
+def test_app_exception_is_a_500_with_a_traceback_on_stderr(server, token):
+    mark = server.stderr_mark()
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/raise?msg={token}")
+        resp = conn.read_response()
+        assert resp.status == 500
+        assert token.encode() not in resp.body, "the exception text leaked to the client"
+        if "close" not in resp.connection_tokens():  # the connection may stay open after a 500
+            conn.request("GET", "/p/after")
+            assert conn.read_response().body == b"GET /p/after?"
+    logged = server.wait_stderr(f"boom {token}", since=mark)
+    assert logged is not None, "no traceback on the server's stderr"
+    assert "Traceback (most recent call last)" in logged and "RuntimeError" in logged
+
+
+def test_app_exception_after_headers_closes_the_connection(server, token):
+    mark = server.stderr_mark()
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/raise-after-headers?msg={token}")
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200 and not resp.complete
+        assert b"partial;" in resp.raw_body
+        assert conn.eof
+    assert server.wait_stderr(f"late boom {token}", since=mark) is not None
+
+
+def test_client_disconnect_mid_response_is_harmless(server, token):
+    mark = server.stderr_mark()
+    for _ in range(3):
+        with Conn(server.port) as conn:
+            conn.request("GET", "/download?n=20000000")
+            conn.read_head()
+            conn.read_exact(100000)
+    with Conn(server.port) as conn:
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+    time.sleep(0.3)
+    noise = "".join(server.stderr_lines[mark:])
+    assert "Traceback" not in noise, f"client disconnect logged a traceback:\n{noise[-2000:]}"
+
+
+# -- more application mistakes and header details ---------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["str", "none", "status", "status-type", "header-type", "no-start"])
+def test_application_bugs_are_a_500(server, kind):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/bad-return?kind={kind}")
+        resp = conn.read_response()
+        assert resp.status == 500, (kind, resp.status, resp.body[:100])
+    with Conn(server.port) as conn:
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+
+
+def test_repeated_and_long_response_headers(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/multi-headers")
+        resp = conn.read_response()
+    assert resp.all("Set-Cookie") == ["a=1; Path=/", "b=2"]
+    assert resp.header("X-Long") == "L" * 20000
+    assert resp.body == b"ok"
+
+
+def test_latin1_header_value_is_sent_as_latin1(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/header?name=X-Latin&value=caf%C3%A9")
+        resp = conn.read_response()
+    assert resp.status == 200
+    assert b"\r\nX-Latin: caf\xe9\r\n" in resp.raw_head
+
+
+def test_non_latin1_header_value_is_a_500(server):
+    with Conn(server.port) as conn:
+        conn.request("GET", "/header?name=X-Euro&value=%E2%82%AC")
+        resp = conn.read_response()
+    assert resp.status == 500 and resp.header("X-Euro") is None
+
+
+def test_close_that_raises_does_not_spoil_the_response(server, token, events):
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/close-raises?t={token}")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"complete body"
+    assert events(token) == [{"event": "close-raising"}]
+    with Conn(server.port) as conn:
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
