@@ -1,0 +1,200 @@
+"""wsgi.input: the request body, streamed from the socket as the application reads it.
+
+Theory of operation: the connection parses a head and leaves whatever followed it in its input
+buffer (`conn.inbuf`). A body object takes exactly its own bytes from that buffer: `remaining`
+bytes for Content-Length, or what the ChunkedDecoder consumes for chunked (RFC 9112 §7.1), so bytes of
+a pipelined next request are never eaten. When the buffer runs dry a read pulls more with
+`conn.recv_wait`, which waits at most read_timeout for each piece (an idle timeout) and never blocks
+forever, in either threading model. The first read of a request that sent `Expect: 100-continue`
+answers `100 Continue` first (RFC 9110 §10.1.1); a client that never gets read never gets it.
+
+A body cut short (EOF or a timeout before the end) raises `BodyError`, a ConnectionError: a short body
+is never returned as if it were complete. A malformed chunked body or one over limit_request_body
+raises `BodyError` with `.status` set (400/413), which the server answers instead of a 500.
+
+After the response, `drain_buffered()` lets the connection discard the unread rest of the body from
+its input buffer without blocking, so the next request is never parsed from body bytes.
+"""
+
+from ..errors import ParseError
+
+__all__ = ["BodyError", "EMPTY_BODY", "RequestBody"]
+
+READ_SIZE = 65536
+DRAIN_LIMIT = 1 << 20  # unread body bytes worth reading and discarding to keep a connection
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class BodyError(ConnectionError):
+    """The request body could not be read to its end. `.status` is the answer to send, if any."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class EmptyBody:
+    """wsgi.input for requests without a body; stateless, so one instance serves every request."""
+
+    complete = True
+
+    def read(self, size=-1):
+        return b""
+
+    def readline(self, size=-1):
+        return b""
+
+    def readlines(self, hint=-1):
+        return []
+
+    def __iter__(self):
+        return iter(())
+
+    def drain_buffered(self):
+        return True
+
+
+EMPTY_BODY = EmptyBody()
+
+
+class RequestBody:
+    """The body of one request: Content-Length framed (`length` >= 0) or chunked (`decoder`)."""
+
+    __slots__ = ("conn", "remaining", "decoder", "buf", "complete", "limit", "received",
+                 "expect_continue", "continue_sent", "drained")
+
+    def __init__(self, conn, length: int, decoder, limit: int, expect_continue: bool):
+        self.conn = conn
+        self.remaining = length  # Content-Length bytes still to take from the connection
+        self.decoder = decoder  # ChunkedDecoder, or None for Content-Length
+        self.buf = b""  # decoded bytes the application has not read yet
+        self.complete = decoder is None and length == 0
+        self.limit = limit  # limit_request_body for chunked bodies (0: none)
+        self.received = 0
+        self.expect_continue = expect_continue
+        self.continue_sent = False
+        self.drained = 0  # bytes discarded after the response
+
+    # -- taking bytes from the connection ---------------------------------------------------
+
+    def _take_buffered(self) -> bytes:
+        """Decode/take this body's bytes from conn.inbuf without blocking."""
+        conn = self.conn
+        inbuf = conn.inbuf
+        if not inbuf or self.complete:
+            return b""
+        if self.decoder is None:
+            data = inbuf[:self.remaining]
+            conn.inbuf = inbuf[len(data):]
+            self.remaining -= len(data)
+            if self.remaining == 0:
+                self.complete = True
+            return data
+        try:
+            data, consumed = self.decoder.decode(inbuf)
+        except ParseError as exc:
+            self.complete = True
+            conn.must_close = True
+            raise BodyError(f"malformed chunked body: {exc.code}", exc.status) from None
+        conn.inbuf = inbuf[consumed:]
+        if self.decoder.done:
+            self.complete = True
+        self.received += len(data)
+        if self.limit and self.received > self.limit:
+            self.complete = True
+            conn.must_close = True
+            raise BodyError("request body larger than limit_request_body", 413)
+        return data
+
+    def _fill(self) -> bool:
+        """Append more body bytes to self.buf; False at the end of the body. May wait."""
+        if self.expect_continue and not self.continue_sent:
+            self.continue_sent = True
+            self.conn.send_interim(CONTINUE)
+        while not self.complete:
+            data = self._take_buffered()
+            if data:
+                self.buf += data
+                return True
+            if self.complete:
+                break
+            more = self.conn.recv_wait(READ_SIZE)  # raises TimeoutError after read_timeout idle
+            if not more:
+                self.complete = True
+                self.conn.broken = True
+                raise BodyError("client closed the connection before the end of the request body")
+            self.conn.inbuf += more
+        return False
+
+    # -- the wsgi.input interface (PEP 3333) --------------------------------------------------
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self.buf = self.buf, b""
+            return data
+        while len(self.buf) < size and self._fill():
+            pass
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def readline(self, size=-1):
+        if size is None:
+            size = -1
+        while True:
+            end = self.buf.find(b"\n")
+            if end >= 0 and (size < 0 or end < size):
+                end += 1
+                break
+            if 0 <= size <= len(self.buf):
+                end = size
+                break
+            if not self._fill():
+                end = len(self.buf)
+                break
+        line, self.buf = self.buf[:end], self.buf[end:]
+        return line
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    # -- after the response ---------------------------------------------------------------------
+
+    def drain_buffered(self) -> bool:
+        """Discard this body's bytes already in conn.inbuf; True once the whole body is gone.
+
+        Raises BodyError once more than DRAIN_LIMIT bytes were discarded (a chunked body's length is
+        not known in advance): the connection then closes instead of reading on."""
+        self.buf = b""
+        while not self.complete:
+            data = self._take_buffered()
+            if not data:
+                break
+            self.drained += len(data)
+            if self.drained > DRAIN_LIMIT:
+                self.complete = True
+                raise BodyError("too much unread request body to drain")
+        return self.complete
+
+    @property
+    def unread_hint(self) -> int:
+        """Bytes of body still on the wire when known (Content-Length), else -1."""
+        return self.remaining if self.decoder is None else -1

@@ -1,0 +1,369 @@
+"""One client socket: input buffer -> parser -> exchanges in order -> output buffer -> socket.
+
+Theory of operation. The event loop calls `on_event` when the socket is readable or writable. A read
+appends to `inbuf` and `process()` parses as many pipelined requests as it can, one at a time: each
+complete head becomes an `Exchange` (wsgi.py), run at once on the loop thread (threads=0) or handed to
+the worker pool (threads>0: the socket's one-shot epoll registration stays disarmed until the
+exchange is over).
+Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
+responses leave together and in order. A response larger than the socket can take keeps the exchange
+suspended (its iterator is resumed on EPOLLOUT); no new pipelined request starts while the output
+holds OUTPUT_HIGH_WATER bytes; and the connection stops reading once `LOOKAHEAD` bytes of unprocessed
+input are buffered behind a pending response (bounded look-ahead), so neither buffer grows without
+bound however the client pipelines.
+
+Unread request bodies are drained from the input (up to DRAIN_LIMIT bytes, else the response says
+Connection: close) so the next head is never parsed out of body bytes. Rejections and "Connection:
+close" responses end with a lingering close: shutdown(SHUT_WR), then input is discarded until the
+client closes or LINGER_TIME passes, so the client reads the response instead of a reset.
+
+Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
+head (from accept for the first one), keep_alive while idle between requests, read_timeout while
+draining a body, send_timeout while output is stuck. Reads and writes that must wait inside the
+application (wsgi.input, write(), a worker's response) wait with poll() on this socket only, for at
+most read_timeout / send_timeout per step.
+
+The connection marks itself `broken` when the client's side fails (reset, EOF inside a body, timeout):
+such failures end the exchange quietly.
+"""
+
+import os
+import select
+import socket
+
+from ..errors import ParseError
+from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
+from .wsgi import OUTPUT_HIGH_WATER, Exchange, error_response
+
+__all__ = ["Connection"]
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+READ_SIZE = 65536
+LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
+LINGER_TIME = 2.0  # seconds to discard input after shutdown(SHUT_WR) before closing
+LINGER_BYTES = 1 << 20
+
+
+class Connection:
+    __slots__ = ("server", "sock", "fd", "environ_base", "parser", "inbuf", "out", "out_size",
+                 "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
+                 "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
+                 "discarded", "output_full")
+
+    def __init__(self, server, sock: socket.socket, environ_base: dict):
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.environ_base = environ_base
+        self.parser = server.backend.RequestParser(server.limits)
+        self.inbuf = b""
+        self.out = []
+        self.out_size = 0
+        self.exchange = None  # a response suspended until the socket drains (loop thread only)
+        self.body = None  # the current request's body until it is fully read or drained
+        self.in_worker = False  # a worker thread owns the connection
+        self.must_close = False  # close once the current output is sent
+        self.broken = False  # the client's side failed: nothing more can be said
+        self.closed = False
+        self.lingering = False
+        self.read_eof = False
+        self.head_started = True  # the first head's deadline runs from accept
+        self.head_deadline = self.deadline = server.now + server.header_timeout
+        self.send_deadline = 0.0
+        self.events = EPOLLIN
+        self.discarded = 0
+        self.output_full = False  # process() stopped at the output high-water mark
+
+    # -- events from the loop -----------------------------------------------------------------
+
+    def on_event(self, events: int) -> None:
+        if events & EPOLLOUT:
+            self.settle()
+            if self.closed or events == EPOLLOUT:
+                return
+        self.on_readable()
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.broken = True
+            self.close()
+            return
+        if self.lingering:
+            self.discarded += len(data)
+            if not data or self.discarded > LINGER_BYTES:
+                self.close()
+            return
+        if data:
+            self.inbuf = self.inbuf + data if self.inbuf else data
+            if self.exchange is None:
+                self.process()
+        else:  # the client shut down its side: answer what is complete, then close
+            self.read_eof = True
+            self.must_close = True
+        self.settle()
+
+    def on_timeout(self) -> None:
+        self.broken = True
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def process(self) -> None:
+        """Drain the previous body, then parse and run requests until one is in progress."""
+        while self.exchange is None and not self.in_worker and not self.must_close:
+            if self.out_size >= OUTPUT_HIGH_WATER:
+                self.output_full = True  # pipelined responses wait until the socket drains
+                return
+            body = self.body
+            if body is not None:
+                try:
+                    if not body.drain_buffered():
+                        return  # wait for the rest of the body
+                except BodyError:
+                    self.must_close = True
+                    return
+                self.body = None
+            inbuf = self.inbuf
+            if not inbuf:
+                return
+            try:
+                head = self.parser.parse(inbuf)
+            except ParseError as exc:
+                self.reject(exc.status)
+                return
+            if head is None:
+                if not self.head_started:
+                    self.head_started = True
+                    self.head_deadline = self.server.now + self.server.header_timeout
+                return
+            self.parser.reset()
+            self.head_started = False
+            consumed = head.consumed
+            self.inbuf = inbuf[consumed:] if consumed < len(inbuf) else b""
+            self.begin(head)
+
+    def begin(self, head) -> None:
+        """Start one exchange for a parsed head."""
+        server = self.server
+        if head.chunked:
+            body = RequestBody(self, 0, server.backend.ChunkedDecoder(server.limits),
+                               server.limit_request_body, head.expect_continue)
+        elif head.content_length > 0:
+            limit = server.limit_request_body
+            if limit and head.content_length > limit:
+                self.reject(413)  # RFC 9110 §15.5.14, before reading any of it
+                return
+            body = RequestBody(self, head.content_length, None, 0, head.expect_continue)
+        else:
+            body = EMPTY_BODY
+        exchange = Exchange(self, head, body, head.keep_alive and server.keep_alive_enabled)
+        if body is not EMPTY_BODY:
+            self.body = body
+        if server.pool is not None:
+            self.in_worker = True
+            server.dispatch(self, exchange)
+        elif not exchange.run():
+            self.exchange = exchange
+
+    def reject(self, status: int) -> None:
+        """Answer a request that cannot be served and close (the input is no longer trusted)."""
+        self.write(error_response(self, status))
+        self.server.requests_done += 1
+        self.inbuf = b""
+        self.body = None
+        self.must_close = True
+
+    def response_complete(self, keep_alive: bool) -> None:
+        self.server.requests_done += 1
+        if not keep_alive:
+            self.must_close = True
+
+    def can_drain(self, body) -> bool:
+        """May the unread rest of `body` be read and discarded to keep the connection?"""
+        if body.expect_continue and not body.continue_sent:
+            return False  # the client waits for 100 Continue and will not send it (RFC 9110 §10.1.1)
+        return body.unread_hint <= DRAIN_LIMIT
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.in_worker:
+            self.flush_wait()
+
+    def send_interim(self, data: bytes) -> None:
+        """Send an interim (1xx) response now, after any responses queued before it."""
+        self.out.append(data)
+        self.out_size += len(data)
+        self.flush_wait()
+
+    def flush(self) -> bool:
+        """Send what the socket takes without waiting; True when the output is empty."""
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.broken = True
+            self.out = []
+            self.out_size = 0
+            return False
+        if sent == len(data):
+            self.out = []
+            self.out_size = 0
+            return True
+        rest = data[sent:]
+        self.out = [rest]
+        self.out_size = len(rest)
+        if sent:
+            self.send_deadline = self.server.now + self.server.send_timeout
+        return False
+
+    def flush_wait(self) -> None:
+        """Send all output, waiting up to send_timeout whenever the socket is full."""
+        while self.out and not self.flush():
+            if self.broken:
+                raise ConnectionResetError("the client closed the connection")
+            if not self._wait(select.POLLOUT, self.server.send_timeout):
+                self.broken = True
+                raise TimeoutError("timed out sending the response")
+
+    def sendfile(self, fd: int, offset: int, count: int):
+        """os.sendfile some of a file; None when the loop must wait for the socket to drain."""
+        if self.out:
+            if self.in_worker:
+                self.flush_wait()
+            elif not self.flush():
+                if self.broken:
+                    raise ConnectionResetError("the client closed the connection")
+                return None
+        while True:
+            try:
+                return os.sendfile(self.fd, fd, offset, count)
+            except (BlockingIOError, InterruptedError):
+                if not self.in_worker:
+                    return None
+            except OSError:
+                self.broken = True
+                raise
+            if not self._wait(select.POLLOUT, self.server.send_timeout):
+                self.broken = True
+                raise TimeoutError("timed out sending the response")
+
+    # -- input the application waits for ----------------------------------------------------------
+
+    def recv_wait(self, size: int) -> bytes:
+        """Receive up to `size` bytes, waiting at most read_timeout for them."""
+        while True:
+            try:
+                return self.sock.recv(size)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.broken = True
+                raise
+            if not self._wait(select.POLLIN, self.server.read_timeout):
+                self.broken = True
+                raise TimeoutError("timed out reading the request body")
+
+    def _wait(self, mask: int, timeout: float) -> bool:
+        poller = select.poll()
+        poller.register(self.fd, mask)
+        return bool(poller.poll(timeout * 1000.0))
+
+    # -- state after an event ---------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Push output and resume suspended work, then pick the epoll interest and the deadline."""
+        if self.in_worker:
+            return
+        while True:
+            if self.out and not self.flush():
+                if self.broken:
+                    self.close()
+                    return
+                break  # the socket is full: wait for EPOLLOUT
+            exchange = self.exchange
+            if exchange is not None:
+                if not exchange.pump():
+                    if self.out:
+                        continue
+                    break  # a sendfile waits for the socket
+                self.exchange = None
+            elif self.output_full:
+                self.output_full = False
+            else:
+                break
+            self.process()
+            if self.in_worker:
+                return
+        if self.closed:
+            return
+        server = self.server
+        if self.out or self.exchange is not None:
+            if not self.events & EPOLLOUT:
+                self.send_deadline = server.now + server.send_timeout
+            self.deadline = self.send_deadline
+            mask = EPOLLOUT
+            if len(self.inbuf) < LOOKAHEAD and not self.read_eof:
+                mask |= EPOLLIN
+        elif self.must_close:
+            if self.broken or self.read_eof:
+                self.close()
+            else:
+                self.linger()
+            return
+        else:
+            mask = EPOLLIN
+            if self.body is not None:
+                self.deadline = server.now + server.read_timeout
+            elif self.inbuf:
+                self.deadline = self.head_deadline
+            else:
+                self.deadline = server.now + server.keep_alive
+        if mask != self.events or server.oneshot:
+            server.epoll.modify(self.fd, mask | server.oneshot)
+            self.events = mask
+
+    def resume(self) -> None:
+        """A worker finished its exchange: take the connection back into the loop."""
+        self.in_worker = False
+        if self.broken:
+            self.close()
+            return
+        self.process()
+        self.settle()  # re-arms the (one-shot) registration
+
+    def linger(self) -> None:
+        """Half-close after the last response and discard input briefly (RFC 9112 §9.6)."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.lingering = True
+        self.deadline = self.server.now + min(LINGER_TIME, self.server.read_timeout)
+        if self.events != EPOLLIN or self.server.oneshot:
+            self.server.epoll.modify(self.fd, EPOLLIN | self.server.oneshot)
+            self.events = EPOLLIN
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.abort()
+        self.server.forget(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass

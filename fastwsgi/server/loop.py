@@ -1,0 +1,322 @@
+"""The event loop: one epoll set over the listeners, the connections and a wakeup socket.
+
+Theory of operation: `serve_forever` repeats one step: epoll.poll, refresh the coarse clock (`now`,
+monotonic) and the cached Date header (once per second), call the handler registered for each ready
+descriptor, and every `sweep_interval` close connections whose deadline passed. Level-triggered epoll
+keeps the handlers simple: a connection reads once per wakeup and is called again if more is waiting.
+
+Listeners accept in batches while there is room under worker_connections; at the limit they leave the
+epoll set (new clients wait in the kernel backlog) and come back when a connection closes.
+
+With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
+and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
+response itself (blocking writes bounded by send_timeout). An idle connection is then re-armed by the
+worker (one epoll_ctl); one with pipelined input, a body to drain or a close pending goes on `returned`
+with a byte to the wakeup socket, and the loop continues it. So a slow application never blocks the
+loop, and a response never crosses threads as data.
+
+`stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop.
+"""
+
+import collections
+import logging
+import select
+import socket
+import sys
+import threading
+import time
+from email.utils import formatdate
+
+from ..parser import Limits, get_backend
+from .connection import Connection
+from .filewrapper import FileWrapper
+from .pool import WorkerPool
+
+__all__ = ["Server"]
+
+log = logging.getLogger("fastwsgi.error")
+EPOLLIN = select.EPOLLIN
+
+
+class Server:
+    """Listeners + epoll + connections (+ worker pool), configured by validated options."""
+
+    timeout = None  # socketserver compatibility: handle_request() waits forever
+
+    def __init__(self, app, listeners, options: dict):
+        self.app = app
+        self.listeners = list(listeners)
+        self.backend = get_backend(options["http_parser"])
+        self.limits = Limits(
+            max_request_line=options["limit_request_line"],
+            max_header_line=options["limit_request_field_size"],
+            max_header_count=options["limit_request_fields"],
+            max_head_size=options["limit_request_head"],
+            allow_bare_lf=options["allow_bare_lf"],
+            allow_missing_host=options["allow_missing_host"],
+        )
+        self.header_timeout = options["header_timeout"]
+        self.read_timeout = options["read_timeout"]
+        self.keep_alive = options["keep_alive"]
+        self.keep_alive_enabled = self.keep_alive > 0
+        self.send_timeout = options["send_timeout"]
+        self.limit_request_body = options["limit_request_body"]
+        self.max_connections = options["worker_connections"]
+        timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
+                                self.send_timeout) if t > 0]
+        self.sweep_interval = min(1.0, max(0.01, min(timeouts) / 4))
+
+        threads = options["threads"]
+        self.pool = WorkerPool(threads) if threads > 0 else None
+        # threads > 0: client sockets are one-shot, so a socket owned by a worker stays registered
+        # but silent, and the worker re-arms it when done
+        self.oneshot = select.EPOLLONESHOT if threads > 0 else 0
+        self.returned = collections.deque()
+        self._wake_pending = False
+        self.requests_done = 0
+
+        self.now = time.monotonic()
+        self.head_cache = {}
+        self._refresh_date(self.now)
+        self._next_sweep = self.now + self.sweep_interval
+
+        self.epoll = select.epoll()
+        self.handlers = {}
+        self.connections = {}
+        self._accepting = True
+        self._retry_accept = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._register(self._wake_r.fileno(), self._on_wake)
+
+        self._environ_bases = {}
+        for listener in self.listeners:
+            self._environ_bases[listener] = {
+                "SCRIPT_NAME": "",
+                "SERVER_NAME": listener.server_name,
+                "SERVER_PORT": listener.server_port,
+                "REMOTE_ADDR": "",
+                "REMOTE_PORT": "",
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": options["url_scheme"],
+                "wsgi.errors": sys.stderr,
+                "wsgi.multithread": threads > 0,
+                "wsgi.multiprocess": False,
+                "wsgi.run_once": False,
+                "wsgi.input_terminated": True,
+                "wsgi.file_wrapper": FileWrapper,
+            }
+            self._register(listener.fileno(), self._accept_handler(listener))
+
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._closed = False
+
+    # -- wsgiref.simple_server compatibility -------------------------------------------------
+
+    @property
+    def server_address(self):
+        first = self.listeners[0]
+        return (first.host, first.port) if first.is_tcp else first.host
+
+    @property
+    def server_port(self):
+        return self.listeners[0].port
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.server_close()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until stop() or shutdown()."""
+        self._stopping = False
+        self._stopped.clear()
+        timeout = min(poll_interval, self.sweep_interval)
+        try:
+            while not self._stopping:
+                self._step(timeout)
+        finally:
+            self._stopping = False
+            self._stopped.set()
+
+    def handle_request(self) -> None:
+        """Serve until one more request has been answered (or self.timeout passes)."""
+        target = self.requests_done + 1
+        end = None if self.timeout is None else time.monotonic() + self.timeout
+        while self.requests_done < target and not self._stopping:
+            if end is not None and time.monotonic() >= end:
+                return
+            self._step(self.sweep_interval)
+
+    def stop(self) -> None:
+        """Ask serve_forever to return; safe from signal handlers and other threads."""
+        self._stopping = True
+        self.keep_alive_enabled = False
+        self.wake()
+
+    def shutdown(self) -> None:
+        """Stop serve_forever and wait for it to return (call from another thread)."""
+        self.stop()
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self.listeners:
+            listener.close()
+        if self.pool is not None:
+            self.pool.shutdown()  # lets in-flight requests finish (bounded by a time budget)
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.epoll.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _step(self, timeout: float) -> None:
+        events = self.epoll.poll(timeout)
+        self.now = now = time.monotonic()
+        if now >= self._date_expires:
+            self._refresh_date(now)
+        handlers = self.handlers
+        for fd, mask in events:
+            handler = handlers.get(fd)
+            if handler is not None:
+                try:
+                    handler(mask)
+                except Exception:
+                    self._internal_error(fd)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.sweep_interval
+            self._sweep(now)
+
+    def _refresh_date(self, now: float) -> None:
+        """Recompute the Date header (RFC 9110 §6.6.1) at each wall-clock second."""
+        wall = time.time()
+        self.date = formatdate(wall, usegmt=True)
+        self.head_cache.clear()
+        self._date_expires = now + (1.0 - wall % 1.0)
+
+    def _sweep(self, now: float) -> None:
+        if self._retry_accept:
+            self._retry_accept = False
+            self._resume_accepting()
+        for conn in list(self.connections.values()):
+            if conn.deadline < now and not conn.in_worker and not conn.closed:
+                conn.on_timeout()
+
+    def _internal_error(self, fd: int) -> None:
+        log.exception("Internal error on descriptor %d", fd)
+        conn = self.connections.get(fd)
+        if conn is not None:
+            conn.broken = True
+            conn.close()
+
+    def _register(self, fd: int, handler) -> None:
+        self.handlers[fd] = handler
+        self.epoll.register(fd, EPOLLIN)
+
+    # -- listeners ------------------------------------------------------------------------------
+
+    def _accept_handler(self, listener):
+        base = self._environ_bases[listener]
+        nodelay = listener.is_tcp
+
+        def on_accept(_mask):
+            room = self.max_connections - len(self.connections)
+            for sock, addr in listener.accept_batch(room):
+                sock.setblocking(False)
+                environ = base.copy()
+                if nodelay:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    environ["REMOTE_ADDR"] = addr[0]
+                    environ["REMOTE_PORT"] = str(addr[1])
+                conn = Connection(self, sock, environ)
+                self.connections[conn.fd] = conn
+                self.handlers[conn.fd] = conn.on_event
+                self.epoll.register(conn.fd, EPOLLIN | self.oneshot)
+            if len(self.connections) >= self.max_connections:
+                self._pause_accepting()
+            elif listener.exhausted:  # EMFILE & co: retry at the next sweep, do not spin
+                listener.exhausted = False
+                log.warning("cannot accept connections (out of file descriptors or memory)")
+                self._pause_accepting()
+                self._retry_accept = True
+
+        return on_accept
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            for listener in self.listeners:
+                self.epoll.unregister(listener.fileno())
+
+    def _resume_accepting(self) -> None:
+        if not self._accepting and not self._closed:
+            self._accepting = True
+            for listener in self.listeners:
+                self.epoll.register(listener.fileno(), EPOLLIN)
+
+    def forget(self, conn) -> None:
+        """A connection closed (its descriptor leaves epoll when the socket closes)."""
+        del self.connections[conn.fd]
+        del self.handlers[conn.fd]
+        if not self._accepting and not self._retry_accept and len(self.connections) < self.max_connections:
+            self._resume_accepting()
+
+    # -- threads > 0 -----------------------------------------------------------------------------
+
+    def dispatch(self, conn, exchange) -> None:
+        """Hand one exchange to the pool. The socket's one-shot registration fired to get here, so
+        epoll reports nothing for it until it is re-armed."""
+        self.pool.submit(self._run_in_worker, conn, exchange)
+
+    def _run_in_worker(self, conn, exchange) -> None:
+        try:
+            exchange.run()
+        finally:
+            if (conn.inbuf or conn.body is not None or conn.must_close or conn.broken or conn.out
+                    or self._stopping):
+                # pipelined input, a body to drain or a close: the loop takes over
+                self.returned.append(conn)
+                if not self._wake_pending:  # read after the append: see _on_wake
+                    self._wake_pending = True
+                    self.wake()
+            else:
+                # the common case: idle keep-alive connection; re-arm it from here (one epoll_ctl,
+                # no loop wakeup). Nothing touches `conn` in this thread after the modify.
+                conn.deadline = self.now + self.keep_alive
+                conn.events = EPOLLIN
+                conn.in_worker = False
+                try:
+                    self.epoll.modify(conn.fd, EPOLLIN | self.oneshot)
+                except (OSError, ValueError):  # the server is closing
+                    pass
+
+    def wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # the buffer is full (a wakeup is pending anyway) or we are closing
+            pass
+
+    def _on_wake(self, _mask) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        # after draining, before popping: a worker that still sees True appended before this line
+        self._wake_pending = False
+        returned = self.returned
+        while returned:
+            conn = returned.popleft()
+            if self._closed:
+                conn.close()
+            else:
+                conn.resume()

@@ -1,0 +1,361 @@
+"""One WSGI exchange (PEP 3333): build the environ, call the application, frame and send its response.
+
+Theory of operation: the connection parses a head and creates an `Exchange`. `run()` calls the
+application with a fresh environ (a per-connection base dict copied, then updated with the parsed head)
+and `start_response` (a bound method). What happens next depends on what the application returned:
+
+* a list (the common case): the whole body is known, so head and body leave in one `conn.write`.
+* a FileWrapper over a regular file: the head is written, then `os.sendfile` moves the bytes.
+* any other iterable: `pump()` pulls chunks while the connection's output buffer is under its
+  high-water mark. On the event loop a full buffer suspends the exchange (pump returns False) and the
+  connection calls pump() again when the socket drains; on a worker thread writes block (with
+  send_timeout), so pump() runs to the end.
+
+Framing (RFC 9112 §6): the application's Content-Length is honoured (extra bytes are dropped and the
+connection closed; too few also closes it); without one, HTTP/1.1 responses are chunked and HTTP/1.0
+responses are close-delimited. HEAD, 1xx, 204 and 304 responses never carry a body (RFC 9110 §6.4.1).
+The head itself always comes from the parser backend's `serialize_head`, which rejects hop-by-hop and
+malformed headers (-> 500); the bytes are cached per (status, headers, framing) until the Date header
+changes, so an application that answers the same headers every time pays for serializing once a
+second. Headers are sent with the first non-empty body chunk (or at the end).
+
+Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
+traceback); after it, the connection is closed. A failure of the client's side (the connection marks
+itself `broken`) is quiet. The result's close() is always called, exactly once.
+"""
+
+import logging
+from http import HTTPStatus
+
+from ..errors import ResponseError
+from .body import BodyError
+from .filewrapper import FileWrapper
+
+__all__ = ["Exchange", "error_response", "SERVER_NAME"]
+
+SERVER_NAME = "fastwsgi"
+OUTPUT_HIGH_WATER = 256 * 1024  # bytes of unsent output that suspend an iterating response
+FILE_CHUNK = 1 << 20  # bytes per os.sendfile call
+HEAD_CACHE_SIZE = 64  # serialized heads kept per second (same status + headers -> same bytes)
+
+error_log = logging.getLogger("fastwsgi.error")
+
+_BODILESS_STATUS = ("204", "304")  # plus every 1xx (RFC 9110 §15.2, §15.3.5, §15.4.5)
+
+
+def error_response(conn, status: int) -> bytes:
+    """A complete `status` response that closes the connection."""
+    reason = HTTPStatus(status).phrase
+    body = f"{status} {reason}\n".encode("ascii")
+    head = conn.server.backend.serialize_head(
+        f"{status} {reason}",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        date=conn.server.date, server=SERVER_NAME, connection="close")
+    return head + body
+
+
+class Exchange:
+    __slots__ = ("conn", "environ", "method", "minor", "body", "keep_alive", "status", "headers",
+                 "headers_sent", "bodiless", "chunked", "remaining", "result", "iterator", "file")
+
+    def __init__(self, conn, head, body, keep_alive: bool):
+        self.conn = conn
+        self.body = body
+        self.method = head.method
+        self.minor = head.minor
+        self.keep_alive = keep_alive
+        self.status = None
+        self.headers = None
+        self.headers_sent = False
+        self.result = None
+        self.iterator = None
+        self.file = None
+        environ = conn.environ_base.copy()
+        environ.update(head.headers)
+        environ["REQUEST_METHOD"] = head.method
+        environ["PATH_INFO"] = head.path
+        environ["QUERY_STRING"] = head.query
+        environ["RAW_URI"] = environ["REQUEST_URI"] = head.target
+        environ["SERVER_PROTOCOL"] = head.version
+        environ["wsgi.input"] = body
+        self.environ = environ
+
+    # -- the application's side ------------------------------------------------------------
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        if type(status) is not str:
+            raise TypeError(f"status must be a str, not {type(status).__name__}")
+        if type(headers) is not list and type(headers) is not tuple:
+            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data):
+        """The legacy write() callable: send `data` now (after the head if not yet sent)."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        if data:
+            self._send_chunk(bytes(data))
+            conn = self.conn
+            if conn.out_size >= OUTPUT_HIGH_WATER:
+                conn.flush_wait()  # write() cannot suspend: wait (send_timeout) for the peer
+
+    # -- driving the response -----------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Call the application. True when the exchange is over, False to pump() again later."""
+        try:
+            result = self.conn.server.app(self.environ, self.start_response)
+        except Exception as exc:
+            self._fail(exc)
+            return True
+        if type(result) is list:
+            try:
+                if self.status is None:
+                    raise RuntimeError("the application returned without calling start_response()")
+                if self.headers_sent:
+                    for chunk in result:
+                        self._send_chunk(chunk)
+                    self._finish()
+                else:
+                    self._send_whole(b"".join(result))
+            except Exception as exc:
+                self._fail(exc)
+            return True
+        self.result = result
+        if type(result) is FileWrapper and self.status is not None and not self.headers_sent:
+            source = result.sendfile_source()
+            if source is not None:
+                self.file = list(source)
+                return self.pump()
+        try:
+            self.iterator = iter(result)
+        except Exception as exc:
+            self._fail(exc)
+            self._close_result()
+            return True
+        return self.pump()
+
+    def pump(self) -> bool:
+        """Move the response forward while the output can take it; True once it is complete."""
+        conn = self.conn
+        try:
+            if self.file is not None:
+                if not self._pump_file():
+                    return False
+            else:
+                iterator = self.iterator
+                while conn.out_size < OUTPUT_HIGH_WATER:
+                    for chunk in iterator:
+                        if chunk:
+                            self._send_chunk(chunk)
+                            break
+                    else:
+                        break
+                else:
+                    return False
+                self._finish()
+        except Exception as exc:
+            self._fail(exc)
+        self._close_result()
+        return True
+
+    def abort(self) -> None:
+        """The connection died while this exchange was suspended."""
+        self._close_result()
+
+    # -- framing ----------------------------------------------------------------------------------
+
+    def _head(self, known_length: int = -1, extra_headers=()) -> bytes:
+        """Decide the framing and serialize the head, through the per-second head cache."""
+        status, headers = self.status, self.headers
+        keep = self.keep_alive and (self.body.complete or self.conn.can_drain(self.body))
+        server = self.conn.server
+        cache = server.head_cache  # emptied when the Date changes
+        key = None
+        if not extra_headers:
+            try:
+                key = (status, tuple(headers), self.method, self.minor, keep, server.date)
+                decision = cache.get(key)
+            except TypeError:  # unhashable header items: serialize_head will say what is wrong
+                key = decision = None
+            if decision is not None:
+                self.bodiless, self.chunked, self.remaining, self.keep_alive, head = decision
+                self.headers_sent = True
+                return head
+        decision = self._decide(status, headers, keep, known_length, extra_headers)
+        if key is not None and len(cache) < HEAD_CACHE_SIZE:
+            cache[key] = decision
+        self.bodiless, self.chunked, self.remaining, self.keep_alive, head = decision
+        self.headers_sent = True
+        return head
+
+    def _decide(self, status, headers, keep, known_length, extra_headers):
+        """-> (bodiless, chunked, content length or -1, keep-alive, head bytes).
+
+        RFC 9112 §6.1-6.3 (framing), RFC 9110 §6.4.1 (bodiless responses), §8.6 (Content-Length).
+        Depends only on the cache key's parts (status, headers, method, minor, keep, date).
+        """
+        code = status[:3]
+        bodiless = self.method == "HEAD" or code[:1] == "1" or code in _BODILESS_STATUS
+        length = -1
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                if not value.isdigit() or not value.isascii():
+                    raise ResponseError("BAD_RESPONSE_HEADER_VALUE", f"Content-Length: {value!r}")
+                length = int(value)
+        if extra_headers:
+            headers = list(headers) + list(extra_headers)
+            length = known_length
+        if length >= 0 and (code == "204" or code[:1] == "1"):
+            # RFC 9110 §8.6: no Content-Length in a 1xx or 204 response
+            headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        chunked = False
+        if not bodiless and length < 0:
+            if self.minor >= 1:
+                chunked = True
+            else:
+                keep = False  # HTTP/1.0 without a length: the close delimits the body
+        if keep:
+            connection = None if self.minor >= 1 else "keep-alive"
+        else:
+            connection = "close"
+        server = self.conn.server
+        head = server.backend.serialize_head(status, headers, date=server.date, server=SERVER_NAME,
+                                             chunked=chunked, connection=connection)
+        return bodiless, chunked, length, keep, head
+
+    def _frame(self, chunk) -> bytes:
+        """Frame one body chunk according to the head already decided."""
+        if self.bodiless:
+            return b""
+        if self.chunked:
+            return b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        remaining = self.remaining
+        if remaining >= 0:
+            if len(chunk) > remaining:  # more than the application's Content-Length
+                chunk = chunk[:remaining]
+                self.keep_alive = False
+            self.remaining = remaining - len(chunk)
+        return chunk
+
+    def _send_whole(self, body: bytes) -> None:
+        """Head and the whole body in one write (the list fast path)."""
+        head = self._head()
+        if self.bodiless:
+            data = head
+        elif self.chunked:
+            data = b"%b%x\r\n%b\r\n0\r\n\r\n" % (head, len(body), body) if body else head + b"0\r\n\r\n"
+        elif self.remaining == len(body):
+            data = head + body
+            self.remaining = 0
+        else:
+            data = head + self._frame(body)
+        conn = self.conn
+        conn.out.append(data)
+        conn.out_size += len(data)
+        if conn.in_worker:
+            conn.flush_wait()
+        self._complete()
+
+    def _send_chunk(self, chunk) -> None:
+        if type(chunk) is not bytes:
+            if not isinstance(chunk, (bytearray, memoryview)):
+                raise TypeError(f"the application produced {type(chunk).__name__}, not bytes")
+            chunk = bytes(chunk)
+        if not chunk:
+            return
+        if self.headers_sent:
+            data = self._frame(chunk)
+            if data:
+                self.conn.write(data)
+        else:
+            if self.status is None:
+                raise RuntimeError("the application produced body data before calling start_response()")
+            head = self._head()
+            self.conn.write(head + self._frame(chunk))
+
+    def _finish(self) -> None:
+        if self.status is None:
+            raise RuntimeError("the application returned without calling start_response()")
+        if not self.headers_sent:
+            self.conn.write(self._head())
+        if self.chunked:
+            self.conn.write(b"0\r\n\r\n")
+        self._complete()
+
+    def _complete(self) -> None:
+        if self.remaining > 0 and not self.bodiless:
+            self.keep_alive = False  # fewer bytes than the Content-Length promised: close
+        self.conn.response_complete(self.keep_alive)
+
+    def _pump_file(self) -> bool:
+        """sendfile the wrapped file; False while waiting for the socket to drain."""
+        conn = self.conn
+        if not self.headers_sent:
+            fd, offset, left = self.file
+            if self.status is None:
+                raise RuntimeError("the application returned without calling start_response()")
+            head = self._head(left, [("Content-Length", str(left))]
+                              if not any(name.lower() == "content-length" for name, _ in self.headers)
+                              else ())
+            conn.write(head)
+            if self.bodiless:
+                self.file[2] = 0
+            elif self.remaining >= 0:
+                self.file[2] = min(left, self.remaining)
+        fd, offset, left = self.file
+        while left > 0:
+            sent = conn.sendfile(fd, offset, min(left, FILE_CHUNK))
+            if sent is None:
+                self.file[1], self.file[2] = offset, left
+                return False
+            if sent == 0:  # the file shrank under us
+                break
+            offset += sent
+            left -= sent
+            self.remaining -= sent
+        self.file[2] = 0
+        self._complete()
+        return True
+
+    # -- errors and cleanup ---------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        conn = self.conn
+        if conn.broken:
+            conn.response_complete(False)  # the client went away or stalled: nothing to say
+            return
+        status = exc.status if isinstance(exc, BodyError) else None
+        if status is None:
+            error_log.error("Error handling request %s %s", self.method, self.environ.get("RAW_URI"),
+                            exc_info=exc)
+            status = 500
+        if not self.headers_sent:
+            self.headers_sent = True
+            try:
+                conn.write(error_response(conn, status))
+            except OSError:
+                pass
+        conn.response_complete(False)
+
+    def _close_result(self) -> None:
+        result, self.result = self.result, None
+        if result is not None and hasattr(result, "close"):
+            try:
+                result.close()
+            except Exception as exc:
+                if not self.conn.broken:
+                    error_log.error("Error closing the response of %s %s", self.method,
+                                    self.environ.get("RAW_URI"), exc_info=exc)

@@ -1,0 +1,148 @@
+"""The option table (fastwsgi/config.py): one row per option drives argparse and serve(**options).
+
+These tests hold the table to the server contract (names, defaults, types), check that the generated
+flags parse to exactly the validated defaults, and that `validate()` / `fastwsgi.serve()` reject unknown
+names (TypeError with a suggestion) and bad values (ValueError naming the option) before binding.
+"""
+
+import socket
+
+import pytest
+
+import fastwsgi
+from fastwsgi import config
+
+CONTRACT_DEFAULTS = {
+    "bind": ["127.0.0.1:8000"],
+    "threads": 0,
+    "http_parser": "auto",
+    "header_timeout": 10.0,
+    "read_timeout": 30.0,
+    "keep_alive": 5.0,
+    "send_timeout": 30.0,
+    "worker_connections": 1000,
+    "backlog": 2048,
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+    "limit_request_head": 65536,
+    "limit_request_body": 1073741824,
+    "allow_bare_lf": False,
+    "allow_missing_host": False,
+    "url_scheme": "http",
+    "log_level": "info",
+}
+
+
+def app(environ, start_response):  # never called: validation fails first
+    raise AssertionError("the application must not run")
+
+
+def test_table_matches_the_contract():
+    assert config.defaults() == CONTRACT_DEFAULTS
+    assert [option.name for option in config.OPTIONS] == list(CONTRACT_DEFAULTS)
+
+
+def test_every_option_has_help_and_a_flag_named_after_its_keyword():
+    for option in config.OPTIONS:
+        assert option.help
+        assert "--" + option.name.replace("_", "-") in option.cli_flags
+
+
+def test_defaults_are_fresh_copies():
+    first = config.defaults()
+    first["bind"].append("unix:/tmp/x")
+    assert config.defaults()["bind"] == ["127.0.0.1:8000"]
+
+
+def test_no_flags_parse_to_the_defaults():
+    spec, options = config.parse_args([])
+    assert spec is None
+    assert options == CONTRACT_DEFAULTS
+
+
+def test_generated_flags_convert_values():
+    spec, options = config.parse_args([
+        "-b", "127.0.0.1:0", "--bind", "[::1]:9000", "--bind", "unix:/tmp/fw.sock",
+        "--threads", "4", "--http-parser", "python", "--header-timeout", "2.5",
+        "--keep-alive", "0", "--limit-request-field_size", "100", "--limit-request-body", "0",
+        "--allow-bare-lf", "--url-scheme", "https", "--log-level", "debug", "pkg.mod:app",
+    ])
+    assert spec == "pkg.mod:app"
+    assert options["bind"] == ["127.0.0.1:0", "[::1]:9000", "unix:/tmp/fw.sock"]
+    assert options["threads"] == 4 and isinstance(options["threads"], int)
+    assert options["http_parser"] == "python"
+    assert options["header_timeout"] == 2.5
+    assert options["keep_alive"] == 0.0
+    assert options["limit_request_field_size"] == 100
+    assert options["limit_request_body"] == 0
+    assert options["allow_bare_lf"] is True and options["allow_missing_host"] is False
+    assert options["url_scheme"] == "https" and options["log_level"] == "debug"
+
+
+def test_dashed_spelling_of_field_size_flag_is_accepted_too():
+    _spec, options = config.parse_args(["--limit-request-field-size", "77"])
+    assert options["limit_request_field_size"] == 77
+
+
+@pytest.mark.parametrize("argv", [
+    ["--threads", "-1"], ["--threads", "two"], ["--threads", "1.5"],
+    ["--keep-alive", "-1"], ["--header-timeout", "0"], ["--read-timeout", "nan"],
+    ["--worker-connections", "0"], ["--backlog", "0"], ["--limit-request-line", "0"],
+    ["--limit-request-body", "-5"], ["--http-parser", "rust"], ["--url-scheme", "ftp"],
+    ["--log-level", "loud"], ["--bind", "127.0.0.1:99999"], ["--bind", "unix:"],
+    ["--bind", "::1:80"], ["--no-such-flag"], ["--threads"], ["a:b", "c:d"],
+])
+def test_bad_command_lines_raise_usage_error(argv):
+    with pytest.raises(config.UsageError) as info:
+        config.parse_args(argv)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_keyword_is_a_type_error_with_a_suggestion():
+    with pytest.raises(TypeError, match=r"'thread'.*did you mean 'threads'"):
+        config.validate({"thread": 4})
+    with pytest.raises(TypeError, match=r"'zzzz'"):
+        config.validate({"zzzz": 1})
+
+
+@pytest.mark.parametrize("name, value", [
+    ("threads", -1), ("threads", True), ("threads", 2.5), ("keep_alive", -0.1),
+    ("send_timeout", 0), ("header_timeout", float("inf")), ("worker_connections", 0),
+    ("http_parser", "fast"), ("allow_bare_lf", "maybe"), ("bind", []), ("bind", "host:port"),
+    ("limit_request_body", -1), ("log_level", "INFO"),
+])
+def test_bad_values_are_value_errors_naming_the_option(name, value):
+    with pytest.raises(ValueError, match=repr(name)):
+        config.validate({name: value})
+
+
+def test_python_values_are_converted_like_flags():
+    options = config.validate({"threads": "3", "keep_alive": 2, "allow_missing_host": "yes",
+                               "bind": "127.0.0.1:0"})
+    assert options["threads"] == 3
+    assert options["keep_alive"] == 2.0 and isinstance(options["keep_alive"], float)
+    assert options["allow_missing_host"] is True
+    assert options["bind"] == ["127.0.0.1:0"]
+
+
+def test_serve_rejects_unknown_option_before_listening():
+    with pytest.raises(TypeError, match="did you mean 'backlog'"):
+        fastwsgi.serve(app, port=0, backlogg=10)
+
+
+def test_serve_rejects_bad_value_before_listening():
+    with pytest.raises(ValueError, match="'read_timeout'"):
+        fastwsgi.serve(app, port=0, read_timeout=-1)
+
+
+def test_validation_happens_before_bind():
+    # a port we hold: a bind attempt would fail with BindError, validation must come first
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        with pytest.raises(ValueError):
+            fastwsgi.serve(app, port=holder.getsockname()[1], threads=-2)
+    finally:
+        holder.close()
