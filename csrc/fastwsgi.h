@@ -165,7 +165,7 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim,
  * Keys are HTTP_<NAME> (upper-cased, '-' -> '_'), CONTENT_TYPE and
  * CONTENT_LENGTH; names containing '_' are skipped; repeated names are joined
  * with ',' in arrival order under their first occurrence.  Returns the number
- * of bytes written, or FW_ERROR if `cap` is too small (2 * head length + 64
+ * of bytes written, or FW_ERROR if `cap` is too small (3 * head length + 64
  * always suffices).
  */
 long fw_pack_environ(const char *buf, const fw_request *req,

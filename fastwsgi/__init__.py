@@ -1,0 +1,56 @@
+"""fastwsgi: a fast, strict PEP 3333 WSGI server for HTTP/1.1.
+
+The hot path (request parser, chunked decoder, response-head serializer) is C bound through cffi, with
+a pure-Python twin used when the extension is not built; `BACKEND` names the one in use ("c" or
+"python"). See fastwsgi.parser for choosing a backend explicitly.
+"""
+
+from .parser import BACKEND
+
+__all__ = ["__version__", "BACKEND", "make_server", "serve"]
+
+__version__ = "0.1.0"
+
+
+def _bind_address(host: str, port: int) -> str:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"invalid port {port!r}")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def make_server(host, port, app, server_class=None, handler_class=None):
+    """A drop-in for wsgiref.simple_server.make_server with the default options.
+
+    Returns a server with serve_forever(), handle_request(), shutdown() (from another thread),
+    server_close(), server_address and server_port; it is also a context manager.
+    server_class and handler_class are accepted for compatibility and ignored.
+    """
+    from .config import defaults
+    from .server import Server, open_listener
+
+    options = defaults()
+    options["bind"] = [_bind_address(host, port)]
+    listener = open_listener(options["bind"][0], options["backlog"])
+    try:
+        return Server(app, [listener], options)
+    except BaseException:
+        listener.close()
+        raise
+
+
+def serve(app, host="127.0.0.1", port=8000, **options):
+    """Serve `app` until SIGTERM/SIGINT. Options are the command-line flags as keywords
+    (fastwsgi.config.OPTIONS); an unknown one raises TypeError, a bad value ValueError.
+    workers=N forks N worker processes under a master (the app object is inherited, as --preload)."""
+    from .cli import run, run_master
+    from .config import validate
+
+    if "bind" not in options:
+        options["bind"] = [_bind_address(host, port)]
+    options = validate(options, api=True)
+    if options["workers"] is not None:  # a pre-fork master with `app` preloaded
+        status = run_master(None, options, app=app)
+        if status:
+            raise RuntimeError("the workers could not be started (see the log)")
+        return
+    run(app, options)
