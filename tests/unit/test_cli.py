@@ -57,8 +57,8 @@ def app_dir(tmp_path):
     return tmp_path
 
 
-def run_cli(args, cwd=REPO, timeout=30):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_cli(args, cwd=REPO, timeout=30, pythonpath=()):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
     return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -145,14 +145,27 @@ def test_port_in_use_is_one_line_and_exit_1(app_dir):
     assert "cannot listen on" in result.stderr
 
 
-def test_c_parser_request_fails_cleanly_when_not_built():
-    from fastwsgi.parser import c_available
+BLOCK_C_EXTENSION = """
+import importlib.abc, sys
 
-    result = run_cli(["-b", "127.0.0.1:0", "--http-parser", "c", "--version"])
-    assert result.returncode == 0  # --version never needs the backend
-    if c_available():
-        pytest.skip("the C parser is built here; its absence is covered where it is not")
-    assert_one_line_error(run_cli(["-b", "127.0.0.1:0", "--http-parser", "c"]), 1)
+class _NoCExtension(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastwsgi._cparser":
+            raise ImportError("simulated: C extension not built")
+        return None
+
+sys.meta_path.insert(0, _NoCExtension())
+"""
+
+
+def test_c_parser_request_fails_cleanly_when_not_built(tmp_path):
+    """With the extension missing (simulated by a sitecustomize that refuses to import it), asking
+    for the C parser is a one-line error, auto falls back to Python, and --version says so."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_C_EXTENSION)
+    version = run_cli(["--version"], pythonpath=[tmp_path])
+    assert version.returncode == 0
+    assert "parser: python" in version.stdout + version.stderr
+    assert_one_line_error(run_cli(["-b", "127.0.0.1:0", "--http-parser", "c"], pythonpath=[tmp_path]), 1)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
