@@ -1,0 +1,675 @@
+"""Pure-Python twin of the C core: request-head parser, chunked decoder, response-head serializer.
+
+Theory of operation
+-------------------
+Behaviour is fixed by docs/parser-spec.md; this module and csrc/ must agree on every input, however it
+is split into pieces. The code is organised around that contract, with two ways through it:
+
+* The **slow path** (`RequestParser._parse_lines`) is the spec written out: a line-at-a-time state
+  machine. It remembers where the first incomplete line starts (`_line_start`) and how far that line has
+  been scanned for an LF (`_scan`), so feeding a head in n pieces costs O(total length), and each
+  complete line is checked exactly once, in the spec's order of checks. It alone decides *which* error a
+  bad head gets.
+* The **fast path** (`_parse_whole_head`) handles the common case, a whole valid head in one buffer:
+  one regex fullmatch for the request line, one anchored `findall` over the field block (every line
+  must match, which a count of LFs proves), and the header dict built by one comprehension over a
+  bounded name -> environ-key cache. Anything it does not recognise (a bad byte, a limit, leading
+  empty lines, bare LF, trailing OWS in a value...) makes it return None and the slow path starts
+  from the first byte, so the error for a bad line always comes from the slow path. It is tried at
+  most once per request (when the first LF arrives), so it never spoils linearity.
+
+Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
+runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
+9112 §3.2, §6, §9.3, RFC 9110 §10.1.1) and maps names to CGI keys.
+
+Limits follow the spec's trip-point rule: a line starting at `s` with limit `L` trips once the buffer
+holds `s + L + 1` bytes with no LF at or after `s`; the head (or trailer section) with limit `H` trips
+once it holds `H + 1` bytes and is not complete; when one line crosses both, the smaller trip point
+wins, the line limit on a tie. `_find_line` implements that rule once for heads, chunk-size lines and
+trailer sections.
+
+`ChunkedDecoder` is a small state machine (size line, data, data end, trailers, done) that returns
+chunk data as soon as it arrives and never consumes an incomplete line. `serialize_head` validates the
+whole header list with two regexes and builds the head with one join; any failure re-walks the list
+in order to report the first offending header's exact code.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from ..errors import ParseError, ResponseError
+from ._types import Head, Limits
+
+__all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
+
+NAME = "python"
+
+_MAX_INT63 = (1 << 63) - 1
+_NO_LIMIT = 1 << 62  # a head limit that never trips (chunk-size lines have none)
+
+# ---------------------------------------------------------------------------------------------
+# Grammar (all patterns work on latin-1 decoded str, so one char is one byte)
+# ---------------------------------------------------------------------------------------------
+
+# tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
+#       / DIGIT / ALPHA                                                     (RFC 9110 §5.6.2)
+_TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+# token = 1*tchar
+_TOKEN = re.compile(f"[{_TCHAR}]+")
+# field-value = *field-content; after trimming OWS: HTAB / SP / VCHAR / obs-text   (RFC 9110 §5.5)
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# HTTP-version = "HTTP/" DIGIT "." DIGIT                                           (RFC 9112 §2.3)
+_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
+# request-target bytes: VCHAR only, no SP/CTL/obs-text                               (RFC 9112 §3.2)
+_TARGET_CHARS = re.compile(r"[\x21-\x7e]+")
+# absolute-form prefix: scheme "://" authority (authority up to "/" or "?")   (RFC 9112 §3.2.2)
+_ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://[^/?]*")
+# Host = uri-host [ ":" port ]; uri-host as IP-literal or reg-name (RFC 9112 §3.2, RFC 3986 §3.2.2)
+_HOST = re.compile(r"(?:\[[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# transfer-coding = token *( OWS ";" OWS transfer-parameter ); parameters checked loosely (spec)
+_TRANSFER_CODING = re.compile(f'([{_TCHAR}]+)(?:[ \\t]*;[{_TCHAR};= \\t"]*)?')
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
+
+# Fast path: a whole request line, and one field line matched from the LF before it to its CR,
+# captured as (name, leading OWS, value). The literal LF first lets findall skip to line starts at
+# memchr speed; the OWS is taken atomically (`(?=(X))\2` is an atomic group that also works before
+# Python 3.11), so the value cannot start with OWS and nothing can be re-split; the literal CR after
+# the value lets a failing line backtrack in one tight loop. So a line that does not match costs
+# time linear in its length. A value ending in OWS fails the lookbehind (rare: the slow path then
+# trims it).
+_REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])")
+_FIELD_LINE = re.compile(
+    f"\\n([{_TCHAR}]+):(?=([ \\t]*))\\2"
+    r"([\t\x20-\x7e\x80-\xff]*)\r(?<![ \t]\r)(?=\n)"
+)
+
+# chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG                       (RFC 9112 §7.1)
+_CHUNK_SIZE = re.compile(r"[0-9A-Fa-f]+")
+_CHUNK_EXT_START = re.compile(r"[ \t]*;")
+# chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )        (RFC 9112 §7.1.1)
+# chunk-ext-val = token / quoted-string; quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+_QUOTED_STRING = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+_CHUNK_EXT = re.compile(
+    f"(?:[ \\t]*;[ \\t]*[{_TCHAR}]+(?:[ \\t]*=[ \\t]*(?:[{_TCHAR}]+|{_QUOTED_STRING}))?)*"
+)
+
+# Response side: status-line = HTTP-version SP status-code SP [ reason-phrase ]   (RFC 9112 §4)
+_STATUS = re.compile(r"[1-5][0-9][0-9] [\t\x20-\x7e\x80-\xff]*")
+_TOKEN_CHARS_OR_EMPTY = re.compile(f"[{_TCHAR}]*")
+# Connection-specific fields a WSGI application must not set (PEP 3333, RFC 9110 §7.6.1)
+_HOP_BY_HOP = frozenset((
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade",
+))
+
+_CR = 13
+_DIGITS = {str(digit): digit for digit in range(10)}
+_LF = 10
+_SP_HTAB = " \t"
+
+# Environ key per field name ("" = never mapped: names with "_", CVE-2015-0219). Bounded cache.
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_MAX = 1024
+# Host values already found valid (a server sees few distinct ones). Bounded like _KEY_CACHE.
+_VALID_HOSTS: set[str] = set()
+
+
+def _environ_key(name: str) -> str:
+    """Environ key of a (valid) field name; "" if the name is never mapped."""
+    if "_" in name:
+        key = ""
+    else:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        _KEY_CACHE[name] = key
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines (spec "Lines")
+# ---------------------------------------------------------------------------------------------
+
+_INCOMPLETE = -1
+_LINE_LIMIT = -2
+_HEAD_LIMIT = -3
+
+
+def _find_line(buf, start: int, scan: int, line_limit: int, head_end: int) -> int:
+    """Return the offset of the LF ending the line that starts at `start`, or a negative verdict.
+
+    `scan` is where to resume looking (bytes before it hold no LF past `start`). `head_end` is the
+    buffer offset at which the enclosing section reaches its size limit (its limit H plus the
+    section's start), so the section trips at buffer length head_end + 1.
+    Verdicts: _INCOMPLETE (no trip yet), _LINE_LIMIT, _HEAD_LIMIT (spec: smaller trip point wins,
+    the line limit on a tie).
+    """
+    line_trip = start + line_limit + 1  # buffer length at which the line limit trips
+    window_end = min(line_trip, head_end)  # an LF before this offset crosses no limit
+    lf = buf.find(b"\n", scan, window_end)
+    if lf >= 0:
+        return lf
+    length = len(buf)
+    if length < window_end:
+        return _INCOMPLETE
+    lf = buf.find(b"\n", window_end)
+    if lf >= 0:  # complete line whose LF lies beyond a limit
+        crosses_line = lf >= line_trip
+        crosses_head = lf >= head_end
+    else:
+        crosses_line = length >= line_trip
+        crosses_head = length >= head_end + 1
+    if crosses_line and crosses_head:
+        return _LINE_LIMIT if line_trip <= head_end + 1 else _HEAD_LIMIT
+    if crosses_line:
+        return _LINE_LIMIT
+    if crosses_head:
+        return _HEAD_LIMIT
+    return _INCOMPLETE
+
+
+def _content_end(buf, start: int, lf: int, allow_bare_lf: bool) -> int:
+    """Offset where the line's content ends (its CR, or the LF when bare LF is allowed)."""
+    if lf > start and buf[lf - 1] == _CR:
+        end = lf - 1
+    elif allow_bare_lf:
+        end = lf
+    else:
+        raise ParseError("BARE_LF")
+    if buf.find(b"\r", start, end) >= 0:
+        raise ParseError("BARE_CR")
+    return end
+
+
+def _check_field_line(content: str) -> tuple[str, str]:
+    """Validate one complete, non-empty field line (spec "Field lines" 3-7); return (name, value)."""
+    if content[0] in _SP_HTAB:
+        raise ParseError("OBS_FOLD")  # RFC 9112 §5.2
+    colon = content.find(":")
+    if colon < 0:
+        raise ParseError("BAD_HEADER_NAME")
+    name = content[:colon]
+    if name and name[-1] in _SP_HTAB:
+        raise ParseError("SPACE_BEFORE_COLON")  # RFC 9112 §5.1
+    if _TOKEN.fullmatch(name) is None:
+        raise ParseError("BAD_HEADER_NAME")
+    value = content[colon + 1:].strip(_SP_HTAB)
+    if _FIELD_VALUE.fullmatch(value) is None:
+        raise ParseError("BAD_HEADER_VALUE")  # RFC 9110 §5.5
+    return name, value
+
+
+# ---------------------------------------------------------------------------------------------
+# Request line (RFC 9112 §3)
+# ---------------------------------------------------------------------------------------------
+
+def _split_target(method: str, target: str) -> tuple[str, str]:
+    """Return (raw path, raw query) of a request-target whose bytes are already checked."""
+    if target[0] == "/":  # origin-form
+        path, _, query = target.partition("?")
+        return path, query
+    if target == "*":  # asterisk-form, OPTIONS only (RFC 9112 §3.2.4)
+        if method == "OPTIONS":
+            return "*", ""
+        raise ParseError("BAD_TARGET")
+    prefix = _ABSOLUTE_PREFIX.match(target)  # absolute-form (RFC 9112 §3.2.2)
+    if prefix is None:
+        raise ParseError("BAD_TARGET")  # authority-form included: CONNECT is not supported
+    path, _, query = target[prefix.end():].partition("?")
+    return path, query
+
+
+def _check_request_line(content: str) -> tuple[str, str, str, str, str, int]:
+    """Validate a request line in the spec's order.
+
+    Returns (method, target, path, query, version, minor) with the path still percent-encoded.
+    """
+    if content.count(" ") != 2:
+        raise ParseError("BAD_REQUEST_LINE")
+    method, target, version = content.split(" ")
+    if _TOKEN.fullmatch(method) is None:
+        raise ParseError("BAD_METHOD")
+    digits = _VERSION.fullmatch(version)
+    if digits is None:
+        raise ParseError("BAD_VERSION")
+    if digits[1] != "1":
+        raise ParseError("VERSION_NOT_SUPPORTED")
+    if _TARGET_CHARS.fullmatch(target) is None:
+        raise ParseError("BAD_TARGET")
+    path, query = _split_target(method, target)
+    return method, target, path, query, version, int(digits[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# End of head (spec "End of head" and "Environ variables")
+# ---------------------------------------------------------------------------------------------
+
+def _comma_list(value: str):
+    """Elements of a #list value, OWS trimmed, lower-cased, empty ones dropped (RFC 9110 §5.6.1)."""
+    for element in value.lower().split(","):
+        element = element.strip(_SP_HTAB)
+        if element:
+            yield element
+
+
+def _check_transfer_encoding(value: str) -> None:
+    """RFC 9112 §6.1: chunked must be the final coding, exactly once; we implement no other coding."""
+    names = []
+    for element in value.split(","):
+        element = element.strip(_SP_HTAB)
+        if not element:
+            continue
+        coding = _TRANSFER_CODING.fullmatch(element)
+        if coding is None:
+            raise ParseError("BAD_TRANSFER_ENCODING")
+        names.append(coding[1].lower())
+    if not names or names[-1] != "chunked" or names.count("chunked") != 1:
+        raise ParseError("BAD_TRANSFER_ENCODING")
+    if len(names) > 1:
+        raise ParseError("UNKNOWN_TRANSFER_CODING")
+
+
+def _build_head(consumed, method, target, path, query, version, minor, fields, headers, limits):
+    """Run the end-of-head checks and build the Head.
+
+    `fields` are the field lines as tuples (name, ..., value); `headers` is
+    {_environ_key(name): value for each field}, which is already the environ when every name is
+    distinct and mapped.
+    """
+    get_key = _KEY_CACHE.get
+    if len(headers) == len(fields) and "" not in headers:  # each name once, all mapped
+        host_count = 1 if "HTTP_HOST" in headers else 0
+        length_count = 1 if "CONTENT_LENGTH" in headers else 0
+        expects = (headers["HTTP_EXPECT"],) if "HTTP_EXPECT" in headers else ()
+    else:  # repeated names (joined with "," in arrival order) or names never mapped
+        headers = {}
+        keys = []
+        for field in fields:
+            name, value = field[0], field[-1]
+            key = get_key(name) or _environ_key(name)
+            keys.append(key)
+            if key:
+                if key in headers:
+                    headers[key] += "," + value
+                else:
+                    headers[key] = value
+        host_count = keys.count("HTTP_HOST")
+        length_count = keys.count("CONTENT_LENGTH")
+        expects = [field[-1] for key, field in zip(keys, fields) if key == "HTTP_EXPECT"]
+
+    # 1. Host (RFC 9112 §3.2)
+    if host_count:
+        if host_count > 1:
+            raise ParseError("DUPLICATE_HOST")
+        host = headers["HTTP_HOST"]
+        if host not in _VALID_HOSTS:
+            if _HOST.fullmatch(host) is None:
+                raise ParseError("BAD_HOST")
+            if len(_VALID_HOSTS) < _KEY_CACHE_MAX:
+                _VALID_HOSTS.add(host)
+    elif minor and not limits.allow_missing_host:
+        raise ParseError("MISSING_HOST")
+
+    # 2. Transfer-Encoding (RFC 9112 §6.1, §6.3)
+    chunked = False
+    transfer_encoding = headers.get("HTTP_TRANSFER_ENCODING")
+    if transfer_encoding is not None:
+        if not minor:
+            raise ParseError("TE_ON_HTTP10")
+        if length_count:
+            raise ParseError("CONTENT_LENGTH_AND_TE")
+        _check_transfer_encoding(transfer_encoding)
+        chunked = True
+
+    # 3. Content-Length (RFC 9112 §6.3, RFC 9110 §8.6)
+    content_length = -1
+    if length_count:
+        if length_count > 1:
+            raise ParseError("DUPLICATE_CONTENT_LENGTH")
+        text = headers["CONTENT_LENGTH"]
+        if _CONTENT_LENGTH.fullmatch(text) is None:
+            raise ParseError("BAD_CONTENT_LENGTH")
+        significant = text.lstrip("0")  # leading zeros are fine; int() refuses > 4300 digits
+        if len(significant) > 19:
+            raise ParseError("BAD_CONTENT_LENGTH")
+        content_length = int(significant or "0")
+        if content_length > _MAX_INT63:
+            raise ParseError("BAD_CONTENT_LENGTH")
+
+    # 4. Connection (RFC 9112 §9.3)
+    keep_alive = minor >= 1
+    upgrade = False
+    connection = headers.get("HTTP_CONNECTION")
+    if connection is not None:
+        if connection == "keep-alive":  # the common value, without the general split
+            keep_alive = True
+        else:
+            options = set(_comma_list(connection))
+            if "close" in options:
+                keep_alive = False
+            elif "keep-alive" in options:
+                keep_alive = True
+            upgrade = "upgrade" in options
+
+    # 5. Expect (RFC 9110 §10.1.1), each field line on its own; ignored on HTTP/1.0
+    expect_continue = False
+    if minor:
+        for expect in expects:
+            if expect.lower() == "100-continue":
+                expect_continue = True
+            elif expect:
+                raise ParseError("BAD_EXPECT")
+
+    # 6. Upgrade (RFC 9110 §7.8: a server MUST ignore Upgrade received in an HTTP/1.0 request)
+    upgrade = upgrade and minor >= 1 and "HTTP_UPGRADE" in headers
+
+    if "%" in path:
+        path = unquote(path, encoding="latin-1")  # %XX -> byte; any other "%" kept as is
+    return Head(consumed, method, target, path, query, version, minor, headers, content_length,
+                chunked, keep_alive, expect_continue, upgrade)
+
+
+def _parse_whole_head(buf, first_lf: int, limits: Limits):
+    """Fast path: parse a whole, valid, CRLF-only head starting at offset 0, or return None."""
+    if first_lf == 0 or buf[first_lf - 1] != _CR:
+        return None
+    end = buf.find(b"\r\n\r\n", first_lf - 1, limits.max_head_size)
+    if end < 0:
+        return None
+    if first_lf > limits.max_request_line or limits.max_header_line < 1:
+        return None
+    head = buf[:end + 2].decode("latin-1")  # request line and field lines, each with its CRLF
+    request_line = _REQUEST_LINE.fullmatch(head, 0, first_lf - 1)
+    if request_line is None:
+        return None
+    block_start = first_lf + 1
+    if block_start < len(head):
+        pairs = _FIELD_LINE.findall(head, first_lf)
+        # each match is one whole line (from the LF before it to its CR, no CR or LF inside), so
+        # as many matches as field lines (LFs after the request line) means every line matched
+        if len(pairs) != head.count("\n", block_start) or len(pairs) > limits.max_header_count:
+            return None
+        if len(head) - block_start > limits.max_header_line and \
+                max(map(len, head[block_start:].split("\r\n"))) + 1 > limits.max_header_line:
+            return None
+        get_key = _KEY_CACHE.get
+        headers = {get_key(name) or _environ_key(name): value for name, _, value in pairs}
+    else:
+        pairs = ()
+        headers = {}
+    method, target, minor = request_line.groups()
+    if target[0] == "/":  # origin-form, the common case of _split_target
+        path, _, query = target.partition("?")
+    else:
+        path, query = _split_target(method, target)
+    return _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
+                       _DIGITS[minor], pairs, headers, limits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parser
+# ---------------------------------------------------------------------------------------------
+
+class RequestParser:
+    """Incremental request-head parser; one per connection, `reset()` between requests."""
+
+    __slots__ = ("_limits", "_line_start", "_scan", "_fresh", "_request", "_fields",
+                 "_result", "_error")
+
+    def __init__(self, limits: Limits | None = None):
+        self._limits = limits if limits is not None else Limits()
+        self.reset()
+
+    def reset(self) -> None:
+        self._line_start = 0  # offset of the first line not yet complete
+        self._scan = 0  # bytes before this hold no LF past _line_start
+        self._fresh = True  # no LF seen yet: the fast path may still take the whole head
+        self._request = None  # (method, target, path, query, version, minor) once the line is in
+        self._fields: list[tuple[str, str]] = []  # accepted field lines (name, value)
+        self._result = None
+        self._error = None
+
+    def parse(self, buf) -> Head | None:
+        """Parse everything received for this request so far; None means "call again with more"."""
+        if self._result is not None:
+            return self._result
+        if self._error is not None:
+            raise self._error  # errors are sticky until reset()
+        try:
+            if self._fresh:
+                first_lf = buf.find(b"\n", self._scan)
+                if first_lf < 0:
+                    self._scan = len(buf)  # the slow path below applies the limits
+                else:
+                    self._fresh = False
+                    self._scan = first_lf
+                    head = _parse_whole_head(buf, first_lf, self._limits)
+                    if head is not None:
+                        self._result = head
+                        return head
+            return self._parse_lines(buf)
+        except ParseError as exc:
+            self._error = exc
+            raise
+
+    def _parse_lines(self, buf) -> Head | None:
+        """The slow path: take every complete line once, in order, and check it per the spec."""
+        limits = self._limits
+        head_limit = limits.max_head_size
+        allow_bare_lf = limits.allow_bare_lf
+        while True:
+            start = self._line_start
+            if self._request is None:
+                line_limit, too_long = limits.max_request_line, "URI_TOO_LONG"
+            else:
+                line_limit, too_long = limits.max_header_line, "HEADER_LINE_TOO_LONG"
+            lf = _find_line(buf, start, max(self._scan, start), line_limit, head_limit)
+            if lf < 0:
+                if lf == _INCOMPLETE:
+                    self._scan = len(buf)
+                    return None
+                raise ParseError(too_long if lf == _LINE_LIMIT else "HEAD_TOO_LARGE")
+            end = _content_end(buf, start, lf, allow_bare_lf)
+            self._line_start = self._scan = lf + 1
+            if end == start:  # empty line
+                if self._request is None:
+                    continue  # RFC 9112 §2.2: empty lines before the request line are skipped
+                fields = self._fields
+                get_key = _KEY_CACHE.get
+                headers = {get_key(name) or _environ_key(name): value for name, value in fields}
+                self._result = _build_head(lf + 1, *self._request, fields, headers, limits)
+                return self._result
+            content = buf[start:end].decode("latin-1")
+            if self._request is None:
+                self._request = _check_request_line(content)
+            else:
+                if len(self._fields) >= limits.max_header_count:
+                    raise ParseError("TOO_MANY_HEADERS")
+                self._fields.append(_check_field_line(content))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunked body (RFC 9112 §7.1)
+# ---------------------------------------------------------------------------------------------
+
+_SIZE_LINE, _DATA, _DATA_END, _TRAILERS, _DONE = range(5)
+
+
+def _chunk_size(content: str) -> int:
+    """Parse a chunk-size line's content (spec "Chunked body" 2-3); extensions are discarded."""
+    digits = _CHUNK_SIZE.match(content)
+    if digits is None:
+        raise ParseError("BAD_CHUNK_SIZE")
+    size = int(digits[0], 16)
+    if size > _MAX_INT63:
+        raise ParseError("BAD_CHUNK_SIZE")
+    rest = digits.end()
+    if rest < len(content):
+        if _CHUNK_EXT_START.match(content, rest) is None:
+            raise ParseError("BAD_CHUNK_SIZE")
+        if _CHUNK_EXT.fullmatch(content, rest) is None:
+            raise ParseError("BAD_CHUNK_EXTENSION")
+    return size
+
+
+class ChunkedDecoder:
+    """Streaming decoder of one chunked body: `decode(buf)` -> (data, consumed); `done` at the end."""
+
+    __slots__ = ("_limits", "_state", "_scanned", "_remaining", "_trailer_bytes", "_trailer_count",
+                 "_error", "done")
+
+    def __init__(self, limits: Limits | None = None):
+        self._limits = limits if limits is not None else Limits()
+        self._state = _SIZE_LINE
+        self._scanned = 0  # bytes of the pending line (at buf[0]) already known to hold no LF
+        self._remaining = 0  # data bytes left in the current chunk
+        self._trailer_bytes = 0  # bytes of the trailer section consumed so far
+        self._trailer_count = 0
+        self._error = None
+        self.done = False
+
+    def decode(self, buf) -> tuple[bytes, int]:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._decode(buf)
+        except ParseError as exc:
+            self._error = exc
+            raise
+
+    def _decode(self, buf) -> tuple[bytes, int]:
+        limits = self._limits
+        length = len(buf)
+        pos = 0
+        pieces = []
+        state = self._state
+        while pos < length or state == _DONE:
+            if state == _DATA:
+                take = min(self._remaining, length - pos)
+                pieces.append(buf[pos:pos + take])
+                pos += take
+                self._remaining -= take
+                if self._remaining:
+                    break
+                state = _DATA_END
+            elif state == _DATA_END:  # exactly CRLF after the data, checked byte by byte
+                first = buf[pos]
+                if first == _CR:
+                    if pos + 1 >= length:
+                        break
+                    if buf[pos + 1] != _LF:
+                        raise ParseError("BAD_CHUNK_DATA_END")
+                    pos += 2
+                elif first == _LF and limits.allow_bare_lf:
+                    pos += 1
+                else:
+                    raise ParseError("BAD_CHUNK_DATA_END")
+                state = _SIZE_LINE
+            elif state == _DONE:
+                self.done = True
+                break
+            else:  # a line: chunk size or trailer field
+                in_trailers = state == _TRAILERS
+                if in_trailers:
+                    line_limit = limits.max_header_line
+                    section_end = pos - self._trailer_bytes + limits.max_head_size
+                else:
+                    line_limit = limits.max_chunk_line
+                    section_end = _NO_LIMIT
+                lf = _find_line(buf, pos, pos + self._scanned, line_limit, section_end)
+                if lf < 0:
+                    if lf == _INCOMPLETE:
+                        self._scanned = length - pos
+                        break
+                    if not in_trailers:
+                        raise ParseError("CHUNK_LINE_TOO_LONG")
+                    raise ParseError("HEADER_LINE_TOO_LONG" if lf == _LINE_LIMIT else "HEAD_TOO_LARGE")
+                end = _content_end(buf, pos, lf, limits.allow_bare_lf)
+                self._scanned = 0
+                if in_trailers:
+                    self._trailer_bytes += lf + 1 - pos
+                    if end == pos:
+                        state = _DONE
+                    else:
+                        if self._trailer_count >= limits.max_header_count:
+                            raise ParseError("TOO_MANY_HEADERS")
+                        _check_field_line(buf[pos:end].decode("latin-1"))
+                        self._trailer_count += 1
+                else:
+                    size = _chunk_size(buf[pos:end].decode("latin-1"))
+                    if size:
+                        self._remaining = size
+                        state = _DATA
+                    else:
+                        state = _TRAILERS
+                pos = lf + 1
+        self._state = state
+        if not pieces:
+            return b"", pos
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return (data if type(data) is bytes else bytes(data)), pos
+
+
+# ---------------------------------------------------------------------------------------------
+# Response head (spec "Response head")
+# ---------------------------------------------------------------------------------------------
+
+_CONNECTION_LINES = {
+    None: "",
+    "close": "Connection: close\r\n",
+    "keep-alive": "Connection: keep-alive\r\n",
+}
+
+
+def _first_header_error(headers) -> str:
+    """Walk the headers in order and name the first rule broken (the slow half of serialize_head)."""
+    for header in headers:
+        try:
+            name, value = header
+        except (TypeError, ValueError):
+            return "BAD_RESPONSE_HEADER_NAME"  # not a (name, value) pair
+        if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            return "BAD_RESPONSE_HEADER_NAME"  # field-name = token (RFC 9110 §5.1)
+        if name.lower() in _HOP_BY_HOP:
+            return "HOP_BY_HOP_HEADER"
+        if not isinstance(value, str) or _FIELD_VALUE.fullmatch(value) is None:
+            return "BAD_RESPONSE_HEADER_VALUE"  # no CR, LF, NUL or other CTL (RFC 9110 §5.5)
+    return ""
+
+
+def serialize_head(status, headers, *, date, server=None, chunked=False, connection=None) -> bytes:
+    """Build "HTTP/1.1 <status>" + fields + blank line as latin-1 bytes, or raise ResponseError."""
+    if not isinstance(status, str) or _STATUS.fullmatch(status) is None:
+        raise ResponseError("BAD_STATUS", repr(status))
+    if type(headers) is not list:
+        headers = list(headers)
+    # Fast check of the whole list: every name a token, every value clean, no hop-by-hop name.
+    try:
+        names = [name for name, _ in headers]
+        valid = (_TOKEN_CHARS_OR_EMPTY.fullmatch("".join(names)) is not None and all(names)
+                 and _FIELD_VALUE.fullmatch("".join([value for _, value in headers])) is not None)
+    except (TypeError, ValueError):  # not pairs, or not str
+        valid = False
+    if valid:
+        lowered = set(map(str.lower, names))
+        valid = _HOP_BY_HOP.isdisjoint(lowered)
+    if not valid:
+        raise ResponseError(_first_header_error(headers) or "BAD_RESPONSE_HEADER_NAME")
+    try:
+        connection_line = _CONNECTION_LINES[connection]
+    except (KeyError, TypeError):
+        raise ValueError(f"connection must be None, 'close' or 'keep-alive', not {connection!r}")
+    parts = ["HTTP/1.1 ", status, "\r\n"]
+    if server and "server" not in lowered:
+        parts += ("Server: ", server, "\r\n")
+    if "date" not in lowered:
+        parts += ("Date: ", date, "\r\n")
+    if headers:
+        parts += ("\r\n".join(map(": ".join, headers)), "\r\n")
+    if chunked:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    parts += (connection_line, "\r\n")
+    return "".join(parts).encode("latin-1")
