@@ -223,7 +223,7 @@ _REJECTED = "\x01"  # a control byte: invalid wherever a NUL or an unencodable v
 
 def _latin1_or_rejected(text) -> str:
     """`text` if it can cross as latin-1 without a NUL, else a string the C rules reject alike."""
-    if type(text) is not str:
+    if not isinstance(text, str):  # a str subclass (e.g. Django SafeString) is a str
         return _REJECTED
     try:
         text.encode("latin-1")

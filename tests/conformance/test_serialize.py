@@ -38,3 +38,24 @@ def test_corpus_is_large_enough():
     codes = {case.error[0] for case in CASES if case.error}
     assert {"BAD_STATUS", "BAD_RESPONSE_HEADER_NAME", "BAD_RESPONSE_HEADER_VALUE",
             "HOP_BY_HOP_HEADER"} <= codes
+
+
+class Text(str):
+    """A str subclass, as frameworks hand out (Django's SafeString): PEP 3333 native strings."""
+
+
+def _serialize_outcome(backend_name, status, headers):
+    try:
+        return get_backend(backend_name).serialize_head(status, headers, date="D")
+    except ResponseError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("status, headers, expected", [
+    (Text("200 OK"), [(Text("X-A"), Text("1"))], b"HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\n\r\n"),
+    ("200 OK", [(Text("X"), "a\x00")], "BAD_RESPONSE_HEADER_VALUE"),
+    (Text("200\r\nX: y"), [], "BAD_STATUS"),
+], ids=["accepted", "nul-in-value", "crlf-in-status"])
+def test_str_subclasses_are_strings_on_both_backends(backend_name, status, headers, expected):
+    assert _serialize_outcome(backend_name, status, headers) == expected
