@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything CI checks, in order. Each step prints a banner; the first failure stops the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "system packages"
+ci/install_system.sh
+
+step "virtual environment + install (C extension required)"
+python3 -m venv .venv-ci
+. .venv-ci/bin/activate
+python -m pip install -q --upgrade pip
+FASTWSGI_REQUIRE_EXTENSION=1 python -m pip install -q -e ".[test]"
+python - <<'PY'
+import fastwsgi, fastwsgi.parser as p
+assert p.c_available(), f"C backend did not build: {p.C_IMPORT_ERROR}"
+assert fastwsgi.BACKEND == "c", fastwsgi.BACKEND
+print("C backend active:", fastwsgi.BACKEND)
+PY
+
+step "test suite (README test command), default backend = C"
+python -m pytest
+
+step "test suite again with FASTWSGI_PUREPYTHON=1"
+FASTWSGI_PUREPYTHON=1 python -c 'import fastwsgi; assert fastwsgi.BACKEND == "python"'
+FASTWSGI_PUREPYTHON=1 python -m pytest
+
+step "C hygiene: warnings, ASan/UBSan guard-page tests, bounded fuzzing"
+ci/c_checks.sh
+
+step "packaging: sdist, abi3 wheel, wheel from sdist, fallback without a compiler"
+ci/check_packaging.sh
+
+step "benchmark harness, quick mode"
+ci/bench_quick.sh
+
+step "all CI steps passed"
