@@ -9,11 +9,14 @@
  * fw_parse_packed parses and, once the head is complete, writes everything
  * Python needs into one latin-1 buffer it can split with one str.split:
  *
- *     METHOD \0 TARGET \0 VERSION \0 QUERY \0 PATH_INFO ( \0 KEY )* ( \0 VALUE )*
+ *     ( VALUE \0 )* METHOD \0 TARGET \0 VERSION \0 QUERY \0 PATH_INFO \0 KEY ( \0 KEY )*
  *
- * (all keys, then their values in the same order: two contiguous slices
- * zip into the environ dict), and returns the scalars in the result's high bits, so no struct field has
- * to be read on the common path.
+ * (one VALUE per environ KEY, in the same order; no KEY part without keys).
+ * str.split("\0", nkeys + 5) leaves the keys as one string: Python maps it
+ * to a cached tuple of key strings (the same client sends the same names
+ * request after request), so the only new strings are the values and the
+ * dict needs no key hashing.  The scalars come back in the result's high
+ * bits, so no struct field has to be read on the common path.
  */
 #ifndef FW_BINDING_H
 #define FW_BINDING_H
@@ -27,10 +30,11 @@
 #define FW_PACKED_USE_ENVIRON  0x200u   /* rare: PATH_INFO holds a NUL (the split would be
                                            ambiguous) or too many keys to count here: take the
                                            environ from fw_pack_environ instead */
-#define FW_PACKED_KEYS_SHIFT   10       /* number of environ keys, in the remaining 22 bits */
-#define FW_PACKED_MAX_KEYS     0x3FFFFFu
+#define FW_PACKED_KEYS_SHIFT   10       /* number of environ keys, up to FW_PACKED_MAX_KEYS */
+#define FW_PACKED_MAX_KEYS     0x1FFFFFu   /* keeps the result positive */
 
-#define FW_PACKED_TOO_SMALL (-3)        /* `out` too small: 4 * head length + 64 always suffices */
+#define FW_PACKED_TOO_SMALL (-3)        /* `out` too small: 8 * head length + 128 always suffices
+                                           (half of it is scratch space) */
 
 /*
  * fw_request_init when `fresh` (the first call for a request; saves the

@@ -131,8 +131,9 @@ static void percent_decode(const unsigned char *s, size_t len, bytes *out)
  * array (docs/parser-spec.md "Environ variables"): PATH_INFO, then the
  * environ items "\0"-separated, keys in order of first occurrence.  Appends
  * to `out`.  Layouts: ENV_PAIRS is fw_pack_environ's KEY "\0" VALUE items
- * separated by "\0"; ENV_PACKED is fw_parse_packed's (fw_binding.h): a "\0"
- * before each key, all keys first, then a "\0" before each value.
+ * separated by "\0"; ENV_PACKED (rearranged by packed_oracle into
+ * fw_parse_packed's layout, fw_binding.h): a "\0" before each key, all keys
+ * first, then a "\0" before each value.
  */
 enum env_layout { ENV_PAIRS, ENV_PACKED };
 
@@ -244,11 +245,30 @@ typedef struct packed_result {
     bytes out;  /* the packed bytes when ret >= 0 */
 } packed_result;
 
-/* What fw_parse_packed must write for a complete head (fw_binding.h). */
+/* What fw_parse_packed must write for a complete head (fw_binding.h): the
+ * environ oracle's PATH ( \0 KEY )* ( \0 VALUE )* rearranged as
+ * ( VALUE \0 )* METHOD \0 TARGET \0 VERSION \0 QUERY \0 PATH \0 KEY ( \0 KEY )*. */
 static void packed_oracle(const unsigned char *data, const req_result *r, bytes *out, size_t *path_start,
                           size_t *path_len, size_t *nkeys)
 {
     const fw_request *q = &r->req;
+    bytes env = {0};
+    size_t field_start[2 * CHECKS_MAX_HEADER_COUNT + 1], field_len[2 * CHECKS_MAX_HEADER_COUNT + 1];
+    environ_oracle(data, q, r->headers, ENV_PACKED, &env, path_len, nkeys);
+    /* the 2 * nkeys fields after the path, each after a NUL (keys and values hold none) */
+    size_t at = *path_len, count = 0;
+    while (at < env.len && count < 2 * *nkeys) {
+        const unsigned char *nul = memchr(env.p + at + 1, '\0', env.len - at - 1);
+        size_t end = nul != NULL ? (size_t)(nul - env.p) : env.len;
+        field_start[count] = at + 1;
+        field_len[count] = end - at - 1;
+        count++;
+        at = end;
+    }
+    for (size_t j = 0; j < *nkeys; j++) {
+        bytes_put(out, env.p + field_start[*nkeys + j], field_len[*nkeys + j]);
+        bytes_putc(out, '\0');
+    }
     bytes_put(out, data + q->method_off, q->method_len);
     bytes_putc(out, '\0');
     bytes_put(out, data + q->target_off, q->target_len);
@@ -258,7 +278,14 @@ static void packed_oracle(const unsigned char *data, const req_result *r, bytes 
     bytes_put(out, data + q->query_off, q->query_len);
     bytes_putc(out, '\0');
     *path_start = out->len;
-    environ_oracle(data, q, r->headers, ENV_PACKED, out, path_len, nkeys);
+    bytes_put(out, env.p, *path_len);
+    bytes_putc(out, '\0');
+    for (size_t j = 0; j < *nkeys; j++) {
+        if (j > 0)
+            bytes_putc(out, '\0');
+        bytes_put(out, env.p + field_start[j], field_len[j]);
+    }
+    bytes_free(&env);
 }
 
 /* Like parse_pieces, through fw_parse_packed with an output of `cap` bytes
@@ -288,7 +315,7 @@ static void check_parse_packed(const unsigned char *data, size_t len, const fw_l
                                const req_result *whole, const size_t *cuts, size_t ncuts,
                                unsigned opts, size_t split)
 {
-    size_t cap = 4 * len + 64;  /* 4 * head length + 64 always suffices (fw_binding.h) */
+    size_t cap = 8 * len + 128;  /* 8 * head length + 128 always suffices (fw_binding.h) */
     packed_result got = {0}, other = {0};
     bytes want = {0};
     size_t path_start = 0, path_len = 0, nkeys = 0;

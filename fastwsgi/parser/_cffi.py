@@ -7,10 +7,13 @@ few crossings as possible because each one costs more than parsing a short line 
 
 * `RequestParser.parse` makes one call, `fw_parse_packed` (csrc/fw_binding.h): it parses (resumable:
   the C state lives in a per-parser `fw_request` struct, so a head fed in pieces is scanned once)
-  and, when the head is complete, writes method, target, version, query, PATH_INFO, every CGI key
-  and then every value into one buffer as latin-1 separated by NULs, and returns the framing facts
-  and the key count in the result's high bits. One decode, one split and one `dict(zip(...))` of two
-  contiguous slices build the Head; no per-header cffi access happens in Python. (fw_pack_environ,
+  and, when the head is complete, writes every CGI value, then method, target, version, query,
+  PATH_INFO and last all CGI keys into one buffer as latin-1 separated by NULs, and returns the
+  framing facts and the key count in the result's high bits. One decode and one bounded split
+  make the values and leave the keys as one string, which a small cache maps to a tuple of key
+  strings (clients repeat their header names), so `dict(zip(keys, items))` needs neither new key
+  strings nor hashing. The Head's slots are filled in place (no 13-argument __init__); no
+  per-header cffi access happens in Python. (fw_pack_environ,
   the public C API's packer, serves only the rare PATH_INFO that decodes to a NUL.)
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
 * `serialize_head` joins the application's (name, value) pairs into `name\\0value\\0...`, encodes once
@@ -37,7 +40,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 1
+EXPECTED_ABI_VERSION = 2
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "
@@ -79,7 +82,7 @@ def _error(number: int, status: int) -> ParseError:
 # Request parser
 # ---------------------------------------------------------------------------------------------
 
-_FIRST_OUT_SIZE = 4096  # packed-head buffer; grows to 4 * head + 64 (always enough) when needed
+_FIRST_OUT_SIZE = 8192  # packed-head buffer (half scratch); grows to 8 * head + 128 (always enough)
 _LOW32 = 0xFFFFFFFF
 _HAS_LENGTH = lib.FW_PACKED_HAS_LENGTH
 _USE_ENVIRON = lib.FW_PACKED_USE_ENVIRON
@@ -90,6 +93,25 @@ _FACTS = tuple(
     (info >> lib.FW_PACKED_MINOR_SHIFT, info & _CHUNKED != 0, info & _KEEP_ALIVE != 0,
      info & _EXPECT_CONTINUE != 0, info & _UPGRADE != 0)
     for info in range(256))
+
+
+# The environ keys of a head, packed as one "key\0key..." string -> their tuple. Clients repeat the
+# same header names request after request, so a hit saves creating and hashing every key string
+# (the tuple's strings keep their hash). Bounded: cleared when full; long key lists are not kept.
+_KEYS_CACHE: dict = {"": ()}
+_KEYS_CACHE_SIZE = 256
+_KEYS_CACHE_MAX_CHARS = 2048
+_new_head = object.__new__
+
+
+def _cache_keys(packed_keys: str) -> tuple:
+    keys = tuple(packed_keys.split("\0"))
+    if len(packed_keys) <= _KEYS_CACHE_MAX_CHARS:
+        if len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
+            _KEYS_CACHE.clear()
+            _KEYS_CACHE[""] = ()
+        _KEYS_CACHE[packed_keys] = keys
+    return keys
 
 
 class RequestParser:
@@ -125,22 +147,31 @@ class RequestParser:
             if result == _INCOMPLETE:
                 return None
             if result == _TOO_SMALL:
-                self._out_size = 4 * len(buf) + 64  # always enough (fw_binding.h)
+                self._out_size = 8 * len(buf) + 128  # always enough (fw_binding.h)
                 self._out = _new_unzeroed("char[]", self._out_size)
                 return self.parse(buf)  # the head is parsed: this call only packs it again
             raise _error(req.error, req.status)
         info = result >> 32
         if info & _USE_ENVIRON:
             return self._head_from_environ(buf)
-        # method, target, version, query, path, key 1..n, value 1..n
-        items = _unpack(self._out, result & _LOW32).decode("latin-1").split("\0")
-        values_start = 5 + (info >> _KEYS_SHIFT)
-        minor, chunked, keep_alive, expect_continue, upgrade = _FACTS[info & 0xFF]
-        self._result = head = Head(
-            req.line_start, items[0], items[1], items[4], items[3], items[2], minor,
-            dict(zip(items[5:values_start], items[values_start:])),
-            req.content_length if info & _HAS_LENGTH else -1,
-            chunked, keep_alive, expect_continue, upgrade)
+        # value 1..n, method, target, version, query, path, "key 1\0...\0key n" (fw_binding.h)
+        count = info >> _KEYS_SHIFT
+        items = _unpack(self._out, result & _LOW32).decode("latin-1").split("\0", count + 5)
+        keys = _KEYS_CACHE.get(items[-1])
+        if keys is None:
+            keys = _cache_keys(items[-1])
+        head = _new_head(Head)  # slots filled in place: cheaper than a 13-argument __init__
+        head.consumed = req.line_start
+        head.method = items[-6]
+        head.target = items[-5]
+        head.version = items[-4]
+        head.query = items[-3]
+        head.path = items[-2]
+        head.headers = dict(zip(keys, items))  # zip stops after the values
+        head.content_length = req.content_length if info & _HAS_LENGTH else -1
+        head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
+            _FACTS[info & 0xFF]
+        self._result = head
         return head
 
     def _parse_buffer(self, buf) -> int:
