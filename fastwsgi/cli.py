@@ -1,11 +1,18 @@
-"""The `fastwsgi` command: parse flags, load the application, serve until SIGTERM/SIGINT.
+"""The `fastwsgi` command: gather the options, load the application, serve until stopped.
 
 Theory of operation: `main(argv)` returns an exit status and never lets a traceback escape for a
 user mistake: usage errors print one `fastwsgi: error: ...` line and return 2, failures to load the
-application or to listen return 1. `load_app` resolves `module:name`, `module` (then `application`,
-else `app`) or a factory call `module:create_app("x", 3)` whose arguments are literals parsed with
-ast (never eval). `run` is shared with `fastwsgi.serve()`: it opens the listeners, announces each as
-`Listening at: URL` on stderr, and serves until stopped; SIGTERM and SIGINT stop it cleanly.
+application or to listen return 1. The options come from `config.resolve` (defaults < config file <
+environment < flags); --print-config and --check-config stop there. `load_app` resolves `module:name`,
+`module` (then `application`, else `app`) or a factory call `module:create_app("x", 3)` whose
+arguments are literals parsed with ast (never eval).
+
+Process model: when `workers` is set (-w, a config file, $WEB_CONCURRENCY; `-w 1` included, as with
+gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and
+--timeout, --max-requests, --preload, HUP/TTIN/TTOU apply. Otherwise one process serves (`run`, shared
+with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
+at once, SIGUSR1 reopens the log files. Either way each listening socket is announced on stderr as
+`Listening at: URL`, and systemd socket activation (LISTEN_FDS) replaces --bind.
 """
 
 import ast
@@ -17,8 +24,10 @@ import sys
 import threading
 
 from . import __version__
-from .config import UsageError, parse_args
+from . import logs
+from .config import UsageError, format_options, resolve
 from .server import BindError, Server, open_listener
+from .server.listener import systemd_sockets
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
 
@@ -103,59 +112,141 @@ def load_app(spec: str):
     return target
 
 
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("fastwsgi")
-    logger.setLevel(level.upper())
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"))
-        logger.addHandler(handler)
-
-
-def run(app, options: dict) -> None:
-    """Listen on options["bind"] and serve `app` until SIGTERM/SIGINT (or stop()). Raises BindError."""
-    _configure_logging(options["log_level"])
-    listeners = []
+def open_listeners(options: dict, master: bool = False) -> list:
+    """systemd's sockets if we were socket-activated, else one per --bind. With --reuse-port a master
+    only binds TCP addresses (reserving them); each worker listens on a socket of its own."""
+    listeners = systemd_sockets()
+    if listeners:
+        return listeners
     try:
         for address in options["bind"]:
-            listeners.append(open_listener(address, options["backlog"]))
+            listeners.append(open_listener(address, options["backlog"], reuse_port=options["reuse_port"],
+                                           umask=options["umask"],
+                                           listen=not (master and options["reuse_port"]
+                                                       and not address.startswith(("unix:", "fd://")))))
     except BindError:
         for listener in listeners:
             listener.close()
         raise
-    server = Server(app, listeners, options)
+    return listeners
+
+
+def _announce(listeners, backend_name: str, options: dict) -> None:
+    workers = f", workers: {options['workers']}" if options.get("workers") else ""
     for listener in listeners:
         sys.stderr.write(f"Listening at: {listener.url} (fastwsgi {__version__}, "
-                         f"parser: {server.backend.NAME}, threads: {options['threads']})\n")
+                         f"parser: {backend_name}, threads: {options['threads']}{workers})\n")
     sys.stderr.flush()
+
+
+def run(app, options: dict) -> None:
+    """Listen and serve `app` in this process until a signal (or stop()). Raises BindError."""
+    logs.configure(options)
+    access_log = logs.access_log(options)
+    listeners = open_listeners(options)
+    try:
+        server = Server(app, listeners, options, access_log=access_log)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    _announce(listeners, server.backend.NAME, options)
+    reopen = []
+
+    def on_sweep():
+        if reopen:
+            reopen.clear()
+            logs.reopen()
+            if access_log is not None:
+                access_log.reopen()
+
+    server.on_sweep = on_sweep
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, lambda *_: server.stop())
+        handlers = {signal.SIGTERM: lambda *_: server.drain(), signal.SIGINT: lambda *_: server.stop(),
+                    signal.SIGQUIT: lambda *_: server.stop(), signal.SIGUSR1: lambda *_: reopen.append(1)}
+        for signum, handler in handlers.items():
+            previous[signum] = signal.signal(signum, handler)
     try:
         server.serve_forever()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         server.server_close()
+        if access_log is not None:
+            access_log.close()
+
+
+def run_master(spec, options: dict, argv=None, app=None) -> int:
+    """Serve under a pre-fork master; returns the exit status. An `app` object (serve()) is used as
+    preloaded; a `spec` is imported by each worker unless --preload."""
+    from .parser import get_backend
+    from .workers import Arbiter
+
+    logs.configure(options)
+    backend = get_backend(options["http_parser"])  # fail here, not in every worker
+    logs.access_log(options)  # the file can be opened (each worker opens its own)
+
+    def loader():
+        if spec is None:
+            from .demo import application
+            return application
+        return load_app(spec)
+
+    if app is None and options["preload"]:
+        app = loader()
+    listeners = open_listeners(options, master=True)
+    metrics = metrics_listener = None
+    if options["metrics_bind"]:
+        from .metrics import SharedMetrics
+
+        try:
+            metrics_listener = open_listener(options["metrics_bind"], 64)
+        except BindError:
+            for listener in listeners:
+                listener.close()
+            raise
+        metrics = SharedMetrics()
+        sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
+    _announce(listeners, backend.NAME, options)
+
+    def reload_options():
+        return resolve(argv, os.environ)[1]
+
+    arbiter = Arbiter(listeners, options, loader, app, reload_options if argv is not None else None,
+                      logs.reopen, logs.access_log, metrics, metrics_listener)
+    return arbiter.run()
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        spec, options = parse_args(argv, version=version_string())
+        spec, options = resolve(argv, os.environ, version=version_string())
     except UsageError as exc:
         sys.stderr.write(f"fastwsgi: error: {exc}\n")
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    if options["print_config"]:
+        sys.stdout.write(format_options(options))
+        return 0
     try:
+        if options["check_config"]:
+            logs.access_log(options)
+            if spec is not None:
+                load_app(spec)
+            sys.stdout.write("fastwsgi: configuration OK\n")
+            return 0
+        if (options["reload"] or options["metrics_bind"]) and options["workers"] is None:
+            options["workers"] = 1  # replacing workers and aggregating their metrics need a master
+        if options["workers"] is not None:
+            return run_master(spec, options, argv)
         if spec is None:
             from .demo import application as app
         else:
             app = load_app(spec)
         run(app, options)
-    except (AppLoadError, BindError, RuntimeError) as exc:
+    except (AppLoadError, BindError, RuntimeError, logs.LogConfigError) as exc:
         sys.stderr.write(f"fastwsgi: error: {exc}\n")
         return 1
     return 0

@@ -1,19 +1,34 @@
-"""The server's options: one typed table drives the command-line flags and `serve(**options)`.
+"""The server's options: one typed table drives every way of setting them.
 
 Theory of operation: each `Option` row carries the Python keyword, the flags, a converter that turns a
-value (a CLI string or a Python object) into the typed value or raises ValueError with a short reason,
-the default and the help text. `build_parser()` generates argparse flags from the rows; `validate()`
-checks keyword arguments against the same rows (unknown name -> TypeError with a close-match
-suggestion, bad value -> ValueError naming the option). Nothing else lists the options.
+value (a CLI string, a TOML value or a Python object) into the typed value or raises ValueError with a
+short reason, the default and the help text. Everything else is generated from the rows:
+
+* `build_parser()`: the argparse flags (flags not given are absent from the namespace, so a flag
+  overrides the other sources only when it is actually used);
+* `validate()`: `serve(**options)` keywords (unknown name -> TypeError with a close-match suggestion,
+  bad value -> ValueError naming the option);
+* `load_config_file()`: `-c FILE`, a Python file like gunicorn.conf.py (its lowercase public names
+  that are not modules, classes or functions are options) or a TOML file's `[tool.fastwsgi]` table
+  (e.g. pyproject.toml); unknown keys are rejected with a suggestion;
+* `resolve()`: merges the sources, later ones winning: defaults < config file < environment
+  (WEB_CONCURRENCY, PORT, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
+* `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
+
+Rows marked `cli_only` (-c, --check-config, --print-config) are flags about the command itself: they
+are not accepted in a config file or by serve().
 """
 
 import argparse
 import difflib
 import math
+import os
+import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Option", "OPTIONS", "defaults", "validate", "build_parser", "UsageError"]
+__all__ = ["Option", "OPTIONS", "defaults", "validate", "build_parser", "UsageError", "resolve",
+           "load_config_file", "render_markdown", "format_options"]
 
 
 class UsageError(Exception):
@@ -104,6 +119,81 @@ def bind_list(value) -> list:
     return list(addresses)
 
 
+def tcp_bind(value) -> str:
+    from .server.listener import BindError, parse_bind
+
+    if not isinstance(value, str) or value.startswith(("unix:", "fd://")):
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    try:
+        parse_bind(value)
+    except BindError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def path_list(value) -> list:
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) and p for p in paths):
+        raise ValueError(f"expected a path or a list of paths, got {value!r}")
+    return list(paths)
+
+
+def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """None (unset) or what `convert` accepts."""
+    def convert_optional(value):
+        return None if value is None else convert(value)
+    convert_optional.__name__ = getattr(convert, "__name__", "value")
+    return convert_optional
+
+
+def text(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def file_mode(value) -> int:
+    """A umask: an int, or a string in octal ("0o22", "022") or decimal."""
+    if isinstance(value, str):
+        digits = value.strip().lower()
+        try:
+            number = int(digits[2:], 8) if digits.startswith("0o") else \
+                int(digits, 8) if digits.startswith("0") else int(digits)
+        except ValueError:
+            raise ValueError(f"expected an octal mode such as 0o077, got {value!r}") from None
+    else:
+        number = _integer(value)
+    if not 0 <= number <= 0o777:
+        raise ValueError(f"expected a mode between 0 and 0o777, got {value!r}")
+    return number
+
+
+def proxy_list(value) -> str:
+    from .proxy import TrustedProxies  # late: keep config importable alone
+
+    spec = ",".join(value) if isinstance(value, (list, tuple)) else value
+    if not isinstance(spec, str):
+        raise ValueError(f"expected addresses or networks separated by commas, got {value!r}")
+    TrustedProxies.parse(spec)  # raises ValueError naming the bad entry
+    return spec
+
+
+def access_format(value) -> str:
+    import io
+
+    from .accesslog import AccessLogger
+
+    value = text(value)
+    AccessLogger(value, io.StringIO())  # compiles it: unknown atoms are rejected now
+    return value
+
+
+def _access_default_format() -> str:
+    from .accesslog import DEFAULT_FORMAT
+
+    return DEFAULT_FORMAT
+
+
 # -- the table -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -115,6 +205,8 @@ class Option:
     flags: tuple = ()  # extra spellings; "--" + name with '_' -> '-' is always a flag
     metavar: str | None = None
     repeatable: bool = False  # list option: each flag use appends
+    cli_only: bool = False  # about the command itself: not in config files nor serve()
+    section: str = "server"  # heading in docs/configuration.md
 
     @property
     def cli_flags(self) -> tuple:
@@ -159,7 +251,71 @@ OPTIONS = (
     Option("allow_missing_host", boolean, False, "accept HTTP/1.1 requests without Host (lenient)"),
     Option("url_scheme", choice("http", "https"), "http", "wsgi.url_scheme to report"),
     Option("log_level", choice("debug", "info", "warning", "error", "critical"), "info",
-           "logging level of the fastwsgi loggers"),
+           "logging level of the fastwsgi loggers", section="logging"),
+    # -- processes (fastwsgi/workers/) --
+    Option("workers", optional(int_at_least(1)), None,
+           "worker processes under a pre-fork master (unset: $WEB_CONCURRENCY, else one process "
+           "without a master)", flags=("-w",), metavar="N", section="processes"),
+    Option("timeout", non_negative_float, 30.0,
+           "a worker whose event loop is silent this long is killed (SIGKILL) and replaced; 0: never",
+           flags=("-t",), metavar="S", section="processes"),
+    Option("graceful_timeout", positive_float, 30.0,
+           "after SIGTERM/SIGHUP, seconds a worker may finish in-flight requests before it is killed",
+           metavar="S", section="processes"),
+    Option("max_requests", int_at_least(0), 0,
+           "a worker is replaced after about this many requests (0: never)", metavar="N",
+           section="processes"),
+    Option("max_requests_jitter", int_at_least(0), 0,
+           "add a random 0..N to max_requests per worker, so workers do not restart together",
+           metavar="N", section="processes"),
+    Option("preload", boolean, False,
+           "import the application once in the master before forking (HUP then keeps the old code)",
+           flags=("--preload-app",), section="processes"),
+    Option("reuse_port", boolean, False,
+           "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only)",
+           section="sockets"),
+    Option("umask", optional(file_mode), None,
+           "umask applied while creating unix: sockets (e.g. 0o007)", metavar="MODE", section="sockets"),
+    # -- proxy and logging --
+    Option("forwarded_allow_ips", proxy_list, "127.0.0.1,::1",
+           "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
+           "removed", metavar="LIST", section="proxy"),
+    Option("access_logfile", optional(text), None,
+           "write an access log line per response to this file ('-': stdout); unset: no access log",
+           metavar="FILE", section="logging"),
+    Option("access_logformat", access_format, _access_default_format(),
+           "gunicorn's access log atoms, or 'json' for one JSON object per line", metavar="FORMAT",
+           section="logging"),
+    Option("error_logfile", text, "-", "error log file ('-': stderr)", flags=("--log-file",),
+           metavar="FILE", section="logging"),
+    Option("log_config", optional(text), None,
+           "logging.config.dictConfig file: .json, or .py defining logconfig_dict", metavar="FILE",
+           section="logging"),
+    Option("wsgi_app", optional(text), None,
+           "the application (MODULE:APP); the positional argument overrides it", metavar="MODULE:APP",
+           section="application"),
+    # -- metrics --
+    Option("metrics_bind", optional(tcp_bind), None,
+           "serve Prometheus metrics (all workers together) on this HOST:PORT, answered by the master; "
+           "implies a master (-w 1 unless set)", metavar="ADDR", section="metrics"),
+    # -- development --
+    Option("reload", boolean, False,
+           "restart the workers when a Python file of the application (or a --reload-extra-file) "
+           "changes; implies a master (-w 1 unless set)", section="development"),
+    Option("reload_extra_file", path_list, [],
+           "another file whose change triggers --reload (repeatable)", metavar="FILE", repeatable=True,
+           section="development"),
+    # -- the command itself --
+    Option("config", optional(text), None,
+           "read options from FILE: a Python file (name = value lines) or a TOML file's "
+           "[tool.fastwsgi] table (pyproject.toml)", flags=("-c",), metavar="FILE", cli_only=True,
+           section="command"),
+    Option("check_config", boolean, False,
+           "check the options and load the application, then exit (0: fine)", cli_only=True,
+           section="command"),
+    Option("print_config", boolean, False,
+           "print the effective options (TOML for [tool.fastwsgi]) and exit", cli_only=True,
+           section="command"),
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -170,15 +326,20 @@ def defaults() -> dict:
             for option in OPTIONS}
 
 
-def validate(options: dict) -> dict:
-    """Return a complete, typed option dict; TypeError for unknown names, ValueError for bad values."""
+def _unknown(name: str, known) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown option {name!r}{hint}"
+
+
+def validate(options: dict, api: bool = False) -> dict:
+    """Return a complete, typed option dict; TypeError for unknown names, ValueError for bad values.
+    api=True (serve()) also refuses the command-only rows."""
     result = defaults()
     for name, value in options.items():
         option = BY_NAME.get(name)
-        if option is None:
-            close = difflib.get_close_matches(name, BY_NAME, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(f"unknown option {name!r}{hint}")
+        if option is None or (api and option.cli_only):
+            raise TypeError(_unknown(name, [o.name for o in OPTIONS if not (api and o.cli_only)]))
         try:
             result[name] = option.convert(value)
         except ValueError as exc:
@@ -206,37 +367,194 @@ def _cli_type(option: Option):
     return convert
 
 
+def _escape(help_text: str) -> str:
+    return help_text.replace("%", "%%")  # argparse %-formats help strings
+
+
 def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="A fast PEP 3333 WSGI server for HTTP/1.1.",
-                     allow_abbrev=False)
-    parser.add_argument("app", nargs="?", metavar="MODULE:APP",
+                     allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    parser.add_argument("app", nargs="?", metavar="MODULE:APP", default=None,
                         help="the application: module:name, module (then `application` or `app`), "
                              "or module:factory(args); default: the built-in demo")
     for option in OPTIONS:
         if option.is_flag:
             parser.add_argument(*option.cli_flags, dest=option.name, action="store_true",
-                                default=option.default, help=option.help)
+                                help=_escape(option.help))
         elif option.repeatable:
             parser.add_argument(*option.cli_flags, dest=option.name, action="append",
                                 type=_cli_type(option), metavar=option.metavar,
-                                help=f"{option.help} (default: {' '.join(option.default)})")
+                                help=_escape(f"{option.help} (default: {' '.join(option.default) or 'none'})"))
         else:
             choices = getattr(option.convert, "choices", None)
             parser.add_argument(*option.cli_flags, dest=option.name, type=_cli_type(option),
-                                default=option.default, metavar=option.metavar or
+                                metavar=option.metavar or
                                 ("{" + ",".join(choices) + "}" if choices else None),
-                                help=f"{option.help} (default: {option.default})")
+                                help=_escape(f"{option.help} (default: {option.default})"))
     parser.add_argument("--version", action="version", version=version)
     return parser
 
 
-def parse_args(argv, version: str = ""):
-    """-> (app spec or None, validated options); raises UsageError."""
+def _given_flags(argv, version: str = ""):
+    """-> (app spec or None, {name: typed value} for the flags actually used); raises UsageError."""
     namespace = build_parser(version=version).parse_args(argv)
-    options = {option.name: getattr(namespace, option.name) for option in OPTIONS}
-    if options["bind"] is None:  # no -b given: the table's default
-        del options["bind"]
+    given = {option.name: getattr(namespace, option.name) for option in OPTIONS
+             if hasattr(namespace, option.name)}
+    return namespace.app, given
+
+
+def parse_args(argv, version: str = ""):
+    """-> (app spec or None, validated options) from flags alone; raises UsageError."""
+    spec, given = _given_flags(argv, version)
     try:
-        return namespace.app, validate(options)
+        return spec, validate(given)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+# -- config files and the environment -------------------------------------------------------------
+
+def load_config_file(path: str) -> dict:
+    """The options set by a config file (raw values, names checked); raises UsageError."""
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            with open(path, "rb") as file:
+                document = tomllib.load(file)
+            table = document.get("tool", {}).get("fastwsgi")
+            if not isinstance(table, dict):
+                raise UsageError(f"{path}: no [tool.fastwsgi] table")
+            items = {key.replace("-", "_"): value for key, value in table.items()}
+        else:
+            import runpy
+            import types
+
+            namespace = runpy.run_path(path, run_name="__fastwsgi_config__")
+            items = {key: value for key, value in namespace.items()
+                     if not key.startswith("_") and key.islower() and not isinstance(
+                         value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType))}
+    except UsageError:
+        raise
+    except FileNotFoundError:
+        raise UsageError(f"config file {path!r} not found") from None
+    except Exception as exc:  # a syntax error or an exception inside the file: one line
+        raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}") from None
+    allowed = [option.name for option in OPTIONS if not option.cli_only]
+    for key in items:
+        if key not in allowed:
+            raise UsageError(f"{path}: {_unknown(key, allowed)}")
+    return items
+
+
+def _environment(environ) -> tuple:
+    """-> (options from WEB_CONCURRENCY / PORT, app spec and options from FASTWSGI_CMD_ARGS)."""
+    found = {}
+    if environ.get("WEB_CONCURRENCY"):
+        found["workers"] = environ["WEB_CONCURRENCY"]
+    port = environ.get("PORT")
+    if port:
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise UsageError(f"environment variable PORT: invalid port {port!r}")
+        found["bind"] = [f"0.0.0.0:{port}"]  # as gunicorn (and Heroku-style platforms) expect
+    spec, given = None, {}
+    if environ.get("FASTWSGI_CMD_ARGS"):
+        try:
+            words = shlex.split(environ["FASTWSGI_CMD_ARGS"])
+        except ValueError as exc:
+            raise UsageError(f"FASTWSGI_CMD_ARGS: {exc}") from None
+        try:
+            spec, given = _given_flags(words)
+        except UsageError as exc:
+            raise UsageError(f"FASTWSGI_CMD_ARGS: {exc}") from None
+    return found, spec, given
+
+
+def resolve(argv, environ=None, version: str = ""):
+    """-> (app spec or None, validated options) from every source:
+    defaults < config file < environment < command-line flags. Raises UsageError."""
+    environ = os.environ if environ is None else environ
+    spec, flags = _given_flags(argv, version)
+    env_options, env_spec, env_flags = _environment(environ)
+    path = flags.get("config") or env_flags.get("config")
+    from_file = load_config_file(path) if path else {}
+    merged = {**from_file, **env_options, **env_flags, **flags}
+    try:
+        options = validate(merged)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return spec or env_spec or options["wsgi_app"], options
+
+
+def format_options(options: dict) -> str:
+    """The effective options as TOML lines for a [tool.fastwsgi] table (--print-config)."""
+    import json
+
+    lines = ["[tool.fastwsgi]"]
+    for option in OPTIONS:
+        if option.cli_only:
+            continue
+        value = options[option.name]
+        key = option.name
+        lines.append(f"# {key} is unset" if value is None else f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+# -- documentation ------------------------------------------------------------------------------------
+
+def _type_name(option: Option) -> str:
+    choices = getattr(option.convert, "choices", None)
+    if choices:
+        return " / ".join(choices)
+    if option.is_flag:
+        return "bool"
+    name = getattr(option.convert, "__name__", "value")
+    return {"bind_list": "list of addresses", "positive_float": "seconds > 0",
+            "non_negative_float": "seconds >= 0", "text": "string", "proxy_list": "list",
+            "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT"}.get(name, name)
+
+
+def render_markdown() -> str:
+    """The option reference of docs/configuration.md, generated from OPTIONS."""
+    out = []
+    sections = []
+    for option in OPTIONS:
+        if option.section not in sections:
+            sections.append(option.section)
+    for section in sections:
+        out.append(f"### {section}\n")
+        out.append("| flag | config key | type | default | meaning |")
+        out.append("|---|---|---|---|---|")
+        for option in OPTIONS:
+            if option.section != section:
+                continue
+            flags = ", ".join(f"`{flag}`" for flag in option.cli_flags)
+            key = "(command line only)" if option.cli_only else f"`{option.name}`"
+            default = "unset" if option.default is None else f"`{option.default!r}`".replace("|", "\\|")
+            meaning = option.help.replace("|", "\\|")
+            out.append(f"| {flags} | {key} | {_type_name(option)} | {default} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
+DOC_BEGIN = "<!-- BEGIN OPTIONS: generated by fastwsgi.config.render_markdown(), do not edit -->"
+DOC_END = "<!-- END OPTIONS -->"
+
+
+def sync_markdown(document: str) -> str:
+    """`document` with the text between DOC_BEGIN and DOC_END replaced by render_markdown().
+    Regenerate docs/configuration.md with `python -m fastwsgi.config docs/configuration.md`."""
+    head, begin, rest = document.partition(DOC_BEGIN)
+    _old, end, tail = rest.partition(DOC_END)
+    if not begin or not end:
+        raise ValueError("the document has no generated-options markers")
+    return f"{head}{DOC_BEGIN}\n\n{render_markdown()}\n{DOC_END}{tail}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    with open(sys.argv[1], encoding="utf-8") as file:
+        current = file.read()
+    with open(sys.argv[1], "w", encoding="utf-8") as file:
+        file.write(sync_markdown(current))

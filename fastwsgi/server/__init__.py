@@ -1,5 +1,6 @@
 """The WSGI server: listener (bind/accept), loop (epoll), connection (one socket), wsgi (one
-exchange), body (wsgi.input), filewrapper (sendfile), pool (threads > 0). See docs/architecture.md.
+exchange), instrumented (proxy headers, access log, metrics per exchange), body (wsgi.input),
+filewrapper (sendfile), pool (threads > 0). See docs/architecture.md.
 """
 
 from .listener import BindError, Listener, open_listener, parse_bind

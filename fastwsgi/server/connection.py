@@ -33,7 +33,7 @@ import socket
 
 from ..errors import ParseError
 from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
-from .wsgi import OUTPUT_HIGH_WATER, Exchange, error_response
+from .wsgi import OUTPUT_HIGH_WATER, error_response
 
 __all__ = ["Connection"]
 
@@ -161,7 +161,7 @@ class Connection:
             body = RequestBody(self, head.content_length, None, 0, head.expect_continue)
         else:
             body = EMPTY_BODY
-        exchange = Exchange(self, head, body, head.keep_alive and server.keep_alive_enabled)
+        exchange = server.exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
         if server.pool is not None:
@@ -341,6 +341,11 @@ class Connection:
             return
         self.process()
         self.settle()  # re-arms the (one-shot) registration
+
+    def idle(self) -> bool:
+        """Nothing in progress and nothing buffered: closing now loses no request (graceful stop)."""
+        return not (self.in_worker or self.exchange is not None or self.out or self.inbuf
+                    or self.body is not None or self.lingering or self.closed)
 
     def linger(self) -> None:
         """Half-close after the last response and discard input briefly (RFC 9112 §9.6)."""

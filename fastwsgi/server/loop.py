@@ -16,6 +16,12 @@ with a byte to the wakeup socket, and the loop continues it. So a slow applicati
 loop, and a response never crosses threads as data.
 
 `stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop.
+`drain()` (SIGTERM, gunicorn's graceful stop) is too: the loop then stops accepting (the listeners
+leave epoll; a shared socket's queue is served by the other processes), turns keep-alive off (busy
+connections get `Connection: close` on their next response), closes idle keep-alive connections at
+once (a connection that has not sent its first request yet gets FRESH_GRACE seconds), and returns
+from serve_forever when no connection is left or `graceful_timeout` passed. The sweep, not the
+per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat and max-requests check).
 """
 
 import collections
@@ -30,12 +36,14 @@ from email.utils import formatdate
 from ..parser import Limits, get_backend
 from .connection import Connection
 from .filewrapper import FileWrapper
+from .instrumented import exchange_class
 from .pool import WorkerPool
 
 __all__ = ["Server"]
 
 log = logging.getLogger("fastwsgi.error")
 EPOLLIN = select.EPOLLIN
+FRESH_GRACE = 1.0  # seconds a connection accepted before a drain may take to send its first request
 
 
 class Server:
@@ -43,7 +51,8 @@ class Server:
 
     timeout = None  # socketserver compatibility: handle_request() waits forever
 
-    def __init__(self, app, listeners, options: dict):
+    def __init__(self, app, listeners, options: dict, access_log=None, multiprocess: bool = False,
+                 metrics=None):
         self.app = app
         self.listeners = list(listeners)
         self.backend = get_backend(options["http_parser"])
@@ -62,6 +71,13 @@ class Server:
         self.send_timeout = options["send_timeout"]
         self.limit_request_body = options["limit_request_body"]
         self.max_connections = options["worker_connections"]
+        self.graceful_timeout = options.get("graceful_timeout", 30.0)
+        self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"))
+        self.access_log = access_log
+        self.metrics = metrics
+        self.exchange_class = exchange_class(access_log, metrics)
+        self.on_sweep = None  # called at each sweep (pre-fork worker: heartbeat, max requests)
+        self.multiprocess = multiprocess
         timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
                                 self.send_timeout) if t > 0]
         self.sweep_interval = min(1.0, max(0.01, min(timeouts) / 4))
@@ -102,7 +118,7 @@ class Server:
                 "wsgi.url_scheme": options["url_scheme"],
                 "wsgi.errors": sys.stderr,
                 "wsgi.multithread": threads > 0,
-                "wsgi.multiprocess": False,
+                "wsgi.multiprocess": multiprocess,
                 "wsgi.run_once": False,
                 "wsgi.input_terminated": True,
                 "wsgi.file_wrapper": FileWrapper,
@@ -110,6 +126,9 @@ class Server:
             self._register(listener.fileno(), self._accept_handler(listener))
 
         self._stopping = False
+        self._drain_requested = False
+        self.draining = False
+        self._drain_deadline = 0.0
         self._stopped = threading.Event()
         self._stopped.set()
         self._closed = False
@@ -158,6 +177,13 @@ class Server:
         self.keep_alive_enabled = False
         self.wake()
 
+    def drain(self) -> None:
+        """Graceful stop: finish what is in flight, then return from serve_forever. Safe from signal
+        handlers and other threads (the loop does the work in _on_wake)."""
+        self._drain_requested = True
+        self.keep_alive_enabled = False  # at once: a response in progress says Connection: close
+        self.wake()
+
     def shutdown(self) -> None:
         """Stop serve_forever and wait for it to return (call from another thread)."""
         self.stop()
@@ -204,6 +230,10 @@ class Server:
         self._date_expires = now + (1.0 - wall % 1.0)
 
     def _sweep(self, now: float) -> None:
+        if self.on_sweep is not None:
+            self.on_sweep()
+        if self.draining:
+            self._drain_step(now)
         if self._retry_accept:
             self._retry_accept = False
             self._resume_accepting()
@@ -258,7 +288,7 @@ class Server:
                 self.epoll.unregister(listener.fileno())
 
     def _resume_accepting(self) -> None:
-        if not self._accepting and not self._closed:
+        if not self._accepting and not self._closed and not self.draining:
             self._accepting = True
             for listener in self.listeners:
                 self.epoll.register(listener.fileno(), EPOLLIN)
@@ -267,6 +297,8 @@ class Server:
         """A connection closed (its descriptor leaves epoll when the socket closes)."""
         del self.connections[conn.fd]
         del self.handlers[conn.fd]
+        if self.draining and not self.connections:
+            self._stopping = True
         if not self._accepting and not self._retry_accept and len(self.connections) < self.max_connections:
             self._resume_accepting()
 
@@ -313,6 +345,8 @@ class Server:
             pass
         # after draining, before popping: a worker that still sees True appended before this line
         self._wake_pending = False
+        if self._drain_requested and not self.draining:
+            self._start_drain()
         returned = self.returned
         while returned:
             conn = returned.popleft()
@@ -320,3 +354,31 @@ class Server:
                 conn.close()
             else:
                 conn.resume()
+
+    # -- graceful stop -----------------------------------------------------------------------------
+
+    def _start_drain(self) -> None:
+        self.draining = True
+        self.keep_alive_enabled = False  # every response from now on says Connection: close
+        self._drain_deadline = self.now + self.graceful_timeout
+        self._pause_accepting()
+        self._drain_step(self.now)
+
+    def _drain_step(self, now: float) -> None:
+        """Close the idle connections; stop when none is left or the graceful timeout passed."""
+        if now >= self._drain_deadline:
+            self._stopping = True
+            return
+        fresh_since = now - FRESH_GRACE
+        header_timeout = self.header_timeout
+        for conn in list(self.connections.values()):
+            if conn.idle() and (not conn.head_started or conn.head_deadline - header_timeout < fresh_since):
+                conn.close()
+        if not self.connections:
+            self._stopping = True
+
+
+def _trusted_proxies(spec: str):
+    from ..proxy import TrustedProxies
+
+    return TrustedProxies.parse(spec)

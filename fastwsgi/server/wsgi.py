@@ -180,8 +180,11 @@ class Exchange:
     def _head(self, known_length: int = -1, extra_headers=()) -> bytes:
         """Decide the framing and serialize the head, through the per-second head cache."""
         status, headers = self.status, self.headers
-        keep = self.keep_alive and (self.body.complete or self.conn.can_drain(self.body))
         server = self.conn.server
+        # keep_alive_enabled turns False when a graceful stop begins: a request already in progress
+        # then answers with Connection: close
+        keep = (self.keep_alive and server.keep_alive_enabled
+                and (self.body.complete or self.conn.can_drain(self.body)))
         cache = server.head_cache  # emptied when the Date changes
         key = None
         if not extra_headers:

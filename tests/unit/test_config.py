@@ -38,9 +38,15 @@ def app(environ, start_response):  # never called: validation fails first
     raise AssertionError("the application must not run")
 
 
+def contract_part(options: dict) -> dict:
+    """The server contract's options (issue 5 added more rows after them)."""
+    return {name: options[name] for name in CONTRACT_DEFAULTS}
+
+
 def test_table_matches_the_contract():
-    assert config.defaults() == CONTRACT_DEFAULTS
-    assert [option.name for option in config.OPTIONS] == list(CONTRACT_DEFAULTS)
+    assert contract_part(config.defaults()) == CONTRACT_DEFAULTS
+    names = [option.name for option in config.OPTIONS]
+    assert names[:len(CONTRACT_DEFAULTS)] == list(CONTRACT_DEFAULTS)
 
 
 def test_every_option_has_help_and_a_flag_named_after_its_keyword():
@@ -58,7 +64,7 @@ def test_defaults_are_fresh_copies():
 def test_no_flags_parse_to_the_defaults():
     spec, options = config.parse_args([])
     assert spec is None
-    assert options == CONTRACT_DEFAULTS
+    assert options == config.defaults() and contract_part(options) == CONTRACT_DEFAULTS
 
 
 def test_generated_flags_convert_values():

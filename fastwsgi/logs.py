@@ -1,0 +1,88 @@
+"""Error-log and access-log setup from the options (--log-level, --error-logfile, --log-config,
+--access-logfile, --access-logformat), and reopening log files after rotation (SIGUSR1).
+
+Theory of operation: `configure(options)` runs once in the process that parses the options (the
+master, or the only process). With --log-config the dictConfig file owns every logger; otherwise the
+"fastwsgi" logger (and its children, "fastwsgi.error" among them) writes
+`[time] [pid] [LEVEL] message` lines to stderr or to --error-logfile. `reopen()` closes and reopens
+every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1). `access_log(options)`
+builds the AccessLogger each serving process uses, or None: with no access log the server chooses an
+exchange class that does no per-request logging work at all.
+"""
+
+import json
+import logging
+import logging.config
+import runpy
+import sys
+
+__all__ = ["configure", "reopen", "access_log", "LogConfigError"]
+
+FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+class LogConfigError(Exception):
+    """--log-config or --error-logfile cannot be used (the message is shown to the user)."""
+
+
+def configure(options: dict) -> None:
+    path = options.get("log_config")
+    if path:
+        try:
+            if path.endswith(".json"):
+                with open(path, encoding="utf-8") as file:
+                    config = json.load(file)
+            else:
+                config = runpy.run_path(path).get("logconfig_dict")
+                if not isinstance(config, dict):
+                    raise ValueError("a Python log config file must define the dict logconfig_dict")
+            config.setdefault("version", 1)
+            config.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(config)
+        except Exception as exc:
+            raise LogConfigError(f"cannot use --log-config {path!r}: {exc}") from None
+        return
+    logger = logging.getLogger("fastwsgi")
+    logger.setLevel(options["log_level"].upper())
+    target = options.get("error_logfile", "-")
+    if target == "-":
+        if logger.handlers or logging.getLogger().handlers:
+            return  # the embedding program configured logging already
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        try:
+            handler = logging.FileHandler(target, encoding="utf-8")
+        except OSError as exc:
+            raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter(FORMAT))
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+
+
+def reopen() -> None:
+    """Reopen every log file of every logger (after logrotate moved them)."""
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in logging.root.manager.loggerDict]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    if handler.stream is not None:
+                        handler.stream.close()
+                    handler.stream = handler._open()
+                finally:
+                    handler.release()
+
+
+def access_log(options: dict):
+    """The AccessLogger for --access-logfile, or None."""
+    target = options.get("access_logfile")
+    if not target:
+        return None
+    from .accesslog import AccessLogger
+
+    try:
+        return AccessLogger(options["access_logformat"], target)
+    except OSError as exc:
+        raise LogConfigError(f"cannot open the access log {target!r}: {exc.strerror or exc}") from None

@@ -1,0 +1,89 @@
+"""Exchange subclasses chosen once at startup: proxy headers on every request, measuring on demand.
+
+Theory of operation: the connection creates `server.exchange_class(...)` for each request, and the
+server picks that class once from its options, so a feature that is off costs nothing per request:
+
+* `ProxiedExchange` (always): after the environ is built, `fastwsgi.proxy.apply_forwarded` applies
+  X-Forwarded-*/Forwarded from trusted peers (--forwarded-allow-ips) and removes them from anyone
+  else. Without any forwarding header that is four dict look-ups.
+* `ObservedExchange` (--access-logfile or --metrics-bind): also notes when the head was parsed, when
+  the application was called and the body bytes it produced; when the response is complete (or
+  failed) it writes one access-log line with `RequestTimings` (queue wait, application time, total)
+  and/or records the status and duration in the shared metrics.
+"""
+
+import time
+
+from ..accesslog import RequestTimings
+from ..proxy import apply_forwarded
+from .body import BodyError
+from .wsgi import Exchange
+
+__all__ = ["ProxiedExchange", "ObservedExchange", "exchange_class"]
+
+_clock = time.perf_counter
+
+
+class ProxiedExchange(Exchange):
+    __slots__ = ()
+
+    def __init__(self, conn, head, body, keep_alive: bool):
+        Exchange.__init__(self, conn, head, body, keep_alive)
+        apply_forwarded(self.environ, conn.server.trusted_proxies)
+
+
+class ObservedExchange(ProxiedExchange):
+    __slots__ = ("wall_start", "parsed", "called", "sent")
+
+    def __init__(self, conn, head, body, keep_alive: bool):
+        self.wall_start = time.time()
+        self.parsed = self.called = _clock()
+        self.sent = 0
+        ProxiedExchange.__init__(self, conn, head, body, keep_alive)
+
+    def run(self) -> bool:
+        self.called = _clock()
+        return Exchange.run(self)
+
+    def _send_whole(self, body: bytes) -> None:
+        self.sent = len(body)
+        Exchange._send_whole(self, body)
+
+    def _send_chunk(self, chunk) -> None:
+        self.sent += len(chunk)
+        Exchange._send_chunk(self, chunk)
+
+    def _complete(self) -> None:
+        Exchange._complete(self)
+        self._log(self.status)
+
+    def _fail(self, exc: BaseException) -> None:
+        answered = self.headers_sent
+        Exchange._fail(self, exc)
+        if answered:
+            status = self.status
+        else:
+            status = getattr(exc, "status", None) if isinstance(exc, BodyError) else None
+            status = status or 500
+            self.sent = 0
+        self._log(status)
+
+    def _log(self, status) -> None:
+        end = _clock()
+        sent = self.sent
+        if self.bodiless if self.headers_sent else False:
+            sent = 0
+        elif self.file is not None:  # sendfile: the length the head announced
+            sent = next((int(value) for name, value in self.headers or ()
+                         if name.lower() == "content-length" and value.isdigit()), 0)
+        server = self.conn.server
+        if server.access_log is not None:
+            timings = RequestTimings(self.wall_start, self.called - self.parsed, end - self.called,
+                                     end - self.parsed)
+            server.access_log.log(self.environ, status or "500", self.headers or (), sent, timings)
+        if server.metrics is not None:
+            server.metrics.observe(status or "500", end - self.parsed)
+
+
+def exchange_class(access_log, metrics=None) -> type:
+    return ObservedExchange if access_log is not None or metrics is not None else ProxiedExchange

@@ -1,0 +1,373 @@
+"""The pre-fork master: it only spawns, reaps and signals workers (gunicorn's arbiter design).
+
+Theory of operation: the master binds the listening sockets (or adopts fd://N and systemd's), forks
+`num_workers` children that run `worker.Worker`, and then loops: signal handlers only append the
+signal to `sig_queue` and write a byte to a self-pipe; the loop pops one signal and dispatches it to
+`handle_<name>`, or, when none is queued, sleeps on the pipe (at most 1 s) and then does its rounds:
+`reap` (waitpid), `murder_workers` (heartbeat timeouts and overdue graceful stops), `finish_reload`
+and `manage_workers` (spawn up to the target count; retire the oldest above it).
+
+Heartbeat: each worker gets an unlinked temporary file; the worker sets its mtime from its event loop's
+sweep, and writes "ready" into it once the application is loaded and it serves. A worker whose mtime is
+older than --timeout gets SIGABRT (its handler writes the request it is serving into the file), and
+SIGKILL about half a second later; the master logs the request and a replacement is spawned.
+
+Signals (gunicorn's meanings):
+  TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close idle keep-alive
+        connections); those still alive after --graceful-timeout get SIGKILL; exit 0.
+  INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s.
+  HUP   reload: re-read the config file, start a new set of workers (fresh application code unless
+        --preload), and only when all of them are ready send TERM to the old ones, so the shared
+        sockets are never without an accepting process and no request is refused.
+  TTIN / TTOU  one worker more / less (never below 1).
+  USR1  reopen log files (the master's, and every worker's via USR1).
+  CHLD  reap at once.
+"""
+
+import logging
+import os
+import select
+import signal
+import tempfile
+import time
+
+from .worker import BOOT_ERROR, READY, WORKER_SIGNALS, Worker
+
+__all__ = ["Arbiter"]
+
+log = logging.getLogger("fastwsgi")
+
+PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
+FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
+
+
+class HaltServer(Exception):
+    def __init__(self, reason: str = "", status: int = 0):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+class WorkerProcess:
+    """The master's record of one child."""
+
+    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "probed_at", "killed")
+
+    def __init__(self, pid: int, age: int, heartbeat, slot: int):
+        self.pid, self.age, self.heartbeat, self.slot = pid, age, heartbeat, slot
+        self.booted = False
+        self.retiring_since = None  # TERM sent at this time
+        self.probed_at = None  # SIGABRT sent at this time (heartbeat timeout)
+        self.killed = False
+
+    def ready(self) -> bool:
+        if not self.booted:
+            self.booted = os.fstat(self.heartbeat.fileno()).st_size >= len(READY)
+        return self.booted
+
+    def silent_for(self, now: float) -> float:
+        return now - os.fstat(self.heartbeat.fileno()).st_mtime
+
+    def report(self) -> str:
+        data = os.pread(self.heartbeat.fileno(), 2048, 0)
+        return data[len(READY):].decode("ascii", "replace") or "no report (stuck outside Python code?)"
+
+
+class Arbiter:
+    SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
+               for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "CHLD")}
+
+    def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
+                 reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None):
+        self.listeners = list(listeners)
+        self.options = options
+        self.num_workers = options["workers"] or 1
+        self.load_app = load_app
+        self.app = app  # preloaded, or None: each worker imports it
+        self.reload_options = reload_options
+        self.reopen_logs = reopen_logs
+        self.make_access_log = make_access_log
+        self.metrics = metrics  # SharedMetrics, or None
+        self.metrics_listener = metrics_listener  # the master answers scrapes on it
+        self.stopping = False
+        self.workers = {}  # pid -> WorkerProcess
+        self.sig_queue = []
+        self.age = 0
+        self.reload_from = None  # pids of the generation a HUP replaces, until the new one is ready
+        self.reload_deadline = 0.0
+        self.pid = os.getpid()
+
+    # -- main loop ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous = {signum: signal.signal(signum, self._enqueue) for signum in self.SIGNALS}
+        log.info("Master %d: %d worker(s), timeout %s s", self.pid, self.num_workers,
+                 self.options["timeout"])
+        status = 0
+        try:
+            self.manage_workers()
+            while True:
+                signum = self.sig_queue.pop(0) if self.sig_queue else None
+                if signum is None:
+                    self.sleep()
+                    self.reap()
+                    self.murder_workers()
+                    self.finish_reload()
+                    self.manage_workers()
+                    continue
+                name = self.SIGNALS[signum]
+                if name != "chld":
+                    log.info("Handling signal: %s", name)
+                getattr(self, f"handle_{name}")()
+        except HaltServer as halt:
+            if halt.reason:
+                log.error("%s", halt.reason)
+            status = halt.status
+        except KeyboardInterrupt:
+            self.stop(graceful=False)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(self._pipe_r)
+            os.close(self._pipe_w)
+            for listener in self.listeners:
+                listener.close()
+            if self.metrics_listener is not None:
+                self.metrics_listener.close()
+        return status
+
+    def _enqueue(self, signum, _frame) -> None:
+        if len(self.sig_queue) < 5:
+            self.sig_queue.append(signum)
+        try:
+            os.write(self._pipe_w, b".")
+        except OSError:
+            pass
+
+    def sleep(self) -> None:
+        timeout = self.options["timeout"]
+        wait = min(1.0, timeout / 4) if timeout else 1.0
+        if any(w.probed_at is not None for w in self.workers.values()):
+            wait = min(wait, PROBE_GRACE / 2)
+        watched = [self._pipe_r]
+        if self.metrics_listener is not None:
+            watched.append(self.metrics_listener.sock)
+        try:
+            ready, _, _ = select.select(watched, [], [], wait)
+            if self._pipe_r in ready:
+                while os.read(self._pipe_r, 4096):
+                    pass
+        except (BlockingIOError, InterruptedError):
+            ready = []
+        if self.metrics_listener is not None and self.metrics_listener.sock in ready:
+            from ..metrics import serve_scrape
+
+            self.metrics.workers = len(self.workers)
+            serve_scrape(self.metrics_listener.sock,
+                         lambda: self.metrics.render([w.slot for w in self.workers.values()]))
+
+    # -- signals ----------------------------------------------------------------------------------------
+
+    def handle_chld(self) -> None:
+        self.reap()
+
+    def handle_term(self) -> None:
+        self.stop(graceful=True)
+        raise HaltServer()
+
+    def handle_int(self) -> None:
+        self.stop(graceful=False)
+        raise HaltServer()
+
+    handle_quit = handle_int
+
+    def handle_hup(self) -> None:
+        if self.reload_from is not None:
+            log.info("A reload is in progress already")
+            return
+        if self.reload_options is not None:
+            try:
+                options = self.reload_options()
+            except Exception as exc:  # a broken config file: keep running as we are
+                log.error("Reload aborted: %s", exc)
+                return
+            options["bind"] = self.options["bind"]  # the sockets stay (they are bound already)
+            self.options = options
+            self.num_workers = options["workers"] or 1
+        log.info("Reloading: starting %d new worker(s)", self.num_workers)
+        self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
+        self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
+        for _ in range(self.num_workers):
+            self.spawn_worker()
+
+    def handle_ttin(self) -> None:
+        self.num_workers += 1
+        self.manage_workers()
+
+    def handle_ttou(self) -> None:
+        if self.num_workers > 1:
+            self.num_workers -= 1
+        self.manage_workers()
+
+    def handle_usr1(self) -> None:
+        if self.reopen_logs is not None:
+            self.reopen_logs()
+        self.signal_all(signal.SIGUSR1)
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def spawn_worker(self) -> None:
+        self.age += 1
+        heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-")
+        slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
+        # signals meant for the new worker wait (blocked) until it has installed its own handlers
+        signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        pid = os.fork()
+        if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+            self.workers[pid] = WorkerProcess(pid, self.age, heartbeat, slot)
+            return
+        status = 1  # the child: never return into the master's code
+        try:
+            os.close(self._pipe_r)
+            os.close(self._pipe_w)
+            for other in self.workers.values():
+                other.heartbeat.close()
+            if self.metrics_listener is not None:
+                self.metrics_listener.sock.close()
+                self.metrics.slot = slot
+            worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
+                            self.load_app, self.app, self.reopen_logs, self.make_access_log,
+                            self.metrics)
+            status = worker.run()
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            log.exception("Worker %d crashed", os.getpid())
+        finally:
+            try:
+                logging.shutdown()
+            finally:
+                os._exit(status)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            worker.heartbeat.close()
+            if self.metrics is not None:
+                self.metrics.retire(worker.slot, replaced=not self.stopping)
+            code = os.waitstatus_to_exitcode(status)
+            if code == BOOT_ERROR:
+                self._boot_failed(worker)
+            elif code < 0 and not worker.killed:
+                log.error("Worker (pid:%d) was killed by signal %s", pid, signal.Signals(-code).name)
+            elif code > 0:
+                log.error("Worker (pid:%d) exited with code %d", pid, code)
+            elif worker.retiring_since is None and not worker.killed:
+                log.info("Worker (pid:%d) exited", pid)
+
+    def _boot_failed(self, worker) -> None:
+        if self.reload_from is not None:  # the new code is broken: keep serving with the old workers
+            log.error("Reload failed: worker (pid:%d) could not load the application", worker.pid)
+            for pid, other in self.workers.items():
+                if pid not in self.reload_from:
+                    self.kill(other, signal.SIGKILL)
+            self.num_workers = len(self.reload_from)
+            self.reload_from = None
+            return
+        self.stop(graceful=False)
+        raise HaltServer("Worker failed to boot: the application could not be loaded", 1)
+
+    def murder_workers(self) -> None:
+        timeout = self.options["timeout"]
+        now_wall, now = time.time(), time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.killed:
+                continue
+            if worker.retiring_since is not None:
+                if now - worker.retiring_since > self.options["graceful_timeout"]:
+                    log.warning("Worker (pid:%d) did not finish within the graceful timeout: SIGKILL",
+                                worker.pid)
+                    self.kill(worker, signal.SIGKILL)
+                continue
+            if not timeout:
+                continue
+            if worker.probed_at is not None:
+                if now - worker.probed_at >= PROBE_GRACE:
+                    log.error("WORKER TIMEOUT (pid:%d): event loop silent for more than %s s while "
+                              "serving: %s; killed with SIGKILL", worker.pid, timeout, worker.report())
+                    self.kill(worker, signal.SIGKILL)
+            elif worker.silent_for(now_wall) > timeout:
+                worker.probed_at = now
+                self.kill(worker, signal.SIGABRT, mark=False)
+
+    def manage_workers(self) -> None:
+        active = sorted((w for w in self.workers.values() if w.retiring_since is None and not w.killed),
+                        key=lambda w: w.age)
+        if self.reload_from is not None:
+            return  # finish_reload decides
+        for _ in range(self.num_workers - len(active)):
+            self.spawn_worker()
+        for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
+            self.retire(worker)
+
+    def finish_reload(self) -> None:
+        if self.reload_from is None:
+            return
+        new = [w for pid, w in self.workers.items() if pid not in self.reload_from and not w.killed]
+        ready = sum(1 for w in new if w.ready())
+        if ready < self.num_workers and time.monotonic() < self.reload_deadline:
+            return
+        if ready < self.num_workers:
+            log.warning("Reload: only %d of %d new workers ready in time", ready, self.num_workers)
+        for pid in self.reload_from:
+            worker = self.workers.get(pid)
+            if worker is not None and worker.retiring_since is None:
+                self.retire(worker)
+        self.reload_from = None
+        log.info("Reload complete")
+
+    def retire(self, worker) -> None:
+        worker.retiring_since = time.monotonic()
+        self.kill(worker, signal.SIGTERM, mark=False)
+
+    def kill(self, worker, signum, mark: bool = True) -> None:
+        if mark and signum == signal.SIGKILL:
+            worker.killed = True
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def signal_all(self, signum) -> None:
+        for worker in list(self.workers.values()):
+            self.kill(worker, signum, mark=False)
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop every worker (TERM and wait up to graceful_timeout, or INT and wait FAST_STOP), then
+        SIGKILL what is left and reap it."""
+        self.stopping = True
+        for listener in self.listeners:  # no new connections queue up behind us
+            listener.close()
+        self.listeners = []
+        self.signal_all(signal.SIGTERM if graceful else signal.SIGINT)
+        limit = time.monotonic() + (self.options["graceful_timeout"] if graceful else FAST_STOP)
+        while self.workers and time.monotonic() < limit:
+            self.reap()
+            time.sleep(0.05)
+        for worker in list(self.workers.values()):
+            log.warning("Worker (pid:%d) did not finish within the %s timeout: SIGKILL", worker.pid,
+                        "graceful" if graceful else "fast-stop")
+            self.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.workers and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.02)

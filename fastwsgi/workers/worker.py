@@ -1,0 +1,216 @@
+"""One pre-fork worker: a child process running fastwsgi.server.Server on sockets its master bound.
+
+Theory of operation: the master forks, and the child calls `Worker.run()`, which never returns to the
+master's code (the caller `os._exit`s with its result). The worker resets the master's signal
+handling, opens its own SO_REUSEPORT socket when --reuse-port is set (shared sockets otherwise), loads
+the application unless the master preloaded it (a failure exits with BOOT_ERROR, which tells the
+master not to respawn in a loop), builds the Server and writes "ready" into its heartbeat file.
+
+Heartbeat: the Server calls `on_sweep` from its periodic sweep (at most about once a second, never on
+the per-request path); it sets the heartbeat file's mtime, so the master sees a worker whose event loop
+stopped (a hung application on the loop thread, a deadlock) as a stale mtime. The same hook recycles
+the worker after --max-requests (checked once per sweep, so it may serve a few more), notices an
+orphaning (the master died: stop), and reopens log files after SIGUSR1.
+
+--reload (development): after loading the application the worker notes the mtime of every loaded
+module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
+on a change, sends SIGHUP to the master once: the master's reload starts new workers (which import the
+new code) before this generation drains, so even a reload refuses no request.
+
+Signals (handlers only set flags or wake the loop): TERM graceful drain (Server.drain), INT/QUIT stop
+now, USR1 reopen logs at the next sweep, ABRT (sent by the master when the heartbeat is stale, just
+before SIGKILL) writes the request being served into the heartbeat file so the master can log it.
+"""
+
+import logging
+import os
+import random
+import signal
+import sys
+
+from ..server import Server, open_listener
+from ..server.wsgi import Exchange
+
+__all__ = ["Worker", "BOOT_ERROR", "READY"]
+
+BOOT_ERROR = 3  # exit status: the application could not be loaded
+READY = b"ready\n"
+# blocked by the master across fork, unblocked once the worker's handlers are in place
+WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGABRT}
+
+log = logging.getLogger("fastwsgi")
+
+
+class Worker:
+    def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
+                 load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None):
+        self.age = age
+        self.master_pid = master_pid
+        self.listeners = list(listeners)
+        self.options = options
+        self.heartbeat_fd = heartbeat_fd
+        self.load_app = load_app
+        self.app = app
+        self.reopen_logs = reopen_logs
+        self.make_access_log = make_access_log
+        self.metrics = metrics
+        self.server = None
+        self.max_requests = 0
+        if options["max_requests"] > 0:
+            self.max_requests = options["max_requests"] + random.randint(0, options["max_requests_jitter"])
+        self._reopen_requested = False
+        self._recycling = False
+        self._pending = None  # "drain" or "stop" asked by a signal
+        self._watched = None  # --reload: {path: mtime}
+        self._next_watch = 0.0
+
+    def run(self) -> int:
+        self._init_signals()
+        listeners = self._own_listeners()
+        if self.app is None:
+            try:
+                self.app = self.load_app()
+            except Exception as exc:
+                sys.stderr.write(f"fastwsgi: error: {exc}\n")
+                sys.stderr.flush()
+                return BOOT_ERROR
+        access_log = self.make_access_log(self.options) if self.make_access_log else None
+        self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
+                                      multiprocess=True, metrics=self.metrics)
+        server.on_sweep = self._on_sweep
+        if self._pending is not None:  # a signal came while we were booting
+            server.stop() if self._pending == "stop" else server.drain()
+        if self.options["reload"]:
+            self._watched = _file_times(self.options["reload_extra_file"])
+            self._next_watch = 0.0
+        os.pwrite(self.heartbeat_fd, READY, 0)
+        log.info("Booting worker with pid: %d", os.getpid())
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+            if access_log is not None:
+                access_log.close()
+        return 0
+
+    def _own_listeners(self):
+        """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address."""
+        own = []
+        for listener in self.listeners:
+            listener.unix_path = None  # the master removes unix socket files, not us
+            if self.options["reuse_port"] and listener.is_tcp:
+                host = f"[{listener.host}]" if ":" in listener.host else listener.host
+                own.append(open_listener(f"{host}:{listener.port}", self.options["backlog"],
+                                         reuse_port=True))
+                listener.sock.close()
+            else:
+                own.append(listener)
+        return own
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def _init_signals(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads; we are told with TERM
+        signal.signal(signal.SIGTERM, lambda *_: self._request("drain"))
+        signal.signal(signal.SIGINT, lambda *_: self._request("stop"))
+        signal.signal(signal.SIGQUIT, lambda *_: self._request("stop"))
+        signal.signal(signal.SIGUSR1, self._on_usr1)
+        signal.signal(signal.SIGABRT, self._on_abort)
+        _die_with_master()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+
+    def _request(self, how: str) -> None:
+        """TERM (drain) or INT/QUIT (stop); before the Server exists it is remembered for later."""
+        if self._pending != "stop":
+            self._pending = how
+        if self.server is not None:
+            self.server.stop() if how == "stop" else self.server.drain()
+
+    def _on_usr1(self, *_):
+        self._reopen_requested = True
+
+    def _on_abort(self, _signum, frame):
+        """The master found our heartbeat stale: say which request we were serving (it then kills us)."""
+        report = "no request in progress"
+        frames = [frame, *sys._current_frames().values()]
+        for top in frames:
+            current = top
+            while current is not None:
+                candidate = current.f_locals.get("self")
+                if isinstance(candidate, Exchange):
+                    environ = candidate.environ
+                    report = (f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} "
+                              f"{environ.get('SERVER_PROTOCOL')} from {environ.get('REMOTE_ADDR') or 'unix'}")
+                    break
+                current = current.f_back
+            else:
+                continue
+            break
+        data = READY + report.encode("ascii", "backslashreplace")[:1000]
+        os.pwrite(self.heartbeat_fd, data, 0)
+        os.ftruncate(self.heartbeat_fd, len(data))
+
+    # -- the sweep hook -----------------------------------------------------------------------------
+
+    def _on_sweep(self) -> None:
+        os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout
+        server = self.server
+        if self.metrics is not None:
+            self.metrics.set_active(len(server.connections))
+        if self.max_requests and not self._recycling and server.requests_done >= self.max_requests:
+            self._recycling = True
+            log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
+            server.drain()
+        if os.getppid() != self.master_pid:
+            log.warning("Worker %d: the master died; stopping", os.getpid())
+            server.drain()
+        if self.options["reload"] and self._watched is not None and server.now >= self._next_watch:
+            self._next_watch = server.now + 1.0
+            changed = _changed(self._watched, _file_times(self.options["reload_extra_file"]))
+            if changed:
+                log.info("Worker %d: %s changed; asking the master to reload", os.getpid(), changed)
+                self._watched = None  # once: this generation is about to be replaced
+                os.kill(self.master_pid, signal.SIGHUP)
+        if self._reopen_requested:
+            self._reopen_requested = False
+            if self.reopen_logs is not None:
+                self.reopen_logs()
+            if server.access_log is not None:
+                server.access_log.reopen()
+
+
+def _file_times(extra_files) -> dict:
+    """{path: mtime} of every loaded module's source file and the extra files (missing: None)."""
+    paths = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    paths.discard(None)
+    paths.update(extra_files)
+    times = {}
+    for path in paths:
+        try:
+            times[path] = os.stat(path).st_mtime
+        except OSError:
+            times[path] = None
+    return times
+
+
+def _changed(before: dict, now: dict):
+    """The first path whose mtime differs (new modules imported since are not a change), or None."""
+    for path, mtime in before.items():
+        if now.get(path) != mtime:
+            return path
+    return None
+
+
+def _die_with_master() -> None:
+    """Ask Linux to send us SIGTERM (a graceful drain) if the master dies (PR_SET_PDEATHSIG); the sweep
+    also checks getppid(), which covers other systems and a master that died before this call."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,204 @@
+"""Configuration sources and logging on real processes: a Python config file and a pyproject.toml
+[tool.fastwsgi] table, FASTWSGI_CMD_ARGS, PORT, WEB_CONCURRENCY and flags with their precedence
+(defaults < config file < environment < flags), --print-config, --check-config, unknown keys; the
+access log in gunicorn's text format and as JSON (with USR1 reopening it), --error-logfile, and proxy
+headers from trusted and untrusted peers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.functional.client import get
+from tests.functional.serverproc import REPO_ROOT
+from tests.functional.test_workers import OPS_APP, launch, wait_booted  # noqa: F401
+
+
+def cli(*args: str, env=None) -> subprocess.CompletedProcess:
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("FASTWSGI_CMD_ARGS", "PORT", "WEB_CONCURRENCY")}
+    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=20, env={**environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def printed(*args: str, env=None) -> dict:
+    result = cli("--print-config", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    values = {}
+    for line in result.stdout.splitlines()[1:]:
+        if not line.startswith("#"):
+            key, _, value = line.partition(" = ")
+            values[key] = json.loads(value)
+    return values
+
+
+@pytest.fixture
+def py_config(tmp_path):
+    path = tmp_path / "fastwsgi_conf.py"
+    path.write_text("import multiprocessing\n"
+                    "threads = 2\nkeep_alive = 7\nbacklog = 100\nmax_requests = 11\n"
+                    "_private = 'ignored'\n")
+    return path
+
+
+def test_precedence_defaults_file_environment_flags(py_config):
+    defaults = printed()
+    assert defaults["threads"] == 0 and defaults["keep_alive"] == 5.0 and defaults["backlog"] == 2048
+    from_file = printed("-c", str(py_config))
+    assert (from_file["threads"], from_file["keep_alive"], from_file["backlog"]) == (2, 7.0, 100)
+    env = {"FASTWSGI_CMD_ARGS": "--keep-alive 8 --backlog 200", "WEB_CONCURRENCY": "3"}
+    from_env = printed("-c", str(py_config), env=env)
+    assert (from_env["threads"], from_env["keep_alive"], from_env["backlog"]) == (2, 8.0, 200)
+    assert from_env["workers"] == 3
+    flagged = printed("-c", str(py_config), "--backlog", "300", "-w", "4", env=env)
+    assert (flagged["threads"], flagged["keep_alive"], flagged["backlog"]) == (2, 8.0, 300)
+    assert flagged["workers"] == 4 and flagged["max_requests"] == 11
+
+
+def test_config_file_named_in_fastwsgi_cmd_args(py_config):
+    assert printed(env={"FASTWSGI_CMD_ARGS": f"-c {py_config}"})["threads"] == 2
+
+
+def test_port_environment_variable_binds_all_interfaces():
+    assert printed(env={"PORT": "9123"})["bind"] == ["0.0.0.0:9123"]
+    assert printed("-b", "127.0.0.1:1", env={"PORT": "9123"})["bind"] == ["127.0.0.1:1"]
+
+
+def test_pyproject_table_configures_a_real_server(tmp_path):
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[project]\nname = "x"\n\n[tool.fastwsgi]\nbind = ["127.0.0.1:0"]\n'
+                    f'wsgi-app = "{OPS_APP}"\nworkers = 2\n')
+    from tests.functional.serverproc import ServerProcess
+
+    server = ServerProcess(["-c", str(path)])
+    try:
+        server.start()
+        assert len(set(wait_booted(server, 2))) == 2
+        assert get(server.port, "/pid").status == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("content, suffix, message", [
+    ("worker = 3\n", ".py", "unknown option 'worker' (did you mean 'workers'?)"),
+    ("[tool.fastwsgi]\nkeepalive = 3\n", ".toml", "unknown option 'keepalive' (did you mean 'keep_alive'?)"),
+    ("[tool.other]\nx = 1\n", ".toml", "no [tool.fastwsgi] table"),
+    ("check_config = true\n", ".py", "unknown option 'check_config'"),
+    ("threads = -2\n", ".py", "option 'threads': must be >= 0"),
+    ("threads = \n", ".py", "cannot read config file"),
+])
+def test_bad_config_files_are_one_line_errors(tmp_path, content, suffix, message):
+    path = tmp_path / f"conf{suffix}"
+    path.write_text(content.replace("true", "True") if suffix == ".py" else content)
+    result = cli("-c", str(path), OPS_APP)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("fastwsgi: error: ") and message in lines[0], lines[0]
+
+
+def test_check_config():
+    ok = cli("--check-config", "-w", "2", OPS_APP)
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    missing = cli("--check-config", "no_such_module_xyz:app")
+    assert missing.returncode == 1 and "no module named" in missing.stderr
+    bad_format = cli("--check-config", "--access-logformat", "%(zz)s")
+    assert bad_format.returncode == 2 and bad_format.stderr.startswith("fastwsgi: error: ")
+
+
+def test_text_access_log_and_usr1_reopen(launch, tmp_path):
+    log = tmp_path / "access.log"
+    server = launch("-w", "1", "--access-logfile", str(log))
+    wait_booted(server, 1)
+    assert get(server.port, "/pid?x=1", headers=[("User-Agent", 'evil" 200 "x'),
+                                                  ("Referer", "http://r/")]).status == 200
+    lines = wait_lines(log, 1)
+    assert lines[0].startswith('127.0.0.1 - - [')
+    assert '"GET /pid?x=1 HTTP/1.1" 200 ' in lines[0]
+    assert lines[0].endswith('"http://r/" "evil\\" 200 \\"x"')  # a header cannot forge a field
+    os.rename(log, tmp_path / "access.log.1")
+    server.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(server.port, "/after-rotation").status == 200
+    assert '"GET /after-rotation HTTP/1.1" 200 2 ' in wait_lines(log, 1)[0]
+    assert len((tmp_path / "access.log.1").read_text().splitlines()) == 1
+
+
+def test_json_access_log_with_timings(launch, tmp_path):
+    log = tmp_path / "access.json"
+    server = launch("--access-logfile", str(log), "--access-logformat", "json", "--threads", "2")
+    assert get(server.port, "/sleep?s=0.2", headers=[("User-Agent", 'a"\\b\tc')]).status == 200
+    record = json.loads(wait_lines(log, 1)[0])
+    assert record["method"] == "GET" and record["uri"] == "/sleep?s=0.2" and record["status"] == 200
+    assert record["user_agent"] == 'a"\\b\tc' and record["bytes"] == len(b"slept 0.2")
+    assert record["app_ms"] >= 190 and record["duration_ms"] >= record["app_ms"]
+
+
+def test_no_access_log_by_default(launch, tmp_path):
+    server = launch()
+    assert get(server.port, "/pid").status == 200
+    assert not any('"GET /pid' in line for line in server.stdout_lines + server.stderr_lines)
+
+
+def test_error_logfile(launch, tmp_path):
+    log = tmp_path / "error.log"
+    server = launch("-w", "1", "--error-logfile", str(log))
+    deadline = time.monotonic() + 10
+    while "Booting worker" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Booting worker with pid" in log.read_text()
+    assert get(server.port, "/pid").status == 200
+
+
+@pytest.mark.parametrize("allow, trusted", [((), True), (("--forwarded-allow-ips", "10.9.9.9"), False)],
+                         ids=["trusted-peer", "untrusted-peer"])
+def test_proxy_headers(launch, allow, trusted):
+    server = launch(*allow)
+    response = get(server.port, "/addr", headers=[("X-Forwarded-For", "203.0.113.7"),
+                                                  ("X-Forwarded-Proto", "https")])
+    remote, scheme, _host, forwarded_for = response.body.decode().split()
+    if trusted:  # the default trusts 127.0.0.1, our peer address
+        assert (remote, scheme, forwarded_for) == ("203.0.113.7", "https", "203.0.113.7")
+    else:  # removed, so the application cannot be fooled
+        assert (remote, scheme, forwarded_for) == ("127.0.0.1", "http", "-")
+
+
+def wait_lines(path, count: int, timeout: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_log_config_dictconfig_file(launch, tmp_path):
+    log = tmp_path / "routed.log"
+    config = tmp_path / "logging.json"
+    config.write_text(json.dumps({
+        "version": 1,
+        "formatters": {"plain": {"format": "ROUTED %(levelname)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}},
+        "loggers": {"fastwsgi": {"handlers": ["file"], "level": "INFO"}},
+    }))
+    server = launch("-w", "1", "--log-config", str(config))
+    deadline = time.monotonic() + 10
+    while "Booting worker" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ROUTED INFO Booting worker with pid" in log.read_text()
+    assert get(server.port, "/pid").status == 200
+
+
+def test_bad_log_config_is_a_one_line_error(tmp_path):
+    config = tmp_path / "logging.json"
+    config.write_text("{not json")
+    result = cli("--log-config", str(config), OPS_APP)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("fastwsgi: error: cannot use --log-config")

@@ -1,0 +1,135 @@
+"""Signals with gunicorn's meanings, on real processes: TERM drains (an in-flight request completes
+with `Connection: close`, idle keep-alive connections close at once, the rest is killed after
+--graceful-timeout), INT stops fast, HUP replaces every worker under a steady client loop without a
+single failed request, TTIN/TTOU change the worker count. Also the single-process mode's TERM drain."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.functional.client import Conn, get
+from tests.functional.test_workers import booted, children, launch, wait_booted, wait_children  # noqa: F401
+
+
+@pytest.mark.parametrize("threads", ["0", "4"])
+def test_term_lets_an_in_flight_request_finish_with_connection_close(launch, threads):
+    server = launch("-w", "1", "--graceful-timeout", "10", "--threads", threads)
+    wait_booted(server, 1)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=1.5")
+        time.sleep(0.4)  # the application is sleeping now
+        server.signal(signal.SIGTERM)
+        response = conn.read_response()
+        assert response.status == 200 and response.body == b"slept 1.5"
+        assert "close" in response.connection_tokens()
+        assert conn.closed_by_server(timeout=3)
+    assert server.wait(10) == 0
+    assert "Handling signal: term" in server.stderr_text()
+
+
+def test_term_closes_idle_keep_alive_connections_at_once(launch):
+    server = launch("-w", "1", "--graceful-timeout", "20", "--keep-alive", "30")
+    wait_booted(server, 1)
+    with Conn(server.port) as conn:
+        conn.request("GET", "/pid")
+        assert conn.read_response().status == 200
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert conn.closed_by_server(timeout=5)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 4  # not the keep-alive nor the graceful timeout
+
+
+def test_graceful_timeout_kills_what_is_left(launch):
+    server = launch("-w", "1", "--graceful-timeout", "1", "--timeout", "0")
+    wait_booted(server, 1)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=30")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 5
+        assert conn.closed_by_server(timeout=2)
+    assert "did not finish within the graceful timeout" in server.stderr_text()
+
+
+def test_int_stops_fast(launch):
+    server = launch("-w", "1", "--graceful-timeout", "30")
+    wait_booted(server, 1)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=30")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.signal(signal.SIGINT)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 5
+
+
+def test_hup_replaces_every_worker_without_losing_a_request(launch):
+    server = launch("-w", "2")
+    old = set(wait_booted(server, 2))
+    failures, statuses, pids = [], [], set()
+    stop = threading.Event()
+
+    def client_loop():
+        deadline = time.monotonic() + 25
+        for _ in range(5000):  # bounded: a fresh connection per request, until the test says stop
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            try:
+                response = get(server.port, "/pid")
+                statuses.append(response.status)
+                pids.add(int(response.body.split()[0]))
+            except Exception as exc:  # refused, reset, timeout: all count as lost
+                failures.append(repr(exc))
+
+    worker = threading.Thread(target=client_loop)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        server.signal(signal.SIGHUP)
+        assert server.wait_stderr("Reload complete", timeout=15), server.stderr_text()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and children(server.proc.pid) & old:
+            time.sleep(0.05)  # the old generation drains and exits
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        worker.join(30)
+    new = set(booted(server)) - old
+    assert len(new) == 2
+    assert children(server.proc.pid) == new
+    assert failures == [] and len(statuses) > 50 and set(statuses) == {200}
+    assert pids & old and pids & new  # requests were served by both generations
+
+
+def test_ttin_and_ttou_change_the_worker_count(launch):
+    server = launch("-w", "1")
+    wait_booted(server, 1)
+    master = server.proc.pid
+    server.signal(signal.SIGTTIN)
+    assert len(wait_children(master, 2)) == 2
+    server.signal(signal.SIGTTOU)
+    assert len(wait_children(master, 1)) == 1
+    server.signal(signal.SIGTTOU)  # never below one
+    time.sleep(1.5)
+    assert len(children(master)) == 1
+    assert get(server.port, "/pid").status == 200
+
+
+@pytest.mark.parametrize("threads", ["0", "4"])
+def test_single_process_term_lets_an_in_flight_request_finish(launch, threads):
+    server = launch("--graceful-timeout", "10", "--threads", threads)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=1")
+        time.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        response = conn.read_response()
+        assert response.status == 200 and response.body == b"slept 1.0"
+        assert "close" in response.connection_tokens()
+    assert server.wait(10) == 0

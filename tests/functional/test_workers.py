@@ -1,0 +1,271 @@
+"""The pre-fork master with real processes: workers replaced after kill -9, a hung worker killed after
+--timeout (and the log names its request), --max-requests recycling, --preload, --reuse-port, -w 1.
+
+This module also holds `ops_app`, the small application the operations tests (workers, signals,
+sockets, config sources) serve: it reports the worker's pid, sleeps, or hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tests.functional.client import Conn, get
+from tests.functional.serverproc import ServerProcess
+
+IMPORTED_IN = os.getpid()  # with --preload this module is imported by the master
+OPS_APP = "tests.functional.test_workers:ops_app"
+BOOTING = re.compile(r"Booting worker with pid: (\d+)")
+
+
+def ops_app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/pid":
+        body = f"{os.getpid()} {IMPORTED_IN} {environ['wsgi.multiprocess']}".encode()
+    elif path == "/sleep":
+        seconds = float(environ.get("QUERY_STRING", "").partition("=")[2] or "1")
+        time.sleep(seconds)
+        body = f"slept {seconds}".encode()
+    elif path == "/hang":
+        time.sleep(3600)  # the master's --timeout must end this
+        body = b"unreachable"
+    elif path == "/addr":
+        body = (f"{environ['REMOTE_ADDR']} {environ['wsgi.url_scheme']} {environ.get('HTTP_HOST')} "
+                f"{environ.get('HTTP_X_FORWARDED_FOR', '-')}").encode()
+    else:
+        body = b"ok"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.fixture
+def launch():
+    """launch(*args, env=None) -> a started ServerProcess serving ops_app; all are stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env=None, app: str = OPS_APP) -> ServerProcess:
+        server = ServerProcess(["--bind", "127.0.0.1:0", *args, app], env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop(timeout=10)
+
+
+def booted(server: ServerProcess) -> list[int]:
+    return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
+
+
+def wait_booted(server: ServerProcess, count: int, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while len(booted(server)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = booted(server)
+    assert len(pids) >= count, server.stderr_text()
+    return pids
+
+
+def worker_pid(server: ServerProcess) -> int:
+    return int(get(server.port, "/pid").body.split()[0])
+
+
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return {int(child) for child in file.read().split()}
+
+
+def wait_children(pid: int, count: int, timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while len(children(pid)) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children(pid)
+
+
+def test_killed_worker_is_replaced_and_logged(launch):
+    server = launch("-w", "2")
+    first = wait_booted(server, 2)
+    master = server.proc.pid
+    assert children(master) == set(first)
+    os.kill(first[0], signal.SIGKILL)
+    assert server.wait_stderr(f"Worker (pid:{first[0]}) was killed by signal SIGKILL", timeout=5)
+    pids = wait_booted(server, 3)
+    assert wait_children(master, 2) == {first[1], pids[2]}
+    for _ in range(6):
+        assert get(server.port, "/pid").status == 200
+
+
+def test_hung_worker_is_killed_after_timeout_and_the_log_names_its_request(launch):
+    server = launch("-w", "1", "--timeout", "1")
+    first = wait_booted(server, 1)[0]
+    started = time.monotonic()
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/hang?which=this-one")
+        assert conn.closed_by_server(timeout=8)  # the worker died: the connection ends without a response
+    elapsed = time.monotonic() - started
+    assert 0.9 < elapsed < 6, elapsed
+    text = server.wait_stderr("WORKER TIMEOUT", timeout=5)
+    assert text and f"(pid:{first})" in text and "GET /hang?which=this-one" in text, server.stderr_text()
+    second = wait_booted(server, 2)[1]
+    assert worker_pid(server) == second != first
+
+
+def test_idle_worker_is_not_killed_by_timeout(launch):
+    server = launch("-w", "1", "--timeout", "1")
+    first = wait_booted(server, 1)[0]
+    time.sleep(2.5)  # idle well past the timeout: the loop's sweep keeps the heartbeat fresh
+    assert worker_pid(server) == first
+    assert "WORKER TIMEOUT" not in server.stderr_text()
+
+
+def test_max_requests_recycles_the_worker(launch):
+    server = launch("-w", "1", "--max-requests", "3", "--max-requests-jitter", "2")
+    first = wait_booted(server, 1)[0]
+    seen = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = get(server.port, "/pid")  # never refused while the worker is replaced
+        assert response.status == 200
+        seen.add(int(response.body.split()[0]))
+        if len(seen) > 1:
+            break
+        time.sleep(0.05)
+    assert first in seen and len(seen) == 2, (seen, server.stderr_text())
+    assert "reached max requests" in server.stderr_text()
+
+
+def test_preload_imports_the_application_in_the_master(launch):
+    server = launch("-w", "2", "--preload")
+    wait_booted(server, 2)
+    pid, imported_in, multiprocess = get(server.port, "/pid").body.decode().split()
+    assert int(imported_in) == server.proc.pid != int(pid)
+    assert multiprocess == "True"
+
+
+def test_without_preload_each_worker_imports_the_application(launch):
+    server = launch("-w", "1")
+    wait_booted(server, 1)
+    pid, imported_in, _ = get(server.port, "/pid").body.decode().split()
+    assert pid == imported_in
+
+
+def test_two_workers_share_the_listening_socket(launch):
+    server = launch("-w", "2", "--threads", "2")
+    pids = set(wait_booted(server, 2))
+    seen = set()
+    connections = [Conn(server.port) for _ in range(2)]  # two requests in flight at once
+    try:
+        for conn in connections:
+            conn.request("GET", "/sleep?s=0.5")
+        for conn in connections:
+            response = conn.read_response()
+            assert response.status == 200
+    finally:
+        for conn in connections:
+            conn.close()
+    for _ in range(30):
+        seen.add(worker_pid(server))
+    assert seen <= pids and seen
+
+
+def test_reuse_port_gives_each_worker_its_own_socket(launch):
+    server = launch("-w", "2", "--reuse-port")
+    pids = set(wait_booted(server, 2))
+    seen = {worker_pid(server) for _ in range(40)}
+    assert seen == pids  # the kernel spreads fresh connections over both sockets
+
+
+def test_one_worker_flag_runs_a_master(launch):
+    server = launch("-w", "1")
+    worker = wait_booted(server, 1)[0]
+    assert worker != server.proc.pid and children(server.proc.pid) == {worker}
+    assert "Master" in server.stderr_text()
+
+
+def test_web_concurrency_sets_the_worker_count(launch):
+    server = launch(env={"WEB_CONCURRENCY": "2"})
+    assert len(set(wait_booted(server, 2))) == 2
+    assert len(wait_children(server.proc.pid, 2)) == 2
+
+
+def test_application_that_cannot_load_stops_the_master(tmp_path):
+    server = ServerProcess(["--bind", "127.0.0.1:0", "-w", "2", "no_such_module_xyz:app"])
+    try:
+        server.start(timeout=5)  # the master listens before its workers import the application
+        code = server.wait(10)
+    except AssertionError:  # it exited before (or without) a Listening line
+        code = server.proc.returncode
+    finally:
+        server.stop()
+    assert code == 1
+    assert "no module named 'no_such_module_xyz'" in server.stderr_text()
+
+
+def test_reload_restarts_workers_when_the_application_changes(tmp_path):
+    module = tmp_path / "reload_target_app.py"
+    source = ("def app(environ, start_response):\n"
+              "    start_response('200 OK', [('Content-Length', '2')])\n"
+              "    return [b'{}']\n")
+    module.write_text(source.format("v1"))
+    server = ServerProcess(["--bind", "127.0.0.1:0", "--reload", "reload_target_app:app"],
+                           env={"PYTHONPATH": str(tmp_path)})
+    try:
+        server.start()
+        first = wait_booted(server, 1)[0]
+        assert get(server.port, "/").body == b"v1"
+        module.write_text(source.format("v2"))
+        later = time.time() + 2
+        os.utime(module, (later, later))  # a visible mtime change even on a coarse clock
+        seen = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            response = get(server.port, "/")  # never refused while the workers are replaced
+            seen.append(response.body)
+            if response.body == b"v2":
+                break
+            time.sleep(0.1)
+        assert seen[-1] == b"v2", server.stderr_text()
+        assert set(seen) <= {b"v1", b"v2"}
+        assert "reload_target_app.py changed" in server.stderr_text()
+        assert first not in children(server.proc.pid) or server.wait_stderr("Reload complete")
+    finally:
+        server.stop()
+
+
+def scrape(server: ServerProcess) -> dict[str, float]:
+    url = next(line.split()[2] for line in server.stderr_lines if line.startswith("Metrics at:"))
+    host_port = url.split("//")[1].split("/")[0]
+    with Conn(int(host_port.rsplit(":", 1)[1])) as conn:
+        conn.request("GET", "/metrics")
+        response = conn.read_response()
+    assert response.status == 200 and response.header("Content-Type").startswith("text/plain")
+    values = {}
+    for line in response.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_are_aggregated_across_workers_and_restarts(launch):
+    server = launch("-w", "2", "--metrics-bind", "127.0.0.1:0", "--timeout", "0")
+    pids = wait_booted(server, 2)
+    for _ in range(4):
+        assert get(server.port, "/pid").status == 200
+    assert get(server.port, "/sleep?s=0.3").status == 200
+    os.kill(pids[0], signal.SIGKILL)  # its counts must survive it
+    wait_booted(server, 3)
+    assert get(server.port, "/pid").status == 200
+    values = scrape(server)
+    assert values['fastwsgi_requests_total{status="2xx"}'] == 6
+    assert values['fastwsgi_requests_total{status="5xx"}'] == 0
+    assert values['fastwsgi_request_duration_seconds_bucket{le="0.25"}'] == 5
+    assert values['fastwsgi_request_duration_seconds_bucket{le="+Inf"}'] == 6
+    assert values["fastwsgi_request_duration_seconds_count"] == 6
+    assert values["fastwsgi_request_duration_seconds_sum"] >= 0.3
+    assert values["fastwsgi_workers"] == 2 and values["fastwsgi_worker_restarts_total"] == 1
+    assert "fastwsgi_active_connections" in values
