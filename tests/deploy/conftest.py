@@ -331,18 +331,3 @@ class NginxProcess:
             self.proc.wait(5)
 
 
-TEST_DEADLINE_S = 60
-
-
-@pytest.fixture(autouse=True)
-def _deadline():
-    """No test may hang: interrupt it after TEST_DEADLINE_S seconds (on top of every socket timeout)."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"test exceeded {TEST_DEADLINE_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_DEADLINE_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)

@@ -4,13 +4,12 @@ Theory of operation: `pool` (session) owns every server process; `server` is par
 full matrix (both parser backends x both concurrency models) for the core HTTP behaviour, and
 `server_fixture(...)` builds module-level fixtures for the rest (both backends, or special flags such
 as small timeouts). Backends are never skipped: if the C extension is not built, `--http-parser c`
-fails to start and every C-parametrized test fails. Each test gets a hard deadline (SIGALRM) on top of
-the per-socket timeouts, and a test after which its server is dead fails with the server's stderr.
+fails to start and every C-parametrized test fails. Each test gets the suite's hard deadline
+(tests/conftest.py) on top of the per-socket timeouts, and a test after which its server is dead fails with the server's stderr.
 """
 
 from __future__ import annotations
 
-import signal
 import uuid
 
 import pytest
@@ -25,8 +24,6 @@ FULL_MATRIX = [("c", 0), ("c", 4), ("python", 0), ("python", 4)]
 BACKENDS = [("c", 0), ("python", 4)]
 # a thread pool for the tests about concurrency
 THREADED = [("c", 4), ("python", 4)]
-
-TEST_DEADLINE_S = 90
 
 
 def matrix_id(param) -> str:
@@ -90,19 +87,3 @@ def events(events_dir):
     return read
 
 
-class DeadlineExceeded(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def _deadline():
-    """No test may hang: interrupt it after TEST_DEADLINE_S seconds."""
-
-    def expire(signum, frame):
-        raise DeadlineExceeded(f"test exceeded {TEST_DEADLINE_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_DEADLINE_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
