@@ -1,0 +1,1 @@
+"""Harness of the server comparison (run.py): scenarios, servers, venvs, checks, measurement, report."""
