@@ -176,6 +176,11 @@ class Listener:
             self.server_name, self.server_port = "localhost", ""
         self.unix_path = sockaddr if owns_path else None
         self.exhausted = False  # the last accept failed for lack of descriptors or memory
+        # what speaks on this socket: the server's Connection unless a protocol sets its own class,
+        # and which peers may connect (None: all; else a callable addr -> bool that logs refusals)
+        self.protocol = "http"
+        self.connection_class = None
+        self.admits = None
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -257,17 +257,22 @@ class Server:
     def _accept_handler(self, listener):
         base = self._environ_bases[listener]
         nodelay = listener.is_tcp
+        connection_class = listener.connection_class or Connection
+        admits = listener.admits  # None: every peer may connect
 
         def on_accept(_mask):
             room = self.max_connections - len(self.connections)
             for sock, addr in listener.accept_batch(room):
+                if admits is not None and not admits(addr):
+                    sock.close()
+                    continue
                 sock.setblocking(False)
                 environ = base.copy()
                 if nodelay:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     environ["REMOTE_ADDR"] = addr[0]
                     environ["REMOTE_PORT"] = str(addr[1])
-                conn = Connection(self, sock, environ)
+                conn = connection_class(self, sock, environ)
                 self.connections[conn.fd] = conn
                 self.handlers[conn.fd] = conn.on_event
                 self.epoll.register(conn.fd, EPOLLIN | self.oneshot)
