@@ -16,7 +16,8 @@ import pytest
 
 from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import wait_events
-from tests.functional.serverproc import DEFAULT_APP, ServerPool
+from tests.functional.ops import OPS_APP
+from tests.functional.serverproc import DEFAULT_APP, ServerPool, ServerProcess
 
 # (parser, threads): the full matrix for the core behaviour (keep-alive, pipelining, bodies, errors)
 FULL_MATRIX = [("c", 0), ("c", 4), ("python", 0), ("python", 4)]
@@ -87,3 +88,16 @@ def events(events_dir):
     return read
 
 
+@pytest.fixture
+def launch():
+    """launch(*args, env=None) -> a started ServerProcess serving ops_app; all are stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env=None, app: str = OPS_APP) -> ServerProcess:
+        server = ServerProcess(["--bind", "127.0.0.1:0", *args, app], env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop(timeout=10)

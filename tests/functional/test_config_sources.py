@@ -17,7 +17,7 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.serverproc import REPO_ROOT
-from tests.functional.test_workers import OPS_APP, launch, wait_booted  # noqa: F401
+from tests.functional.ops import OPS_APP, wait_booted
 
 
 def cli(*args: str, env=None) -> subprocess.CompletedProcess:

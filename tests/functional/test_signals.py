@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.functional.client import Conn, get
-from tests.functional.test_workers import booted, children, launch, wait_booted, wait_children  # noqa: F401
+from tests.functional.ops import booted, children, wait_booted, wait_children
 
 
 @pytest.mark.parametrize("threads", ["0", "4"])

@@ -15,7 +15,7 @@ import pytest
 from tests.functional import serverproc
 from tests.functional.client import get
 from tests.functional.serverproc import ServerProcess
-from tests.functional.test_workers import OPS_APP, launch, wait_booted  # noqa: F401
+from tests.functional.ops import OPS_APP, wait_booted
 
 # exec wrapper: put the passed socket on descriptor 3 and name this very process in LISTEN_PID
 # (exec keeps the pid), as systemd does before it starts the service

@@ -1,89 +1,19 @@
 """The pre-fork master with real processes: workers replaced after kill -9, a hung worker killed after
 --timeout (and the log names its request), --max-requests recycling, --preload, --reuse-port, -w 1.
 
-This module also holds `ops_app`, the small application the operations tests (workers, signals,
-sockets, config sources) serve: it reports the worker's pid, sleeps, or hangs.
+The application and helpers shared with the other operations tests are in ops.py; `launch` is a
+fixture in conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 
-import pytest
-
 from tests.functional.client import Conn, get
+from tests.functional.ops import children, wait_booted, wait_children, worker_pid
 from tests.functional.serverproc import ServerProcess
-
-IMPORTED_IN = os.getpid()  # with --preload this module is imported by the master
-OPS_APP = "tests.functional.test_workers:ops_app"
-BOOTING = re.compile(r"Booting worker with pid: (\d+)")
-
-
-def ops_app(environ, start_response):
-    path = environ["PATH_INFO"]
-    if path == "/pid":
-        body = f"{os.getpid()} {IMPORTED_IN} {environ['wsgi.multiprocess']}".encode()
-    elif path == "/sleep":
-        seconds = float(environ.get("QUERY_STRING", "").partition("=")[2] or "1")
-        time.sleep(seconds)
-        body = f"slept {seconds}".encode()
-    elif path == "/hang":
-        time.sleep(3600)  # the master's --timeout must end this
-        body = b"unreachable"
-    elif path == "/addr":
-        body = (f"{environ['REMOTE_ADDR']} {environ['wsgi.url_scheme']} {environ.get('HTTP_HOST')} "
-                f"{environ.get('HTTP_X_FORWARDED_FOR', '-')}").encode()
-    else:
-        body = b"ok"
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-@pytest.fixture
-def launch():
-    """launch(*args, env=None) -> a started ServerProcess serving ops_app; all are stopped at the end."""
-    started: list[ServerProcess] = []
-
-    def start(*args: str, env=None, app: str = OPS_APP) -> ServerProcess:
-        server = ServerProcess(["--bind", "127.0.0.1:0", *args, app], env)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop(timeout=10)
-
-
-def booted(server: ServerProcess) -> list[int]:
-    return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
-
-
-def wait_booted(server: ServerProcess, count: int, timeout: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while len(booted(server)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = booted(server)
-    assert len(pids) >= count, server.stderr_text()
-    return pids
-
-
-def worker_pid(server: ServerProcess) -> int:
-    return int(get(server.port, "/pid").body.split()[0])
-
-
-def children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as file:
-        return {int(child) for child in file.read().split()}
-
-
-def wait_children(pid: int, count: int, timeout: float = 10.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while len(children(pid)) != count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return children(pid)
 
 
 def test_killed_worker_is_replaced_and_logged(launch):

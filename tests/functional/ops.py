@@ -1,0 +1,66 @@
+"""Helpers for the operations tests (workers, signals, sockets, config sources): `ops_app`, the small
+application they serve (it reports the worker's pid, sleeps, or hangs), and waits on the master's
+workers. The `launch` fixture that starts servers with it lives in conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from tests.functional.client import get
+from tests.functional.serverproc import ServerProcess
+
+IMPORTED_IN = os.getpid()  # with --preload this module is imported by the master
+OPS_APP = "tests.functional.ops:ops_app"
+BOOTING = re.compile(r"Booting worker with pid: (\d+)")
+
+
+def ops_app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/pid":
+        body = f"{os.getpid()} {IMPORTED_IN} {environ['wsgi.multiprocess']}".encode()
+    elif path == "/sleep":
+        seconds = float(environ.get("QUERY_STRING", "").partition("=")[2] or "1")
+        time.sleep(seconds)
+        body = f"slept {seconds}".encode()
+    elif path == "/hang":
+        time.sleep(3600)  # the master's --timeout must end this
+        body = b"unreachable"
+    elif path == "/addr":
+        body = (f"{environ['REMOTE_ADDR']} {environ['wsgi.url_scheme']} {environ.get('HTTP_HOST')} "
+                f"{environ.get('HTTP_X_FORWARDED_FOR', '-')}").encode()
+    else:
+        body = b"ok"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def booted(server: ServerProcess) -> list[int]:
+    return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
+
+
+def wait_booted(server: ServerProcess, count: int, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while len(booted(server)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = booted(server)
+    assert len(pids) >= count, server.stderr_text()
+    return pids
+
+
+def worker_pid(server: ServerProcess) -> int:
+    return int(get(server.port, "/pid").body.split()[0])
+
+
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return {int(child) for child in file.read().split()}
+
+
+def wait_children(pid: int, count: int, timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while len(children(pid)) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children(pid)
