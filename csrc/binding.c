@@ -1,74 +1,229 @@
 /*
- * binding.c - fw_parse_packed, the single call behind the Python parser (see
- * fw_binding.h for the packed layout and the result's bits).
+ * binding.c - fw_parse_packed and fw_parse_head, the calls behind the Python
+ * parser (see fw_binding.h for the packed layout and the result's bits).
  *
- * fw_write_environ (parser.c) writes PATH_INFO, the keys, then the values;
- * the packed layout wants the values first and the keys last (so Python can
- * split off the keys as one string and look their tuple up in a cache), so
- * the environ is written into the upper half of `out` and copied into place.
+ * The packed form is written in place, front to back, in one pass per part:
+ * the values (each field's value joined with those of its later namesakes),
+ * method, target, version, query, PATH_INFO, then the keys.  Repeated names
+ * are found by fw_index_names (parser.c) in scratch space taken from `out`
+ * right after the packed bytes, so no head, however many fields it has,
+ * costs more than O(L log n), and nothing is allocated or copied twice.
+ * fw_parse_head first looks the head's field names up in the thread's memo
+ * (fw_names_memo): on a hit the index is the memo's and no key is written.
  */
 #include "fastwsgi.h"
 #include "fw_binding.h"
 #include "fw_internal.h"
 
-static size_t fw_put_field(unsigned char *o, size_t pos, const void *src, size_t len)
+static size_t fw_put_field(unsigned char *o, size_t pos, const void *src, size_t len,
+                           unsigned char sep)
 {
     memcpy(o + pos, src, len);
     pos += len;
-    o[pos] = '\0';
+    o[pos] = sep;
     return pos + 1;
+}
+
+/* ---- the memo of field-name sequences ------------------------------------------- */
+
+/* Bytes the head's names take in a memo slot (name + ':' each), or 0 when the
+ * head is not memoised (no fields, too many, too long). */
+static size_t fw_memo_size(const fw_header *headers, uint32_t n)
+{
+    size_t size = 0;
+    uint32_t i;
+    if (n == 0 || n > FW_MEMO_FIELDS)
+        return 0;
+    for (i = 0; i < n; i++)
+        size += (size_t)headers[i].name_len + 1;
+    return size <= FW_MEMO_NAME_BYTES ? size : 0;
+}
+
+/* The slot holding exactly these names in this order, or -1.  ':' ends each
+ * name in a slot (it is no tchar), so different splits never match. */
+static int fw_memo_find(const fw_names_memo *memo, const unsigned char *b, const fw_header *headers,
+                        uint32_t n, size_t size)
+{
+    uint32_t slot, i;
+    for (slot = 0; slot < FW_MEMO_SLOTS; slot++) {
+        const unsigned char *names = memo->names[slot];
+        size_t at = 0;
+        if (memo->nfields[slot] != n || memo->names_len[slot] != size)
+            continue;
+        for (i = 0; i < n; i++) {
+            const fw_header *h = &headers[i];
+            if (memcmp(names + at, b + h->name_off, h->name_len) != 0 || names[at + h->name_len] != ':')
+                break;
+            at += (size_t)h->name_len + 1;
+        }
+        if (i == n)
+            return (int)slot;
+    }
+    return -1;
+}
+
+static uint32_t fw_memo_store(fw_names_memo *memo, const unsigned char *b, const fw_header *headers,
+                              uint32_t n, size_t size, const uint32_t *next)
+{
+    uint32_t slot = memo->clock % FW_MEMO_SLOTS, i;
+    unsigned char *names = memo->names[slot];
+    size_t at = 0;
+    memo->clock = (slot + 1) % FW_MEMO_SLOTS;
+    for (i = 0; i < n; i++) {
+        memcpy(names + at, b + headers[i].name_off, headers[i].name_len);
+        at += headers[i].name_len;
+        names[at++] = ':';
+    }
+    memcpy(memo->next[slot], next, n * sizeof *next);
+    memo->nfields[slot] = n;
+    memo->names_len[slot] = (uint32_t)size;
+    return slot;
+}
+
+/* ---- packing ----------------------------------------------------------------------- */
+
+typedef struct fw_packed {
+    size_t len;          /* bytes written */
+    uint32_t nkeys;
+    int path_has_sep;    /* PATH_INFO holds a NUL or the separator: a split would be ambiguous */
+    int keys_written;
+    int memo_slot;       /* -1: none */
+} fw_packed;
+
+/* Write the packed form of a complete head into o[0:cap], parts separated by
+ * `sep`; 0 on success, FW_PACKED_TOO_SMALL when cap is short (the bytes
+ * written are always fewer than the `need` computed here).  With a memo, a head whose names are
+ * in it gets no keys; one that could be is stored after packing. */
+FW_NOINLINE  /* keeps the prologue of the callers' incomplete path short */
+static int fw_pack(const unsigned char *b, const fw_request *req, const fw_header *headers,
+                   unsigned char *o, size_t cap, unsigned char sep, fw_names_memo *memo,
+                   fw_packed *res)
+{
+    size_t pos = 0, path_start, path_len, need, scratch_at, memo_size = 0;
+    uint32_t nkeys = 0, i, n = req->num_headers;
+    const uint32_t *next;
+    int slot = -1;
+
+    /* values, method, target, version, query, PATH_INFO, keys: at most this */
+    need = (size_t)req->method_len + req->target_len + 8 + req->query_len + 4 +
+           fw_environ_size(req, headers) + 1;
+    /* then the name index's scratch, word-aligned (the address may be odd) */
+    scratch_at = need + ((4u - (((uintptr_t)o + need) & 3u)) & 3u);
+    if (scratch_at > cap || (cap - scratch_at) / 4 < fw_names_scratch_words(n))
+        return FW_PACKED_TOO_SMALL;
+    if (memo != NULL && (memo_size = fw_memo_size(headers, n)) != 0)
+        slot = fw_memo_find(memo, b, headers, n, memo_size);
+    if (slot >= 0)
+        next = memo->next[slot];
+    else
+        next = fw_index_names(b, headers, n, (uint32_t *)(void *)(o + scratch_at));
+
+    for (i = 0; i < n; i++) {                       /* ( VALUE \0 )* */
+        if (next[i] & FW_NAME_NO_KEY)
+            continue;
+        pos += fw_write_value(b, headers, next, i, o + pos);
+        o[pos++] = sep;
+        nkeys++;
+    }
+    pos = fw_put_field(o, pos, b + req->method_off, req->method_len, sep);
+    pos = fw_put_field(o, pos, b + req->target_off, req->target_len, sep);
+    pos = fw_put_field(o, pos, b + req->version_off, 8, sep);
+    pos = fw_put_field(o, pos, b + req->query_off, req->query_len, sep);
+    path_start = pos;
+    path_len = fw_write_path(b, req, o + pos);
+    pos += path_len;
+    res->path_has_sep = path_len > 0 && (memchr(o + path_start, '\0', path_len) != NULL ||
+                                         memchr(o + path_start, sep, path_len) != NULL);
+    res->keys_written = slot < 0;
+    if (slot < 0) {                                 /* SEP KEY ( SEP KEY )* */
+        o[pos++] = sep;
+        for (i = 0; i < n; i++) {
+            if (next[i] & FW_NAME_NO_KEY)
+                continue;
+            pos += fw_write_key(b, &headers[i], o + pos);
+            o[pos++] = sep;
+        }
+        if (nkeys > 0)
+            pos--;                                  /* no NUL after the last key */
+        if (memo_size != 0)
+            slot = (int)fw_memo_store(memo, b, headers, n, memo_size, next);
+    }
+    res->len = pos;
+    res->nkeys = nkeys;
+    res->memo_slot = slot;
+    return 0;
+}
+
+static unsigned long long fw_framing_info(const fw_request *req)
+{
+    unsigned long long info = (req->flags & FW_PACKED_FLAGS_MASK) |
+                              ((unsigned long long)req->version_minor << FW_PACKED_MINOR_SHIFT);
+    if (req->content_length >= 0)
+        info |= FW_PACKED_HAS_LENGTH;
+    return info;
 }
 
 long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
                           fw_header *headers, char *out, size_t cap, int fresh)
 {
-    unsigned char *o = (unsigned char *)out, *env, *keys, *values;
-    size_t pos = 0, path_len, env_len, need;
-    uint32_t nkeys, i;
+    fw_packed res;
     unsigned long long info;
     long head;
+    int status;
 
     if (fresh)
         fw_request_init(req);
     head = fw_parse_request(buf, len, lim, req, headers);
-
     if (head < 0)
         return head;
     if (cap > 0xFFFFFFFFu)
         cap = 0xFFFFFFFFu;                          /* the length must fit in 32 bits */
-    /* method, target, version, query (each + NUL), then the environ (+ 1 NUL) */
-    need = (size_t)req->method_len + req->target_len + 8 + req->query_len + 4 +
-           fw_environ_size(req, headers) + 1;
-    if (need > cap / 2)
-        return FW_PACKED_TOO_SMALL;
-    /* env = PATH_INFO ( \0 KEY )* ( \0 VALUE )*, in the upper half */
-    env = o + need;
-    env_len = fw_write_environ((const unsigned char *)buf, req, headers, env,
-                               FW_ENV_SEP_FIRST | FW_ENV_KEYS_FIRST, &path_len, &nkeys);
-    keys = env + path_len;                          /* at the NUL before the first key */
-    values = keys;                                  /* at the NUL before the first value */
-    for (i = 0; i < nkeys; i++)                     /* keys and values hold no NUL */
-        values = (unsigned char *)memchr(values + 1, '\0', (size_t)(env + env_len - values - 1));
-
-    if (nkeys > 0)                                  /* VALUE ( \0 VALUE )* \0 */
-        pos = fw_put_field(o, pos, values + 1, (size_t)(env + env_len - values - 1));
-    pos = fw_put_field(o, pos, buf + req->method_off, req->method_len);
-    pos = fw_put_field(o, pos, buf + req->target_off, req->target_len);
-    pos = fw_put_field(o, pos, buf + req->version_off, 8);
-    pos = fw_put_field(o, pos, buf + req->query_off, req->query_len);
-    pos = fw_put_field(o, pos, env, path_len);
-    if (nkeys > 0) {                                /* KEY ( \0 KEY )* */
-        memcpy(o + pos, keys + 1, (size_t)(values - keys - 1));
-        pos += (size_t)(values - keys - 1);
-    }
-
-    info = (req->flags & FW_PACKED_FLAGS_MASK) |
-           ((unsigned long long)req->version_minor << FW_PACKED_MINOR_SHIFT);
-    if (req->content_length >= 0)
-        info |= FW_PACKED_HAS_LENGTH;
-    if ((path_len > 0 && memchr(env, '\0', path_len) != NULL) || nkeys > FW_PACKED_MAX_KEYS)
+    status = fw_pack((const unsigned char *)buf, req, headers, (unsigned char *)out, cap, '\0',
+                     NULL, &res);
+    if (status != 0)
+        return status;
+    info = fw_framing_info(req);
+    if (res.path_has_sep || res.nkeys > FW_PACKED_MAX_KEYS)
         info |= FW_PACKED_USE_ENVIRON;
     else
-        info |= (unsigned long long)nkeys << FW_PACKED_KEYS_SHIFT;
-    return (long long)((info << 32) | pos);
+        info |= (unsigned long long)res.nkeys << FW_PACKED_KEYS_SHIFT;
+    return (long long)((info << 32) | res.len);
+}
+
+long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
+{
+    fw_request *req = &p->req;
+    fw_scratch *s = p->scratch;
+    fw_header *headers = p->own_headers != NULL ? p->own_headers : s->headers;
+    unsigned long keys;
+    fw_packed res;
+    long head;
+    int status;
+
+    if (fresh)
+        fw_request_init(req);
+    head = fw_parse_request(buf, len, p->lim, req, headers);
+    if (head < 0)
+        return head == FW_INCOMPLETE && req->num_headers > 0 && p->own_headers == NULL
+               ? FW_HEAD_KEEP_FIELDS : head;
+    status = fw_pack((const unsigned char *)buf, req, headers, (unsigned char *)s->out, s->cap,
+                     FW_HEAD_SEP, &s->memo, &res);
+    if (status != 0)
+        return status;
+    if (res.path_has_sep || (unsigned long)head > FW_HEAD_CONSUMED_MASK) {
+        if (res.keys_written && res.memo_slot >= 0)
+            s->memo.nfields[res.memo_slot] = 0;     /* Python will not learn this slot's keys */
+        keys = FW_HEAD_SLOW;
+    } else if (!res.keys_written) {
+        keys = (unsigned long)res.memo_slot;        /* FW_HEAD_FOUND + slot */
+    } else {
+        keys = res.memo_slot >= 0 ? FW_HEAD_STORED + (unsigned long)res.memo_slot : FW_HEAD_NEW;
+        if (res.nkeys == 0)
+            res.len--;                              /* no separator after PATH_INFO */
+    }
+    s->out[res.len] = '\0';                         /* fewer than `need` bytes were written */
+    return (long long)((unsigned long)head |
+                       ((unsigned long)(req->flags & FW_PACKED_FLAGS_MASK) << FW_HEAD_FLAGS_SHIFT) |
+                       ((unsigned long)req->version_minor << FW_HEAD_MINOR_SHIFT) |
+                       (keys << FW_HEAD_KEYS_SHIFT));
 }

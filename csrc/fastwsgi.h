@@ -13,6 +13,13 @@
  *                      into a dict with a split and a zip.
  *   fw_decode_chunked  chunked body bytes       -> decoded body bytes.
  *   fw_serialize_head  status + headers         -> a response head.
+ *   fw_parse_uwsgi     a uwsgi packet (nginx uwsgi_pass) -> offsets of its
+ *                      CGI variables and the request facts (csrc/uwsgi.c,
+ *                      docs/uwsgi-spec.md).  Unlike fw_parse_request it
+ *                      keeps no state between calls: before the packet is
+ *                      complete only its 4-byte header is looked at, so
+ *                      re-parsing from the first byte costs O(1) per call
+ *                      until the last one, which parses the block once.
  *
  * Nothing here allocates, nothing keeps global state, and every limit comes
  * from the caller in an fw_limits.  Return convention (as picohttpparser):
@@ -40,7 +47,7 @@ extern "C" {
 
 /* Bumped whenever a struct layout or a code changes; the Python layer
  * refuses an extension built from another version (a stale .so). */
-#define FW_ABI_VERSION 2
+#define FW_ABI_VERSION 3
 
 #define FW_ERROR (-1)
 #define FW_INCOMPLETE (-2)
@@ -82,7 +89,10 @@ extern "C" {
     X(FW_E_BAD_RESPONSE_HEADER_NAME, 31, 500) \
     X(FW_E_BAD_RESPONSE_HEADER_VALUE,32, 500) \
     X(FW_E_HOP_BY_HOP_HEADER,        33, 500) \
-    X(FW_E_BUFFER_TOO_SMALL,         34, 500)
+    X(FW_E_BUFFER_TOO_SMALL,         34, 500) \
+    X(FW_E_UWSGI_BAD_MODIFIER,       35, 400) \
+    X(FW_E_UWSGI_BAD_VARS,           36, 400) \
+    X(FW_E_UWSGI_DUPLICATE_VAR,      37, 400)
 
 #define FW_ENUM_ITEM(name, num, status) name = num,
 enum fw_error { FW_ERROR_TABLE(FW_ENUM_ITEM) FW_E__COUNT };
@@ -227,6 +237,50 @@ long fw_serialize_head(char *out, size_t cap,
                        const char *date, size_t date_len,
                        const char *server, size_t server_len,
                        unsigned flags, int *error);
+
+/* ---- uwsgi packet parser (docs/uwsgi-spec.md) ---------------------------- */
+
+#define FW_UWSGI_MAX_CGI_VARS 64u      /* variables not starting with HTTP_ -> 431 beyond */
+#define FW_UWSGI_NO_VAR 0xFFFFFFFFu    /* an fw_uwsgi index for a variable that is absent */
+#define FW_UWSGI_MAX_VARS 13107u       /* the most pairs a packet can hold: 65535 / 5 */
+
+typedef struct fw_uwsgi {
+    uint32_t datasize;       /* length of the vars block: the packet is 4 + datasize bytes */
+    uint32_t num_vars;       /* pairs written to vars[], in block order */
+    /* indexes into vars[] of the variables the Head is made of, or FW_UWSGI_NO_VAR */
+    uint32_t method_var;     /* REQUEST_METHOD (always present on success) */
+    uint32_t path_var;       /* PATH_INFO */
+    uint32_t query_var;      /* QUERY_STRING */
+    uint32_t uri_var;        /* REQUEST_URI */
+    uint32_t protocol_var;   /* SERVER_PROTOCOL */
+    uint32_t length_var;     /* CONTENT_LENGTH */
+    uint32_t version_major;  /* SERVER_PROTOCOL's digits; 1.0 when it is absent */
+    uint32_t version_minor;
+    int64_t content_length;  /* -1 when CONTENT_LENGTH is absent or empty */
+    int32_t error;           /* FW_E_* once FW_ERROR was returned, else FW_E_NONE */
+    int32_t status;          /* HTTP status for `error` */
+} fw_uwsgi;
+
+/*
+ * Parse a uwsgi packet: `buf`/`len` is everything received so far, from the
+ * packet's first byte (calls are independent: pass the same bytes plus more
+ * after FW_INCOMPLETE; *pkt is rewritten by every call).  On success every
+ * variable of the block is in vars[0:num_vars] in block order, as offsets
+ * into buf (name = key, value = value as sent; an HTTP_ key sent twice
+ * appears twice, the caller joins the values).  `max_vars` =
+ * lim->max_header_count + FW_UWSGI_MAX_CGI_VARS always suffices (a packet
+ * needing more is rejected by the limits first), and so does
+ * FW_UWSGI_MAX_VARS (a pair takes at least 5 bytes of a block of at most
+ * 65535); with less, a packet that does not fit fails with
+ * FW_E_BUFFER_TOO_SMALL.
+ *
+ * Returns the packet length (4 + datasize; the request body follows it),
+ * FW_INCOMPLETE, or FW_ERROR with pkt->error / pkt->status.  Reads nothing
+ * past buf[len - 1] nor past the packet; time linear in datasize (a CGI key
+ * is compared with at most FW_UWSGI_MAX_CGI_VARS - 1 earlier ones).
+ */
+long fw_parse_uwsgi(const char *buf, size_t len, const fw_limits *lim, fw_uwsgi *pkt,
+                    fw_header *vars, size_t max_vars);
 
 #ifdef __cplusplus
 }

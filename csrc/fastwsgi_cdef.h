@@ -96,3 +96,63 @@ long fw_serialize_head(char *out, size_t cap,
 
 long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
                           fw_header *headers, char *out, size_t cap, int fresh);
+
+#define FW_HEAD_CONSUMED_MASK ...
+#define FW_HEAD_FLAGS_SHIFT ...
+#define FW_HEAD_MINOR_SHIFT ...
+#define FW_HEAD_KEYS_SHIFT ...
+#define FW_HEAD_FOUND ...
+#define FW_HEAD_STORED ...
+#define FW_HEAD_NEW ...
+#define FW_HEAD_SLOW ...
+#define FW_HEAD_KEEP_FIELDS ...
+#define FW_MEMO_SLOTS ...
+
+typedef struct fw_scratch {
+    char *out;
+    size_t cap;
+    fw_header *headers;
+    ...;
+} fw_scratch;
+
+typedef struct fw_parser {
+    fw_request req;
+    const fw_limits *lim;
+    fw_header *own_headers;
+    fw_scratch *scratch;
+} fw_parser;
+
+long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh);
+
+/* uwsgi packet parser (fastwsgi.h) and its one-call binding (uwsgi_binding.h) */
+#define FW_UWSGI_MAX_CGI_VARS ...
+#define FW_UWSGI_NO_VAR ...
+#define FW_UWSGI_MAX_VARS ...
+
+typedef struct fw_uwsgi {
+    uint32_t datasize;
+    uint32_t num_vars;
+    uint32_t method_var;
+    uint32_t path_var;
+    uint32_t query_var;
+    uint32_t uri_var;
+    uint32_t protocol_var;
+    uint32_t length_var;
+    uint32_t version_major;
+    uint32_t version_minor;
+    int64_t content_length;
+    int32_t error;
+    int32_t status;
+} fw_uwsgi;
+
+long fw_parse_uwsgi(const char *buf, size_t len, const fw_limits *lim, fw_uwsgi *pkt,
+                    fw_header *vars, size_t max_vars);
+
+#define FW_UWSGI_PACKED_HAS_LENGTH ...
+#define FW_UWSGI_PACKED_VARS_SHIFT ...
+#define FW_UWSGI_PACKED_VARS_MASK ...
+#define FW_UWSGI_PACKED_DATASIZE_SHIFT ...
+#define FW_UWSGI_PACKED_TOO_SMALL ...
+
+long long fw_parse_uwsgi_packed(const char *buf, size_t len, const fw_limits *lim, fw_uwsgi *pkt,
+                                fw_header *vars, size_t max_vars, char *out, size_t cap);

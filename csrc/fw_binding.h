@@ -34,7 +34,8 @@
 #define FW_PACKED_MAX_KEYS     0x1FFFFFu   /* keeps the result positive */
 
 #define FW_PACKED_TOO_SMALL (-3)        /* `out` too small: 8 * head length + 128 always suffices
-                                           (half of it is scratch space) */
+                                           (the packed bytes, then 8 bytes per field of scratch
+                                           for finding repeated names) */
 
 /*
  * fw_request_init when `fresh` (the first call for a request; saves the
@@ -46,5 +47,77 @@
  */
 long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
                           fw_header *headers, char *out, size_t cap, int fresh);
+
+/* ---- fw_parse_head: the same, with per-thread buffers and a memo of names ----
+ *
+ * The Python parser's call.  Its buffers live in an fw_scratch shared by all
+ * parsers of one thread (each call fills and reads them before returning);
+ * a parser owns only its fw_parser.  The memo keeps the last FW_MEMO_SLOTS
+ * field-name sequences seen by the thread (as sent, in order) with their
+ * name index, so a head whose names repeat an earlier head's (clients send the
+ * same names request after request) skips indexing and writing the keys:
+ * the packed form then ends after PATH_INFO, and Python takes the keys from
+ * its own per-thread copy of that slot.  Layout as above but with the
+ * separator FW_HEAD_SEP and a terminating NUL (Python takes it with
+ * ffi.string, so the result needs no length):
+ *
+ *     ( VALUE SEP )* METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO ( SEP KEY )* NUL
+ *
+ * with the keys present exactly when the keys state is FW_HEAD_STORED + slot
+ * or FW_HEAD_NEW (so a split on SEP gives n values, 5 fields and n or 0
+ * keys).  The result is below 2**30 (one CPython long digit: cheap to take
+ * apart); a head longer than FW_HEAD_CONSUMED_MASK or a PATH_INFO holding a
+ * NUL or SEP comes back as FW_HEAD_SLOW, to be read from the struct.
+ */
+#define FW_MEMO_SLOTS 8u
+#define FW_MEMO_FIELDS 64u        /* heads with more fields are not memoised */
+#define FW_MEMO_NAME_BYTES 1024u  /* nor heads whose names (+1 each) take more */
+
+typedef struct fw_names_memo {
+    uint32_t clock;                              /* the slot to fill next */
+    uint32_t nfields[FW_MEMO_SLOTS];             /* 0: empty slot */
+    uint32_t names_len[FW_MEMO_SLOTS];
+    uint32_t next[FW_MEMO_SLOTS][FW_MEMO_FIELDS];  /* fw_index_names' result */
+    unsigned char names[FW_MEMO_SLOTS][FW_MEMO_NAME_BYTES];  /* each name + ':' */
+} fw_names_memo;
+
+typedef struct fw_scratch {
+    char *out;              /* packed output: 8 * head length + 128 always suffices */
+    size_t cap;
+    fw_header *headers;     /* header array for parsers without one of their own */
+    fw_names_memo memo;
+} fw_scratch;
+
+typedef struct fw_parser {
+    fw_request req;
+    const fw_limits *lim;
+    fw_header *own_headers;  /* NULL: scratch->headers (the Python layer sets this when a head
+                                with fields arrives in pieces, after copying them over) */
+    fw_scratch *scratch;
+} fw_parser;
+
+#define FW_HEAD_SEP '\x01'   /* no byte of a value, key, method, target or query */
+
+#define FW_HEAD_KEEP_FIELDS (-4)  /* incomplete, and fields so far sit in scratch->headers:
+                                     copy them to an array of the parser's own (own_headers)
+                                     before the next call (the head continues from them) */
+
+/* result bits when fw_parse_head returns >= 0 */
+#define FW_HEAD_CONSUMED_MASK 0x1FFFFu  /* the head's length (bits 0-16) */
+#define FW_HEAD_FLAGS_SHIFT   17        /* FW_REQ_* (4 bits) */
+#define FW_HEAD_MINOR_SHIFT   21        /* HTTP minor version (4 bits) */
+#define FW_HEAD_KEYS_SHIFT    25        /* keys state (5 bits): */
+#define FW_HEAD_FOUND   0u   /* + slot: names found in memo slot; no keys written */
+#define FW_HEAD_STORED  8u   /* + slot: keys written; the names were stored in that slot */
+#define FW_HEAD_NEW    16u   /* keys written; not memoised */
+#define FW_HEAD_SLOW   17u   /* nothing usable written: build the head from the struct */
+
+/*
+ * fw_request_init when `fresh`, fw_parse_request, then on a complete head the
+ * packed form into p->scratch->out.  Returns FW_INCOMPLETE, FW_HEAD_KEEP_FIELDS,
+ * FW_ERROR (reason in p->req), FW_PACKED_TOO_SMALL (grow scratch->out to 8 * head length + 128 and
+ * call again), or the result bits above.
+ */
+long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh);
 
 #endif /* FW_BINDING_H */

@@ -24,8 +24,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FW_NOINLINE __attribute__((noinline))
 #else
 #define FW_UNLIKELY(x) (x)
+#define FW_NOINLINE
 #endif
 
 /* ---- character classes --------------------------------------------------- */
@@ -248,19 +250,35 @@ static inline int fw_check_field_line(const unsigned char *p, size_t n, uint32_t
     return FW_E_NONE;
 }
 
-/* ---- environ packing (parser.c), shared with binding.c --------------------- */
+/* ---- environ items (parser.c), shared with binding.c ----------------------- */
 
-/* Upper bound of what fw_write_environ writes for a complete head (without
- * a leading separator). */
+/* Upper bound of what the environ writers below write for a complete head:
+ * PATH_INFO plus, per field, "HTTP_" + name + value + 3 bytes of separators
+ * (a '\0' after the key and after the value, or the ',' joining it). */
 size_t fw_environ_size(const fw_request *req, const fw_header *headers);
 
-#define FW_ENV_SEP_FIRST  0x1u  /* a "\0" between PATH_INFO and the first key */
-#define FW_ENV_KEYS_FIRST 0x2u  /* all keys, then all values (else key, value, key, ...) */
+/* next[i] of fw_index_names: the field gets no environ key of its own (its
+ * name came earlier, or holds '_'); the low bits are 1 + the index of the next
+ * field of the same name, 0 for the last. */
+#define FW_NAME_NO_KEY 0x80000000u
 
-/* Write PATH_INFO then the environ items, "\0"-separated, laid out per
- * `layout` (FW_ENV_*), into o; returns the bytes written and the number of
- * keys in *nkeys.  Never more than fw_environ_size() (+1 for the separator). */
-size_t fw_write_environ(const unsigned char *b, const fw_request *req, const fw_header *headers,
-                        unsigned char *o, unsigned layout, size_t *path_len, uint32_t *nkeys);
+/* Words of scratch fw_index_names needs for n fields (2n). */
+size_t fw_names_scratch_words(uint32_t n);
+
+/* Index the repeated names of a complete head in O(L log n) (one stable sort
+ * of the field indices by lower-cased name); returns next[0:n], which lies in
+ * `scratch` (fw_names_scratch_words(n) words, 4-byte aligned). */
+uint32_t *fw_index_names(const unsigned char *b, const fw_header *headers, uint32_t n,
+                         uint32_t *scratch);
+
+/* PATH_INFO (the path percent-decoded) into o; returns its length. */
+size_t fw_write_path(const unsigned char *b, const fw_request *req, unsigned char *o);
+/* Environ key of field h: CONTENT_TYPE, CONTENT_LENGTH or HTTP_<NAME>
+ * (upper-cased, '-' -> '_'); returns its length (at most 5 + name length). */
+size_t fw_write_key(const unsigned char *b, const fw_header *h, unsigned char *o);
+/* Value of field i joined with ',' to the values of the later fields of its
+ * name, in arrival order (next[] of fw_index_names); returns its length. */
+size_t fw_write_value(const unsigned char *b, const fw_header *headers, const uint32_t *next,
+                      uint32_t i, unsigned char *o);
 
 #endif /* FW_INTERNAL_H */

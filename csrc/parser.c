@@ -17,9 +17,17 @@
  *                                  Connection, Expect, Upgrade) in the order
  *                                  of docs/parser-spec.md, then the length.
  *
- * Nothing is copied: results are offsets into the caller's buffer.
- * fw_pack_environ then turns a complete head into one latin-1 string holding
- * PATH_INFO and the CGI variables, which the Python layer splits into a dict.
+ * Nothing is copied: results are offsets into the caller's buffer.  A CR
+ * inside a line is looked for only once the line is rejected (every rule of
+ * the request and field lines rejects a CR, so a line that passes holds none).
+ *
+ * The environ side (fw_pack_environ here, fw_parse_packed and fw_parse_head
+ * in binding.c) turns a complete head into latin-1 CGI variables.  Repeated
+ * names are joined, so fw_index_names first links every field to the next
+ * one of its name: a hash table on the stack for up to FW_SMALL_FIELDS
+ * fields, else a stable sort of the field indices in caller-provided scratch,
+ * so no head costs more than O(L log n) however many fields it has (the old
+ * per-pair search was quadratic beyond 128 fields).
  */
 #include "fastwsgi.h"
 #include "fw_internal.h"
@@ -363,9 +371,13 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
         }
         if (found < 0)
             return fw_fail(req, error);
-        error = fw_line_content(b, start, lf, allow_bare_lf, &end);
-        if (error != FW_E_NONE)
-            return fw_fail(req, error);
+        /* terminator (RFC 9112 2.2); a CR inside the line is looked for only
+         * when the line is rejected: a line that passes holds none */
+        end = lf;
+        if (lf > start && b[lf - 1] == '\r')
+            end = lf - 1;
+        else if (!allow_bare_lf)
+            return fw_fail(req, FW_E_BARE_LF);
         req->line_start = req->scan_pos = (uint32_t)(lf + 1);
 
         if (end == start) {                         /* an empty line */
@@ -387,8 +399,13 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
                                         &headers[req->num_headers]);
             req->num_headers++;
         }
-        if (error != FW_E_NONE)
+        if (error != FW_E_NONE) {
+            /* the spec checks CR-inside first (docs/parser-spec.md "Lines" 4);
+             * every rule above rejects a CR, so only a rejected line can hold one */
+            if (memchr(b + start, '\r', end - start) != NULL)
+                error = FW_E_BARE_CR;
             return fw_fail(req, error);
+        }
     }
 }
 
@@ -439,29 +456,184 @@ static const unsigned char fw_env_char[256] = {
     FW_ENV_ROW(0xC0), FW_ENV_ROW(0xD0), FW_ENV_ROW(0xE0), FW_ENV_ROW(0xF0),
 };
 
-/* A case-insensitive signature of a field name (FNV-1a over lower-cased
- * bytes): equal names have equal signatures, so comparing the bytes of two
- * names only happens when they are almost certainly equal, which keeps the
- * duplicate search cheap even against a head full of look-alike names. */
-static uint32_t fw_name_signature(const unsigned char *p, size_t n)
+/* ---- repeated names ------------------------------------------------------------------- */
+
+/* Order of two field names: by length, then by lower-cased bytes.  Equal means
+ * the same name (RFC 9110 5.1: field names are case-insensitive). */
+static int fw_name_cmp(const unsigned char *b, const fw_header *x, const fw_header *y)
 {
-    uint32_t h = 2166136261u;
-    size_t i;
-    for (i = 0; i < n; i++)
-        h = (h ^ fw_lower(p[i])) * 16777619u;
+    const unsigned char *p = b + x->name_off, *q = b + y->name_off;
+    uint32_t i;
+    if (x->name_len != y->name_len)
+        return x->name_len < y->name_len ? -1 : 1;
+    for (i = 0; i < x->name_len; i++) {
+        unsigned char c = fw_lower(p[i]), d = fw_lower(q[i]);
+        if (c != d)
+            return c < d ? -1 : 1;
+    }
+    return 0;
+}
+
+#define FW_SORT_RUN 8u  /* runs sorted by insertion before merging */
+
+/* Sort the field indices 0..n-1 by name, stably (equal names keep arrival
+ * order).  `a` and `t` hold n words each; returns the one holding the result. */
+static uint32_t *fw_sort_names(const unsigned char *b, const fw_header *headers, uint32_t n,
+                               uint32_t *a, uint32_t *t)
+{
+    uint32_t i, j, width;
+    for (i = 0; i < n; i++) {                       /* insertion sort of each run */
+        uint32_t run_start = i - i % FW_SORT_RUN;
+        uint32_t x = i;
+        for (j = i; j > run_start && fw_name_cmp(b, &headers[a[j - 1]], &headers[x]) > 0; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+    for (width = FW_SORT_RUN; width < n; width *= 2) {  /* bottom-up merges, a <-> t */
+        uint32_t *swap;
+        for (i = 0; i < n; i += 2 * width) {
+            uint32_t mid = n - i > width ? i + width : n;
+            uint32_t end = n - i > 2 * width ? i + 2 * width : n;
+            uint32_t l = i, r = mid, k = i;
+            while (l < mid && r < end)              /* <= keeps the left (earlier) one first */
+                t[k++] = fw_name_cmp(b, &headers[a[l]], &headers[a[r]]) <= 0 ? a[l++] : a[r++];
+            while (l < mid)
+                t[k++] = a[l++];
+            while (r < end)
+                t[k++] = a[r++];
+        }
+        swap = a;
+        a = t;
+        t = swap;
+    }
+    return a;
+}
+
+size_t fw_names_scratch_words(uint32_t n)
+{
+    return 2 * (size_t)n;
+}
+
+/* A hash of a field name that equal names (case-insensitively) share: eight
+ * bytes at a time, each byte OR 0x20 (lower-cases letters; it also pairs a few
+ * other bytes, which only costs a comparison). */
+static uint64_t fw_name_hash(const unsigned char *p, size_t n)
+{
+    const uint64_t fold = UINT64_C(0x2020202020202020), mul = UINT64_C(0x9E3779B97F4A7C15);
+    uint64_t h = n * mul, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 29;
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ (w | fold)) * mul;
+        h ^= h >> 29;
+    }
     return h;
 }
 
-static int fw_names_equal(const unsigned char *b, const fw_header *x, const fw_header *y)
+#define FW_SMALL_FIELDS 64u     /* heads with at most this many fields use a hash table... */
+#define FW_SMALL_SLOTS 128u     /* ...of this many slots on the stack (load <= 1/2) */
+
+/* fw_index_names for n <= FW_SMALL_FIELDS: one open-addressing lookup per
+ * field.  Returns 0 if names with equal hashes but different bytes show up more
+ * than n times (only a crafted head does that): the caller then sorts. */
+static int fw_index_small(const unsigned char *b, const fw_header *headers, uint32_t n,
+                          uint32_t *next)
 {
-    uint32_t i;
-    if (x->name_len != y->name_len)
-        return 0;
-    for (i = 0; i < x->name_len; i++)
-        if (fw_lower(b[x->name_off + i]) != fw_lower(b[y->name_off + i]))
-            return 0;
+    unsigned char slot_field[FW_SMALL_SLOTS];  /* 1 + first field of the slot's name, 0 = empty */
+    unsigned char last[FW_SMALL_FIELDS];       /* per first field: the last field of its name */
+    uint64_t hash[FW_SMALL_FIELDS];
+    uint32_t i, collisions = 0;
+    memset(slot_field, 0, sizeof slot_field);
+    for (i = 0; i < n; i++) {
+        const fw_header *h = &headers[i];
+        uint64_t x = fw_name_hash(b + h->name_off, h->name_len);
+        uint32_t slot = (uint32_t)(x >> 32) & (FW_SMALL_SLOTS - 1);
+        hash[i] = x;
+        for (;;) {
+            uint32_t f = slot_field[slot];
+            if (f == 0) {                           /* a new name */
+                slot_field[slot] = (unsigned char)(i + 1);
+                last[i] = (unsigned char)i;
+                /* CVE-2015-0219: a name with '_' could pose as its dash-named twin: no key */
+                next[i] = memchr(b + h->name_off, '_', h->name_len) != NULL ? FW_NAME_NO_KEY : 0;
+                break;
+            }
+            f--;
+            if (hash[f] == x) {
+                if (fw_name_cmp(b, &headers[f], h) == 0) {  /* a repeated name */
+                    next[last[f]] |= i + 1;
+                    last[f] = (unsigned char)i;
+                    next[i] = FW_NAME_NO_KEY;
+                    break;
+                }
+                if (++collisions > n)
+                    return 0;
+            }
+            slot = (slot + 1) & (FW_SMALL_SLOTS - 1);
+        }
+    }
     return 1;
 }
+
+/*
+ * Fill next[0:n] for the fields of a complete head: the low bits hold
+ * 1 + the index of the next field with the same name (0 for the last one),
+ * FW_NAME_NO_KEY is set on every field that gets no environ key of its own
+ * (a repeated name, or a name with '_').  `scratch` holds
+ * fw_names_scratch_words(n) words; `next` is part of it.  A head of up to
+ * FW_SMALL_FIELDS fields (the usual case) takes one hash-table lookup per
+ * field; larger ones (or crafted hash collisions) one stable sort and a pass
+ * over neighbours: O(L log n) for L bytes of names, whatever the names.
+ */
+uint32_t *fw_index_names(const unsigned char *b, const fw_header *headers, uint32_t n,
+                         uint32_t *scratch)
+{
+    uint32_t *a = scratch, *t = scratch + n, *sorted, *next;
+    uint32_t k = 0;
+    if (n <= FW_SMALL_FIELDS && fw_index_small(b, headers, n, scratch))
+        return scratch;
+    sorted = fw_sort_names(b, headers, n, a, t);
+    next = sorted == a ? t : a;
+    while (k < n) {
+        uint32_t first = sorted[k], end = k + 1;
+        /* CVE-2015-0219: a name with '_' could pose as its dash-named twin: no key */
+        uint32_t no_key = memchr(b + headers[first].name_off, '_', headers[first].name_len) != NULL
+                          ? FW_NAME_NO_KEY : 0;
+        while (end < n && fw_name_cmp(b, &headers[sorted[end - 1]], &headers[sorted[end]]) == 0)
+            end++;
+        for (; k < end; k++)
+            next[sorted[k]] = (k + 1 < end ? sorted[k + 1] + 1 : 0) |
+                              (sorted[k] == first ? no_key : FW_NAME_NO_KEY);
+    }
+    return next;
+}
+
+/* Without scratch (fw_pack_environ with a tight buffer and many fields): the
+ * same facts for field i by comparing with every other field, O(n) each. */
+static uint32_t fw_next_slowly(const unsigned char *b, const fw_header *headers, uint32_t n,
+                               uint32_t i)
+{
+    uint32_t j, word = 0;
+    for (j = 0; j < i; j++)
+        if (fw_name_cmp(b, &headers[j], &headers[i]) == 0) {
+            word = FW_NAME_NO_KEY;
+            break;
+        }
+    if (memchr(b + headers[i].name_off, '_', headers[i].name_len) != NULL)
+        word = FW_NAME_NO_KEY;
+    for (j = i + 1; j < n; j++)
+        if (fw_name_cmp(b, &headers[j], &headers[i]) == 0)
+            return word | (j + 1);
+    return word;
+}
+
+/* ---- environ items ------------------------------------------------------------ */
 
 size_t fw_environ_size(const fw_request *req, const fw_header *headers)
 {
@@ -473,38 +645,25 @@ size_t fw_environ_size(const fw_request *req, const fw_header *headers)
     return need;
 }
 
-#define FW_SIGNATURES 128  /* names whose signature is kept (on the stack) */
-#define FW_SAME_NAME(i, j) (((i) >= FW_SIGNATURES || (j) >= FW_SIGNATURES || sig[i] == sig[j]) && \
-                            fw_names_equal(b, &headers[i], &headers[j]))
-
-/* What fw_write_environ knows about the names of one head. */
-struct fw_names {
-    const unsigned char *b;
-    const fw_header *headers;
-    uint32_t n;
-    uint32_t sig[FW_SIGNATURES];
-    unsigned char bucket_count[256];  /* names per signature bucket: 1 means surely unique */
-    unsigned char emitted[FW_SIGNATURES]; /* header i got an environ key */
-};
-
-/* Is header i the first field of its name?  Only a name sharing its bucket can be repeated. */
-static int fw_first_of_name(const struct fw_names *names, uint32_t i)
+size_t fw_write_path(const unsigned char *b, const fw_request *req, unsigned char *o)
 {
-    const unsigned char *b = names->b;
-    const fw_header *headers = names->headers;
-    const uint32_t *sig = names->sig;
-    uint32_t j;
-    if (i < FW_SIGNATURES && names->n <= FW_SIGNATURES &&
-        names->bucket_count[sig[i] & 0xFF] < 2)
-        return 1;
-    for (j = 0; j < i; j++)
-        if (FW_SAME_NAME(j, i))
-            return 0;
-    return 1;
+    return fw_percent_decode(b + req->path_off, req->path_len, o);
 }
 
-/* Environ key of header h: CONTENT_TYPE, CONTENT_LENGTH or HTTP_<NAME>. */
-static size_t fw_write_key(const unsigned char *b, const fw_header *h, unsigned char *o)
+/* fw_env_char over eight name bytes at once (SWAR; names are tchar, so every
+ * byte is below 0x80): 'a'-'z' -> 'A'-'Z', '-' -> '_'. */
+static uint64_t fw_env_word(uint64_t w)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80, lows = ones * 0x7F;
+    uint64_t ge_a = w + ones * (0x80 - 'a');        /* high bit: byte >= 'a' */
+    uint64_t gt_z = w + ones * (0x80 - 'z' - 1);    /* high bit: byte > 'z' */
+    uint64_t lower = ge_a & ~gt_z & highs;
+    uint64_t x = w ^ (ones * '-');                  /* zero byte where w has '-' */
+    uint64_t dash = ~(((x & lows) + lows) | x) & highs;
+    return w ^ (lower >> 2) ^ ((dash >> 7) * ('-' ^ '_'));
+}
+
+size_t fw_write_key(const unsigned char *b, const fw_header *h, unsigned char *o)
 {
     const unsigned char *name = b + h->name_off;
     uint32_t k;
@@ -517,95 +676,93 @@ static size_t fw_write_key(const unsigned char *b, const fw_header *h, unsigned 
         return 14;
     default:
         memcpy(o, "HTTP_", 5);
-        for (k = 0; k < h->name_len; k++)
+        for (k = 0; k + 8 <= h->name_len; k += 8) {
+            uint64_t w;
+            memcpy(&w, name + k, 8);
+            w = fw_env_word(w);
+            memcpy(o + 5 + k, &w, 8);
+        }
+        for (; k < h->name_len; k++)
             o[5 + k] = fw_env_char[name[k]];
         return 5 + (size_t)h->name_len;
     }
 }
 
-/* Value of header i, with the values of later fields of its name joined by ','. */
-static size_t fw_write_value(const struct fw_names *names, uint32_t i, unsigned char *o)
+size_t fw_write_value(const unsigned char *b, const fw_header *headers, const uint32_t *next,
+                      uint32_t i, unsigned char *o)
 {
-    const unsigned char *b = names->b;
-    const fw_header *headers = names->headers;
-    const uint32_t *sig = names->sig;
     size_t pos = headers[i].value_len;
-    uint32_t k;
+    uint32_t k = next[i] & ~FW_NAME_NO_KEY;
     memcpy(o, b + headers[i].value_off, pos);
-    if (i < FW_SIGNATURES && names->n <= FW_SIGNATURES &&
-        names->bucket_count[sig[i] & 0xFF] < 2)
-        return pos;
-    for (k = i + 1; k < names->n; k++) {
-        if (FW_SAME_NAME(k, i)) {
-            o[pos++] = ',';
-            memcpy(o + pos, b + headers[k].value_off, headers[k].value_len);
-            pos += headers[k].value_len;
-        }
+    while (k != 0) {                                /* the later fields of this name, in order */
+        const fw_header *h = &headers[k - 1];
+        o[pos++] = ',';
+        memcpy(o + pos, b + h->value_off, h->value_len);
+        pos += h->value_len;
+        k = next[k - 1] & ~FW_NAME_NO_KEY;
     }
     return pos;
 }
 
-size_t fw_write_environ(const unsigned char *b, const fw_request *req, const fw_header *headers,
-                        unsigned char *o, unsigned layout, size_t *path_len, uint32_t *nkeys)
-{
-    struct fw_names names;
-    uint32_t i, n = req->num_headers, count = 0;
-    size_t pos = fw_percent_decode(b + req->path_off, req->path_len, o);
-    int sep = (layout & FW_ENV_SEP_FIRST) != 0;
-
-    *path_len = pos;
-    names.b = b;
-    names.headers = headers;
-    names.n = n;
-    memset(names.bucket_count, 0, sizeof names.bucket_count);
-    for (i = 0; i < n && i < FW_SIGNATURES; i++) {
-        uint32_t sig = fw_name_signature(b + headers[i].name_off, headers[i].name_len);
-        names.sig[i] = sig;
-        if (names.bucket_count[sig & 0xFF] < 2)
-            names.bucket_count[sig & 0xFF]++;
-    }
-
-    /* keys (each followed by its value unless FW_ENV_KEYS_FIRST) */
-    for (i = 0; i < n; i++) {
-        const fw_header *h = &headers[i];
-        /* CVE-2015-0219: a name with '_' could pose as its dash-named twin: skipped */
-        int emit = fw_first_of_name(&names, i) && memchr(b + h->name_off, '_', h->name_len) == NULL;
-        if (i < FW_SIGNATURES)
-            names.emitted[i] = (unsigned char)emit;
-        if (!emit)
-            continue;
-        if (sep)
-            o[pos++] = '\0';
-        sep = 1;
-        count++;
-        pos += fw_write_key(b, h, o + pos);
-        if (!(layout & FW_ENV_KEYS_FIRST)) {
-            o[pos++] = '\0';
-            pos += fw_write_value(&names, i, o + pos);
-        }
-    }
-    /* then the values in the same order */
-    if (layout & FW_ENV_KEYS_FIRST) {
-        for (i = 0; i < n; i++) {
-            const fw_header *h = &headers[i];
-            if (i < FW_SIGNATURES ? !names.emitted[i]
-                                  : !fw_first_of_name(&names, i) ||
-                                        memchr(b + h->name_off, '_', h->name_len) != NULL)
-                continue;
-            o[pos++] = '\0';
-            pos += fw_write_value(&names, i, o + pos);
-        }
-    }
-    *nkeys = count;
-    return pos;
-}
+/* fw_pack_environ indexes up to this many fields in scratch on its stack, more in the room `out`
+ * has after fw_environ_size() bytes (8 bytes per field; the Python layer gives 8 * head + 128).
+ * Only with neither (over 256 fields and a tight `out`) does it fall back to comparing each field
+ * with the others: correct, but O(n) per field. */
+#define FW_ENV_STACK_FIELDS 256u
 
 long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *headers,
                      char *out, size_t cap, size_t *path_len)
 {
-    if (fw_environ_size(req, headers) > cap)
+    const unsigned char *b = (const unsigned char *)buf;
+    unsigned char *o = (unsigned char *)out;
+    uint32_t stack[2 * FW_ENV_STACK_FIELDS], one[1];
+    uint32_t *scratch = NULL, *next = NULL, i, n = req->num_headers;
+    size_t size = fw_environ_size(req, headers), pos;
+    int first = 1;
+
+    if (size > cap)
         return FW_ERROR;
-    uint32_t nkeys;
-    return (long)fw_write_environ((const unsigned char *)buf, req, headers, (unsigned char *)out,
-                                  0, path_len, &nkeys);
+    if (n <= FW_ENV_STACK_FIELDS) {
+        scratch = stack;
+    } else {                                        /* room after the environ, word-aligned */
+        uintptr_t at = ((uintptr_t)(o + size) + 3u) & ~(uintptr_t)3u;
+        if (at - (uintptr_t)o <= cap && (cap - (at - (uintptr_t)o)) / 4 >= fw_names_scratch_words(n))
+            scratch = (uint32_t *)(void *)(o + (at - (uintptr_t)o));
+    }
+    if (scratch != NULL)
+        next = fw_index_names(b, headers, n, scratch);
+
+    pos = fw_write_path(b, req, o);
+    *path_len = pos;
+    for (i = 0; i < n; i++) {
+        const uint32_t *links = next;
+        uint32_t at = i;
+        if (links == NULL) {                        /* no scratch: O(n) per field */
+            one[0] = fw_next_slowly(b, headers, n, i);
+            links = one;
+            at = 0;
+        }
+        if (links[at] & FW_NAME_NO_KEY)
+            continue;
+        if (!first)
+            o[pos++] = '\0';
+        first = 0;
+        pos += fw_write_key(b, &headers[i], o + pos);
+        o[pos++] = '\0';
+        if (links == one) {                         /* fw_write_value follows next[] links */
+            size_t k;
+            memcpy(o + pos, b + headers[i].value_off, headers[i].value_len);
+            pos += headers[i].value_len;
+            while ((one[0] & ~FW_NAME_NO_KEY) != 0) {
+                k = (one[0] & ~FW_NAME_NO_KEY) - 1;
+                o[pos++] = ',';
+                memcpy(o + pos, b + headers[k].value_off, headers[k].value_len);
+                pos += headers[k].value_len;
+                one[0] = fw_next_slowly(b, headers, n, (uint32_t)k);
+            }
+        } else {
+            pos += fw_write_value(b, headers, next, i, o + pos);
+        }
+    }
+    return (long)pos;
 }

@@ -16,8 +16,9 @@ from cffi import FFI
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CSRC = os.path.join(_ROOT, "csrc")
-_SOURCES = ["errors.c", "parser.c", "chunked.c", "serializer.c", "binding.c"]
-_HEADERS = ["fastwsgi.h", "fw_binding.h", "fw_internal.h", "fastwsgi_cdef.h"]
+_SOURCES = ["errors.c", "parser.c", "chunked.c", "serializer.c", "binding.c", "uwsgi.c",
+            "uwsgi_binding.c"]
+_HEADERS = ["fastwsgi.h", "fw_binding.h", "uwsgi_binding.h", "fw_internal.h", "fastwsgi_cdef.h"]
 
 
 def _rel(path: str) -> str:
@@ -41,7 +42,7 @@ with open(os.path.join(_CSRC, "fastwsgi_cdef.h"), encoding="ascii") as _cdef:
 
 ffibuilder.set_source(
     "fastwsgi._cparser",
-    '#include "fastwsgi.h"\n#include "fw_binding.h"\n',
+    '#include "fastwsgi.h"\n#include "fw_binding.h"\n#include "uwsgi_binding.h"\n',
     sources=[_rel(os.path.join(_CSRC, name)) for name in _SOURCES],
     include_dirs=[_rel(_CSRC)],
     depends=[_rel(os.path.join(_CSRC, name)) for name in _HEADERS],

@@ -44,6 +44,9 @@ ERRORS = {
     "BAD_RESPONSE_HEADER_VALUE": (32, 500),
     "HOP_BY_HOP_HEADER": (33, 500),
     "BUFFER_TOO_SMALL": (34, 500),
+    "UWSGI_BAD_MODIFIER": (35, 400),
+    "UWSGI_BAD_VARS": (36, 400),
+    "UWSGI_DUPLICATE_VAR": (37, 400),
 }
 
 NAMES_BY_NUMBER = {number: name for name, (number, _status) in ERRORS.items()}

@@ -5,23 +5,31 @@ Theory of operation
 The C functions do all byte-level work; this module only moves results across the boundary, with as
 few crossings as possible because each one costs more than parsing a short line in C:
 
-* `RequestParser.parse` makes one call, `fw_parse_packed` (csrc/fw_binding.h): it parses (resumable:
-  the C state lives in a per-parser `fw_request` struct, so a head fed in pieces is scanned once)
+* `RequestParser.parse` makes one call, `fw_parse_head` (csrc/fw_binding.h): it parses (resumable:
+  the C state lives in a per-parser `fw_parser` struct, so a head fed in pieces is scanned once)
   and, when the head is complete, writes every CGI value, then method, target, version, query,
-  PATH_INFO and last all CGI keys into one buffer as latin-1 separated by NULs, and returns the
-  framing facts and the key count in the result's high bits. One decode and one bounded split
-  make the values and leave the keys as one string, which a small cache maps to a tuple of key
-  strings (clients repeat their header names), so `dict(zip(keys, items))` needs neither new key
-  strings nor hashing. The Head's slots are filled in place (no 13-argument __init__); no
-  per-header cffi access happens in Python. (fw_pack_environ,
-  the public C API's packer, serves only the rare PATH_INFO that decodes to a NUL.)
+  PATH_INFO and, unless the thread's memo knows the head's names, all CGI keys into one buffer as
+  latin-1, separated by \\x01 and ended by a NUL. The result (< 2**30, so one-digit int arithmetic)
+  holds the head's length, the framing facts and the keys' state: found in memo slot s (clients send
+  the same names request after request: the keys are then the tuple this module stored for slot s,
+  whose strings keep their hash, and C neither indexes the names nor writes keys), or written (and
+  stored in slot s). One `ffi.string`, one decode and one split make the strings;
+  `dict(zip(keys, items))` needs no new key strings and no hashing. The Head's slots are filled in
+  place (no 13-argument __init__); no per-header cffi access happens in Python. fw_pack_environ (the
+  public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
+  decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
 * `serialize_head` joins the application's (name, value) pairs into `name\\0value\\0...`, encodes once
   and makes one call. Anything unusual (a NUL, a non-str, a non-latin-1 char) is replaced by a byte
   that the C rules reject in the same place, so C alone decides which error code applies.
 
-Every per-parser cffi object (state struct, header array, output buffer) is allocated once in
-`__init__` and reused; `reset()` only marks the state for re-initialisation by the next call. A
+A parser owns only its `fw_parser` struct (state, limits, pointers), allocated once in `__init__`;
+`reset()` only marks it for re-initialisation by the next call. The packed-output buffer, the header
+array and the memo of names are shared by all parsers of a thread (`_ThreadScratch`; per thread
+because cffi releases the GIL during the call; a parser used from another thread rebinds itself):
+each call fills and reads them before returning. Only a head with fields that arrives in pieces needs
+its header offsets kept between calls; its parser then copies them into an array of its own. So an
+idle connection costs a few hundred bytes and a new one no buffer allocation. A
 bytearray is copied when small (cheaper than borrowing it) or borrowed with `ffi.from_buffer` only
 for the duration of the call, so the caller can resize it afterwards. The module refuses to load
 an extension whose FW_ABI_VERSION differs from the one it was written for (a stale build), so
@@ -31,6 +39,7 @@ fastwsgi.parser falls back to the Python twin instead of misreading structs.
 from __future__ import annotations
 
 import functools
+import threading
 
 from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError, ResponseError
@@ -40,7 +49,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 2
+EXPECTED_ABI_VERSION = 3
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "
@@ -52,7 +61,6 @@ _KEEP_ALIVE = lib.FW_REQ_KEEP_ALIVE
 _EXPECT_CONTINUE = lib.FW_REQ_EXPECT_CONTINUE
 _UPGRADE = lib.FW_REQ_UPGRADE
 
-_parse_packed = lib.fw_parse_packed
 _from_buffer = ffi.from_buffer
 _buffer = ffi.buffer
 _unpack = ffi.unpack
@@ -82,51 +90,90 @@ def _error(number: int, status: int) -> ParseError:
 # Request parser
 # ---------------------------------------------------------------------------------------------
 
-_FIRST_OUT_SIZE = 8192  # packed-head buffer (half scratch); grows to 8 * head + 128 (always enough)
-_LOW32 = 0xFFFFFFFF
-_HAS_LENGTH = lib.FW_PACKED_HAS_LENGTH
-_USE_ENVIRON = lib.FW_PACKED_USE_ENVIRON
-_KEYS_SHIFT = lib.FW_PACKED_KEYS_SHIFT
+_FIRST_OUT_SIZE = 16384  # packed-head buffer per thread; grows to 8 * head + 128 (always enough)
+_HEADER_SIZE = ffi.sizeof("fw_header")
+# A bytearray up to this size is copied for the call (cheaper than ffi.from_buffer, ~0.4 us, up to
+# about 4 KiB); beyond, borrowed. Bounded, so a head fed in tiny pieces costs O(1) per call here.
+_COPY_MAX = 4096
+_parse_head = lib.fw_parse_head
 _TOO_SMALL = lib.FW_PACKED_TOO_SMALL
-# (minor, chunked, keep_alive, expect_continue, upgrade) for each value of the info's low byte
+_KEEP_FIELDS = lib.FW_HEAD_KEEP_FIELDS
+_CONSUMED_MASK = lib.FW_HEAD_CONSUMED_MASK
+_FLAGS_SHIFT = lib.FW_HEAD_FLAGS_SHIFT
+_KEYS_SHIFT = lib.FW_HEAD_KEYS_SHIFT
+_STORED = lib.FW_HEAD_STORED  # keys state: < _STORED found in slot, < _NEW stored in slot - 8
+_NEW = lib.FW_HEAD_NEW
+_SLOW = lib.FW_HEAD_SLOW
+_string = ffi.string
+assert lib.FW_HEAD_FOUND == 0 and _STORED == lib.FW_MEMO_SLOTS and _NEW == 2 * _STORED
+assert lib.FW_HEAD_MINOR_SHIFT == _FLAGS_SHIFT + 4
+# (minor, chunked, keep_alive, expect_continue, upgrade) for each flags + minor << 4 byte
 _FACTS = tuple(
-    (info >> lib.FW_PACKED_MINOR_SHIFT, info & _CHUNKED != 0, info & _KEEP_ALIVE != 0,
+    (info >> 4, info & _CHUNKED != 0, info & _KEEP_ALIVE != 0,
      info & _EXPECT_CONTINUE != 0, info & _UPGRADE != 0)
     for info in range(256))
-
-
-# The environ keys of a head, packed as one "key\0key..." string -> their tuple. Clients repeat the
-# same header names request after request, so a hit saves creating and hashing every key string
-# (the tuple's strings keep their hash). Bounded: cleared when full; long key lists are not kept.
-_KEYS_CACHE: dict = {"": ()}
-_KEYS_CACHE_SIZE = 256
-_KEYS_CACHE_MAX_CHARS = 2048
 _new_head = object.__new__
+_get_ident = threading.get_ident
 
 
-def _cache_keys(packed_keys: str) -> tuple:
-    keys = tuple(packed_keys.split("\0"))
-    if len(packed_keys) <= _KEYS_CACHE_MAX_CHARS:
-        if len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
-            _KEYS_CACHE.clear()
-            _KEYS_CACHE[""] = ()
-        _KEYS_CACHE[packed_keys] = keys
-    return keys
+class _ThreadScratch:
+    """One thread's C buffers (`fw_scratch`: packed output, header array, memo of names), shared by
+    all its parsers, and `keys`: the environ-key tuple of each memo slot.
+
+    A parse() call fills the buffers and reads them back before it returns, so parsers of one thread
+    never see each other's data; cffi releases the GIL during the call, hence one per thread. When C
+    reports a head's names as new in memo slot s, the caller stores their keys in keys[s]; when it
+    reports them found in slot s, keys[s] are the keys (the names, in order, are exactly the same).
+    """
+
+    __slots__ = ("c", "out", "headers", "header_count", "keys")
+
+    def __init__(self):
+        self.c = ffi.new("fw_scratch *")  # zeroed: every memo slot empty
+        self.keys = [()] * lib.FW_MEMO_SLOTS
+        self.header_count = 0
+        self.grow_out(_FIRST_OUT_SIZE)
+
+    def grow_out(self, size: int) -> None:
+        self.out = _new_unzeroed("char[]", size)
+        self.c.out = self.out
+        self.c.cap = size
+
+    def ensure_headers(self, count: int) -> None:
+        if count > self.header_count:
+            self.headers = _new_unzeroed("fw_header[]", count)
+            self.c.headers = self.headers
+            self.header_count = count
+
+
+_scratch_by_thread = threading.local()
+
+
+def _thread_scratch(header_count: int) -> _ThreadScratch:
+    scratch = getattr(_scratch_by_thread, "scratch", None)
+    if scratch is None:
+        scratch = _scratch_by_thread.scratch = _ThreadScratch()
+    scratch.ensure_headers(header_count)
+    return scratch
 
 
 class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_limits", "_lim", "_req", "_headers", "_out", "_out_size", "_fresh", "_result")
+    __slots__ = ("_limits", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
-        self._lim = _c_limits(self._limits)
-        self._req = ffi.new("fw_request *")
-        self._headers = ffi.new("fw_header[]", max(1, self._limits.max_header_count))
-        self._out = _new_unzeroed("char[]", _FIRST_OUT_SIZE)
-        self._out_size = _FIRST_OUT_SIZE
+        self._p = ffi.new("fw_parser *")  # own_headers NULL: the thread's array
+        self._p.lim = _c_limits(self._limits)  # kept alive by the lru_cache
+        self._own_headers = None  # allocated only when a head with fields arrives in pieces
+        self._bind_thread()
         self.reset()
+
+    def _bind_thread(self) -> None:
+        self._thread = _get_ident()
+        self._scratch = _thread_scratch(max(1, self._limits.max_header_count))
+        self._p.scratch = self._scratch.c
 
     def reset(self) -> None:
         self._fresh = 1  # the next C call starts with fw_request_init
@@ -136,61 +183,73 @@ class RequestParser:
         """Parse everything received for this request so far; None means "call again with more"."""
         if self._result is not None:
             return self._result
-        req = self._req
+        if self._thread != _get_ident():  # used from another thread: use that thread's buffers
+            self._bind_thread()
         if type(buf) is bytes:
-            result = _parse_packed(buf, len(buf), self._lim, req, self._headers, self._out,
-                                   self._out_size, self._fresh)
+            result = _parse_head(self._p, buf, len(buf), self._fresh)
+        elif len(buf) <= _COPY_MAX:  # a small bytearray/memoryview: copying beats borrowing
+            result = _parse_head(self._p, bytes(buf), len(buf), self._fresh)
         else:
-            result = self._parse_buffer(buf)
+            with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
+                result = _parse_head(self._p, cbuf, len(buf), self._fresh)
         self._fresh = 0
         if result < 0:
             if result == _INCOMPLETE:
                 return None
-            if result == _TOO_SMALL:
-                self._out_size = 8 * len(buf) + 128  # always enough (fw_binding.h)
-                self._out = _new_unzeroed("char[]", self._out_size)
-                return self.parse(buf)  # the head is parsed: this call only packs it again
-            raise _error(req.error, req.status)
-        info = result >> 32
-        if info & _USE_ENVIRON:
+            return self._not_packed(result, buf)
+        keys_state = result >> _KEYS_SHIFT  # the result is < 2**30: one-digit int arithmetic
+        # value 1..n, method, target, version, query, path[, key 1..n], \x01-separated (fw_binding.h)
+        scratch = self._scratch
+        if keys_state < _STORED:  # the names of an earlier head: its keys
+            keys = scratch.keys[keys_state]
+            items = _string(scratch.out).decode("latin-1").split("\x01")
+        elif keys_state < _SLOW:
+            items = _string(scratch.out).decode("latin-1").split("\x01")
+            keys = tuple(items[(len(items) + 5) >> 1:])  # n values, 5 fields, n keys
+            if keys_state < _NEW:
+                scratch.keys[keys_state - _STORED] = keys
+        else:
             return self._head_from_environ(buf)
-        # value 1..n, method, target, version, query, path, "key 1\0...\0key n" (fw_binding.h)
-        count = info >> _KEYS_SHIFT
-        items = _unpack(self._out, result & _LOW32).decode("latin-1").split("\0", count + 5)
-        keys = _KEYS_CACHE.get(items[-1])
-        if keys is None:
-            keys = _cache_keys(items[-1])
+        count = len(keys)
         head = _new_head(Head)  # slots filled in place: cheaper than a 13-argument __init__
-        head.consumed = req.line_start
-        head.method = items[-6]
-        head.target = items[-5]
-        head.version = items[-4]
-        head.query = items[-3]
-        head.path = items[-2]
-        head.headers = dict(zip(keys, items))  # zip stops after the values
-        head.content_length = req.content_length if info & _HAS_LENGTH else -1
+        head.method, head.target, head.version, head.query, head.path = items[count:count + 5]
+        head.consumed = result & _CONSUMED_MASK
+        head.headers = environ = dict(zip(keys, items))  # zip stops after the values
+        # Content-Length is 1*DIGIT <= 2**63 - 1 once accepted: its environ value is the number
+        length = environ.get("CONTENT_LENGTH")
+        head.content_length = -1 if length is None else int(length)
         head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
-            _FACTS[info & 0xFF]
+            _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
         self._result = head
         return head
 
-    def _parse_buffer(self, buf) -> int:
-        """parse() for a bytearray/memoryview: copy a small one, else borrow it only for the call."""
-        if len(buf) <= 16384:
-            return _parse_packed(bytes(buf), len(buf), self._lim, self._req, self._headers,
-                                 self._out, self._out_size, self._fresh)
-        with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
-            return _parse_packed(cbuf, len(buf), self._lim, self._req, self._headers, self._out,
-                                 self._out_size, self._fresh)
+    def _not_packed(self, result: int, buf) -> None:
+        """parse() when C returned no head: fields to keep, output too small, or an error."""
+        req = self._p.req
+        if result == _KEEP_FIELDS:
+            # incomplete, and the fields so far must survive until the next call: copy them from
+            # the thread's array to one of our own, which C uses from now on
+            count = max(1, self._limits.max_header_count)
+            self._own_headers = own = _new_unzeroed("fw_header[]", count)
+            ffi.memmove(own, self._scratch.headers, req.num_headers * _HEADER_SIZE)
+            self._p.own_headers = own
+            return None
+        if result == _TOO_SMALL:
+            self._scratch.grow_out(8 * len(buf) + 128)  # always enough (fw_binding.h)
+            return self.parse(buf)  # the head is parsed: this call only packs it again
+        raise _error(req.error, req.status)
 
     def _head_from_environ(self, buf) -> Head:
-        """Rare: PATH_INFO decodes to a NUL (%00): take the environ from fw_pack_environ."""
-        req = self._req
+        """Rare: PATH_INFO decodes to a NUL or \\x01 (%00, %01), or a head beyond 128 KiB: take the
+        environ from fw_pack_environ and the numbers from the state struct."""
+        req = self._p.req
+        headers = self._own_headers or self._scratch.headers
         path_len = ffi.new("size_t *")
+        size = 8 * len(buf) + 128  # room for the name index too: linear for any number of fields
+        out = _new_unzeroed("char[]", size)
         with ffi.from_buffer(buf) as cbuf:
-            packed_len = lib.fw_pack_environ(cbuf, req, self._headers, self._out, self._out_size,
-                                             path_len)
-        packed = _buffer(self._out, packed_len)[:].decode("latin-1")
+            packed_len = lib.fw_pack_environ(cbuf, ffi.addressof(req), headers, out, size, path_len)
+        packed = _buffer(out, packed_len)[:].decode("latin-1")
         path = packed[:path_len[0]]
         items = packed[path_len[0]:].split("\0") if packed_len > path_len[0] else []
         request_line = bytes(buf[req.method_off:req.version_off + 8]).decode("latin-1")
@@ -310,3 +369,6 @@ def serialize_head(status, headers, *, date, server=None, chunked=False, connect
     if not connection_ok:
         raise ValueError(f"connection must be None, 'close' or 'keep-alive', not {connection!r}")
     return _buffer(out, written)[:]
+
+
+from ._uwsgi_c import UwsgiParser  # noqa: E402,F401  (docs/uwsgi-spec.md; imports _c_limits from here)

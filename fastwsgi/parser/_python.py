@@ -41,8 +41,9 @@ from urllib.parse import unquote
 
 from ..errors import ParseError, ResponseError
 from ._types import Head, Limits
+from ._uwsgi_python import UwsgiParser  # noqa: F401  (docs/uwsgi-spec.md)
 
-__all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
+__all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head", "UwsgiParser"]
 
 NAME = "python"
 

@@ -7,6 +7,7 @@ The corpus is plain text, one file per topic, grouped by what it exercises:
     cases/head/*.txt       request heads      -> RequestParser.parse
     cases/chunked/*.txt    chunked bodies     -> ChunkedDecoder.decode
     cases/serialize/*.txt  response heads     -> serialize_head
+    cases/uwsgi/*.txt      uwsgi packets      -> UwsgiParser.parse (docs/uwsgi-spec.md)
 
 A file is a sequence of cases. Each case starts with ``=== name`` and holds ``key: value`` lines and
 data lines starting with ``> ``. Lines starting with ``#`` are comments; blank lines are ignored.
@@ -19,6 +20,14 @@ exactly which bytes are sent. Escapes: ``\\r`` ``\\n`` ``\\t`` ``\\\\`` ``\\xHH`
 (``text`` repeated N times; it may hold escapes and nested repeats, and ends at the matching
 ``}``). Literal tabs, control bytes, non-ASCII and trailing white space are refused in data lines
 (write ``\\x20`` for a trailing space). Expected str values use the same escapes (latin-1).
+
+uwsgi cases may build their packet instead of spelling out binary sizes: ``packet:`` starts a
+packet, each ``var: KEY=VALUE`` adds a pair (sizes computed; KEY is split off at the first literal
+``=``, then both sides are unescaped), ``append: BYTES`` adds raw bytes inside the vars block
+(counted in datasize), ``modifier1:``/``modifier2:``/``datasize:`` override the header,
+``> `` lines are raw bytes after the packet (a body) and ``truncate: N`` keeps only the first N
+bytes of it all; ``consumed: packet`` expects 4 + the header's datasize. `build_packet` is the one
+place that encodes this.
 """
 
 from __future__ import annotations
@@ -27,12 +36,13 @@ import ast
 import dataclasses
 import pathlib
 import re
+import struct
 
 from fastwsgi.errors import ERRORS
 from fastwsgi.parser import Limits
 
 CASES_DIR = pathlib.Path(__file__).resolve().parent / "cases"
-KINDS = ("head", "chunked", "serialize")
+KINDS = ("head", "chunked", "serialize", "uwsgi")
 
 _LIMIT_FIELDS = {f.name: f.type for f in dataclasses.fields(Limits)}
 _BOOL = {"yes": True, "no": False}
@@ -44,7 +54,7 @@ class CorpusError(ValueError):
 
 @dataclasses.dataclass
 class Case:
-    kind: str                 # "head", "chunked" or "serialize"
+    kind: str                 # "head", "chunked", "serialize" or "uwsgi"
     file: str                 # e.g. "head/request-line.txt"
     name: str
     line: int                 # line number of the "===" line, for messages
@@ -150,7 +160,7 @@ def read_file(path: pathlib.Path, kind: str) -> list[Case]:
                 raise CorpusError(f"{where}: case names are lower-case words joined by '-': "
                                   f"{name!r}")
             current = {"name": name, "line": lineno, "data": [], "fields": {}, "env": [],
-                       "incomplete": False}
+                       "block": [], "incomplete": False}
             cases.append(current)
             continue
         if not raw.strip() or raw.startswith("#"):
@@ -168,7 +178,7 @@ def read_file(path: pathlib.Path, kind: str) -> list[Case]:
             current["incomplete"] = True
             continue
         key, colon, value = raw.partition(":")
-        if not colon or not re.fullmatch(r"[a-z_]+", key):
+        if not colon or not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
             raise CorpusError(f"{where}: expected 'key: value', '> data' or 'incomplete': {raw!r}")
         if value and not value.startswith(" "):
             raise CorpusError(f"{where}: write 'key: value' with one space")
@@ -177,6 +187,8 @@ def read_file(path: pathlib.Path, kind: str) -> list[Case]:
             raise CorpusError(f"{where}: trailing white space; write it as \\x20")
         if key == "env":
             current["env"].append(value)
+        elif key in ("var", "append") and kind == "uwsgi":
+            current["block"].append((key, value, where))
         elif key in current["fields"]:
             raise CorpusError(f"{where}: {key} given twice")
         else:
@@ -188,7 +200,7 @@ def read_file(path: pathlib.Path, kind: str) -> list[Case]:
         raise CorpusError(f"{rel}: duplicate case names {sorted(duplicates)}")
 
     loader = {"head": _finish_head, "chunked": _finish_chunked,
-              "serialize": _finish_serialize}[kind]
+              "serialize": _finish_serialize, "uwsgi": _finish_uwsgi}[kind]
     result = []
     for c in cases:
         where = f"{rel}:{c['line']}"
@@ -240,7 +252,7 @@ HEAD_TEXT_KEYS = ("method", "target", "path", "query", "version")
 HEAD_FRAMING = ("chunked", "keep_alive", "expect_continue", "upgrade")
 
 
-def _finish_head(case: Case, raw: dict, where: str) -> None:
+def _finish_head(case: Case, raw: dict, where: str, framing_defaults: dict | None = None) -> None:
     """Head cases expect exactly one of: 'error: CODE STATUS', 'incomplete', or a full Head.
 
     A full Head states consumed, method, target, path, query, version, minor and the environ
@@ -273,6 +285,7 @@ def _finish_head(case: Case, raw: dict, where: str) -> None:
     else:
         for item in raw["env"]:
             key, eq, value = item.partition("=")
+            key = _text(key)  # escapes allowed (a uwsgi key may hold any visible byte)
             if not eq or key in env:
                 raise CorpusError(f"{where}: bad or repeated env line {item!r}")
             env[key] = _text(value)
@@ -281,8 +294,9 @@ def _finish_head(case: Case, raw: dict, where: str) -> None:
     if not re.fullmatch(r"-1|\d+", content_length):
         raise CorpusError(f"{where}: content_length is -1 or a number")
     expected["content_length"] = int(content_length)
-    defaults = {"chunked": "no", "keep_alive": "yes" if expected["minor"] >= 1 else "no",
-                "expect_continue": "no", "upgrade": "no"}
+    defaults = framing_defaults or {
+        "chunked": "no", "keep_alive": "yes" if expected["minor"] >= 1 else "no",
+        "expect_continue": "no", "upgrade": "no"}
     for key in HEAD_FRAMING:
         expected[key] = _bool(fields.pop(key, (defaults[key],))[0], where)
     _reject_leftovers(fields, where)
@@ -332,6 +346,69 @@ def _finish_serialize(case: Case, raw: dict, where: str) -> None:
     if not case.error and not case.data:
         raise CorpusError(f"{where}: give the expected output as '> ' lines")
     case.expected = args
+
+
+UWSGI_FRAMING = {"chunked": "no", "keep_alive": "no", "expect_continue": "no", "upgrade": "no"}
+
+
+def build_packet(block_items, modifier1: int = 0, modifier2: int = 0,
+                 datasize: int | None = None) -> bytes:
+    """A uwsgi packet (docs/uwsgi-spec.md "Packet") from ("var", key, value) and ("append", raw)
+    items in order; datasize defaults to the block's real length."""
+    block = bytearray()
+    for item in block_items:
+        if item[0] == "var":
+            for part in item[1:]:
+                block += struct.pack("<H", len(part)) + part
+        else:
+            block += item[1]
+    size = len(block) if datasize is None else datasize
+    return bytes([modifier1]) + struct.pack("<H", size) + bytes([modifier2]) + bytes(block)
+
+
+def _byte_field(fields: dict, key: str, where: str, limit: int):
+    if key not in fields:
+        return None
+    value = fields.pop(key)[0]
+    if not value.isdigit() or int(value) > limit:
+        raise CorpusError(f"{where}: {key} is a number from 0 to {limit}")
+    return int(value)
+
+
+def _finish_uwsgi(case: Case, raw: dict, where: str) -> None:
+    """uwsgi cases: the input is built by 'packet:' and its 'var:'/'append:'/'modifier1:'/
+    'modifier2:'/'datasize:' lines (then the '> ' bytes after it, then 'truncate: N'), or given raw
+    by '> ' lines alone; the expectation is that of a head case, with every framing fact 'no' by
+    default (the front end deals with framing; there is no keep-alive over uwsgi), and
+    'consumed: packet' standing for 4 + the built header's datasize."""
+    fields = case.fields
+    builder = ("modifier1", "modifier2", "datasize")
+    if "packet" in fields:
+        if fields.pop("packet")[0]:
+            raise CorpusError(f"{where}: 'packet:' takes no value")
+        items = []
+        for key, value, line_where in raw["block"]:
+            if key == "var":
+                name, eq, text = value.partition("=")
+                if not eq:
+                    raise CorpusError(f"{line_where}: write 'var: KEY=VALUE'")
+                items.append(("var", unescape(name), unescape(text)))
+            else:
+                items.append(("append", unescape(value)))
+        modifiers = [_byte_field(fields, key, where, 255) for key in builder[:2]]
+        datasize = _byte_field(fields, "datasize", where, 0xFFFF)
+        packet = build_packet(items, modifiers[0] or 0, modifiers[1] or 0, datasize)
+        case.data = packet + case.data
+        if fields.get("consumed", ("",))[0] == "packet":  # 4 + datasize, as the header says
+            fields["consumed"] = (str(4 + (packet[1] | packet[2] << 8)), where)
+    elif raw["block"] or any(key in fields for key in builder):
+        raise CorpusError(f"{where}: var/append/modifier/datasize lines need 'packet:' first")
+    truncate = _byte_field(fields, "truncate", where, 1 << 30)
+    if truncate is not None:
+        if truncate >= len(case.data):
+            raise CorpusError(f"{where}: truncate: {truncate} does not shorten the input")
+        case.data = case.data[:truncate]
+    _finish_head(case, raw, where, UWSGI_FRAMING)
 
 
 def _literal(text: str, where: str):

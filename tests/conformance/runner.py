@@ -13,7 +13,8 @@ paragraph), so every head and chunked case is run once per split strategy:
                so a failure reproduces exactly
 
 The head driver grows ONE bytearray piece by piece and calls parse(buf) after each piece, as the
-server does with its receive buffer. The chunked driver passes the unconsumed bytes again followed
+server does with its receive buffer; it drives a RequestParser or, for uwsgi packets, a
+UwsgiParser (same interface), and `check_head_outcome` holds the assertions both corpora share. The chunked driver passes the unconsumed bytes again followed
 by the next piece and concatenates the decoded data. Both report the outcome as plain values so the
 tests (and the parity test) compare with ==; only ParseError counts as a rejection, anything else
 (TypeError, IndexError, ...) propagates and fails the test as a crash.
@@ -57,13 +58,13 @@ def typed(value):
 
 # ---- heads ---------------------------------------------------------------------------------------
 
-def feed_head(backend, limits, pieces):
-    """Feed pieces to one RequestParser through one growing bytearray.
+def feed_head(backend, limits, pieces, parser_class: str = "RequestParser"):
+    """Feed pieces to one RequestParser (or `parser_class`) through one growing bytearray.
 
     Returns (outcome, calls) where outcome is ("head", Head.as_dict()), ("error", code, status) or
     ("incomplete",), and calls lists (buffer length, result kind) per parse() call.
     """
-    parser = backend.RequestParser(limits)
+    parser = getattr(backend, parser_class)(limits)
     buf = bytearray()
     calls = []
     for piece in pieces:
@@ -81,6 +82,35 @@ def feed_head(backend, limits, pieces):
         calls.append((len(buf), "head"))
         return ("head", result.as_dict()), calls
     return ("incomplete",), calls
+
+
+def describe(case) -> str:
+    return f"\n{case.file} line {case.line} ({case.ref})\ninput: {case.data[:300]!r}"
+
+
+def check_head_outcome(case, outcome, calls, pieces) -> None:
+    """Assert a feed_head result against a head or uwsgi case: the outcome, and that a head is
+    reported by the first call whose buffer holds all of it, every earlier call returning None."""
+    if case.error:
+        assert outcome == ("error", *case.error), describe(case)
+    elif case.expected is None:
+        assert outcome == ("incomplete",), describe(case)
+    else:
+        assert outcome[0] == "head", f"expected a head, got {outcome}" + describe(case)
+        assert typed(outcome[1]) == typed(case.expected), describe(case)
+        consumed = case.expected["consumed"]
+        fed_before_last = calls[-1][0] - len(pieces[len(calls) - 1])
+        assert fed_before_last < consumed <= calls[-1][0], (calls[-1], describe(case))
+    assert all(kind == "none" for _length, kind in calls[:-1])
+
+
+def parse_once(parser, data):
+    """One parse() call with `data` as bytes; the outcome in feed_head's form."""
+    try:
+        result = parser.parse(bytes(data))
+    except ParseError as exc:
+        return ("error", exc.code, exc.status)
+    return ("incomplete",) if result is None else ("head", result.as_dict())
 
 
 # ---- chunked bodies ------------------------------------------------------------------------------

@@ -93,3 +93,54 @@ def test_split_strategies_cover_the_input():
     assert split(data, "cr", "s")[0] == b"GET / HTTP/1.1\r"
     assert split(data, "random1", "s") == split(data, "random1", "s")
     assert split(b"", "bytewise", "s") == [b""]
+
+
+UWSGI = """\
+=== ok
+ref: test
+packet:
+modifier2: 0
+var: REQUEST_METHOD=GET
+var: K\\x3d=a=b\\r
+append: \\x01
+> body
+consumed: packet
+method: GET
+target:
+path:
+query:
+version: HTTP/1.0
+minor: 0
+env: REQUEST_METHOD=GET
+env: K\\x3d=a=b\\r
+"""
+
+
+def test_uwsgi_packet_is_built_exactly(tmp_path):
+    (case,) = load_text(tmp_path, "uwsgi", UWSGI)
+    block = b"\x0e\x00REQUEST_METHOD\x03\x00GET" + b"\x02\x00K=\x04\x00a=b\r" + b"\x01"
+    assert case.data == b"\x00" + bytes([len(block), 0]) + b"\x00" + block + b"body"
+    assert case.expected["consumed"] == 4 + len(block)
+    assert case.expected["headers"] == {"REQUEST_METHOD": "GET", "K=": "a=b\r"}
+    assert not any(case.expected[key] for key in ("chunked", "keep_alive", "expect_continue",
+                                                  "upgrade"))
+
+
+def test_uwsgi_overrides_and_truncate(tmp_path):
+    text = ("=== t\nref: t\npacket:\nmodifier1: 7\ndatasize: 300\nvar: A=\n"
+            "truncate: 5\nincomplete\n")
+    (case,) = load_text(tmp_path, "uwsgi", text)
+    assert case.data == b"\x07\x2c\x01\x00\x01"
+
+
+@pytest.mark.parametrize("bad", [
+    UWSGI.replace("packet:\n", ""),                        # var lines without packet:
+    UWSGI.replace("packet:\n", "packet: x\n"),             # packet: takes no value
+    UWSGI.replace("var: K\\x3d=a=b\\r", "var: NOEQUALS"),   # var without '='
+    UWSGI.replace("modifier2: 0", "modifier2: 256"),       # not a byte
+    UWSGI.replace("modifier2: 0", "datasize: 65536"),      # not a u16
+    UWSGI.replace("> body", "truncate: 999"),              # truncate that does not shorten
+])
+def test_uwsgi_case_rejects(tmp_path, bad):
+    with pytest.raises(corpus.CorpusError):
+        load_text(tmp_path, "uwsgi", bad)

@@ -7,8 +7,10 @@ builds inputs from two sources, corpus inputs and freshly generated valid messag
 few byte mutations (insert, delete, replace) drawn from bytes that matter to HTTP framing: CR, LF,
 NUL, SP, HTAB, ':', ',', ';', '"', '%', 0x80, 0xFF, digits, letters. Each input is fed to both
 backends whole and in pieces (cut points also drawn), and all four outcomes must be equal: the same
-Head (compared type-strictly), the same error code and status, or both incomplete. Chunked bodies
-and serialize_head get the same treatment. Runs are bounded and derandomized so CI is stable; a
+Head (compared type-strictly), the same error code and status, or both incomplete. Chunked bodies,
+uwsgi packets and serialize_head get the same treatment; uwsgi packets are generated at the
+variable level (keys and values chosen to hit every rule of docs/uwsgi-spec.md, runs of CGI vars
+around the 64 limit, header overrides) and then byte-mutated like the rest. Runs are bounded and derandomized so CI is stable; a
 failure prints the minimal input hypothesis found.
 """
 
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fastwsgi.parser import Limits, get_backend
 
 from . import corpus
+from .corpus import build_packet
 from .runner import call_serializer, feed_chunked, feed_head, typed
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True, database=None,
@@ -112,6 +115,68 @@ def test_request_parser_parity():
             "python split": feed_head(python, limits, pieces)[0],
             "c whole": feed_head(c, limits, [data])[0],
             "c split": feed_head(c, limits, pieces)[0],
+        }
+        reference = typed(results["python whole"])
+        for name, outcome in results.items():
+            assert typed(outcome) == reference, (name, results)
+
+    check()
+
+
+# ---- uwsgi packets -----------------------------------------------------------------------------
+
+_GOOD_KEYS = st.sampled_from([
+    b"REQUEST_METHOD", b"PATH_INFO", b"QUERY_STRING", b"REQUEST_URI", b"SERVER_PROTOCOL",
+    b"CONTENT_LENGTH", b"HTTP_HOST", b"HTTP_COOKIE", b"HTTP_", b"HTTP", b"http_x", b"SCRIPT_NAME"])
+UWSGI_KEYS = st.one_of(_GOOD_KEYS, _GOOD_KEYS,
+                       st.text("AZ_09-.!~", min_size=1, max_size=6).map(str.encode))
+BAD_UWSGI_KEYS = st.one_of(st.sampled_from([b"", b"A B", b"K\x00", b"\x7f", b"\xe9"]),
+                           st.binary(min_size=1, max_size=4))
+UWSGI_VALUES = st.one_of(
+    st.sampled_from([b"GET", b"POST", b"G T", b"", b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1", b"5",
+                     b"007", b"-1", b"+5", b" 5", b"0x10", b"9223372036854775807",
+                     b"9223372036854775808", b"\xb2", b"/caf\xe9", b"a\rb", b"\x00", b"x" * 40]),
+    st.binary(max_size=12))
+
+
+@st.composite
+def uwsgi_packets(draw):
+    pairs = draw(st.lists(st.tuples(UWSGI_KEYS, UWSGI_VALUES), max_size=6))
+    if draw(st.integers(0, 4)):  # usually a valid method, somewhere
+        pairs.insert(draw(st.integers(0, len(pairs))), (b"REQUEST_METHOD", b"GET"))
+    if draw(st.integers(0, 4)) == 0:  # sometimes a key that may break rule 3
+        pairs.insert(draw(st.integers(0, len(pairs))), (draw(BAD_UWSGI_KEYS), b"v"))
+    if draw(st.integers(0, 5)) == 0:  # around the 64 CGI vars limit
+        count = draw(st.integers(60, 66))
+        pairs[draw(st.integers(0, len(pairs))):0] = [(b"V%d" % i, b"") for i in range(count)]
+    items = [("var", key, value) for key, value in pairs]
+    if draw(st.integers(0, 5)) == 0:
+        items.append(("append", draw(st.binary(max_size=3))))
+    header = draw(st.sampled_from([{}] * 16 + [{"modifier1": 1}, {"modifier2": 9},
+                                               {"datasize": 0}, {"datasize": 65535}]))
+    if "datasize" in header and header["datasize"] == 0:
+        header = {"datasize": draw(st.integers(0, 200))}
+    body = draw(st.sampled_from([b"", b"", b"hello", b"\x00\x05\x00\x00"]))
+    return build_packet(items, **header) + body
+
+
+UWSGI_INPUTS = st.one_of(uwsgi_packets(), uwsgi_packets(),  # byte mutations mostly break the sizes
+                         mutated(st.one_of(st.sampled_from(_corpus_inputs("uwsgi")),
+                                           uwsgi_packets())))
+
+
+def test_uwsgi_parser_parity():
+    c, python = get_backend("c"), get_backend("python")
+
+    @SETTINGS
+    @given(data=UWSGI_INPUTS, limits=LIMITS, draw=st.data())
+    def check(data, limits, draw):
+        pieces = draw.draw(cut(data))
+        results = {
+            "python whole": feed_head(python, limits, [data], "UwsgiParser")[0],
+            "python split": feed_head(python, limits, pieces, "UwsgiParser")[0],
+            "c whole": feed_head(c, limits, [data], "UwsgiParser")[0],
+            "c split": feed_head(c, limits, pieces, "UwsgiParser")[0],
         }
         reference = typed(results["python whole"])
         for name, outcome in results.items():

@@ -1,0 +1,114 @@
+"""The C backend's uwsgi packet parser: a thin layer over fw_parse_uwsgi (csrc/uwsgi.c).
+
+Theory of operation
+-------------------
+`UwsgiParser.parse` makes one cffi call, `fw_parse_uwsgi_packed` (csrc/uwsgi_binding.h): the C core
+runs every check of docs/uwsgi-spec.md and, once the packet is complete, writes all values and
+then all keys into one buffer, NUL-separated latin-1, and returns the variable count, the
+datasize and whether CONTENT_LENGTH was set in the result's high bits. One decode and one bounded
+split give the values and leave the keys as one string, which a small cache maps to a tuple of
+key strings (a front end sends the same keys every request). The Head is then assembled by the
+Python twin's `environ_of` / `build_head`, so both backends build it with the same code and only
+the byte-level work differs.
+
+The C parser keeps no state between calls (csrc/fastwsgi.h), so this wrapper holds only reusable
+buffers (the fw_uwsgi struct; the vars array, sized max_header_count + FW_UWSGI_MAX_CGI_VARS or
+FW_UWSGI_MAX_VARS, whichever is smaller, since either always suffices; the output buffer, grown to
+the block size when it is too small) and the sticky result or error. It is imported by _cffi.py,
+which has already refused a stale extension.
+"""
+
+from __future__ import annotations
+
+from .._cparser import ffi, lib
+from ..errors import NAMES_BY_NUMBER, ParseError
+from ._cffi import _c_limits
+from ._types import Head, Limits
+from ._uwsgi_python import build_head, environ_of
+
+__all__ = ["UwsgiParser"]
+
+_parse_uwsgi_packed = lib.fw_parse_uwsgi_packed
+_INCOMPLETE = lib.FW_INCOMPLETE
+_TOO_SMALL = lib.FW_UWSGI_PACKED_TOO_SMALL
+_HAS_LENGTH = lib.FW_UWSGI_PACKED_HAS_LENGTH
+_VARS_SHIFT = lib.FW_UWSGI_PACKED_VARS_SHIFT
+_VARS_MASK = lib.FW_UWSGI_PACKED_VARS_MASK
+_DATASIZE_SHIFT = lib.FW_UWSGI_PACKED_DATASIZE_SHIFT
+_LOW32 = 0xFFFFFFFF
+_FIRST_OUT_SIZE = 4096  # nginx's uwsgi_params with common headers fit; grows to the block size
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
+# "KEY\0KEY..." -> tuple of keys (whose plan environ_of caches in turn); bounded: cleared when full, long key
+# lists are not kept. nginx sends the same keys, in the same order, request after request.
+_KEYS_CACHE: dict = {}
+_KEYS_CACHE_SIZE = 64
+_KEYS_CACHE_MAX_CHARS = 4096
+
+
+def _keys_of(packed_keys: str) -> tuple:
+    keys = _KEYS_CACHE.get(packed_keys)
+    if keys is None:
+        keys = tuple(packed_keys.split("\0"))
+        if len(packed_keys) <= _KEYS_CACHE_MAX_CHARS:
+            if len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
+                _KEYS_CACHE.clear()
+            _KEYS_CACHE[packed_keys] = keys
+    return keys
+
+
+class UwsgiParser:
+    """uwsgi packet parser; same interface as RequestParser (parse(buf) -> None | Head)."""
+
+    __slots__ = ("_limits", "_lim", "_pkt", "_vars", "_max_vars", "_out", "_out_size",
+                 "_result", "_error")
+
+    def __init__(self, limits: Limits | None = None):
+        self._limits = limits if limits is not None else Limits()
+        self._lim = _c_limits(self._limits)
+        self._pkt = ffi.new("fw_uwsgi *")
+        self._max_vars = min(self._limits.max_header_count + lib.FW_UWSGI_MAX_CGI_VARS,
+                             lib.FW_UWSGI_MAX_VARS)  # either always suffices (fastwsgi.h)
+        self._vars = ffi.new("fw_header[]", self._max_vars)
+        self._out = _new_unzeroed("char[]", _FIRST_OUT_SIZE)
+        self._out_size = _FIRST_OUT_SIZE
+        self.reset()
+
+    def reset(self) -> None:
+        self._result = None
+        self._error = None
+
+    def parse(self, buf) -> Head | None:
+        """Parse everything received for this packet so far; None means "call again with more"."""
+        if self._result is not None:
+            return self._result
+        if self._error is not None:
+            raise self._error  # errors are sticky until reset()
+        if type(buf) is bytes:
+            result = self._call(buf, len(buf))
+        else:
+            with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
+                result = self._call(cbuf, len(buf))
+        if result < 0:
+            if result == _INCOMPLETE:
+                return None
+            pkt = self._pkt
+            self._error = ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
+            raise self._error
+        info = result >> 32
+        count = (info >> _VARS_SHIFT) & _VARS_MASK
+        items = ffi.unpack(self._out, result & _LOW32).decode("latin-1").split("\0", count)
+        env = environ_of(_keys_of(items[-1]), items)  # zip stops after the values
+        content_length = self._pkt.content_length if info & _HAS_LENGTH else -1
+        self._result = build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)
+        return self._result
+
+    def _call(self, cbuf, length: int) -> int:
+        result = _parse_uwsgi_packed(cbuf, length, self._lim, self._pkt, self._vars, self._max_vars,
+                                     self._out, self._out_size)
+        if result == _TOO_SMALL:  # the packet is parsed; the packed form needs datasize bytes
+            self._out_size = self._pkt.datasize
+            self._out = _new_unzeroed("char[]", self._out_size)
+            result = _parse_uwsgi_packed(cbuf, length, self._lim, self._pkt, self._vars,
+                                         self._max_vars, self._out, self._out_size)
+        return result
