@@ -41,7 +41,8 @@ def make_server(host, port, app, server_class=None, handler_class=None):
 def serve(app, host="127.0.0.1", port=8000, **options):
     """Serve `app` until SIGTERM/SIGINT. Options are the command-line flags as keywords
     (fastwsgi.config.OPTIONS); an unknown one raises TypeError, a bad value ValueError.
-    workers=N forks N worker processes under a master (the app object is inherited, as --preload)."""
+    workers=N forks N worker processes under a master (the app object is inherited, as --preload);
+    protocol="uwsgi" serves nginx `uwsgi_pass` instead of HTTP."""
     from .cli import run, run_master
     from .config import validate
 

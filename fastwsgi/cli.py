@@ -12,7 +12,8 @@ gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and run
 --timeout, --max-requests, --preload, HUP/TTIN/TTOU apply. Otherwise one process serves (`run`, shared
 with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
 at once, SIGUSR1 reopens the log files. Either way each listening socket is announced on stderr as
-`Listening at: URL`, and systemd socket activation (LISTEN_FDS) replaces --bind.
+`Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a
+UNIX socket), and systemd socket activation (LISTEN_FDS) replaces --bind.
 """
 
 import ast
@@ -27,7 +28,7 @@ from . import __version__
 from . import logs
 from .config import UsageError, format_options, resolve
 from .server import BindError, Server, open_listener
-from .server.listener import systemd_sockets
+from .server.listener import split_protocol, systemd_sockets
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
 
@@ -114,16 +115,19 @@ def load_app(spec: str):
 
 def open_listeners(options: dict, master: bool = False) -> list:
     """systemd's sockets if we were socket-activated, else one per --bind. With --reuse-port a master
-    only binds TCP addresses (reserving them); each worker listens on a socket of its own."""
-    listeners = systemd_sockets()
+    only binds TCP addresses (reserving them); each worker listens on a socket of its own. A bind
+    without a protocol prefix (and a systemd socket) speaks --protocol."""
+    protocol, allow_from = options["protocol"], options["uwsgi_allow_from"]
+    listeners = systemd_sockets(protocol=protocol, allow_from=allow_from)
     if listeners:
         return listeners
     try:
         for address in options["bind"]:
+            tcp = not split_protocol(address)[1].startswith(("unix:", "fd://"))
             listeners.append(open_listener(address, options["backlog"], reuse_port=options["reuse_port"],
                                            umask=options["umask"],
-                                           listen=not (master and options["reuse_port"]
-                                                       and not address.startswith(("unix:", "fd://")))))
+                                           listen=not (master and options["reuse_port"] and tcp),
+                                           protocol=protocol, allow_from=allow_from))
     except BindError:
         for listener in listeners:
             listener.close()

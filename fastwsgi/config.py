@@ -120,14 +120,16 @@ def bind_list(value) -> list:
 
 
 def tcp_bind(value) -> str:
-    from .server.listener import BindError, parse_bind
+    """An HTTP TCP address (HOST:PORT, optionally http://HOST:PORT)."""
+    from .server.listener import BindError, parse_bind, split_protocol
 
-    if not isinstance(value, str) or value.startswith(("unix:", "fd://")):
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
     try:
+        protocol, rest = split_protocol(value)
+        if protocol not in (None, "http") or rest.startswith(("unix:", "fd://")):
+            raise BindError("")
         parse_bind(value)
     except BindError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(str(exc) or f"expected HOST:PORT, got {value!r}") from None
     return value
 
 
@@ -219,12 +221,13 @@ class Option:
 
 OPTIONS = (
     Option("bind", bind_list, ["127.0.0.1:8000"],
-           "address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH (repeatable)",
+           "address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH, optionally prefixed with the "
+           "protocol it speaks (http://, uwsgi://) (repeatable)",
            flags=("-b",), metavar="ADDR", repeatable=True),
     Option("threads", int_at_least(0), 0,
            "0: call the application on the event-loop thread; N: run it on a pool of N threads",
            metavar="N"),
-    Option("http_parser", choice("auto", "c", "python"), "auto", "HTTP parser backend"),
+    Option("http_parser", choice("auto", "c", "python"), "auto", "parser backend (HTTP and uwsgi)"),
     Option("header_timeout", positive_float, 10.0,
            "seconds allowed to receive one request head", metavar="S"),
     Option("read_timeout", positive_float, 30.0,
@@ -277,6 +280,13 @@ OPTIONS = (
     Option("umask", optional(file_mode), None,
            "umask applied while creating unix: sockets (e.g. 0o007)", metavar="MODE", section="sockets"),
     # -- proxy and logging --
+    Option("protocol", choice("http", "uwsgi"), "http",
+           "protocol of the binds written without one (and of fd:// and systemd sockets): http, or "
+           "uwsgi for a front end such as nginx uwsgi_pass", section="sockets"),
+    Option("uwsgi_allow_from", proxy_list, "127.0.0.1,::1",
+           "peers (IPs, CIDRs, '*') that may connect to a uwsgi TCP socket; others are closed at "
+           "accept with a warning (UNIX-socket peers are always allowed)", metavar="LIST",
+           section="sockets"),
     Option("forwarded_allow_ips", proxy_list, "127.0.0.1,::1",
            "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
            "removed", metavar="LIST", section="proxy"),

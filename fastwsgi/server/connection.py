@@ -15,7 +15,15 @@ bound however the client pipelines.
 Unread request bodies are drained from the input (up to DRAIN_LIMIT bytes, else the response says
 Connection: close) so the next head is never parsed out of body bytes. Rejections and "Connection:
 close" responses end with a lingering close: shutdown(SHUT_WR), then input is discarded until the
-client closes or LINGER_TIME passes, so the client reads the response instead of a reset.
+client closes or LINGER_TIME passes, so the client reads the response instead of a reset (RFC 9112
+§9.6). The one exception is a client that said it sends nothing more (`Connection: close`, or HTTP/1.0
+without keep-alive) and whose request we read to its last byte, with nothing buffered behind it: no
+unread input can turn the close into a reset, so the socket is closed at once (a plain FIN).
+
+A new connection is not in the epoll set until it needs to be: the loop reads it once right after
+accept (threads = 0) and `settle()` registers it only if it outlives that read, so a one-request
+connection costs accept, recv, send and close, and no epoll_ctl. Parsers of closed connections are
+reset and kept (up to SPARE_PARSERS) for new ones.
 
 Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
 head (from accept for the first one), keep_alive while idle between requests, read_timeout while
@@ -43,20 +51,21 @@ READ_SIZE = 65536
 LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
 LINGER_TIME = 2.0  # seconds to discard input after shutdown(SHUT_WR) before closing
 LINGER_BYTES = 1 << 20
+SPARE_PARSERS = 64  # parsers of closed connections kept for new ones (creating one costs microseconds)
 
 
 class Connection:
     __slots__ = ("server", "sock", "fd", "environ_base", "parser", "inbuf", "out", "out_size",
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
-                 "discarded", "output_full")
+                 "discarded", "output_full", "peer_done")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
         self.environ_base = environ_base
-        self.parser = server.backend.RequestParser(server.limits)
+        self.parser = self.new_parser(server)
         self.inbuf = b""
         self.out = []
         self.out_size = 0
@@ -71,9 +80,15 @@ class Connection:
         self.head_started = True  # the first head's deadline runs from accept
         self.head_deadline = self.deadline = server.now + server.header_timeout
         self.send_deadline = 0.0
-        self.events = EPOLLIN
+        self.events = 0  # the epoll interest; 0 until the loop or settle() registers the socket
         self.discarded = 0
         self.output_full = False  # process() stopped at the output high-water mark
+        self.peer_done = False  # the last request said the client sends nothing more (close)
+
+    def new_parser(self, server):
+        """The parser for this connection's requests: a spare one (reset) or a new one."""
+        spare = server.spare_parsers
+        return spare.pop() if spare else server.backend.RequestParser(server.limits)
 
     # -- events from the loop -----------------------------------------------------------------
 
@@ -82,9 +97,7 @@ class Connection:
             self.settle()
             if self.closed or events == EPOLLOUT:
                 return
-        self.on_readable()
-
-    def on_readable(self) -> None:
+        # readable (or an error to find out about): one recv, inline (the per-request path)
         try:
             data = self.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -97,6 +110,8 @@ class Connection:
             self.discarded += len(data)
             if not data or self.discarded > LINGER_BYTES:
                 self.close()
+            elif self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
+                self.server.epoll.modify(self.fd, EPOLLIN | self.server.oneshot)
             return
         if data:
             self.inbuf = self.inbuf + data if self.inbuf else data
@@ -106,6 +121,9 @@ class Connection:
             self.read_eof = True
             self.must_close = True
         self.settle()
+
+    def on_readable(self) -> None:
+        self.on_event(EPOLLIN)
 
     def on_timeout(self) -> None:
         self.broken = True
@@ -161,6 +179,7 @@ class Connection:
             body = RequestBody(self, head.content_length, None, 0, head.expect_continue)
         else:
             body = EMPTY_BODY
+        self.peer_done = not head.keep_alive  # Connection: close, or HTTP/1.0 without keep-alive
         exchange = server.exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
@@ -177,6 +196,7 @@ class Connection:
         self.inbuf = b""
         self.body = None
         self.must_close = True
+        self.peer_done = False  # the client may still be sending: linger
 
     def response_complete(self, keep_alive: bool) -> None:
         self.server.requests_done += 1
@@ -330,12 +350,22 @@ class Connection:
             else:
                 self.deadline = server.now + server.keep_alive
         if mask != self.events or server.oneshot:
+            self.watch(mask)
+
+    def watch(self, mask: int) -> None:
+        """Set the epoll interest (registering the socket the first time)."""
+        server = self.server
+        if self.events:
             server.epoll.modify(self.fd, mask | server.oneshot)
-            self.events = mask
+        else:
+            server.epoll.register(self.fd, mask | server.oneshot)
+        self.events = mask
 
     def resume(self) -> None:
         """A worker finished its exchange: take the connection back into the loop."""
         self.in_worker = False
+        if self.closed:
+            return
         if self.broken:
             self.close()
             return
@@ -348,7 +378,11 @@ class Connection:
                     or self.body is not None or self.lingering or self.closed)
 
     def linger(self) -> None:
-        """Half-close after the last response and discard input briefly (RFC 9112 §9.6)."""
+        """Half-close after the last response and discard input briefly (RFC 9112 §9.6), unless
+        the client can send nothing we would fail to read: then close at once (a plain FIN)."""
+        if self.peer_done and not self.inbuf and (self.body is None or self.body.complete):
+            self.close()
+            return
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -357,8 +391,7 @@ class Connection:
         self.lingering = True
         self.deadline = self.server.now + min(LINGER_TIME, self.server.read_timeout)
         if self.events != EPOLLIN or self.server.oneshot:
-            self.server.epoll.modify(self.fd, EPOLLIN | self.server.oneshot)
-            self.events = EPOLLIN
+            self.watch(EPOLLIN)
 
     def close(self) -> None:
         if self.closed:
@@ -367,7 +400,12 @@ class Connection:
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.abort()
-        self.server.forget(self)
+        server = self.server
+        parser, self.parser = self.parser, None  # a closed connection parses nothing more
+        if type(parser) is server.backend.RequestParser and len(server.spare_parsers) < SPARE_PARSERS:
+            parser.reset()
+            server.spare_parsers.append(parser)
+        server.forget(self)
         try:
             self.sock.close()
         except OSError:

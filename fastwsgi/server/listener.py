@@ -1,11 +1,20 @@
 """Listening sockets: parse a bind address, create (or adopt) the socket, accept in batches.
 
 Theory of operation: a bind address is one of `HOST:PORT`, `[IPV6]:PORT`, `HOST` (port 8000),
-`unix:PATH` or `fd://N` (an inherited, already listening descriptor). `parse_bind` turns it into
-(family, sockaddr) and `open_listener` binds a non-blocking socket with SO_REUSEADDR (IPv6 sockets are
+`unix:PATH` or `fd://N` (an inherited, already listening descriptor), optionally prefixed with the
+protocol the socket speaks: `http://` or `uwsgi://` (e.g. `uwsgi://127.0.0.1:9000`,
+`uwsgi://unix:/run/app.sock`); without a prefix the socket speaks the `protocol` option's default.
+`split_protocol` takes the prefix off, `parse_bind` turns the rest into (family, sockaddr) and
+`open_listener` binds a non-blocking socket with SO_REUSEADDR (IPv6 sockets are
 v6-only, so `[::]` and `0.0.0.0` can coexist), optionally SO_REUSEPORT, and a umask for unix sockets.
 `systemd_sockets()` adopts the descriptors of systemd socket activation (LISTEN_FDS/LISTEN_PID,
-sd_listen_fds(3)). A socket bound elsewhere (e.g. by a pre-fork master) is adopted with `Listener(sock)`. The event loop calls
+sd_listen_fds(3)). A socket bound elsewhere (e.g. by a pre-fork master) is adopted with `Listener(sock)`.
+
+A Listener carries what speaks on it (`use_protocol`): for "http" the server's own Connection and
+every peer admitted; for "uwsgi" fastwsgi.server.uwsgi's UwsgiConnection and, on TCP, the peer filter
+of --uwsgi-allow-from (UNIX-socket peers are always admitted), with TCP_DEFER_ACCEPT on TCP so a
+front end's connection is accepted once its packet is there (`reads_at_accept`: the loop reads at
+accept instead of waiting for an epoll round). The event loop calls
 `accept_batch` when the socket is readable; it returns as many connections as are waiting, up to the
 room left under worker_connections, so one wakeup serves a burst of connects.
 """
@@ -15,8 +24,12 @@ import os
 import socket
 import stat
 
-__all__ = ["BindError", "Listener", "parse_bind", "open_listener", "systemd_sockets"]
+import _socket
 
+__all__ = ["BindError", "Listener", "PROTOCOLS", "split_protocol", "parse_bind", "open_listener",
+           "adopt_fd", "systemd_sockets"]
+
+PROTOCOLS = ("http", "uwsgi")  # what a listening socket can speak (the `protocol` option)
 FD_FAMILY = "fd"  # parse_bind's family for fd://N
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at descriptor 3
 
@@ -28,32 +41,52 @@ class BindError(ValueError):
     """A bind address that cannot be parsed or bound (the message is shown to the user)."""
 
 
-def parse_bind(address: str):
-    """Return (family, sockaddr) for a bind address; raises BindError."""
+def split_protocol(address: str):
+    """'uwsgi://127.0.0.1:9000' -> ('uwsgi', '127.0.0.1:9000'); no prefix -> (None, address).
+    fd://N is a family, not a protocol. Raises BindError for an unknown scheme."""
     if not isinstance(address, str) or not address:
         raise BindError(f"invalid bind address {address!r}")
+    scheme, sep, rest = address.partition("://")
+    if not sep or scheme == FD_FAMILY or not scheme.isalpha():  # unix:/odd://path has no protocol
+        return None, address
+    if scheme not in PROTOCOLS:
+        raise BindError(f"invalid bind address {address!r}: unknown protocol {scheme!r} "
+                        f"(use {'://, '.join(PROTOCOLS)}://)")
+    if not rest:
+        raise BindError(f"invalid bind address {address!r}: nothing after {scheme}://")
+    return scheme, rest
+
+
+def parse_bind(address: str):
+    """Return (family, sockaddr) for a bind address (a protocol prefix is allowed); raises BindError."""
+    _protocol, rest = split_protocol(address)
+    return _parse_plain(rest, address)
+
+
+def _parse_plain(address: str, shown: str):
+    """(family, sockaddr) of an address without protocol prefix; messages quote `shown`."""
     if address.startswith("fd://"):
         number = address[5:]
         if not number.isdigit():
-            raise BindError(f"invalid bind address {address!r} (use fd://N)")
+            raise BindError(f"invalid bind address {shown!r} (use fd://N)")
         return FD_FAMILY, int(number)
     if address.startswith("unix:"):
         path = address[5:]
         if not path:
-            raise BindError(f"invalid bind address {address!r}: empty unix socket path")
+            raise BindError(f"invalid bind address {shown!r}: empty unix socket path")
         return socket.AF_UNIX, path
     if address.startswith("["):
         host, sep, rest = address[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise BindError(f"invalid bind address {address!r} (use [IPV6]:PORT)")
-        port = _parse_port(rest[1:] if rest else str(DEFAULT_PORT), address)
+            raise BindError(f"invalid bind address {shown!r} (use [IPV6]:PORT)")
+        port = _parse_port(rest[1:] if rest else str(DEFAULT_PORT), shown)
         return socket.AF_INET6, (host, port, 0, 0)
     host, sep, port_text = address.rpartition(":")
     if not sep:
         host, port_text = address, str(DEFAULT_PORT)
     if ":" in host:
-        raise BindError(f"invalid bind address {address!r} (write IPv6 addresses as [ADDR]:PORT)")
-    port = _parse_port(port_text, address)
+        raise BindError(f"invalid bind address {shown!r} (write IPv6 addresses as [ADDR]:PORT)")
+    port = _parse_port(port_text, shown)
     if not host:
         host = "0.0.0.0"
     try:
@@ -71,12 +104,16 @@ def _parse_port(text: str, address: str) -> int:
 
 
 def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=None,
-                  listen: bool = True) -> "Listener":
+                  listen: bool = True, protocol: str = "http", allow_from=None) -> "Listener":
     """Bind and listen on `address`; raises BindError with a one-line reason.
-    listen=False only binds (a pre-fork master reserving a SO_REUSEPORT address for its workers)."""
+    listen=False only binds (a pre-fork master reserving a SO_REUSEPORT address for its workers).
+    `protocol` is the default for an address without a protocol prefix; `allow_from` the uwsgi peer
+    list (None: the default)."""
+    scheme, _rest = split_protocol(address)
+    protocol = scheme or protocol
     family, sockaddr = parse_bind(address)
     if family == FD_FAMILY:
-        return adopt_fd(sockaddr, address)
+        return adopt_fd(sockaddr, address, protocol, allow_from)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if family == socket.AF_UNIX:
@@ -100,11 +137,11 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
-    return Listener(sock, owns_path=family == socket.AF_UNIX)
+    return Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from)
 
 
-def adopt_fd(fd: int, address: str) -> "Listener":
-    """A listening stream socket we inherited as descriptor `fd`."""
+def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None) -> "Listener":
+    """A listening stream socket we inherited as descriptor `fd`, speaking `protocol`."""
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
@@ -116,12 +153,13 @@ def adopt_fd(fd: int, address: str) -> "Listener":
     if sock.type != socket.SOCK_STREAM or not listening:
         sock.detach()
         raise BindError(f"cannot use {address}: not a listening stream socket")
-    return Listener(sock)
+    return Listener(sock, protocol=protocol, allow_from=allow_from)
 
 
-def systemd_sockets(environ=None) -> list:
-    """Listeners passed by systemd socket activation, or [] (sd_listen_fds(3)). The variables are
-    removed from `environ` so that processes we start do not take them for theirs."""
+def systemd_sockets(environ=None, protocol: str = "http", allow_from=None) -> list:
+    """Listeners passed by systemd socket activation, or [] (sd_listen_fds(3)), speaking the default
+    `protocol`. The variables are removed from `environ` so that processes we start do not take them
+    for theirs."""
     environ = os.environ if environ is None else environ
     count, pid = environ.get("LISTEN_FDS"), environ.get("LISTEN_PID")
     if not count or not pid:
@@ -132,7 +170,7 @@ def systemd_sockets(environ=None) -> list:
         return []  # meant for another process
     if not count.isdigit() or int(count) < 1:
         raise BindError(f"invalid LISTEN_FDS={count!r}")
-    return [adopt_fd(fd, f"fd://{fd} (LISTEN_FDS)")
+    return [adopt_fd(fd, f"fd://{fd} (LISTEN_FDS)", protocol, allow_from)
             for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count))]
 
 
@@ -154,10 +192,26 @@ def _remove_stale_unix_socket(path: str) -> None:
         probe.close()
 
 
+UWSGI_DEFER_ACCEPT = 5  # seconds the kernel may hold a silent uwsgi connection before accept
+
+
+def _defer_accept(sock: socket.socket, seconds: int) -> bool:
+    """Ask Linux to complete accept() only once data has arrived (TCP_DEFER_ACCEPT); True if set."""
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if option is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, seconds)
+    except OSError:
+        return False
+    return True
+
+
 class Listener:
     """One listening socket (ours or adopted) plus what the environ needs to know about it."""
 
-    def __init__(self, sock: socket.socket, owns_path: bool = False):
+    def __init__(self, sock: socket.socket, owns_path: bool = False, protocol: str = "http",
+                 allow_from=None):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError("a listener must be a SOCK_STREAM socket")
         sock.setblocking(False)
@@ -167,31 +221,59 @@ class Listener:
         sockaddr = sock.getsockname()
         if self.is_tcp:
             self.host, self.port = sockaddr[0], sockaddr[1]
-            host = f"[{self.host}]" if sock.family == socket.AF_INET6 else self.host
-            self.url = f"http://{host}:{self.port}"
             self.server_name, self.server_port = self.host, str(self.port)
         else:
             self.host, self.port = sockaddr, None
-            self.url = f"unix:{sockaddr}"
             self.server_name, self.server_port = "localhost", ""
         self.unix_path = sockaddr if owns_path else None
         self.exhausted = False  # the last accept failed for lack of descriptors or memory
-        # what speaks on this socket: the server's Connection unless a protocol sets its own class,
-        # and which peers may connect (None: all; else a callable addr -> bool that logs refusals)
-        self.protocol = "http"
-        self.connection_class = None
-        self.admits = None
+        self.use_protocol(protocol, allow_from)
+
+    def use_protocol(self, protocol: str, allow_from=None) -> None:
+        """What speaks on this socket: `protocol` ("http" or "uwsgi"), and for uwsgi over TCP which
+        peers may connect (`allow_from`: the --uwsgi-allow-from list, None for its default).
+        Sets `protocol`, `url`, `connection_class` (None: the server's Connection) and `admits`
+        (None: every peer; else a callable addr -> bool that logs refusals), read by the event loop."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r} (choose {', '.join(PROTOCOLS)})")
+        self.protocol = protocol
+        if self.is_tcp:
+            host = f"[{self.host}]" if self.family == socket.AF_INET6 else self.host
+            self.url = f"{protocol}://{host}:{self.port}"
+        else:
+            self.url = f"unix:{self.host}" if protocol == "http" else f"{protocol}://unix:{self.host}"
+        if protocol == "uwsgi":
+            from .uwsgi import UwsgiConnection, peer_filter  # late: uwsgi imports the server modules
+
+            self.connection_class = UwsgiConnection
+            self.admits = peer_filter(allow_from) if self.is_tcp else None
+            # a front end connects, then writes its packet: over TCP the kernel can hold the
+            # connection back until the packet is there (so the read at accept finds it); over a
+            # UNIX socket that read would mostly fail, so the loop waits for epoll instead
+            self.reads_at_accept = self.is_tcp and _defer_accept(self.sock, UWSGI_DEFER_ACCEPT)
+        else:
+            self.connection_class = None
+            self.admits = None
+            self.reads_at_accept = True
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def accept_batch(self, room: int):
-        """Accept up to `room` waiting connections without blocking; returns [(sock, addr)]."""
+        """Accept up to `room` waiting connections without blocking; returns [(sock, addr)].
+
+        The sockets are `_socket.socket` objects, the C type under socket.socket (recv, send,
+        shutdown, close, fileno, setblocking, setsockopt ...; no makefile or context manager): creating
+        one costs a third of a socket.socket, whose Python-level __init__ and enum conversions add up
+        at one connection per request."""
         accepted = []
-        accept = self.sock.accept
+        sock = self.sock
+        accept, wrap = sock._accept, _socket.socket
+        family, kind, proto = sock.family, sock.type, sock.proto
         while len(accepted) < room:
             try:
-                accepted.append(accept())
+                fd, addr = accept()
+                accepted.append((wrap(family, kind, proto, fd), addr))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:

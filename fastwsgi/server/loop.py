@@ -6,7 +6,10 @@ descriptor, and every `sweep_interval` close connections whose deadline passed. 
 keeps the handlers simple: a connection reads once per wakeup and is called again if more is waiting.
 
 Listeners accept in batches while there is room under worker_connections; at the limit they leave the
-epoll set (new clients wait in the kernel backlog) and come back when a connection closes.
+epoll set (new clients wait in the kernel backlog) and come back when a connection closes. With
+threads = 0 each accepted socket is read at once (its request has usually arrived with the handshake)
+and joins the epoll set only if it outlives that read; TCP_NODELAY is set once on the listener, which
+accepted sockets inherit.
 
 With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
 and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
@@ -91,6 +94,7 @@ class Server:
         self._wake_pending = False
         self.requests_done = 0
 
+        self.spare_parsers = []  # RequestParsers of closed connections, reset, for new connections
         self.now = time.monotonic()
         self.head_cache = {}
         self._refresh_date(self.now)
@@ -256,26 +260,42 @@ class Server:
 
     def _accept_handler(self, listener):
         base = self._environ_bases[listener]
-        nodelay = listener.is_tcp
+        is_tcp = listener.is_tcp
+        if is_tcp:  # accepted sockets inherit TCP_NODELAY from the listener (Linux): no call per accept
+            listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection_class = listener.connection_class or Connection
         admits = listener.admits  # None: every peer may connect
+        connections, handlers = self.connections, self.handlers
+        # threads = 0: read at once (a client usually sends its request with the handshake's ACK;
+        # a uwsgi listener defers accept until the packet is there, or says it cannot);
+        # settle() registers the socket only if the connection outlives that read. With threads > 0
+        # the one-shot registration must exist before a worker can re-arm it.
+        read_first = self.pool is None and listener.reads_at_accept
 
         def on_accept(_mask):
-            room = self.max_connections - len(self.connections)
+            room = self.max_connections - len(connections)
             for sock, addr in listener.accept_batch(room):
                 if admits is not None and not admits(addr):
                     sock.close()
                     continue
                 sock.setblocking(False)
                 environ = base.copy()
-                if nodelay:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if is_tcp:
                     environ["REMOTE_ADDR"] = addr[0]
                     environ["REMOTE_PORT"] = str(addr[1])
                 conn = connection_class(self, sock, environ)
-                self.connections[conn.fd] = conn
-                self.handlers[conn.fd] = conn.on_event
-                self.epoll.register(conn.fd, EPOLLIN | self.oneshot)
+                fd = conn.fd
+                connections[fd] = conn
+                handlers[fd] = conn.on_event
+                if read_first:
+                    try:
+                        conn.on_readable()
+                    except Exception:
+                        self._internal_error(fd)
+                        continue
+                    if conn.events or conn.closed:
+                        continue
+                conn.watch(EPOLLIN)
             if len(self.connections) >= self.max_connections:
                 self._pause_accepting()
             elif listener.exhausted:  # EMFILE & co: retry at the next sweep, do not spin

@@ -94,16 +94,20 @@ class Worker:
         return 0
 
     def _own_listeners(self):
-        """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address."""
+        """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address. Each
+        keeps its protocol; a uwsgi socket takes this generation's --uwsgi-allow-from (HUP rereads it)."""
         own = []
+        allow_from = self.options["uwsgi_allow_from"]
         for listener in self.listeners:
             listener.unix_path = None  # the master removes unix socket files, not us
             if self.options["reuse_port"] and listener.is_tcp:
                 host = f"[{listener.host}]" if ":" in listener.host else listener.host
                 own.append(open_listener(f"{host}:{listener.port}", self.options["backlog"],
-                                         reuse_port=True))
+                                         reuse_port=True, protocol=listener.protocol,
+                                         allow_from=allow_from))
                 listener.sock.close()
             else:
+                listener.use_protocol(listener.protocol, allow_from)
                 own.append(listener)
         return own
 

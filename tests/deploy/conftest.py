@@ -17,7 +17,7 @@ all are stopped at the end. The Django project's data (sqlite database, collects
 file) lives in a session temporary directory passed as MYSITE_DATA_DIR; `migrate`, `collectstatic` and
 the admin user are done once, in a subprocess, before any server starts.
 
-nginx: `NginxProcess` renders tests/deploy/nginx.conf.in (placeholders `{{NAME}}`, so nginx's own `$vars`
+nginx: `NginxProcess` renders tests/deploy/nginx.conf.in (or another template: nginx_uwsgi.conf.in) (placeholders `{{NAME}}`, so nginx's own `$vars`
 stay untouched) into a temporary prefix and runs the Debian binary in the foreground with its own pid file
 and error log (`-p PREFIX -c CONF -g 'daemon off; pid ...; error_log ...'`), on a loopback port taken
 from the kernel. It dies with pytest (PDEATHSIG) and is stopped in teardown.
@@ -271,7 +271,7 @@ class NginxProcess:
     UPSTREAM_ERRORS = ("upstream prematurely closed", "upstream sent invalid", "upstream sent no valid",
                        "upstream sent too big header", "upstream sent duplicate", "upstream sent more data")
 
-    def __init__(self, prefix: Path, values: dict[str, object]):
+    def __init__(self, prefix: Path, values: dict[str, object], template: Path = NGINX_TEMPLATE):
         self.prefix = prefix
         self.port = free_port()
         self.conf = prefix / "nginx.conf"
@@ -279,7 +279,7 @@ class NginxProcess:
         self.pid_file = prefix / "nginx.pid"
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (prefix / sub).mkdir(parents=True, exist_ok=True)
-        text = NGINX_TEMPLATE.read_text()
+        text = template.read_text()
         values = {"PREFIX": prefix, "LISTEN_PORT": self.port,
                   # as root nginx would run its worker as `nobody`, which cannot enter pytest's 0700 tmp dirs
                   "USER": "user root;" if os.geteuid() == 0 else "", **values}

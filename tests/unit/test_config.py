@@ -98,11 +98,27 @@ def test_dashed_spelling_of_field_size_flag_is_accepted_too():
     ["--limit-request-body", "-5"], ["--http-parser", "rust"], ["--url-scheme", "ftp"],
     ["--log-level", "loud"], ["--bind", "127.0.0.1:99999"], ["--bind", "unix:"],
     ["--bind", "::1:80"], ["--no-such-flag"], ["--threads"], ["a:b", "c:d"],
+    ["--protocol", "fastcgi"], ["--bind", "fcgi://127.0.0.1:9000"], ["--bind", "uwsgi://"],
+    ["--bind", "uwsgi://unix:"], ["--uwsgi-allow-from", "example.com"], ["--uwsgi-allow-from", "1.2.3.4/33"],
+    ["--metrics-bind", "uwsgi://127.0.0.1:9100"], ["--metrics-bind", "http://unix:/tmp/m.sock"],
 ])
 def test_bad_command_lines_raise_usage_error(argv):
     with pytest.raises(config.UsageError) as info:
         config.parse_args(argv)
     assert "\n" not in str(info.value)
+
+
+def test_binds_may_name_their_protocol():
+    binds = ["uwsgi://127.0.0.1:9000", "uwsgi://[::1]:9000", "uwsgi://unix:/tmp/fw.sock", "http://0.0.0.0:80",
+             "http://unix:/tmp/h.sock", "uwsgi://fd://3", "127.0.0.1:8000"]
+    spec, options = config.parse_args([arg for bind in binds for arg in ("--bind", bind)]
+                                      + ["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.0/8, 127.0.0.1",
+                                         "--metrics-bind", "http://127.0.0.1:9100"])
+    assert options["bind"] == binds
+    assert options["protocol"] == "uwsgi" and options["uwsgi_allow_from"] == "10.0.0.0/8, 127.0.0.1"
+    assert options["metrics_bind"] == "http://127.0.0.1:9100"
+    assert config.defaults()["protocol"] == "http" and config.defaults()["uwsgi_allow_from"] == "127.0.0.1,::1"
+    assert config.validate({"uwsgi_allow_from": ["10.0.0.1", "::1"]})["uwsgi_allow_from"] == "10.0.0.1,::1"
 
 
 def test_unknown_keyword_is_a_type_error_with_a_suggestion():
@@ -116,7 +132,8 @@ def test_unknown_keyword_is_a_type_error_with_a_suggestion():
     ("threads", -1), ("threads", True), ("threads", 2.5), ("keep_alive", -0.1),
     ("send_timeout", 0), ("header_timeout", float("inf")), ("worker_connections", 0),
     ("http_parser", "fast"), ("allow_bare_lf", "maybe"), ("bind", []), ("bind", "host:port"),
-    ("limit_request_body", -1), ("log_level", "INFO"),
+    ("limit_request_body", -1), ("log_level", "INFO"), ("protocol", "HTTP"), ("bind", "spdy://127.0.0.1:1"),
+    ("uwsgi_allow_from", "nginx"), ("uwsgi_allow_from", 5),
 ])
 def test_bad_values_are_value_errors_naming_the_option(name, value):
     with pytest.raises(ValueError, match=repr(name)):

@@ -1,0 +1,88 @@
+"""The uwsgi protocol on a listening socket: what nginx `uwsgi_pass` speaks (docs/uwsgi-spec.md).
+
+Theory of operation. A listener bound as `uwsgi://...` (or any bind without a scheme under
+`--protocol uwsgi`) creates a `UwsgiConnection` per accepted socket instead of the HTTP `Connection`
+(`Listener.use_protocol` sets `connection_class`; the event loop does the rest). Everything after the
+parser is the HTTP path, reused as is:
+
+* parsing: the backend's `UwsgiParser` reads the packet (vars block, no body) and returns the same
+  `Head` the HTTP parser does, whose `headers` are the packet's vars, CGI-named already; its
+  `content_length` frames the body, which `wsgi.input` reads exactly as for HTTP (limit_request_body
+  -> 413 before reading, read_timeout, truncation errors). A malformed packet gets its status as a
+  plain HTTP response and the connection closes, as for a malformed HTTP head.
+* environ: the listener's base, then the vars (the front end's REMOTE_ADDR, SERVER_NAME, SCRIPT_NAME,
+  ... win), then the Head's request keys. `wsgi.url_scheme` becomes "https" when the vars say so
+  (HTTPS on/1, or UWSGI_SCHEME https); it is put among the vars, so the environ build is untouched.
+* response: nginx reads a uwsgi response until EOF and never reuses the connection, so the head is
+  treated as HTTP/1.0 without keep-alive (`minor = 0`, `keep_alive` False from the parser): the
+  exchange then answers `Connection: close` and frames a body without Content-Length by the close,
+  never chunked. The status line, header validation, head cache and serializer are HTTP's.
+* closing: after the response the connection closes. It closes at once when everything the peer
+  will send has been read (the packet and the whole body), which sends a plain FIN; otherwise it takes
+  the HTTP lingering close (shut down writing, discard input), so the front end reads the response
+  instead of a reset. A body the application left unread is discarded to its last byte (within
+  read_timeout), since nginx writes all of it before reading the answer; after a rejected packet or a
+  413 the usual linger bounds apply (LINGER_BYTES, LINGER_TIME).
+
+Admission: a TCP peer outside --uwsgi-allow-from (default 127.0.0.1,::1; "*" any) is closed at
+accept, with a warning on `fastwsgi.error`, before a byte is read (`peer_filter`, on
+`Listener.admits`). The address matching is fastwsgi.proxy.TrustedProxies, the --forwarded-allow-ips
+matcher. UNIX-socket listeners admit every peer (the socket file's permissions decide who connects).
+"""
+
+import logging
+
+from ..proxy import TrustedProxies
+from .connection import Connection
+
+__all__ = ["UwsgiConnection", "peer_filter", "DEFAULT_ALLOW_FROM"]
+
+DEFAULT_ALLOW_FROM = "127.0.0.1,::1"  # the uwsgi_allow_from option's default
+
+log = logging.getLogger("fastwsgi.error")
+
+
+def peer_filter(spec=None):
+    """The Listener.admits callable for a --uwsgi-allow-from list (None: the default), or None when
+    every peer is allowed ("*"). Raises ValueError naming a bad entry."""
+    allowed = TrustedProxies.parse(DEFAULT_ALLOW_FROM if spec is None else spec)
+    if allowed.trust_all:
+        return None
+    is_allowed = allowed.is_trusted
+
+    def admits(addr) -> bool:
+        if is_allowed(addr[0]):
+            return True
+        log.warning("uwsgi: refused a connection from %s (not in --uwsgi-allow-from %s)", addr[0],
+                    allowed.spec)
+        return False
+
+    return admits
+
+
+class UwsgiConnection(Connection):
+    """A Connection whose requests arrive as uwsgi packets; one request per connection."""
+
+    __slots__ = ()
+
+    def new_parser(self, server):
+        return server.backend.UwsgiParser(server.limits)
+
+    def begin(self, head) -> None:
+        head.minor = 0  # frame the response as for HTTP/1.0 without keep-alive: close-delimited
+        headers = head.headers
+        if (headers.get("HTTPS", "").lower() in ("on", "1")
+                or headers.get("UWSGI_SCHEME", "").lower() == "https"):
+            headers["wsgi.url_scheme"] = "https"
+        Connection.begin(self, head)
+
+    def linger(self) -> None:
+        body = self.body
+        Connection.linger(self)  # closes at once when the packet and its body were read (keep_alive
+        # is False, so the peer sends nothing more); else shuts down writing and discards input
+        if self.lingering and body is not None and not body.complete:
+            # the front end sends the whole body whatever the answer (nginx writes all of it before it
+            # reads the response): discard all of it, not just LINGER_BYTES, within read_timeout, or
+            # the close would reset nginx's write and turn the response into a 502
+            self.discarded = min(0, len(self.inbuf) - body.unread_hint)
+            self.deadline = self.server.now + self.server.read_timeout

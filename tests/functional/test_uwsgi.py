@@ -1,0 +1,492 @@
+"""The uwsgi protocol end to end (docs/uwsgi-spec.md, "Server behaviour"): raw uwsgi packets over real
+sockets to real `python -m fastwsgi --protocol uwsgi` processes, as nginx `uwsgi_pass` sends them.
+
+Theory of operation: `packet(vars, body)` builds the bytes a front end sends (4-byte header, the
+length-prefixed vars, then the body); responses are plain HTTP/1.x read with tests.functional.client's
+Conn (a uwsgi response is close-delimited when the application gives no Content-Length, so the
+client reads to EOF). Every uwsgi request ends with the server closing: each test checks it, and that
+the close is not a reset. The core behaviour runs over the full matrix (both parser backends x threads
+0/4); the rest over both backends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.functional.apps import pattern_bytes
+from tests.functional.client import Conn
+from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
+from tests.functional.ops import OPS_APP, booted, children, wait_booted
+from tests.functional.serverproc import REPO_ROOT, ServerProcess
+from tests.functional.test_sockets import WrappedServer, listening_socket, passing  # noqa: F401 (fixtures)
+
+LISTENING_URLS = re.compile(r"Listening at: (\S+)")
+
+uwsgi_server = server_fixture("--protocol", "uwsgi", matrix=FULL_MATRIX)
+small_limits = server_fixture("--protocol", "uwsgi", "--limit-request-body", "1000",
+                              "--limit-request-head", "2048", "--limit-request-fields", "3",
+                              "--limit-request-line", "100")
+refusing = server_fixture("--protocol", "uwsgi", "--uwsgi-allow-from", "10.1.2.3")
+only_127_0_0_2 = server_fixture("--protocol", "uwsgi", "--uwsgi-allow-from", "127.0.0.2, 10.0.0.0/8")
+# one HTTP socket (the fixture's --bind 127.0.0.1:0) and one uwsgi socket
+mixed = server_fixture("--bind", "uwsgi://127.0.0.1:0")
+
+
+def pair(key: bytes, value: bytes) -> bytes:
+    return struct.pack("<H", len(key)) + key + struct.pack("<H", len(value)) + value
+
+
+def packet(variables, body: bytes = b"", modifier1: int = 0, modifier2: int = 0) -> bytes:
+    """A uwsgi request: variables is a list of (key, value) str or bytes pairs (repeats allowed)."""
+    block = b"".join(pair(k.encode("latin-1") if isinstance(k, str) else k,
+                          v.encode("latin-1") if isinstance(v, str) else v) for k, v in variables)
+    return struct.pack("<BHB", modifier1, len(block), modifier2) + block + body
+
+
+def request_vars(method="GET", path="/", query="", body: bytes = b"", **extra):
+    """The vars nginx's uwsgi_params sends, for a request to `path`?`query`."""
+    uri = path + ("?" + query if query else "")
+    variables = [("QUERY_STRING", query), ("REQUEST_METHOD", method), ("CONTENT_TYPE", ""),
+                 ("CONTENT_LENGTH", str(len(body)) if body else ""), ("REQUEST_URI", uri),
+                 ("PATH_INFO", path), ("DOCUMENT_ROOT", "/srv/www"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+                 ("REQUEST_SCHEME", "http"), ("REMOTE_ADDR", "203.0.113.7"), ("REMOTE_PORT", "51234"),
+                 ("SERVER_PORT", "80"), ("SERVER_NAME", "example.org"), ("HTTP_HOST", "example.org")]
+    return variables + [(k, v) for k, v in extra.items()]
+
+
+def exchange(port: int, data: bytes, method: str = "GET", timeout: float = 10.0):
+    """Send `data`, read one response, and check that the server then closed without a reset."""
+    with Conn(port, timeout=timeout) as conn:
+        conn.send(data)
+        resp = conn.read_response(method, timeout=timeout)
+        assert conn.read_to_eof(timeout) == b"", "bytes after the response"
+        assert not conn.reset, "the server reset the connection instead of closing it"
+    return resp
+
+
+def environ_of(port: int, variables) -> dict:
+    resp = exchange(port, packet(variables))
+    assert resp.status == 200, (resp.status, resp.body[:300])
+    return json.loads(resp.body)
+
+
+def listening_urls(server: ServerProcess, count: int = 1) -> list[str]:
+    """The URLs the server announced, once there are `count` of them (the startup lines)."""
+    deadline = time.monotonic() + 5
+    while len(LISTENING_URLS.findall(server.stderr_text())) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return LISTENING_URLS.findall(server.stderr_text())
+
+
+# -- environ ------------------------------------------------------------------------------------------
+
+def test_vars_pass_through_to_the_environ(uwsgi_server):
+    variables = request_vars(path="/environ", query="a=1&b=%20x") + [
+        ("HTTP_X_REPEATED", "one"), ("HTTP_USER_AGENT", "curl/8"), ("HTTP_X_REPEATED", "two, three"),
+        ("UWSGI_CUSTOM", "custom value"), ("CONTENT_TYPE", "text/x")]
+    variables.remove(("CONTENT_TYPE", ""))
+    seen = environ_of(uwsgi_server.port, variables)
+    assert seen["REQUEST_METHOD"] == "GET"
+    assert seen["PATH_INFO"] == "/environ" and seen["QUERY_STRING"] == "a=1&b=%20x"
+    assert seen["REQUEST_URI"] == seen["RAW_URI"] == "/environ?a=1&b=%20x"
+    assert seen["SERVER_PROTOCOL"] == "HTTP/1.1"
+    # the front end's values win over the socket's
+    assert (seen["REMOTE_ADDR"], seen["REMOTE_PORT"]) == ("203.0.113.7", "51234")
+    assert (seen["SERVER_NAME"], seen["SERVER_PORT"]) == ("example.org", "80")
+    assert seen["DOCUMENT_ROOT"] == "/srv/www" and seen["UWSGI_CUSTOM"] == "custom value"
+    assert seen["CONTENT_TYPE"] == "text/x" and seen["CONTENT_LENGTH"] == ""
+    assert seen["HTTP_HOST"] == "example.org" and seen["HTTP_USER_AGENT"] == "curl/8"
+    # one var per header line; repeats are joined in order as the HTTP parser joins repeated fields
+    assert seen["HTTP_X_REPEATED"] == "one,two, three"
+    assert seen["SCRIPT_NAME"] == ""
+    assert seen["wsgi.url_scheme"] == "http" and seen["wsgi.version"] == [1, 0]
+    assert seen["wsgi.multithread"] is (uwsgi_server.threads > 0)
+    assert seen["wsgi.input_terminated"] is True
+
+
+def test_script_name_and_decoded_path_come_from_the_front_end(uwsgi_server):
+    # nginx sends PATH_INFO percent-decoded: its bytes (latin-1) are what the application sees
+    path = "/environ/caf\xe9 x"
+    variables = request_vars(path=path, SCRIPT_NAME="/mount")
+    seen = environ_of(uwsgi_server.port, variables)
+    assert seen["SCRIPT_NAME"] == "/mount"
+    assert seen["PATH_INFO"] == path
+
+
+@pytest.mark.parametrize("extra, scheme", [
+    ({"HTTPS": "on"}, "https"), ({"HTTPS": "1"}, "https"), ({"HTTPS": "ON"}, "https"),
+    ({"HTTPS": "off"}, "http"), ({"HTTPS": ""}, "http"), ({"UWSGI_SCHEME": "https"}, "https"),
+    ({"UWSGI_SCHEME": "http"}, "http"), ({}, "http")])
+def test_url_scheme_follows_https_and_uwsgi_scheme(uwsgi_server, extra, scheme):
+    seen = environ_of(uwsgi_server.port, request_vars(path="/environ", **extra))
+    assert seen["wsgi.url_scheme"] == scheme
+
+
+def test_minimal_packet_gets_defaults(uwsgi_server):
+    """Without the front end's vars: the socket's values, an empty query, HTTP/1.0."""
+    seen = environ_of(uwsgi_server.port, [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/environ")])
+    assert seen["REQUEST_URI"] == seen["RAW_URI"] == "/environ" and seen["QUERY_STRING"] == ""
+    assert seen["SERVER_PROTOCOL"] == "HTTP/1.0"
+    assert seen["REMOTE_ADDR"] == "127.0.0.1" and seen["SERVER_NAME"] == "127.0.0.1"
+    assert seen["SERVER_PORT"] == str(uwsgi_server.port)
+    assert "CONTENT_LENGTH" not in seen and seen["SCRIPT_NAME"] == ""
+
+
+# -- request bodies -------------------------------------------------------------------------------------
+
+def test_body_with_content_length(uwsgi_server):
+    body = b"name=value&x=" + b"y" * 5000
+    resp = exchange(uwsgi_server.port, packet(request_vars("POST", "/echo", body=body), body), "POST")
+    assert resp.status == 200 and resp.body == body
+
+
+def test_packet_and_body_arrive_in_pieces(uwsgi_server):
+    body = b"0123456789" * 100
+    data = packet(request_vars("POST", "/echo", body=body), body)
+    with Conn(uwsgi_server.port) as conn:
+        for cut in (1, 3, 4, 40, len(data) - len(body) + 10):  # inside the header, the vars, the body
+            conn.send(data[:cut])
+            data = data[cut:]
+            assert conn.read_available(0.05) == b""
+        conn.send(data)
+        resp = conn.read_response("POST")
+        assert conn.read_to_eof() == b"" and not conn.reset
+    assert resp.status == 200 and resp.body == body
+
+
+def test_large_upload_is_streamed(uwsgi_server):
+    body = pattern_bytes(8 * 1024 * 1024 + 3)
+    resp = exchange(uwsgi_server.port, packet(request_vars("POST", "/hash", body=body), body), "POST",
+                    timeout=30)
+    assert resp.body.decode() == f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+
+
+def test_framing_vars_do_not_frame_the_body(uwsgi_server):
+    """HTTP_TRANSFER_ENCODING is a header the front end already dealt with: CONTENT_LENGTH frames."""
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    variables = request_vars("POST", "/echo", body=body, HTTP_TRANSFER_ENCODING="chunked")
+    resp = exchange(uwsgi_server.port, packet(variables, body), "POST")
+    assert resp.body == body
+
+
+@pytest.mark.parametrize("size", [300_000, 16 * 1024 * 1024])
+def test_unread_body_is_absorbed_before_the_close(uwsgi_server, size):
+    """The application ignores the body; the front end writes all of it before reading the answer
+    (as nginx does): it is all read and discarded, so the response arrives whole, without a reset."""
+    body = b"z" * size
+    resp = exchange(uwsgi_server.port, packet(request_vars("POST", "/ignore-body", body=body), body),
+                    "POST", timeout=30)
+    assert resp.status == 200 and resp.body == b"ignored"
+
+
+def test_body_over_the_limit_is_413_before_the_application(small_limits, events, token):
+    body = b"x" * 1001
+    variables = request_vars("POST", "/record", query=f"t={token}", body=body)
+    resp = exchange(small_limits.port, packet(variables, body), "POST")
+    assert resp.status == 413 and "close" in resp.connection_tokens()
+    ok = exchange(small_limits.port, packet(request_vars("POST", "/echo", body=b"y" * 1000), b"y" * 1000),
+                  "POST")
+    assert ok.status == 200 and ok.body == b"y" * 1000
+    assert events(token, timeout=0.5) == []
+
+
+# -- responses -------------------------------------------------------------------------------------------
+
+def test_response_has_connection_close_and_the_connection_closes(uwsgi_server):
+    resp = exchange(uwsgi_server.port, packet(request_vars(path="/hello")))
+    assert resp.version == "HTTP/1.1" and resp.status == 200 and resp.body == b"hello"
+    assert resp.header("Content-Length") == "5"
+    assert "close" in resp.connection_tokens()
+
+
+def test_streaming_response_is_close_delimited_never_chunked(uwsgi_server):
+    resp = exchange(uwsgi_server.port, packet(request_vars(path="/chunks", query="n=2000")))
+    assert resp.status == 200
+    assert resp.framing == "close" and resp.header("Transfer-Encoding") is None
+    assert resp.header("Content-Length") is None and "close" in resp.connection_tokens()
+    assert resp.body == b"".join(f"piece{i};".encode() for i in range(2000))
+
+
+def test_large_download_through_the_output_high_water_mark(uwsgi_server):
+    size = 3 * 1024 * 1024 + 5
+    resp = exchange(uwsgi_server.port, packet(request_vars(path="/download", query=f"n={size}&cl=0")),
+                    timeout=30)
+    assert resp.framing == "close" and resp.body == pattern_bytes(size)
+
+
+def test_head_has_no_body(uwsgi_server):
+    resp = exchange(uwsgi_server.port, packet(request_vars("HEAD", "/head", query="cl=0")), "HEAD")
+    assert resp.status == 200 and resp.header("Transfer-Encoding") is None
+    with Conn(uwsgi_server.port) as conn:  # on the wire: the head, then EOF
+        conn.send(packet(request_vars("HEAD", "/head")))
+        conn.read_head()
+        assert conn.read_to_eof() == b""
+
+
+def test_204_has_no_body(uwsgi_server):
+    with Conn(uwsgi_server.port) as conn:
+        conn.send(packet(request_vars(path="/status", query="code=204")))
+        resp = conn.read_head()
+        assert resp.status == 204 and resp.header("Content-Length") is None
+        assert conn.read_to_eof() == b""
+
+
+def test_application_error_is_500(uwsgi_server):
+    resp = exchange(uwsgi_server.port, packet(request_vars(path="/raise", query="msg=uwsgi")))
+    assert resp.status == 500 and "close" in resp.connection_tokens()
+
+
+# -- malformed packets -------------------------------------------------------------------------------
+
+GET = request_vars(path="/hello")
+MALFORMED = {
+    "http-request-on-a-uwsgi-socket": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "modifier1": (packet(GET, modifier1=5), 400),
+    "modifier2": (packet(GET, modifier2=1), 400),
+    "pair-runs-past-the-block": (struct.pack("<BHB", 0, 6, 0) + pair(b"REQUEST_METHOD", b"GET")[:6], 400),
+    "trailing-byte": (struct.pack("<BHB", 0, len(pair(b"REQUEST_METHOD", b"GET")) + 1, 0)
+                      + pair(b"REQUEST_METHOD", b"GET") + b"\x01", 400),
+    "empty-key": (packet(GET + [("", "x")]), 400),
+    "key-with-space": (packet(GET + [("BAD KEY", "x")]), 400),
+    "lf-in-value": (packet(GET + [("HTTP_X_A", "a\nb")]), 400),
+    "nul-in-value": (packet(GET + [("HTTP_X_A", "a\x00b")]), 400),
+    "duplicate-cgi-var": (packet(GET + [("PATH_INFO", "/other")]), 400),
+    "no-request-method": (packet([("PATH_INFO", "/hello")]), 400),
+    "empty-packet": (packet([]), 400),
+    "bad-method": (packet([("REQUEST_METHOD", "G T")]), 400),
+    "bad-content-length": (packet(GET + [("CONTENT_LENGTH", "12a")]), 400),
+    "negative-content-length": (packet([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "-1")]), 400),
+    "huge-content-length": (packet([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "9" * 20)]), 400),
+    "bad-protocol": (packet([("REQUEST_METHOD", "GET"), ("SERVER_PROTOCOL", "HTTP/1")]), 400),
+    "value-too-long": (packet(GET + [("HTTP_X_LONG", "v" * 9000)]), 431),
+    "too-many-cgi-vars": (packet(GET + [(f"V{i}", "x") for i in range(60)]), 431),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_packet_is_answered_and_closed(uwsgi_server, name):
+    data, status = MALFORMED[name]
+    resp = exchange(uwsgi_server.port, data)
+    assert resp.status == status, (resp.status, resp.body)
+    assert "close" in resp.connection_tokens() and resp.header("Content-Length") is not None
+
+
+@pytest.mark.parametrize("data, status", [
+    (packet(GET + [(f"HTTP_X_{i}", "v") for i in range(4)]), 431),  # --limit-request-fields 3
+    (packet(GET + [("HTTP_X_BIG", "v" * 3000)]), 431),  # --limit-request-head 2048
+    (packet([("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/" + "a" * 100)]), 414),  # --limit-request-line 100
+], ids=["too-many-headers", "packet-too-large", "uri-too-long"])
+def test_limits_apply_to_packets(small_limits, data, status):
+    resp = exchange(small_limits.port, data)
+    assert resp.status == status
+
+
+def test_truncated_packet_then_eof_is_closed_quietly(uwsgi_server):
+    data = packet(GET)
+    for cut in (2, len(data) - 1):
+        with Conn(uwsgi_server.port) as conn:
+            conn.send(data[:cut])
+            conn.sock.shutdown(socket.SHUT_WR)
+            assert conn.read_to_eof() == b""
+    assert exchange(uwsgi_server.port, packet(GET)).status == 200
+
+
+def test_body_cut_short_by_eof_is_not_a_crash(uwsgi_server):
+    variables = request_vars("POST", "/hash")
+    variables[3] = ("CONTENT_LENGTH", "1000")
+    with Conn(uwsgi_server.port) as conn:
+        conn.send(packet(variables, b"x" * 10))
+        conn.sock.shutdown(socket.SHUT_WR)
+        conn.read_to_eof()  # whatever was said, the connection ends
+    assert exchange(uwsgi_server.port, packet(GET)).status == 200
+
+
+# -- who may connect ---------------------------------------------------------------------------------
+
+def connect_from(source: str, port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.settimeout(5)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_a_peer_outside_the_allow_list_is_closed_at_accept(refusing):
+    mark = refusing.stderr_mark()
+    with connect_from("127.0.0.1", refusing.port) as sock:
+        try:
+            sock.sendall(packet(GET))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert read_all(sock) == b""  # no response: the packet never reached a parser
+    logged = refusing.wait_stderr("refused a connection from 127.0.0.1", since=mark)
+    assert logged is not None, refusing.stderr_text()[-2000:]
+    assert "not in --uwsgi-allow-from 10.1.2.3" in logged
+
+
+def test_the_allow_list_matches_addresses_and_networks(only_127_0_0_2):
+    port = only_127_0_0_2.port
+    with connect_from("127.0.0.2", port) as sock:
+        sock.sendall(packet(GET))
+        assert read_all(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+    with connect_from("127.0.0.1", port) as sock:
+        sock.sendall(packet(GET))
+        assert read_all(sock) == b""
+
+
+def unix_exchange(path: str, data: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(data)
+        return read_all(sock)
+
+
+@pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
+def test_unix_socket_peers_are_always_allowed(tmp_path, param):
+    path = str(tmp_path / "app.sock")
+    server = ServerProcess(["--bind", f"uwsgi://unix:{path}", "--uwsgi-allow-from", "10.1.2.3",
+                            "--http-parser", param[0], "--threads", str(param[1]),
+                            "tests.functional.apps:app"]).start()
+    try:
+        assert listening_urls(server) == [f"uwsgi://unix:{path}"]
+        reply = unix_exchange(path, packet(request_vars(path="/environ")))
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in head
+        seen = json.loads(body)
+        assert seen["REMOTE_ADDR"] == "203.0.113.7"  # from the packet
+    finally:
+        assert server.stop() == 0
+
+
+# -- mixed servers, binds and the command line -----------------------------------------------------
+
+def test_one_http_and_one_uwsgi_socket(mixed):
+    http_url, uwsgi_url = listening_urls(mixed, 2)
+    assert http_url.startswith("http://127.0.0.1:") and uwsgi_url.startswith("uwsgi://127.0.0.1:")
+    http_port, uwsgi_port = int(http_url.rsplit(":", 1)[1]), int(uwsgi_url.rsplit(":", 1)[1])
+    with Conn(http_port) as conn:  # HTTP keeps keep-alive and chunking
+        conn.request("GET", "/chunks?n=3")
+        resp = conn.read_response()
+        assert resp.framing == "chunked" and resp.body == b"piece0;piece1;piece2;"
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+    resp = exchange(uwsgi_port, packet(request_vars(path="/chunks", query="n=3")))
+    assert resp.framing == "close" and resp.body == b"piece0;piece1;piece2;"
+    # each socket speaks only its own protocol
+    assert exchange(uwsgi_port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").status == 400
+    # (the HTTP parser judges a request line once it is complete, hence the CRLFs)
+    assert exchange(http_port, packet(GET) + b"\r\n\r\n").status == 400
+
+
+def uwsgi_port(server: ServerProcess) -> int:
+    """The port of the server's uwsgi:// socket (the launch fixture also binds an HTTP one)."""
+    urls = [url for url in listening_urls(server, 2) if url.startswith("uwsgi://")]
+    assert len(urls) == 1, server.stderr_text()
+    return int(urls[0].rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["shared", "reuse-port"])
+@pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
+def test_workers_serve_uwsgi(launch, param, reuse_port):
+    """Pre-fork workers inherit the master's uwsgi socket (or, with --reuse-port, open their own with
+    the same protocol)."""
+    server = launch("--bind", "uwsgi://127.0.0.1:0", "--http-parser", param[0], "--threads", str(param[1]),
+                    "-w", "2", *(["--reuse-port"] if reuse_port else []))
+    port = uwsgi_port(server)
+    wait_booted(server, 2)
+    for _ in range(4):
+        resp = exchange(port, packet(request_vars(path="/pid")))
+        pid, _imported_in, multiprocess = resp.body.split()
+        assert int(pid) in booted(server) and multiprocess == b"True"
+
+
+def test_hup_applies_a_new_allow_list(launch, tmp_path):
+    """The master rereads the config file on HUP; the new workers admit peers by the new list."""
+    conf = tmp_path / "fastwsgi.conf.py"
+    conf.write_text('uwsgi_allow_from = "127.0.0.1"\n')
+    server = launch("-c", str(conf), "-w", "1", "--bind", "uwsgi://127.0.0.1:0")
+    port = uwsgi_port(server)
+    first = wait_booted(server, 1)
+    assert exchange(port, packet(request_vars(path="/pid"))).status == 200
+    conf.write_text('uwsgi_allow_from = "10.9.9.9"\n')
+    mark = server.stderr_mark()
+    server.signal(signal.SIGHUP)
+    assert server.wait_stderr("Reload complete", since=mark, timeout=20) is not None, server.stderr_text()
+    assert len(wait_booted(server, len(first) + 1)) == 2
+    deadline = time.monotonic() + 20  # the old worker drains and exits: only the new one accepts
+    while first[0] in children(server.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first[0] not in children(server.proc.pid)
+    with connect_from("127.0.0.1", port) as sock:
+        sock.sendall(packet(request_vars(path="/pid")))
+        assert read_all(sock) == b""
+    assert server.wait_stderr("not in --uwsgi-allow-from 10.9.9.9", since=mark) is not None
+
+
+@pytest.mark.parametrize("how", ["fd", "uwsgi-fd", "systemd"])
+def test_inherited_sockets_speak_the_default_protocol(passing, how):
+    """fd://N and systemd's sockets take --protocol (or a uwsgi:// prefix on fd://N)."""
+    fd, port = passing.fileno(), passing.getsockname()[1]
+    if how == "systemd":  # --bind is ignored when systemd passes sockets
+        server = WrappedServer(["--protocol", "uwsgi", "--bind", "127.0.0.1:1", OPS_APP], fd)
+    else:
+        bind = f"fd://{fd}" if how == "fd" else f"uwsgi://fd://{fd}"
+        server = ServerProcess([*(["--protocol", "uwsgi"] if how == "fd" else []), "--bind", bind, OPS_APP])
+    try:
+        server.start()
+        assert listening_urls(server) == [f"uwsgi://127.0.0.1:{port}"]
+        resp = exchange(port, packet(request_vars(path="/pid")))
+        assert resp.status == 200 and int(resp.body.split()[0]) == server.proc.pid
+    finally:
+        server.stop()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastwsgi", *args, "tests.functional.apps:app"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--protocol", "spdy"], "--protocol"),
+    (["--bind", "ftp://127.0.0.1:9000"], "unknown protocol 'ftp'"),
+    (["--bind", "uwsgi://"], "nothing after uwsgi://"),
+    (["--bind", "uwsgi://127.0.0.1:port"], "invalid port in bind address 'uwsgi://127.0.0.1:port'"),
+    (["--uwsgi-allow-from", "10.0.0.0/40"], "--uwsgi-allow-from"),
+    (["--uwsgi-allow-from", "nginx.local"], "host names are not resolved"),
+    (["--metrics-bind", "uwsgi://127.0.0.1:9100"], "--metrics-bind"),
+])
+def test_bad_protocol_options_are_one_line_errors(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastwsgi: error:") and message in lines[0], lines
+
+
+def test_print_config_shows_the_protocol_options():
+    result = subprocess.run([sys.executable, "-m", "fastwsgi", "--protocol", "uwsgi", "--uwsgi-allow-from",
+                             "*", "--bind", "http://127.0.0.1:8001", "--print-config"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert 'protocol = "uwsgi"' in result.stdout and 'uwsgi_allow_from = "*"' in result.stdout
+    assert 'bind = ["http://127.0.0.1:8001"]' in result.stdout
