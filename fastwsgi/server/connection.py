@@ -85,10 +85,12 @@ class Connection:
         self.output_full = False  # process() stopped at the output high-water mark
         self.peer_done = False  # the last request said the client sends nothing more (close)
 
+    parser_name = "RequestParser"  # the parser backend's class for this connection's protocol
+
     def new_parser(self, server):
         """The parser for this connection's requests: a spare one (reset) or a new one."""
-        spare = server.spare_parsers
-        return spare.pop() if spare else server.backend.RequestParser(server.limits)
+        spare = server.spare_parsers[self.parser_name]
+        return spare.pop() if spare else getattr(server.backend, self.parser_name)(server.limits)
 
     # -- events from the loop -----------------------------------------------------------------
 
@@ -402,9 +404,10 @@ class Connection:
             exchange.abort()
         server = self.server
         parser, self.parser = self.parser, None  # a closed connection parses nothing more
-        if type(parser) is server.backend.RequestParser and len(server.spare_parsers) < SPARE_PARSERS:
+        spare = server.spare_parsers[self.parser_name]
+        if len(spare) < SPARE_PARSERS:
             parser.reset()
-            server.spare_parsers.append(parser)
+            spare.append(parser)
         server.forget(self)
         try:
             self.sock.close()

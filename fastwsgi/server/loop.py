@@ -94,7 +94,8 @@ class Server:
         self._wake_pending = False
         self.requests_done = 0
 
-        self.spare_parsers = []  # RequestParsers of closed connections, reset, for new connections
+        # parsers of closed connections, reset, for new ones: Connection.parser_name -> list
+        self.spare_parsers = {"RequestParser": [], "UwsgiParser": []}
         self.now = time.monotonic()
         self.head_cache = {}
         self._refresh_date(self.now)

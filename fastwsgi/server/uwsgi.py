@@ -64,9 +64,7 @@ class UwsgiConnection(Connection):
     """A Connection whose requests arrive as uwsgi packets; one request per connection."""
 
     __slots__ = ()
-
-    def new_parser(self, server):
-        return server.backend.UwsgiParser(server.limits)
+    parser_name = "UwsgiParser"
 
     def begin(self, head) -> None:
         head.minor = 0  # frame the response as for HTTP/1.0 without keep-alive: close-delimited
