@@ -9,10 +9,10 @@
 #                 gcc and with clang: built-in cases, the conformance corpus (extracted by
 #                 csrc/tests/extract_seeds.py) and csrc/tests/crashes/ (saved reproducers), every
 #                 input right before a PROT_NONE page.
-#   3. fuzzing    the libFuzzer targets csrc/tests/fuzz_{request,chunked,serialize}.c (clang
-#                 -fsanitize=fuzzer,address,undefined) for FUZZ_SECONDS each (default 30), starting
-#                 from the built-in and conformance seeds.  A crash is saved under
-#                 $BUILD/crashes/<target>/ and shown as a hex dump.
+#   3. fuzzing    the libFuzzer targets csrc/tests/fuzz_{request,head,chunked,serialize,uwsgi}.c
+#                 (clang -fsanitize=fuzzer,address,undefined) for FUZZ_SECONDS each (default 30),
+#                 starting from the built-in and conformance seeds (fuzz_head from the request
+#                 ones).  A crash is saved under $BUILD/crashes/<target>/ and shown as a hex dump.
 #
 # Needs gcc, clang and clang's sanitizer/libFuzzer runtime (Debian: libclang-rt-14-dev, which
 # `apt-get install clang` pulls in as a Recommends), python3 for the corpus extraction.
@@ -97,7 +97,7 @@ if [ "$FUZZ_SECONDS" = 0 ]; then
 fi
 start=$(date +%s)
 "${RUN[@]}" "$BUILD/test_guard_$(basename "$GCC")" --write-seeds "$BUILD/seeds/builtin"
-# the harness and the core are compiled once, with coverage instrumentation, for all three targets
+# the harness and the core are compiled once, with coverage instrumentation, for all the targets
 mkdir -p "$BUILD/fuzzobj"
 objs=()
 for src in "${HARNESS[@]}" "${CORE[@]}"; do
@@ -107,12 +107,14 @@ for src in "${HARNESS[@]}" "${CORE[@]}"; do
     objs+=("$obj")
 done
 status=0
-for target in request chunked serialize; do
+for target in request head chunked serialize uwsgi; do
     "$CLANG" "${WARN[@]}" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -o "$BUILD/fuzz_$target" "csrc/tests/fuzz_$target.c" "${objs[@]}"
     mkdir -p "$BUILD/corpus/$target" "$BUILD/crashes/$target"
-    dirs=("$BUILD/corpus/$target" "$BUILD/seeds/builtin/$target")
-    [ -d "$BUILD/seeds/conformance/$target" ] && dirs+=("$BUILD/seeds/conformance/$target")
+    seeds=$target
+    [ "$target" = head ] && seeds=request  # fw_parse_head takes request heads
+    dirs=("$BUILD/corpus/$target" "$BUILD/seeds/builtin/$seeds")
+    [ -d "$BUILD/seeds/conformance/$seeds" ] && dirs+=("$BUILD/seeds/conformance/$seeds")
     log="$BUILD/fuzz_$target.log"
     if "${RUN[@]}" "$BUILD/fuzz_$target" -max_total_time="$FUZZ_SECONDS" -max_len=4096 -timeout=10 \
             -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$target/" \

@@ -214,6 +214,7 @@ long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
         if (res.keys_written && res.memo_slot >= 0)
             s->memo.nfields[res.memo_slot] = 0;     /* Python will not learn this slot's keys */
         keys = FW_HEAD_SLOW;
+        head = 0;       /* may not fit its bits: the caller reads the length from the struct */
     } else if (!res.keys_written) {
         keys = (unsigned long)res.memo_slot;        /* FW_HEAD_FOUND + slot */
     } else {

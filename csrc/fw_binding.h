@@ -103,7 +103,7 @@ typedef struct fw_parser {
                                      before the next call (the head continues from them) */
 
 /* result bits when fw_parse_head returns >= 0 */
-#define FW_HEAD_CONSUMED_MASK 0x1FFFFu  /* the head's length (bits 0-16) */
+#define FW_HEAD_CONSUMED_MASK 0x1FFFFu  /* the head's length (bits 0-16); 0 with FW_HEAD_SLOW */
 #define FW_HEAD_FLAGS_SHIFT   17        /* FW_REQ_* (4 bits) */
 #define FW_HEAD_MINOR_SHIFT   21        /* HTTP minor version (4 bits) */
 #define FW_HEAD_KEYS_SHIFT    25        /* keys state (5 bits): */

@@ -3,7 +3,6 @@
  * fw_pack_environ and fw_parse_packed over one input, whole, per prefix, byte
  * by byte and split, against each other and against independent oracles.
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "../fw_binding.h"
@@ -22,20 +21,6 @@ static void req_result_free(req_result *r)
 {
     free(r->headers);
     r->headers = NULL;
-}
-
-static const char *outcome_text(long ret, int error)
-{
-    static char text[4][64];
-    static int which;
-    char *out = text[which++ & 3];
-    if (ret == FW_ERROR)
-        snprintf(out, sizeof text[0], "ERROR %s", fw_error_name(error) ? fw_error_name(error) : "(null)");
-    else if (ret == FW_INCOMPLETE)
-        snprintf(out, sizeof text[0], "INCOMPLETE");
-    else
-        snprintf(out, sizeof text[0], "%ld", ret);
-    return out;
 }
 
 /*
@@ -98,19 +83,11 @@ static int same_request(const req_result *a, const req_result *b)
         return a->req.error == b->req.error && a->req.status == b->req.status;
     if (a->ret == FW_INCOMPLETE)
         return 1;
-    const fw_request *x = &a->req, *y = &b->req;
-    if (x->num_headers != y->num_headers || x->method_off != y->method_off ||
-        x->method_len != y->method_len || x->target_off != y->target_off ||
-        x->target_len != y->target_len || x->path_off != y->path_off ||
-        x->path_len != y->path_len || x->query_off != y->query_off ||
-        x->query_len != y->query_len || x->version_off != y->version_off ||
-        x->version_major != y->version_major || x->version_minor != y->version_minor ||
-        x->content_length != y->content_length || x->flags != y->flags ||
-        x->error != y->error || x->status != y->status)
+    if (!same_results(&a->req, &b->req))
         return 0;
     if (a->headers == NULL || b->headers == NULL)
         return a->headers == b->headers;
-    return memcmp(a->headers, b->headers, x->num_headers * sizeof(fw_header)) == 0;
+    return memcmp(a->headers, b->headers, a->req.num_headers * sizeof(fw_header)) == 0;
 }
 
 /* Percent-decode (docs/parser-spec.md "Percent-decoding of the path"). */

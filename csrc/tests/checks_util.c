@@ -77,6 +77,32 @@ void check_error_fields(const char *fn, int error, int status, int lo, int hi)
         fail("fw_error_name(%d) is empty", error);
 }
 
+const char *outcome_text(long long ret, int error)
+{
+    static char text[4][64];
+    static int which;
+    char *out = text[which++ & 3];
+    if (ret == FW_ERROR)
+        snprintf(out, sizeof text[0], "ERROR %s", fw_error_name(error) ? fw_error_name(error) : "(null)");
+    else if (ret == FW_INCOMPLETE)
+        snprintf(out, sizeof text[0], "INCOMPLETE");
+    else
+        snprintf(out, sizeof text[0], "%lld", ret);
+    return out;
+}
+
+int same_results(const fw_request *x, const fw_request *y)
+{
+    return x->num_headers == y->num_headers && x->method_off == y->method_off &&
+           x->method_len == y->method_len && x->target_off == y->target_off &&
+           x->target_len == y->target_len && x->path_off == y->path_off &&
+           x->path_len == y->path_len && x->query_off == y->query_off &&
+           x->query_len == y->query_len && x->version_off == y->version_off &&
+           x->version_major == y->version_major && x->version_minor == y->version_minor &&
+           x->content_length == y->content_length && x->flags == y->flags &&
+           x->error == y->error && x->status == y->status;
+}
+
 /* ======================================================================
  * byte strings and cut points
  * ====================================================================== */

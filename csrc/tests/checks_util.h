@@ -20,6 +20,10 @@ void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *show(const void *p, size_t len);
 /* error/status of a rejection: code within lo..hi, status and name from the table */
 void check_error_fields(const char *fn, int error, int status, int lo, int hi);
+/* "ERROR <name>", "INCOMPLETE" or the number, for failure messages (rotating static buffers). */
+const char *outcome_text(long long ret, int error);
+/* Every result field of two request states is equal (the resumable-state fields may differ). */
+int same_results(const fw_request *x, const fw_request *y);
 
 typedef struct bytes {
     unsigned char *p;

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 tests/conformance/corpus.py already turns the corpus text into `Case` objects (bytes plus limits);
 this script only re-encodes each case's input in the binary seed format of csrc/tests/checks.h, one
-file per case, under OUT/request, OUT/chunked and OUT/serialize. test_guard runs every property
+file per case, under OUT/request, OUT/chunked, OUT/uwsgi and OUT/serialize. test_guard runs every property
 check over those files (`--seeds OUT`) and the libFuzzer targets start from them. Expected results
 are not carried over: the conformance tests check those, here the C core must merely agree with
 itself under every split and stay inside its buffers.
@@ -65,7 +65,8 @@ def encode_serialize(args: dict) -> bytes | None:
 
 def main(out: pathlib.Path) -> int:
     written = 0
-    for kind, folder in (("head", "request"), ("chunked", "chunked"), ("serialize", "serialize")):
+    for kind, folder in (("head", "request"), ("chunked", "chunked"), ("uwsgi", "uwsgi"),
+                         ("serialize", "serialize")):
         try:
             cases = corpus.load(kind)
         except corpus.CorpusError as exc:

@@ -12,17 +12,7 @@
 
 #define BYTEWISE_MAX 256
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    checks_abort_on_failure = 1;
-    checks_set_case("fuzz_chunked");
-    return 0;
-}
+FUZZ_TARGET_INIT("fuzz_chunked")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -15,17 +15,7 @@
 
 #define BYTEWISE_MAX 256  /* byte-by-byte feeding costs O(n^2) copies */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    checks_abort_on_failure = 1;
-    checks_set_case("fuzz_request");
-    return 0;
-}
+FUZZ_TARGET_INIT("fuzz_request")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,17 +10,7 @@
 
 #include "checks.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    checks_abort_on_failure = 1;
-    checks_set_case("fuzz_serialize");
-    return 0;
-}
+FUZZ_TARGET_INIT("fuzz_serialize")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -60,7 +60,8 @@ static void make_room(guard_buf *g, size_t len)
         guard_free(g);
         guard_init(g, len);
     } else if (g->read_only) {
-        if (mprotect(g->map, g->data_bytes, PROT_READ | PROT_WRITE) != 0)
+        if (mprotect(g->map + g->data_bytes - g->protected_bytes, g->protected_bytes,
+                     PROT_READ | PROT_WRITE) != 0)
             die("guard: mprotect data pages");
         g->read_only = 0;
     }
@@ -69,11 +70,15 @@ static void make_room(guard_buf *g, size_t len)
 
 unsigned char *guard_fill(guard_buf *g, const void *src, size_t len, int read_only)
 {
+    if (read_only && g->read_only && g->len == len && (len == 0 || memcmp(guard_data(g), src, len) == 0))
+        return guard_data(g);  /* already there, read-only: spare the two mprotect calls */
     make_room(g, len);
     if (len > 0)
         memcpy(guard_data(g), src, len);
-    if (read_only) {
-        if (mprotect(g->map, g->data_bytes, PROT_READ) != 0)
+    if (read_only) {  /* only the pages holding the contents: a long mapping costs no more */
+        size_t page = page_size();
+        g->protected_bytes = len == 0 ? page : (len + page - 1) / page * page;
+        if (mprotect(g->map + g->data_bytes - g->protected_bytes, g->protected_bytes, PROT_READ) != 0)
             die("guard: mprotect read-only");
         g->read_only = 1;
     }

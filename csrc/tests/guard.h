@@ -10,7 +10,9 @@
  * silently touching a neighbouring heap object.  The technique is
  * picohttpparser's; ASan alone only catches over-reads that land in a red
  * zone, the guard page catches all of them.  A buffer can be made read-only
- * after filling, so a parser that writes to its const input faults too.
+ * after filling (the pages holding the contents become PROT_READ: the cost
+ * follows the contents, not the mapping's high-water mark), so a parser that
+ * writes to its const input faults too.
  */
 #ifndef FW_TESTS_GUARD_H
 #define FW_TESTS_GUARD_H
@@ -21,7 +23,8 @@ typedef struct guard_buf {
     unsigned char *map;   /* start of the mapping */
     size_t data_bytes;    /* bytes before the guard page (whole pages) */
     size_t len;           /* bytes currently held, ending at the guard */
-    int read_only;        /* data pages are PROT_READ right now */
+    int read_only;        /* the last `protected_bytes` data bytes are PROT_READ right now */
+    size_t protected_bytes;  /* whole pages covering the contents when they were protected */
 } guard_buf;
 
 /* Map room for at least `capacity` bytes plus the guard page; aborts on failure.
@@ -33,7 +36,7 @@ void guard_free(guard_buf *g);
 unsigned char *guard_data(const guard_buf *g);
 
 /* Copy src[0:len] so it ends at the guard page (growing the mapping if
- * needed); when `read_only`, the data pages are made PROT_READ afterwards.
+ * needed); when `read_only`, the pages holding it are made PROT_READ afterwards.
  * Returns guard_data(g). */
 unsigned char *guard_fill(guard_buf *g, const void *src, size_t len, int read_only);
 

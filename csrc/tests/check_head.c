@@ -1,0 +1,474 @@
+/*
+ * check_head.c - check_head (checks.h): fw_parse_head (fw_binding.h), the call
+ * behind the Python C backend, driven exactly as fastwsgi/parser/_cffi.py
+ * drives it, every answer held to fw_parse_packed's for the same bytes
+ * (check_request holds fw_parse_packed to an independent oracle).
+ *
+ * Theory of operation
+ * -------------------
+ * A head_scratch is one thread's fw_scratch plus what _cffi.py's
+ * _ThreadScratch keeps beside it: the keys each memo slot stood for when C
+ * reported them stored.  A head_parser is one RequestParser: its fw_parser,
+ * the `fresh` flag, and parse_call(), which is RequestParser.parse() in C:
+ * call; on FW_PACKED_TOO_SMALL grow the output to 8 * len + 128 and call
+ * again (a second refusal is a failure: Python would recurse forever); on
+ * FW_HEAD_KEEP_FIELDS copy the fields into an array of the parser's own.
+ * Every answer of every call (the parser under test's and the others') goes
+ * through check_answer against fw_parse_packed on the same bytes with a fresh
+ * state: same outcome and error, same results in the state and the header
+ * array, FW_HEAD_KEEP_FIELDS exactly when an incomplete head has fields and
+ * no own array; on success head length, flags and minor in the result bits,
+ * FW_HEAD_SLOW exactly for a PATH_INFO holding a NUL or the separator or a
+ * head past FW_HEAD_CONSUMED_MASK, NEW exactly for names the memo cannot
+ * hold, and the bytes: fw_parse_packed's with FW_HEAD_SEP for NUL, ended by
+ * a NUL within the capacity, the keys present unless the memo says FOUND,
+ * and then the keys Python holds for that slot equal to the head's own.
+ *
+ * Two scratches: `shared` lives for the whole run (test program or fuzzer),
+ * so heads find names earlier inputs left in the memo, and `fresh` is
+ * emptied for every input, so the first head misses (a hit there is a
+ * failure), its repeat must hit, and the heads pipelined after it in the
+ * input (parsed as the same connection's next requests) give a memo history
+ * that one saved input reproduces.  Between two calls of a parser in pieces
+ * another parser has its turn: the shared header array is overwritten and a
+ * small head parsed through the same scratch (output, headers and memo).
+ * Outputs end at a guard page: the capacity _cffi.py grows to (8 * len +
+ * 128), the documented minimum (8 * head + 128, never refused), and smaller
+ * ones around the smallest accepted capacity, around the answer's length and
+ * sampled below (refused, or the same answer inside the capacity).
+ */
+#include <stdlib.h>
+
+#include "../fw_binding.h"
+#include "checks_util.h"
+#include "guard.h"
+
+#define KEYS_STATE(r) ((unsigned)((unsigned long long)(r) >> FW_HEAD_KEYS_SHIFT) & 0x1Fu)
+#define RESULT_LIMIT (1LL << 30)  /* every result is below (fw_binding.h) */
+#define PIPELINED_MAX 256         /* heads after the first one, per input */
+#define SMALL_OUTPUT_SAMPLES 64   /* capacities tried away from the edges */
+
+/* A parser's guard buffers: its input (copied anew for each call) and its own header array. */
+typedef struct parser_buffers {
+    guard_buf input, own;
+} parser_buffers;
+
+static parser_buffers g_tested, g_other;
+
+static size_t header_slots(const fw_limits *lim)
+{
+    return lim->max_header_count > 0 ? lim->max_header_count : 1;  /* _cffi.py: max(1, count) */
+}
+
+static size_t enough_for(size_t len)
+{
+    return 8 * len + 128;  /* "8 * head length + 128 always suffices" */
+}
+
+/* ---- the thread's buffers ---- */
+
+typedef struct head_scratch {
+    const char *name;
+    fw_scratch *c;               /* in `mem`, ending at a guard page */
+    guard_buf mem, out, headers;
+    bytes keys[FW_MEMO_SLOTS];   /* _ThreadScratch.keys: SEP-joined */
+    unsigned long stores;        /* answers that stored names in the memo */
+} head_scratch;
+
+static head_scratch g_shared = {.name = "shared memo"}, g_fresh = {.name = "fresh memo"};
+static unsigned long history_hits;
+
+static void scratch_set_out(head_scratch *hs, size_t cap)
+{
+    hs->c->out = (char *)guard_blank(&hs->out, cap, 0xEE);
+    hs->c->cap = cap;
+}
+
+/* Ready for an input under `lim`; `empty` forgets the memo (and the keys). */
+static void scratch_prepare(head_scratch *hs, const fw_limits *lim, int empty)
+{
+    if (hs->c == NULL || empty) {
+        hs->c = (fw_scratch *)(void *)guard_blank(&hs->mem, sizeof(fw_scratch), 0);
+        for (unsigned i = 0; i < FW_MEMO_SLOTS; i++)
+            hs->keys[i].len = 0;
+        hs->stores = 0;
+    }
+    hs->c->headers = (fw_header *)(void *)guard_blank(&hs->headers, header_slots(lim) * sizeof(fw_header),
+                                                       0xA5);
+    scratch_set_out(hs, enough_for(0));
+}
+
+/* ---- what fw_parse_packed says about the same bytes ---- */
+
+typedef struct head_ref {
+    long long ret;
+    fw_request req;
+    fw_header *headers;        /* req.num_headers entries when ret >= 0 */
+    size_t headers_cap;
+    int slow;                  /* must come back as FW_HEAD_SLOW */
+    int memoised;              /* the names fit a memo slot */
+    bytes packed;              /* through PATH_INFO, SEP-separated */
+    bytes keys;                /* after PATH_INFO's SEP, SEP-separated (empty: no keys) */
+} head_ref;
+
+/* The input check_head runs on: its answer is asked for again and again. */
+static struct {
+    const unsigned char *data;
+    size_t len;
+    int known;
+    head_ref ref;
+} g_whole;
+
+static void ref_parse_fresh(const unsigned char *data, size_t n, const fw_limits *lim, head_ref *ref)
+{
+    static unsigned char *out;
+    static size_t out_cap;
+    size_t slots = header_slots(lim), cap = enough_for(n);
+    if (slots > ref->headers_cap &&
+        (ref->headers = realloc(ref->headers, (ref->headers_cap = slots) * sizeof(fw_header))) == NULL)
+        abort();
+    if (cap > out_cap && (out = realloc(out, out_cap = cap)) == NULL)
+        abort();
+    fw_header *headers = ref->headers;
+    ref->ret = fw_parse_packed((const char *)data, n, lim, &ref->req, headers, (char *)out, cap, 1);
+    ref->packed.len = ref->keys.len = 0;
+    if (ref->ret < 0)
+        return;
+    unsigned long long info = (unsigned long long)ref->ret >> 32;
+    size_t len = (size_t)(ref->ret & 0xFFFFFFFF), nuls = 0, names = 0;
+    size_t fields = (size_t)(info >> FW_PACKED_KEYS_SHIFT) + 5;  /* the (nkeys + 5)th NUL ends PATH_INFO */
+    for (uint32_t i = 0; i < ref->req.num_headers; i++)
+        names += headers[i].name_len + 1;
+    ref->memoised = ref->req.num_headers > 0 && ref->req.num_headers <= FW_MEMO_FIELDS &&
+                    names <= FW_MEMO_NAME_BYTES;
+    ref->slow = (info & FW_PACKED_USE_ENVIRON) || ref->req.line_start > FW_HEAD_CONSUMED_MASK ||
+                memchr(out, FW_HEAD_SEP, len) != NULL;  /* only PATH_INFO can hold it */
+    if (ref->slow)
+        return;
+    for (size_t at = 0; at < len;) {  /* NUL -> SEP, but the NUL after PATH_INFO splits packed | keys */
+        const unsigned char *end = memchr(out + at, '\0', len - at);
+        size_t part = end != NULL ? (size_t)(end - out) - at : len - at;
+        bytes *to = nuls < fields ? &ref->packed : &ref->keys;
+        bytes_put(to, out + at, part);
+        at += part + 1;
+        if (end != NULL && ++nuls != fields)
+            bytes_putc(to, (unsigned char)FW_HEAD_SEP);
+    }
+}
+
+static const head_ref *ref_parse(const unsigned char *data, size_t n, const fw_limits *lim)
+{
+    static head_ref other;
+    if (data != g_whole.data || n != g_whole.len) {
+        ref_parse_fresh(data, n, lim, &other);
+        return &other;
+    }
+    if (!g_whole.known)
+        ref_parse_fresh(data, n, lim, &g_whole.ref);
+    g_whole.known = 1;
+    return &g_whole.ref;
+}
+
+/* ---- one RequestParser ---- */
+
+typedef struct head_parser {
+    fw_parser p;
+    head_scratch *hs;
+    parser_buffers *bufs;
+    int fresh;             /* the next call starts the request */
+    int expect_hit;        /* its names were just seen: a complete head must be FOUND */
+    unsigned long refusals;
+} head_parser;
+
+static void parser_init(head_parser *hp, head_scratch *hs, const fw_limits *lim, parser_buffers *bufs)
+{
+    memset(hp, 0, sizeof *hp);
+    memset(&hp->p.req, 0x5A, sizeof hp->p.req);  /* fresh = 1 must initialise it */
+    hp->p.lim = lim;
+    hp->p.scratch = hs->c;
+    hp->hs = hs;
+    hp->bufs = bufs;
+    hp->fresh = 1;
+}
+
+static void check_success(const head_parser *hp, long long r, const head_ref *want, const char *how)
+{
+    head_scratch *hs = hp->hs;
+    const fw_scratch *s = hs->c;
+    unsigned state = KEYS_STATE(r);
+    if (r >= RESULT_LIMIT)
+        fail("fw_parse_head (%s, %s): result 0x%llx not below 2**30", how, hs->name, r);
+    if (want->slow) {
+        if (state != FW_HEAD_SLOW)
+            fail("fw_parse_head (%s, %s): keys state %u, expected FW_HEAD_SLOW (PATH_INFO with a NUL or "
+                 "SEP, or a head of %u bytes)", how, hs->name, state, want->req.line_start);
+        else if (((unsigned long long)r & FW_HEAD_CONSUMED_MASK) != 0 ||
+                 (((unsigned long long)r >> FW_HEAD_FLAGS_SHIFT) & 0xF) != (want->req.flags & FW_PACKED_FLAGS_MASK))
+            fail("fw_parse_head (%s, %s): FW_HEAD_SLOW result 0x%llx: expected length bits 0 and flags 0x%x",
+                 how, hs->name, (unsigned long long)r, want->req.flags);
+        return;
+    }
+    unsigned long long bits = (unsigned long long)r;
+    if ((bits & FW_HEAD_CONSUMED_MASK) != want->req.line_start ||
+        ((bits >> FW_HEAD_FLAGS_SHIFT) & 0xF) != (want->req.flags & FW_PACKED_FLAGS_MASK) ||
+        ((bits >> FW_HEAD_MINOR_SHIFT) & 0xF) != want->req.version_minor)
+        fail("fw_parse_head (%s, %s): result 0x%llx, expected head %u flags 0x%x minor %u", how, hs->name,
+             bits, want->req.line_start, want->req.flags, want->req.version_minor);
+    const char *nul = memchr(s->out, '\0', s->cap);
+    if (nul == NULL) {
+        fail("fw_parse_head (%s, %s): no NUL within the output's %zu bytes", how, hs->name, s->cap);
+        return;
+    }
+    size_t len = (size_t)(nul - s->out);
+    const bytes *keys;
+    int found = state < FW_HEAD_STORED;
+    if (found) {
+        if (hs->stores == 0)
+            fail("fw_parse_head (%s, %s): FOUND in slot %u of an empty memo", how, hs->name, state);
+        keys = &hs->keys[state];
+    } else if (state < FW_HEAD_SLOW) {
+        keys = &want->keys;
+        if ((state == FW_HEAD_NEW) == want->memoised)
+            fail("fw_parse_head (%s, %s): keys state %u for names that %s the memo", how, hs->name, state,
+                 want->memoised ? "fit" : "do not fit");
+    } else {
+        fail("fw_parse_head (%s, %s): keys state %u, FW_HEAD_SLOW has no cause here", how, hs->name, state);
+        return;
+    }
+    if (hp->expect_hit && want->memoised && !found)
+        fail("fw_parse_head (%s, %s): keys state %u right after the same names: not FOUND", how, hs->name,
+             state);
+    /* ( VALUE SEP )* METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO ( SEP KEY )* NUL */
+    size_t with_keys = want->packed.len + (want->keys.len > 0 ? 1 + want->keys.len : 0);
+    if (len != (found ? want->packed.len : with_keys) ||
+        memcmp(s->out, want->packed.p, want->packed.len) != 0 ||
+        (!found && want->keys.len > 0 &&
+         (s->out[want->packed.len] != FW_HEAD_SEP ||
+          memcmp(s->out + want->packed.len + 1, want->keys.p, want->keys.len) != 0)))
+        fail("fw_parse_head (%s, %s): keys state %u wrote %s, expected %s%s%s", how, hs->name, state,
+             show(s->out, len), show(want->packed.p, want->packed.len), found ? "" : "\\x01",
+             found ? "" : show(want->keys.p, want->keys.len));
+    if (!same_bytes(keys->p, keys->len, want->keys.p, want->keys.len))
+        fail("fw_parse_head (%s, %s): keys state %u: Python's keys %s, the head's %s", how, hs->name, state,
+             show(keys->p, keys->len), show(want->keys.p, want->keys.len));
+    if (state >= FW_HEAD_STORED && state < FW_HEAD_NEW) {  /* _cffi.py: scratch.keys[slot] = keys */
+        bytes *slot = &hs->keys[state - FW_HEAD_STORED];
+        slot->len = 0;
+        bytes_put(slot, want->keys.p, want->keys.len);
+        hs->stores++;
+    }
+}
+
+/* The answer r of hp's call on data[0:n] (had_own: it had its own header array). */
+static void check_answer(const head_parser *hp, const unsigned char *data, size_t n, long long r,
+                         int had_own, const char *how)
+{
+    const head_ref *want = ref_parse(data, n, hp->p.lim);
+    const fw_request *q = &hp->p.req;
+    if (r == FW_INCOMPLETE || r == FW_HEAD_KEEP_FIELDS || r == FW_ERROR) {
+        int keep = want->ret == FW_INCOMPLETE && !had_own && q->num_headers > 0;
+        if ((r == FW_ERROR ? FW_ERROR : FW_INCOMPLETE) != want->ret ||
+            (r == FW_ERROR && (q->error != want->req.error || q->status != want->req.status)))
+            fail("fw_parse_head (%s, %s): %zu bytes gave %s, fw_parse_packed gave %s", how, hp->hs->name, n,
+                 outcome_text(r, q->error), outcome_text(want->ret, want->req.error));
+        else if (r != FW_ERROR && (r == FW_HEAD_KEEP_FIELDS) != keep)
+            fail("fw_parse_head (%s, %s): incomplete with %u fields (own array: %s) gave %lld", how,
+                 hp->hs->name, q->num_headers, had_own ? "yes" : "no", r);
+        if (r == FW_ERROR)
+            check_error_fields("fw_parse_head", q->error, q->status, FW_E_BAD_REQUEST_LINE,
+                               FW_E_HEAD_TOO_LARGE);
+        return;
+    }
+    if (r < 0 || want->ret < 0) {
+        fail("fw_parse_head (%s, %s): %zu bytes gave %lld, fw_parse_packed gave %s", how, hp->hs->name, n,
+             r, outcome_text(want->ret, want->req.error));
+        return;
+    }
+    /* the state and the header array: what the slow path (and the next request) reads */
+    const fw_header *headers = hp->p.own_headers != NULL ? hp->p.own_headers : hp->hs->c->headers;
+    if (!same_results(q, &want->req) || q->line_start != want->req.line_start ||
+        memcmp(headers, want->headers, q->num_headers * sizeof *headers) != 0)
+        fail("fw_parse_head (%s, %s): state or header array differ from fw_parse_packed's", how,
+             hp->hs->name);
+    check_success(hp, r, want, how);
+}
+
+/* RequestParser.parse(data[0:n]) as _cffi.py writes it. */
+static long long parse_call(head_parser *hp, const unsigned char *data, size_t n, const char *how)
+{
+    fw_parser *p = &hp->p;
+    const char *buf = (const char *)guard_fill(&hp->bufs->input, data, n, 1);
+    int had_own = p->own_headers != NULL;
+    long long r = fw_parse_head(p, buf, n, hp->fresh);
+    hp->fresh = 0;
+    if (r == FW_PACKED_TOO_SMALL) {  /* grow_out(8 * len(buf) + 128), then parse again */
+        hp->refusals++;
+        scratch_set_out(hp->hs, enough_for(n));
+        r = fw_parse_head(p, buf, n, 0);
+        if (r == FW_PACKED_TOO_SMALL) {
+            fail("fw_parse_head (%s, %s): FW_PACKED_TOO_SMALL again with 8 * %zu + 128 bytes", how,
+                 hp->hs->name, n);
+            return r;
+        }
+    }
+    check_answer(hp, data, n, r, had_own, how);
+    if (r == FW_HEAD_KEEP_FIELDS) {  /* copy the fields so far to an array of our own */
+        size_t size = header_slots(p->lim) * sizeof(fw_header);
+        fw_header *own = (fw_header *)(void *)guard_blank(&hp->bufs->own, size, 0xA5);
+        memcpy(own, hp->hs->c->headers, p->req.num_headers * sizeof(fw_header));
+        p->own_headers = own;
+    }
+    return r;
+}
+
+/* Another parser of the thread has its turn between two calls: it overwrites
+ * the shared header array and uses the output and the memo. */
+static void other_turn(head_scratch *hs, const fw_limits *lim)
+{
+    static const char head[] = "GET /n HTTP/1.1\r\nHost: n\r\nX-N: 1\r\n\r\n";
+    head_parser other;
+    memset(hs->c->headers, 0x5A, header_slots(lim) * sizeof(fw_header));
+    parser_init(&other, hs, lim, &g_other);
+    parse_call(&other, (const unsigned char *)head, sizeof head - 1, "another parser's turn");
+}
+
+/* The bytes after the head just parsed as the connection's next requests
+ * (same parser; reset() only sets `fresh`, the own header array stays). */
+static void parse_following(head_parser *hp, const unsigned char *data, size_t len, long long r)
+{
+    size_t at = 0;
+    for (int i = 0; r >= 0 && i < PIPELINED_MAX; i++) {
+        at += hp->p.req.line_start;
+        if (at >= len)
+            break;
+        hp->fresh = 1;
+        hp->expect_hit = 0;
+        r = parse_call(hp, data + at, len - at, "pipelined");
+    }
+}
+
+/* data[0:cuts[i]] for each cut, then data[0:len], through one parser, others
+ * taking turns in between; stops at the first answer that is not incomplete. */
+static long long feed(head_parser *hp, const unsigned char *data, size_t len, const size_t *cuts,
+                      size_t ncuts, const char *how)
+{
+    long long r = FW_INCOMPLETE;
+    for (size_t i = 0; i <= ncuts; i++) {
+        if (i > 0)
+            other_turn(hp->hs, hp->p.lim);
+        r = parse_call(hp, data, i < ncuts ? cuts[i] : len, how);
+        if (r != FW_INCOMPLETE && r != FW_HEAD_KEEP_FIELDS)
+            break;
+    }
+    return r;
+}
+
+/* A whole parse with an output of `cap` bytes; returns whether it was refused. */
+static int refused_at(head_scratch *hs, const unsigned char *data, size_t len, const fw_limits *lim,
+                      size_t cap, int empty_memo)
+{
+    head_parser hp;
+    if (empty_memo)
+        scratch_prepare(hs, lim, 1);
+    parser_init(&hp, hs, lim, &g_tested);
+    scratch_set_out(hs, cap);
+    parse_call(&hp, data, len, "small output");
+    return hp.refusals > 0;
+}
+
+/* Outputs below the documented size: around the smallest accepted one (found
+ * by bisection), around the answer's length and sampled below; each is
+ * refused or gives a checked answer inside it.  With the memo emptied first
+ * (keys written) or with the shared one (usually FOUND: no keys). */
+static void check_small_outputs(head_scratch *hs, const unsigned char *data, size_t len,
+                                const fw_limits *lim, size_t head_len, size_t answer_len, int empty_memo)
+{
+    size_t enough = enough_for(head_len), lo = 0, hi = enough;
+    if (refused_at(hs, data, len, lim, enough, empty_memo))
+        fail("fw_parse_head (%s): refused 8 * head + 128 = %zu bytes", hs->name, enough);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (refused_at(hs, data, len, lim, mid, empty_memo))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t stride = enough / SMALL_OUTPUT_SAMPLES + 1;
+    for (size_t cap = 0; cap < enough; cap++) {
+        int near = (cap + 16 > lo && cap < lo + 16) || (cap + 16 > answer_len && cap < answer_len + 16);
+        if (near || cap < 16 || cap % stride == 0)
+            refused_at(hs, data, len, lim, cap, empty_memo);
+    }
+}
+
+/* A complete head parsed whole: the memo's misses and hits, small outputs. */
+static void check_whole(const unsigned char *data, size_t len, const fw_limits *lim)
+{
+    head_parser hp;
+    /* an empty memo: a miss, the same names again: a hit; then the pipelined requests */
+    scratch_prepare(&g_fresh, lim, 1);
+    parser_init(&hp, &g_fresh, lim, &g_tested);
+    scratch_set_out(&g_fresh, enough_for(len));
+    long long r = parse_call(&hp, data, len, "whole");
+    if (r < 0)
+        return;
+    size_t head_len = hp.p.req.line_start;
+    const char *nul = memchr(g_fresh.c->out, '\0', g_fresh.c->cap);
+    size_t answer_len = nul != NULL ? (size_t)(nul - g_fresh.c->out) : 0;
+    parser_init(&hp, &g_fresh, lim, &g_tested);
+    hp.expect_hit = 1;
+    parse_call(&hp, data, len, "whole again");
+    parse_following(&hp, data, len, r);
+
+    /* the run's memo: a hit when an earlier input had these names, then surely */
+    scratch_prepare(&g_shared, lim, 0);
+    parser_init(&hp, &g_shared, lim, &g_tested);
+    scratch_set_out(&g_shared, enough_for(len));
+    r = parse_call(&hp, data, len, "whole");
+    if (r >= 0 && KEYS_STATE(r) < FW_HEAD_STORED)
+        history_hits++;
+    parser_init(&hp, &g_shared, lim, &g_tested);
+    hp.expect_hit = 1;
+    parse_call(&hp, data, len, "whole again");
+
+    check_small_outputs(&g_fresh, data, len, lim, head_len, answer_len, 1);
+    check_small_outputs(&g_shared, data, len, lim, head_len, answer_len, 0);
+}
+
+void check_head(const unsigned char *data, size_t len, const fw_limits *lim, unsigned opts, size_t split)
+{
+    head_parser hp;
+    size_t ncuts = 0;
+    size_t *cuts = make_cuts(len, &ncuts);
+
+    g_whole.data = data;
+    g_whole.len = len;
+    g_whole.known = 0;
+    check_whole(data, len, lim);
+    scratch_prepare(&g_shared, lim, 0);
+    if (opts & CHECK_PREFIXES)
+        for (size_t i = 0; i < ncuts; i++) {
+            parser_init(&hp, &g_shared, lim, &g_tested);
+            scratch_set_out(&g_shared, enough_for(cuts[i]));
+            parse_call(&hp, data, cuts[i], "prefix");
+        }
+    if (opts & CHECK_BYTEWISE) {
+        parser_init(&hp, &g_shared, lim, &g_tested);
+        scratch_set_out(&g_shared, enough_for(len));
+        long long r = feed(&hp, data, len, cuts, ncuts, "byte by byte");
+        parse_following(&hp, data, len, r);
+    }
+    for (size_t i = 0; i < ((opts & CHECK_SPLITS) ? ncuts : 0) + 1; i++) {
+        size_t cut = (opts & CHECK_SPLITS) && i < ncuts ? cuts[i] : split;
+        parser_init(&hp, &g_shared, lim, &g_tested);
+        scratch_set_out(&g_shared, enough_for(len));
+        feed(&hp, data, len, &cut, 1, "split");
+    }
+    g_whole.data = NULL;
+    free(cuts);
+}
+
+unsigned long check_head_history_hits(void)
+{
+    return history_hits;
+}
