@@ -19,7 +19,10 @@ Every contender's result is checked (method, path, header count) before it is ti
 from an error path. The serializer benchmark builds a typical response head with both backends. The
 linearity benchmark feeds a 64 KiB head (and a 32 KiB one) whole, in 1 KiB pieces and one byte at a
 time into a growing bytearray, as the server does; a parser that rescans from the start would grow 4x
-from 32 to 64 KiB at one byte per call, a linear one 2x.
+from 32 to 64 KiB at one byte per call, a linear one 2x. Through Python the 1-byte column is mostly
+65,536 Python calls, so the same feeding is also measured at C level (`c_linearity`: a small C driver
+around fw_parse_packed under callgrind, instruction counts), which shows the parser's own growth and
+per-call cost.
 
 Run it two ways:
 * `python -m pytest benchmarks/test_parser_bench.py` (pytest-benchmark: statistics per contender);
@@ -35,6 +38,7 @@ import datetime
 import http.client
 import io
 import platform
+import re
 import sys
 import timeit
 from pathlib import Path
@@ -257,6 +261,69 @@ def feed(parser, data: bytes, piece: int):
     return head
 
 
+# The same feeding at C level, without Python's per-call cost: a tiny driver around fw_parse_packed,
+# its instructions counted by callgrind (deterministic, unlike wall time on a shared machine).
+C_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "fastwsgi.h"
+#include "fw_binding.h"
+long long feed(const char *data, size_t len, size_t piece, const fw_limits *lim, fw_request *req,
+               fw_header *headers, char *out, size_t cap);
+long long feed(const char *data, size_t len, size_t piece, const fw_limits *lim, fw_request *req,
+               fw_header *headers, char *out, size_t cap)
+{
+    size_t n = piece == 0 ? len : piece;
+    for (int fresh = 1;; fresh = 0) {
+        long long r = fw_parse_packed(data, n < len ? n : len, lim, req, headers, out, cap, fresh);
+        if (r != FW_INCOMPLETE || n >= len)
+            return r;
+        n += piece;
+    }
+}
+int main(int argc, char **argv)
+{
+    static char data[1 << 20];
+    FILE *f = argc == 3 ? fopen(argv[1], "rb") : NULL;
+    size_t len = f != NULL ? fread(data, 1, sizeof data, f) : 0;
+    fw_limits lim = {8190, 8190, 100000, 1u << 20, 4096, 0};
+    fw_request req;
+    fw_header *headers = malloc(100000 * sizeof *headers);
+    size_t cap = 8 * len + 128;
+    char *out = malloc(cap);
+    long long r = headers && out ? feed(data, len, (size_t)atol(argv[2]), &lim, &req, headers, out, cap) : -1;
+    printf("%u\n", r >= 0 ? req.line_start : 0u);
+    return r < 0;
+}
+"""
+
+
+def c_linearity(sizes=(32768, 65536), pieces=(0, 1024, 1)) -> dict | str:
+    """Instructions fw_parse_packed executes per (head size, piece), or why it could not run."""
+    import shutil
+    import subprocess
+    import tempfile
+    if not (shutil.which("gcc") and shutil.which("valgrind")):
+        return "needs gcc and valgrind"
+    csrc = REPO_DIR / "csrc"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "driver.c").write_text(C_DRIVER)
+        subprocess.run(["gcc", "-O3", "-std=c11", f"-I{csrc}", "-o", str(tmp / "driver"), str(tmp / "driver.c")]
+                       + [str(csrc / name) for name in ("parser.c", "binding.c", "errors.c")], check=True)
+        counts = {}
+        for size in sizes:
+            (tmp / "head").write_bytes(big_head(size))
+            for piece in pieces:
+                run = subprocess.run(
+                    ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=feed",
+                     f"--callgrind-out-file={tmp / 'out'}", str(tmp / "driver"), str(tmp / "head"), str(piece)],
+                    capture_output=True, text=True, check=True)
+                assert run.stdout.strip() == str(size), (size, piece, run.stdout)
+                counts[(size, piece)] = int(re.search(r"Collected : (\d+)", run.stderr)[1])
+        return counts
+
+
 def linearity_parser(backend: str):
     if backend == "c" and not c_available():
         raise Unavailable("C extension not built")
@@ -351,7 +418,8 @@ def measure_all(quick: bool) -> dict:
                 rows[(size, piece)] = best_seconds(lambda: feed(parser, data, piece),
                                                    2 if piece == 1 else repeat, 0.0 if piece == 1 else min_time)
         linearity[backend] = rows
-    return {"parse": parse_times, "serialize": serialize_times, "linearity": linearity}
+    return {"parse": parse_times, "serialize": serialize_times, "linearity": linearity,
+            "c_linearity": c_linearity()}
 
 
 def _us(value) -> str:
@@ -415,6 +483,23 @@ def markdown(results: dict) -> str:
         growth = [rows[(65536, piece)] / rows[(32768, piece)] for piece in (0, 1024, 1)]
         verdict = "yes" if max(growth) < 3.0 else "NO (superlinear)"
         lines.append(f"| {backend} | " + " | ".join(f"{g:.2f}x" for g in growth) + f" | {verdict} |")
+    counts = results.get("c_linearity")
+    lines += ["", "## Linearity at C level: instructions of fw_parse_packed (callgrind)", "",
+              "The same heads and pieces fed to `fw_parse_packed` by a small C driver (C_DRIVER above), so "
+              "no Python call is counted: what is left per call is the C entry cost.", ""]
+    if isinstance(counts, dict):
+        lines += ["| head | whole | 1 KiB pieces | 1-byte pieces | 1 KiB / whole | 1 B / whole |"
+                  " per byte (whole) | per call (1 B, beyond whole) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for size in (32768, 65536):
+            whole, kib, byte = counts[(size, 0)], counts[(size, 1024)], counts[(size, 1)]
+            lines.append(f"| {size // 1024} KiB | {whole:,} | {kib:,} | {byte:,} | {kib / whole:.2f}x | "
+                         f"{byte / whole:.2f}x | {whole / size:.1f} | {(byte - whole) / size:.1f} |")
+        growth = [counts[(65536, piece)] / counts[(32768, piece)] for piece in (0, 1024, 1)]
+        lines += ["", "growth 32 -> 64 KiB: " + ", ".join(
+            f"{label} {g:.2f}x" for label, g in zip(("whole", "1 KiB pieces", "1-byte pieces"), growth))]
+    else:
+        lines.append(f"not measured: {counts}")
     lines.append("")
     return "\n".join(lines)
 

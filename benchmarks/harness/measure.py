@@ -118,11 +118,15 @@ class ServerProcess:
                 raise StartError(f"exited with {self.process.returncode} before listening: "
                                  f"{self.log_tail()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                self.probe()
                 return
             except OSError:
                 time.sleep(0.05)
         raise StartError(f"not listening after {START_TIMEOUT:.0f} s: {self.log_tail()}")
+
+    def probe(self) -> None:
+        """Raises OSError until the server accepts connections (a subclass may listen elsewhere)."""
+        socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
 
     @property
     def session_id(self) -> int:
