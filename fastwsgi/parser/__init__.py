@@ -1,8 +1,8 @@
 """The request parser, chunked decoder and response-head serializer, in two interchangeable backends.
 
 `_cffi` wraps the C core in csrc/ (built by fastwsgi/_build_ffi.py); `_python` is its pure-Python twin.
-Both expose the same names (NAME, RequestParser, ChunkedDecoder, serialize_head) and behave identically
-(docs/parser-spec.md, tests/conformance/). The default backend is resolved once, at import:
+Both expose the same names (NAME, RequestParser, UwsgiParser, ChunkedDecoder, serialize_head) and behave
+identically (docs/parser-spec.md, docs/uwsgi-spec.md, tests/conformance/). The default backend is resolved once, at import:
 `FASTWSGI_PUREPYTHON=1` forces Python, otherwise C when the extension is built. Asking for "c" when it
 is not built is an error, never a silent fallback.
 """
