@@ -553,6 +553,21 @@ static void uwsgi_case_bytes(int i, owned_case *c)
     append(c, u->after, u->after_len);
 }
 
+/* A GET packet whose `key` (11 bytes) holds `len` bytes of `fill`; named
+ * prefix-at-limit for 8190 (the default max_header_line / max_request_line),
+ * prefix-over beyond it. */
+static void long_var_packet(owned_case *c, const char *prefix, const char *key, int fill, size_t len)
+{
+    snprintf(c->name, sizeof c->name, "%s-%s", prefix, len > 8190 ? "over" : "at-limit");
+    append_fill(c, 0, 4);
+    append_var(c, "REQUEST_METHOD", 14, "GET", 3);
+    append_u16(c, strlen(key));
+    append_str(c, key);
+    append_u16(c, len);
+    append_fill(c, fill, len);
+    set_header(c, 0, 0);
+}
+
 /* Default limits: values, REQUEST_URI, HTTP_ and CGI counts and the packet
  * size at the limit and one past it. */
 static size_t make_long_uwsgi(owned_case *out)
@@ -560,24 +575,8 @@ static size_t make_long_uwsgi(owned_case *out)
     size_t n = 0;
     for (int over = 0; over < 2; over++) {
         owned_case *c = &out[n++];
-        snprintf(c->name, sizeof c->name, "uwsgi-value-%s", over ? "over" : "at-limit");
-        append_fill(c, 0, 4);
-        append_var(c, "REQUEST_METHOD", 14, "GET", 3);
-        append_u16(c, 11);
-        append_str(c, "HTTP_COOKIE");
-        append_u16(c, 8190 + (size_t)over);
-        append_fill(c, 'c', 8190 + (size_t)over);
-        set_header(c, 0, 0);
-
-        c = &out[n++];
-        snprintf(c->name, sizeof c->name, "uwsgi-request-uri-%s", over ? "over" : "at-limit");
-        append_fill(c, 0, 4);
-        append_var(c, "REQUEST_METHOD", 14, "GET", 3);
-        append_u16(c, 11);
-        append_str(c, "REQUEST_URI");
-        append_u16(c, 8190 + (size_t)over);
-        append_fill(c, 'u', 8190 + (size_t)over);
-        set_header(c, 0, 0);
+        long_var_packet(c, "uwsgi-value", "HTTP_COOKIE", 'c', 8190 + (size_t)over);
+        long_var_packet(&out[n++], "uwsgi-request-uri", "REQUEST_URI", 'u', 8190 + (size_t)over);
 
         c = &out[n++];  /* 100 HTTP_ vars (+1) and 64 CGI vars (+1), interleaved */
         snprintf(c->name, sizeof c->name, "uwsgi-var-counts-%s", over ? "over" : "at-limit");
