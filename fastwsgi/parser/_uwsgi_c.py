@@ -12,9 +12,10 @@ Python twin's `environ_of` / `build_head`, so both backends build it with the sa
 the byte-level work differs.
 
 The C parser keeps no state between calls (csrc/fastwsgi.h), so this wrapper holds only reusable
-buffers (the fw_uwsgi struct; the vars array, sized max_header_count + FW_UWSGI_MAX_CGI_VARS or
+buffers: the fw_uwsgi struct; the vars array, sized max_header_count + FW_UWSGI_MAX_CGI_VARS or
 FW_UWSGI_MAX_VARS, whichever is smaller, since either always suffices; the output buffer, grown to
-the block size when it is too small) and the sticky result or error. It is imported by _cffi.py,
+the block size when it is too small. It subclasses the twin's UwsgiParser, whose parse() keeps the
+result or error sticky until reset(), and replaces only `_parse`. It is imported by _cffi.py,
 which has already refused a stale extension.
 """
 
@@ -24,6 +25,7 @@ from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError
 from ._cffi import _c_limits
 from ._types import Head, Limits
+from ._uwsgi_python import UwsgiParser as _TwinUwsgiParser
 from ._uwsgi_python import build_head, environ_of
 
 __all__ = ["UwsgiParser"]
@@ -57,14 +59,14 @@ def _keys_of(packed_keys: str) -> tuple:
     return keys
 
 
-class UwsgiParser:
-    """uwsgi packet parser; same interface as RequestParser (parse(buf) -> None | Head)."""
+class UwsgiParser(_TwinUwsgiParser):
+    """uwsgi packet parser; same interface as RequestParser (parse(buf) -> None | Head). The
+    twin's parse() keeps the result or error sticky until reset(); only `_parse` differs."""
 
-    __slots__ = ("_limits", "_lim", "_pkt", "_vars", "_max_vars", "_out", "_out_size",
-                 "_result", "_error")
+    __slots__ = ("_lim", "_pkt", "_vars", "_max_vars", "_out", "_out_size")
 
     def __init__(self, limits: Limits | None = None):
-        self._limits = limits if limits is not None else Limits()
+        _TwinUwsgiParser.__init__(self, limits)
         self._lim = _c_limits(self._limits)
         self._pkt = ffi.new("fw_uwsgi *")
         self._max_vars = min(self._limits.max_header_count + lib.FW_UWSGI_MAX_CGI_VARS,
@@ -72,18 +74,8 @@ class UwsgiParser:
         self._vars = ffi.new("fw_header[]", self._max_vars)
         self._out = _new_unzeroed("char[]", _FIRST_OUT_SIZE)
         self._out_size = _FIRST_OUT_SIZE
-        self.reset()
 
-    def reset(self) -> None:
-        self._result = None
-        self._error = None
-
-    def parse(self, buf) -> Head | None:
-        """Parse everything received for this packet so far; None means "call again with more"."""
-        if self._result is not None:
-            return self._result
-        if self._error is not None:
-            raise self._error  # errors are sticky until reset()
+    def _parse(self, buf) -> Head | None:
         if type(buf) is bytes:
             result = self._call(buf, len(buf))
         else:
@@ -93,15 +85,13 @@ class UwsgiParser:
             if result == _INCOMPLETE:
                 return None
             pkt = self._pkt
-            self._error = ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
-            raise self._error
+            raise ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
         info = result >> 32
         count = (info >> _VARS_SHIFT) & _VARS_MASK
         items = ffi.unpack(self._out, result & _LOW32).decode("latin-1").split("\0", count)
         env = environ_of(_keys_of(items[-1]), items)  # zip stops after the values
         content_length = self._pkt.content_length if info & _HAS_LENGTH else -1
-        self._result = build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)
-        return self._result
+        return build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)
 
     def _call(self, cbuf, length: int) -> int:
         result = _parse_uwsgi_packed(cbuf, length, self._lim, self._pkt, self._vars, self._max_vars,
