@@ -109,9 +109,9 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
     listen=False only binds (a pre-fork master reserving a SO_REUSEPORT address for its workers).
     `protocol` is the default for an address without a protocol prefix; `allow_from` the uwsgi peer
     list (None: the default)."""
-    scheme, _rest = split_protocol(address)
+    scheme, rest = split_protocol(address)
     protocol = scheme or protocol
-    family, sockaddr = parse_bind(address)
+    family, sockaddr = _parse_plain(rest, address)
     if family == FD_FAMILY:
         return adopt_fd(sockaddr, address, protocol, allow_from)
     sock = socket.socket(family, socket.SOCK_STREAM)

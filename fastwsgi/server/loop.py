@@ -95,7 +95,7 @@ class Server:
         self.requests_done = 0
 
         # parsers of closed connections, reset, for new ones: Connection.parser_name -> list
-        self.spare_parsers = {"RequestParser": [], "UwsgiParser": []}
+        self.spare_parsers = collections.defaultdict(list)
         self.now = time.monotonic()
         self.head_cache = {}
         self._refresh_date(self.now)
