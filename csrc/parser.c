@@ -8,7 +8,10 @@
  * `scan_pos` (bytes before it hold no LF), so each byte is searched for an LF
  * once however the input is split, and every other check runs once, on a
  * complete line.  Lines are found with memchr; their bytes are checked with
- * the class table of fw_internal.h.
+ * the class table of fw_internal.h.  The one check made before a line is
+ * complete is the request line's method prefix (a TLS ClientHello or a uwsgi
+ * packet sent to the HTTP port fails at its first byte): its bytes are spanned
+ * for tchar once, also resuming at `scan_pos`, before memchr looks further.
  *
  *   line 1        request line  -> method/target/version offsets (RFC 9112 3)
  *   lines 2..n    field lines   -> fw_header offsets            (RFC 9112 5)
@@ -32,9 +35,11 @@
 #include "fastwsgi.h"
 #include "fw_internal.h"
 
-#define FW_SEEN_NOTHING 0u  /* seen_request_line: still before the request line */
-#define FW_SEEN_LINE 1u     /* request line parsed, reading field lines */
-#define FW_SEEN_ALL 2u      /* head complete; line_start is its length */
+/* seen_request_line: */
+#define FW_SEEN_NOTHING 0u  /* before the request line, or in its method prefix */
+#define FW_SEEN_METHOD 1u   /* the request line's method prefix ended at SP, HTAB, CR or LF */
+#define FW_SEEN_LINE 2u     /* request line parsed, reading field lines */
+#define FW_SEEN_ALL 3u      /* head complete; line_start is its length */
 
 static long fw_fail(fw_request *req, int error)
 {
@@ -124,6 +129,36 @@ static int fw_parse_request_line(const unsigned char *b, size_t start, size_t en
             req->query_len = (uint32_t)(target_len - path_end - 1);
         }
     }
+    return FW_E_NONE;
+}
+
+/*
+ * docs/parser-spec.md "Method prefix": the request line starting at `start`
+ * is rejected as soon as its first non-tchar byte is in, unless that byte is
+ * SP, HTAB, CR or LF.  Only bytes whose arrival trips no limit are looked at
+ * (offsets below start + L and H): from the next byte on a limit trips first
+ * or at the same length, and fw_find_line reports it.  While the prefix is
+ * open every byte before scan_pos is a tchar, so scan_pos is where the scan
+ * resumes: each byte is looked at once, however the input is split.
+ */
+static int fw_scan_method_prefix(const unsigned char *b, size_t len, size_t start,
+                                 const fw_limits *lim, fw_request *req)
+{
+    uint64_t bound = (uint64_t)start + lim->max_request_line;
+    size_t from = req->scan_pos, p;
+    if (bound > lim->max_head_size)
+        bound = lim->max_head_size;
+    if (bound > len)
+        bound = len;
+    if (from >= bound)
+        return FW_E_NONE;
+    p = from + fw_span(b + from, (size_t)bound - from, FW_C_TCHAR);
+    if (p < bound) {
+        if (b[p] != ' ' && b[p] != '\t' && b[p] != '\r' && b[p] != '\n')
+            return FW_E_BAD_METHOD;                 /* method = token (RFC 9110 9.1) */
+        req->seen_request_line = FW_SEEN_METHOD;    /* the line is checked when complete */
+    }
+    req->scan_pos = (uint32_t)p;                    /* tchar bytes hold no LF */
     return FW_E_NONE;
 }
 
@@ -357,10 +392,17 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
         return (long)req->line_start;
 
     for (;;) {
-        size_t start = req->line_start, scan = req->scan_pos, lf, end;
-        int before_request_line = req->seen_request_line == FW_SEEN_NOTHING;
+        size_t start = req->line_start, scan, lf, end;
+        int before_request_line = req->seen_request_line < FW_SEEN_LINE;
         int error = FW_E_NONE;
-        int found = fw_find_line(
+        int found;
+        if (req->seen_request_line == FW_SEEN_NOTHING) {
+            error = fw_scan_method_prefix(b, len, start, lim, req);
+            if (error != FW_E_NONE)
+                return fw_fail(req, error);
+        }
+        scan = req->scan_pos;
+        found = fw_find_line(
             b, len, start, &scan,
             before_request_line ? lim->max_request_line : lim->max_header_line,
             start, lim->max_head_size,
@@ -381,8 +423,10 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
         req->line_start = req->scan_pos = (uint32_t)(lf + 1);
 
         if (end == start) {                         /* an empty line */
-            if (before_request_line)
+            if (before_request_line) {
+                req->seen_request_line = FW_SEEN_NOTHING;  /* a method prefix may follow */
                 continue;                           /* RFC 9112 2.2: skip leading CRLFs */
+            }
             error = fw_finish_head(b, req, headers, lim);
             if (error != FW_E_NONE)
                 return fw_fail(req, error);

@@ -9,7 +9,8 @@ is split into pieces. The code is organised around that contract, with two ways 
   machine. It remembers where the first incomplete line starts (`_line_start`) and how far that line has
   been scanned for an LF (`_scan`), so feeding a head in n pieces costs O(total length), and each
   complete line is checked exactly once, in the spec's order of checks. It alone decides *which* error a
-  bad head gets.
+  bad head gets. The one check made on an incomplete line is the request line's method prefix
+  (`_check_method_prefix`: binary input sent to the HTTP port fails at once), resumable the same way.
 * The **fast path** (`_parse_whole_head`) handles the common case, a whole valid head in one buffer:
   one regex fullmatch for the request line, one anchored `findall` over the field block (every line
   must match, which a count of LFs proves), and the header dict built by one comprehension over a
@@ -59,6 +60,10 @@ _NO_LIMIT = 1 << 62  # a head limit that never trips (chunk-size lines have none
 _TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
 # token = 1*tchar
 _TOKEN = re.compile(f"[{_TCHAR}]+")
+# the first byte of a request line that is not a tchar (spec "Method prefix"), on the raw bytes
+_NOT_TCHAR = re.compile(f"[^{_TCHAR}]".encode())
+# ...and the ones that end the prefix without deciding anything: SP, HTAB, CR, LF
+_METHOD_PREFIX_ENDS = frozenset(b" \t\r\n")
 # field-value = *field-content; after trimming OWS: HTAB / SP / VCHAR / obs-text   (RFC 9110 §5.5)
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # HTTP-version = "HTTP/" DIGIT "." DIGIT                                           (RFC 9112 §2.3)
@@ -417,8 +422,8 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
 class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_limits", "_line_start", "_scan", "_fresh", "_request", "_fields",
-                 "_result", "_error")
+    __slots__ = ("_limits", "_line_start", "_scan", "_method_scan", "_fresh", "_request",
+                 "_fields", "_result", "_error")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
@@ -427,6 +432,7 @@ class RequestParser:
     def reset(self) -> None:
         self._line_start = 0  # offset of the first line not yet complete
         self._scan = 0  # bytes before this hold no LF past _line_start
+        self._method_scan = 0  # request line bytes before this are tchar; None: the prefix ended
         self._fresh = True  # no LF seen yet: the fast path may still take the whole head
         self._request = None  # (method, target, path, query, version, minor) once the line is in
         self._fields: list[tuple[str, str]] = []  # accepted field lines (name, value)
@@ -464,6 +470,8 @@ class RequestParser:
         while True:
             start = self._line_start
             if self._request is None:
+                if self._method_scan is not None:
+                    self._check_method_prefix(buf, start)
                 line_limit, too_long = limits.max_request_line, "URI_TOO_LONG"
             else:
                 line_limit, too_long = limits.max_header_line, "HEADER_LINE_TOO_LONG"
@@ -477,6 +485,7 @@ class RequestParser:
             self._line_start = self._scan = lf + 1
             if end == start:  # empty line
                 if self._request is None:
+                    self._method_scan = lf + 1  # the request line may start after it
                     continue  # RFC 9112 §2.2: empty lines before the request line are skipped
                 fields = self._fields
                 get_key = _KEY_CACHE.get
@@ -490,6 +499,24 @@ class RequestParser:
                 if len(self._fields) >= limits.max_header_count:
                     raise ParseError("TOO_MANY_HEADERS")
                 self._fields.append(_check_field_line(content))
+
+    def _check_method_prefix(self, buf, start: int) -> None:
+        """Spec "Method prefix": BAD_METHOD once the request line's first non-tchar byte is in, unless
+        it is SP, HTAB, CR or LF, or a limit trips at a buffer length <= its offset + 1 (the bytes
+        from `bound` on are left to _find_line, whose limit trips first or at the same length).
+        Resumes at _method_scan, so each byte of the prefix is looked at once."""
+        limits = self._limits
+        bound = min(len(buf), start + limits.max_request_line, limits.max_head_size)
+        scan = self._method_scan
+        if scan >= bound:
+            return
+        found = _NOT_TCHAR.search(buf, scan, bound)
+        if found is None:
+            self._method_scan = bound
+        elif buf[found.start()] in _METHOD_PREFIX_ENDS:
+            self._method_scan = None  # the line is checked when complete
+        else:
+            raise ParseError("BAD_METHOD")
 
 
 # ---------------------------------------------------------------------------------------------
