@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from tests.functional.client import Conn
+from tests.functional.conftest import server_fixture
 
 H = b"Host: x\r\n"
 BAD_REQUESTS = {
@@ -160,3 +161,25 @@ def test_smuggling_attempt_is_rejected_and_never_executed(server, token, events,
     assert executed == [], f"the smuggled request was executed: {seen}"
     if name != "bare-lf-chunk":
         assert seen == [], f"a rejected request reached the application: {seen}"
+
+
+# Binary input sent to the HTTP port, with no LF in it: the request line's method prefix is rejected
+# at its first non-tchar byte (docs/parser-spec.md "Method prefix"), not when the head timeout fires.
+# The header timeout is 60 s and the client waits 10 s at most, so a server that waited would fail.
+patient_server = server_fixture("--header-timeout", "60")
+NOT_HTTP = {  # neither holds an LF
+    # TLS 1.2 record header + the start of a ClientHello (handshake type 1, version 3.3)
+    "tls-client-hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(0x80, 0xa0)),
+    # uwsgi packet: modifier1 0, datasize 16 (little-endian), modifier2 0, then one var
+    "uwsgi-packet": b"\x00\x10\x00\x00\x0b\x00REQUEST_URI\x01\x00/",
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_HTTP))
+def test_binary_prefix_is_rejected_at_once(patient_server, name):
+    with Conn(patient_server.port, timeout=10) as conn:
+        conn.send(NOT_HTTP[name])
+        resp = conn.read_response(timeout=10)
+        assert resp.status == 400, (resp.status, resp.raw_head)
+        assert "close" in resp.connection_tokens(), resp.raw_head
+        assert conn.closed_by_server(5.0), "the socket stayed open after the 400"
