@@ -163,8 +163,9 @@ static unsigned long long fw_framing_info(const fw_request *req)
     return info;
 }
 
-long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
-                          fw_header *headers, char *out, size_t cap, int fresh)
+static FW_NOINLINE long long fw_parse_packed_call(const char *buf, size_t len, const fw_limits *lim,
+                                                  fw_request *req, fw_header *headers, char *out,
+                                                  size_t cap, int fresh)
 {
     fw_packed res;
     unsigned long long info;
@@ -190,7 +191,14 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
     return (long long)((info << 32) | res.len);
 }
 
-long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
+/* What fw_parse_head returns for an incomplete head. */
+static long long fw_head_incomplete(const fw_parser *p)
+{
+    return p->req.num_headers > 0 && p->own_headers == NULL ? FW_HEAD_KEEP_FIELDS : FW_INCOMPLETE;
+}
+
+static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, size_t len,
+                                                int fresh)
 {
     fw_request *req = &p->req;
     fw_scratch *s = p->scratch;
@@ -204,8 +212,7 @@ long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
         fw_request_init(req);
     head = fw_parse_request(buf, len, p->lim, req, headers);
     if (head < 0)
-        return head == FW_INCOMPLETE && req->num_headers > 0 && p->own_headers == NULL
-               ? FW_HEAD_KEEP_FIELDS : head;
+        return head == FW_INCOMPLETE ? fw_head_incomplete(p) : head;
     status = fw_pack((const unsigned char *)buf, req, headers, (unsigned char *)s->out, s->cap,
                      FW_HEAD_SEP, &s->memo, &res);
     if (status != 0)
@@ -227,4 +234,28 @@ long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
                        ((unsigned long)(req->flags & FW_PACKED_FLAGS_MASK) << FW_HEAD_FLAGS_SHIFT) |
                        ((unsigned long)req->version_minor << FW_HEAD_MINOR_SHIFT) |
                        (keys << FW_HEAD_KEYS_SHIFT));
+}
+
+/*
+ * The entries.  A head fed in small pieces makes many calls that add a few
+ * bytes and find no LF: fw_still_incomplete answers those before any set-up
+ * (the rest is a tail call), so such a call costs a few dozen instructions.
+ */
+long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
+                          fw_header *headers, char *out, size_t cap, int fresh)
+{
+    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, lim, req)) {
+        req->scan_pos = (uint32_t)len;
+        return FW_INCOMPLETE;
+    }
+    return fw_parse_packed_call(buf, len, lim, req, headers, out, cap, fresh);
+}
+
+long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
+{
+    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, p->lim, &p->req)) {
+        p->req.scan_pos = (uint32_t)len;
+        return fw_head_incomplete(p);
+    }
+    return fw_parse_head_call(p, buf, len, fresh);
 }

@@ -11,7 +11,9 @@
  *
  * The rest are the pieces both the request parser and the chunked decoder's
  * trailer section need: finding the end of a line under the limit rules of
- * docs/parser-spec.md ("Lines"), and checking one field line.
+ * docs/parser-spec.md ("Lines"), and checking one field line; and the
+ * request parser's state values with the early answer for a call that adds
+ * a few bytes and no LF, which the binding's entries use too.
  */
 #ifndef FW_INTERNAL_H
 #define FW_INTERNAL_H
@@ -248,6 +250,49 @@ static inline int fw_check_field_line(const unsigned char *p, size_t n, uint32_t
         h->value_len = (uint32_t)(end - v);
     }
     return FW_E_NONE;
+}
+
+/* ---- the request parser's state (parser.c), shared with binding.c ------------ */
+
+/* fw_request.seen_request_line: */
+#define FW_SEEN_NOTHING 0u  /* before the request line, or in its method prefix */
+#define FW_SEEN_METHOD 1u   /* the request line's method prefix ended at SP, HTAB, CR or LF */
+#define FW_SEEN_LINE 2u     /* request line parsed, reading field lines */
+#define FW_SEEN_ALL 3u      /* head complete; line_start is its length */
+
+/* New bytes fw_still_incomplete looks at itself (more go to memchr). */
+#define FW_FEW_NEW_BYTES 16u
+
+/*
+ * The usual call while a head arrives in small pieces: no error yet, a few
+ * new bytes, no LF among them, past the request line's method prefix, and
+ * the open line and the head both below their limits ("Lines" 1: the line
+ * trips at buffer length line_start + L + 1, the head at H + 1).  Then
+ * fw_parse_request's answer is FW_INCOMPLETE with scan_pos = len, which the
+ * caller stores; this answers so without fw_parse_request's set-up or a
+ * memchr call for a byte or two, so the per-call cost of feeding a head byte
+ * by byte stays near the per-byte cost of feeding it whole.  (The binding's
+ * entries call it first too, before their own set-up.)
+ */
+static inline int fw_still_incomplete(const unsigned char *b, size_t len, const fw_limits *lim,
+                                      const fw_request *req)
+{
+    size_t i = req->scan_pos;
+    uint32_t line_max;
+    if (req->error != FW_E_NONE || len - i > FW_FEW_NEW_BYTES)
+        return 0;                                   /* (len < scan_pos wraps: not few) */
+    if (req->seen_request_line == FW_SEEN_LINE)
+        line_max = lim->max_header_line;
+    else if (req->seen_request_line == FW_SEEN_METHOD)
+        line_max = lim->max_request_line;
+    else
+        return 0;                                   /* in the method prefix, or done */
+    if ((uint64_t)len > (uint64_t)req->line_start + line_max || len > lim->max_head_size)
+        return 0;
+    for (; i < len; i++)
+        if (b[i] == '\n')
+            return 0;
+    return 1;
 }
 
 /* ---- environ items (parser.c), shared with binding.c ----------------------- */

@@ -12,6 +12,8 @@
  * complete is the request line's method prefix (a TLS ClientHello or a uwsgi
  * packet sent to the HTTP port fails at its first byte): its bytes are spanned
  * for tchar once, also resuming at `scan_pos`, before memchr looks further.
+ * A call that adds a few bytes and no LF (a head fed in small pieces) is
+ * answered by fw_still_incomplete (fw_internal.h) before any set-up.
  *
  *   line 1        request line  -> method/target/version offsets (RFC 9112 3)
  *   lines 2..n    field lines   -> fw_header offsets            (RFC 9112 5)
@@ -34,12 +36,6 @@
  */
 #include "fastwsgi.h"
 #include "fw_internal.h"
-
-/* seen_request_line: */
-#define FW_SEEN_NOTHING 0u  /* before the request line, or in its method prefix */
-#define FW_SEEN_METHOD 1u   /* the request line's method prefix ended at SP, HTAB, CR or LF */
-#define FW_SEEN_LINE 2u     /* request line parsed, reading field lines */
-#define FW_SEEN_ALL 3u      /* head complete; line_start is its length */
 
 static long fw_fail(fw_request *req, int error)
 {
@@ -378,11 +374,110 @@ static int fw_finish_head(const unsigned char *b, fw_request *req, const fw_head
 
 /* ---- the parser ------------------------------------------------------------ */
 
+/*
+ * Take the line at line_start: find its LF under the limits of "Lines" 1
+ * (line limit `line_max`, reported as `line_error`; head limit `head_max`)
+ * and check its terminator ("Lines" 3).  Returns the offset where its
+ * content ends (line_start and scan_pos then point past the LF), or
+ * FW_INCOMPLETE (scan_pos advanced) or FW_ERROR.  A CR inside the line is
+ * looked for only when the line is rejected (fw_reject_line): a line that
+ * passes holds none.  The limits come as values read once per call: stores
+ * to *req could alias *lim, which would make the compiler reload them for
+ * every line.
+ */
+static inline long fw_take_line(const unsigned char *b, size_t len, fw_request *req,
+                                uint32_t line_max, int line_error, uint32_t head_max,
+                                int allow_bare_lf)
+{
+    size_t start = req->line_start, scan = req->scan_pos, lf, end;
+    int error = FW_E_NONE;
+    int found = fw_find_line(b, len, start, &scan, line_max, start, head_max, line_error, &lf,
+                             &error);
+    if (found == 0) {
+        req->scan_pos = (uint32_t)scan;
+        return FW_INCOMPLETE;
+    }
+    if (found < 0)
+        return fw_fail(req, error);
+    end = lf;
+    if (lf > start && b[lf - 1] == '\r')
+        end = lf - 1;
+    else if (!allow_bare_lf)
+        return fw_fail(req, FW_E_BARE_LF);          /* RFC 9112 2.2 */
+    req->line_start = req->scan_pos = (uint32_t)(lf + 1);
+    return (long)end;
+}
+
+/* Reject the complete line b[start:end] with `error`, or with BARE_CR if it
+ * holds a CR: the spec checks CR-inside first (docs/parser-spec.md "Lines" 4),
+ * and every rule of the request and field lines rejects a CR, so only a
+ * rejected line can hold one. */
+static long fw_reject_line(const unsigned char *b, size_t start, size_t end, fw_request *req,
+                           int error)
+{
+    if (memchr(b + start, '\r', end - start) != NULL)
+        error = FW_E_BARE_CR;
+    return fw_fail(req, error);
+}
+
+static FW_NOINLINE long fw_parse_lines(const unsigned char *b, size_t len, const fw_limits *lim,
+                                       fw_request *req, fw_header *headers)
+{
+    const uint32_t head_max = lim->max_head_size, field_line_max = lim->max_header_line;
+    const uint32_t max_fields = lim->max_header_count;
+    const int allow_bare_lf = (lim->flags & FW_ALLOW_BARE_LF) != 0;
+    int error;
+
+    while (req->seen_request_line != FW_SEEN_LINE) {   /* leading empty lines, request line */
+        size_t start = req->line_start;
+        long end;
+        if (req->seen_request_line == FW_SEEN_NOTHING) {
+            error = fw_scan_method_prefix(b, len, start, lim, req);
+            if (error != FW_E_NONE)
+                return fw_fail(req, error);
+        }
+        end = fw_take_line(b, len, req, lim->max_request_line, FW_E_URI_TOO_LONG, head_max,
+                           allow_bare_lf);
+        if (end < 0)
+            return end;
+        if ((size_t)end == start) {                 /* RFC 9112 2.2: skip leading CRLFs */
+            req->seen_request_line = FW_SEEN_NOTHING;  /* a method prefix may follow */
+            continue;
+        }
+        req->seen_request_line = FW_SEEN_LINE;
+        error = fw_parse_request_line(b, start, (size_t)end, req);
+        if (error != FW_E_NONE)
+            return fw_reject_line(b, start, (size_t)end, req, error);
+    }
+    for (;;) {                                      /* field lines, up to the empty line */
+        size_t start = req->line_start;
+        long end = fw_take_line(b, len, req, field_line_max, FW_E_HEADER_LINE_TOO_LONG, head_max,
+                                allow_bare_lf);
+        if (end < 0)
+            return end;
+        if ((size_t)end == start) {
+            error = fw_finish_head(b, req, headers, lim);
+            if (error != FW_E_NONE)
+                return fw_fail(req, error);
+            req->seen_request_line = FW_SEEN_ALL;
+            return (long)req->line_start;
+        }
+        if (req->num_headers >= max_fields) {
+            error = FW_E_TOO_MANY_HEADERS;
+        } else {
+            error = fw_check_field_line(b + start, (size_t)end - start, (uint32_t)start,
+                                        &headers[req->num_headers]);
+            req->num_headers++;
+        }
+        if (error != FW_E_NONE)
+            return fw_reject_line(b, start, (size_t)end, req, error);
+    }
+}
+
 long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
                       fw_header *headers)
 {
     const unsigned char *b = (const unsigned char *)buf;
-    int allow_bare_lf = (lim->flags & FW_ALLOW_BARE_LF) != 0;
 
     if (req->error != FW_E_NONE)
         return FW_ERROR;                            /* errors are sticky */
@@ -390,67 +485,11 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
         return FW_INCOMPLETE;                       /* not the bytes of the last call: read nothing */
     if (req->seen_request_line == FW_SEEN_ALL)
         return (long)req->line_start;
-
-    for (;;) {
-        size_t start = req->line_start, scan, lf, end;
-        int before_request_line = req->seen_request_line < FW_SEEN_LINE;
-        int error = FW_E_NONE;
-        int found;
-        if (req->seen_request_line == FW_SEEN_NOTHING) {
-            error = fw_scan_method_prefix(b, len, start, lim, req);
-            if (error != FW_E_NONE)
-                return fw_fail(req, error);
-        }
-        scan = req->scan_pos;
-        found = fw_find_line(
-            b, len, start, &scan,
-            before_request_line ? lim->max_request_line : lim->max_header_line,
-            start, lim->max_head_size,
-            before_request_line ? FW_E_URI_TOO_LONG : FW_E_HEADER_LINE_TOO_LONG, &lf, &error);
-        if (found == 0) {
-            req->scan_pos = (uint32_t)scan;
-            return FW_INCOMPLETE;
-        }
-        if (found < 0)
-            return fw_fail(req, error);
-        /* terminator (RFC 9112 2.2); a CR inside the line is looked for only
-         * when the line is rejected: a line that passes holds none */
-        end = lf;
-        if (lf > start && b[lf - 1] == '\r')
-            end = lf - 1;
-        else if (!allow_bare_lf)
-            return fw_fail(req, FW_E_BARE_LF);
-        req->line_start = req->scan_pos = (uint32_t)(lf + 1);
-
-        if (end == start) {                         /* an empty line */
-            if (before_request_line) {
-                req->seen_request_line = FW_SEEN_NOTHING;  /* a method prefix may follow */
-                continue;                           /* RFC 9112 2.2: skip leading CRLFs */
-            }
-            error = fw_finish_head(b, req, headers, lim);
-            if (error != FW_E_NONE)
-                return fw_fail(req, error);
-            req->seen_request_line = FW_SEEN_ALL;
-            return (long)req->line_start;
-        }
-        if (before_request_line) {
-            error = fw_parse_request_line(b, start, end, req);
-            req->seen_request_line = FW_SEEN_LINE;
-        } else if (req->num_headers >= lim->max_header_count) {
-            error = FW_E_TOO_MANY_HEADERS;
-        } else {
-            error = fw_check_field_line(b + start, end - start, (uint32_t)start,
-                                        &headers[req->num_headers]);
-            req->num_headers++;
-        }
-        if (error != FW_E_NONE) {
-            /* the spec checks CR-inside first (docs/parser-spec.md "Lines" 4);
-             * every rule above rejects a CR, so only a rejected line can hold one */
-            if (memchr(b + start, '\r', end - start) != NULL)
-                error = FW_E_BARE_CR;
-            return fw_fail(req, error);
-        }
+    if (fw_still_incomplete(b, len, lim, req)) {
+        req->scan_pos = (uint32_t)len;
+        return FW_INCOMPLETE;
     }
+    return fw_parse_lines(b, len, lim, req, headers);
 }
 
 /* ---- environ packing ------------------------------------------------------ */
