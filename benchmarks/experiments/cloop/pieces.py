@@ -38,13 +38,13 @@ STAGES = [
     environ["SERVER_PROTOCOL"] = version"""),
     ("apply_forwarded", """
     apply_forwarded(environ, trusted)"""),
-    ("Reply() + the application + start_response", """
-    reply = Reply()
-    result = app(environ, reply.start_response)"""),
+    ("reset the Reply, the application + start_response", """
+    reply.status = reply.headers = reply.written = None
+    result = app(environ, start_response)"""),
     ("join the body, pack and encode the head", """
     body = b"".join(result)
     status, headers = reply.status, reply.headers
-    packed_head = "\\0".join([status, *[name + "\\0" + value for name, value in headers]]).encode("latin-1")"""),
+    packed_head = (status + "\\0" + "\\0".join(map(_join_pair, headers))).encode("latin-1")"""),
 ]
 
 PRELUDE = f"""
@@ -53,7 +53,9 @@ sys.path[:0] = [{str(HERE)!r}, {str(ROOT)!r}, {str(ROOT / "benchmarks" / "apps")
 from fastwsgi._cparser import ffi, lib
 from fastwsgi.proxy import TrustedProxies, apply_forwarded
 import serve, wsgi_apps
-Reply, app, _string, _KEYS_SHIFT = serve.Reply, wsgi_apps.hello, ffi.string, lib.FW_HEAD_KEYS_SHIFT
+app, _string, _KEYS_SHIFT, _join_pair = wsgi_apps.hello, ffi.string, lib.FW_HEAD_KEYS_SHIFT, serve._join_pair
+reply = serve.Reply()
+start_response = reply.start_response
 parser, scratch = ffi.new("fw_parser *"), ffi.new("fw_scratch *")
 out, headers, lim = ffi.new("char[]", 16384), ffi.new("fw_header[]", 100), ffi.new("fw_limits *")
 scratch.out, scratch.cap, scratch.headers = out, 16384, headers
