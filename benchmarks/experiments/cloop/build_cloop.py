@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 CSRC = os.path.join(ROOT, "csrc")
 BUILD_DIR = os.path.join(HERE, "build")
-SOURCES = [os.path.join(HERE, "cloop.c")] + [os.path.join(CSRC, name) for name in
+SOURCES = [os.path.join(HERE, "cloop.c"), os.path.join(HERE, "capi.c")] + [os.path.join(CSRC, name) for name in
                                             ("parser.c", "binding.c", "serializer.c", "errors.c")]
 HEADERS = [os.path.join(HERE, "cloop.h")] + glob.glob(os.path.join(CSRC, "*.h"))
 
@@ -25,6 +25,7 @@ typedef struct cloop_loop cloop_loop;
 typedef struct cloop_conn cloop_conn;
 cloop_loop *cloop_new(int listen_fd);
 int cloop_run(cloop_loop *loop);
+int cloop_capi_run(cloop_loop *loop);
 int cloop_respond(cloop_conn *conn, const char *status_fields, size_t len, size_t nfields,
                   const char *body, size_t body_len, int must_close);
 extern "Python+C" int cloop_on_request(cloop_conn *conn, int fd, int first, const char *peer,

@@ -44,7 +44,6 @@
 #include "fw_binding.h"
 #include "cloop.h"
 
-#define CLOOP_MAX_FDS 65536
 #define CLOOP_EVENTS 64
 #define CLOOP_FIRST_IN 8192
 #define CLOOP_MIN_READ 4096          /* grow the input buffer below this much room */
@@ -70,6 +69,7 @@ struct cloop_conn {
 };
 
 struct cloop_loop {
+    cloop_handler handler;  /* cloop_on_request (cffi, Python) or capi.c's handler (C API) */
     int epfd, listen_fd;
     fw_limits limits;
     fw_scratch scratch;
@@ -185,7 +185,7 @@ static void cloop_process(cloop_loop *loop, cloop_conn *c)
         }
         c->head_method = req->method_len == 4 && memcmp(head + req->method_off, "HEAD", 4) == 0;
         c->responded = 0;
-        if (cloop_on_request(c, c->fd, c->first, c->peer, result, loop->scratch.out) != 0 ||
+        if (loop->handler(c, c->fd, c->first, c->peer, result, loop->scratch.out) != 0 ||
             !c->responded) {
             cloop_fail(c, 500);
             break;
@@ -300,6 +300,7 @@ cloop_loop *cloop_new(int listen_fd)
     cloop_loop *loop = calloc(1, sizeof *loop);
     if (loop == NULL)
         return NULL;
+    loop->handler = cloop_on_request;
     loop->listen_fd = listen_fd;
     loop->limits.max_request_line = 8190;     /* fastwsgi.parser.Limits() */
     loop->limits.max_header_line = 8190;
@@ -356,6 +357,11 @@ int cloop_run(cloop_loop *loop)
                 cloop_on_readable(loop, c);
         }
     }
+}
+
+void cloop_set_handler(cloop_loop *loop, cloop_handler handler)
+{
+    loop->handler = handler;
 }
 
 /* The application's Content-Length: -1 when absent, -2 when not 1*DIGIT (or repeated). */

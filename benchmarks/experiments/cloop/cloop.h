@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#define CLOOP_MAX_FDS 65536  /* connections are indexed by descriptor */
+
 typedef struct cloop_loop cloop_loop;
 typedef struct cloop_conn cloop_conn;
 
@@ -29,5 +31,13 @@ int cloop_respond(cloop_conn *conn, const char *status_fields, size_t len, size_
 /* defined by cffi (extern "Python+C" in build_cloop.py), implemented in serve.py */
 int cloop_on_request(cloop_conn *conn, int fd, int first, const char *peer, long long head,
                      const char *packed);
+
+/* the per-request handler (default cloop_on_request; capi.c installs its own) */
+typedef int (*cloop_handler)(cloop_conn *conn, int fd, int first, const char *peer, long long head,
+                             const char *packed);
+void cloop_set_handler(cloop_loop *loop, cloop_handler handler);
+
+/* capi.c: the --capi variant (environ and start_response in C through the CPython API) */
+int cloop_capi_run(cloop_loop *loop);
 
 #endif /* CLOOP_H */

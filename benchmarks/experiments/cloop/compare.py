@@ -33,7 +33,7 @@ from harness import measure, procstat, syscalls  # noqa: E402
 from harness import scenarios as scenario_table  # noqa: E402
 from harness import servers as server_table  # noqa: E402
 
-SERVERS = ["bjoern", "fastwsgi-c", "cloop", "cloop-canned"]
+SERVERS = ["bjoern", "fastwsgi-c", "cloop", "cloop-capi", "cloop-canned"]
 SCENARIOS = ["hello", "close"]
 SHOWN_CALLS = ("accept4", "accept", "read", "recvfrom", "write", "sendto", "epoll_wait", "epoll_ctl",
                "close", "shutdown", "getsockname", "ioctl", "setsockopt", "fcntl")
@@ -49,6 +49,9 @@ for _spec in (
         server_table.ServerSpec("cloop", "fastwsgi", False, _cloop(),
                                 "prototype: C epoll loop (benchmarks/experiments/cloop), one Python "
                                 "callback per request", only=("hello", "close")),
+        server_table.ServerSpec("cloop-capi", "fastwsgi", False, _cloop("--capi"),
+                                "the prototype with environ and start_response in C through the "
+                                "CPython API (capi.c), no cffi callback", only=("hello", "close")),
         server_table.ServerSpec("cloop-canned", "fastwsgi", False, _cloop("--canned"),
                                 "the prototype's floor: the callback answers a constant response "
                                 "(no environ, no application)", only=("hello", "close"))):

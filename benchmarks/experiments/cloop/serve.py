@@ -208,13 +208,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("app", nargs="?", default="wsgi_apps:hello", help="MODULE:APP")
     parser.add_argument("--canned", action="store_true",
                         help="measure the floor: answer Hello, World! without environ or application")
+    parser.add_argument("--capi", action="store_true",
+                        help="the same work in C through the CPython API (capi.c), no callback")
     args = parser.parse_args(argv)
     host, _, port = args.bind.rpartition(":")
     logging.basicConfig(level=logging.WARNING)
-    if args.canned:
+    app, base, trusted = load_app(args.app), base_environ(host, int(port)), TrustedProxies.parse()
+    if args.capi:  # capi.c reads these from __main__
+        main_module = sys.modules["__main__"]
+        main_module.CLOOP_APP, main_module.CLOOP_BASE = app, base
+        main_module.CLOOP_APPLY_FORWARDED = lambda environ: apply_forwarded(environ, trusted)
+    elif args.canned:
         make_canned_handler()
     else:
-        make_handler(load_app(args.app), base_environ(host, int(port)), TrustedProxies.parse())
+        make_handler(app, base, trusted)
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, int(port)))
@@ -224,7 +231,7 @@ def main(argv: list[str]) -> int:
     if loop == ffi.NULL:
         raise OSError("cloop_new failed")
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the loop never returns to Python's handlers
-    return -lib.cloop_run(loop)
+    return -(lib.cloop_capi_run(loop) if args.capi else lib.cloop_run(loop))
 
 
 if __name__ == "__main__":
