@@ -7,7 +7,8 @@ master, or the only process). With --log-config the dictConfig file owns every l
 `[time] [pid] [LEVEL] message` lines to stderr or to --error-logfile. `reopen()` closes and reopens
 every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1). `access_log(options)`
 builds the AccessLogger each serving process uses, or None: with no access log the server chooses an
-exchange class that does no per-request logging work at all.
+exchange class that does no per-request logging work at all. `Throttled` rate-limits a warning that a
+peer can trigger at will (a refused client reconnecting in a loop), so it cannot flood the log.
 """
 
 import json
@@ -15,8 +16,9 @@ import logging
 import logging.config
 import runpy
 import sys
+import time
 
-__all__ = ["configure", "reopen", "access_log", "LogConfigError"]
+__all__ = ["configure", "reopen", "access_log", "LogConfigError", "Throttled"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
@@ -86,3 +88,36 @@ def access_log(options: dict):
         return AccessLogger(options["access_logformat"], target)
     except OSError as exc:
         raise LogConfigError(f"cannot open the access log {target!r}: {exc.strerror or exc}") from None
+
+
+class Throttled:
+    """One warning that may repeat without bound, logged at most once per `interval` seconds.
+
+    `warn(message, *args)` logs the first occurrence at once. Later ones within `interval` of the last
+    line are only counted; the next one logged after that carries the count, e.g.
+    "... and 137 more refused connections since the last warning" (`what` names them), so every
+    occurrence is accounted for by a line or a count. A count is reported by the next occurrence
+    after the interval, not by a timer: a burst that stops stays summarized until the next one.
+    Not thread-safe: meant for the event loop thread."""
+
+    __slots__ = ("logger", "what", "interval", "clock", "next_line_at", "held_back")
+
+    def __init__(self, logger: logging.Logger, what: str, interval: float, clock=time.monotonic):
+        self.logger = logger
+        self.what = what  # plural noun for the count: "refused connections"
+        self.interval = interval
+        self.clock = clock
+        self.next_line_at = float("-inf")
+        self.held_back = 0  # occurrences counted but not logged since the last line
+
+    def warn(self, message: str, *args) -> None:
+        now = self.clock()
+        if now < self.next_line_at:
+            self.held_back += 1
+            return
+        self.next_line_at = now + self.interval
+        if self.held_back:
+            message = f"{message} ... and %d more {self.what} since the last warning"
+            args += (self.held_back,)
+            self.held_back = 0
+        self.logger.warning(message, *args)

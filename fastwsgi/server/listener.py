@@ -233,7 +233,8 @@ class Listener:
         """What speaks on this socket: `protocol` ("http" or "uwsgi"), and for uwsgi over TCP which
         peers may connect (`allow_from`: the --uwsgi-allow-from list, None for its default).
         Sets `protocol`, `url`, `connection_class` (None: the server's Connection) and `admits`
-        (None: every peer; else a callable addr -> bool that logs refusals), read by the event loop."""
+        (None: every peer; else a callable addr -> bool that logs refusals, at most one line per
+        fastwsgi.server.uwsgi.REFUSAL_LOG_INTERVAL), read by the event loop."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r} (choose {', '.join(PROTOCOLS)})")
         self.protocol = protocol

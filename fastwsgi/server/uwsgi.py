@@ -26,35 +26,42 @@ parser is the HTTP path, reused as is:
 
 Admission: a TCP peer outside --uwsgi-allow-from (default 127.0.0.1,::1; "*" any) is closed at
 accept, with a warning on `fastwsgi.error`, before a byte is read (`peer_filter`, on
-`Listener.admits`). The address matching is fastwsgi.proxy.TrustedProxies, the --forwarded-allow-ips
+`Listener.admits`). The warning is rate-limited per listener (fastwsgi.logs.Throttled): the first
+refusal is logged at once, then at most one line per REFUSAL_LOG_INTERVAL seconds, which counts the
+refusals held back since the previous line, so a client reconnecting in a loop cannot flood the log.
+The address matching is fastwsgi.proxy.TrustedProxies, the --forwarded-allow-ips
 matcher. UNIX-socket listeners admit every peer (the socket file's permissions decide who connects).
 """
 
 import logging
 
+from ..logs import Throttled
 from ..proxy import TrustedProxies
 from .connection import Connection
 
-__all__ = ["UwsgiConnection", "peer_filter", "DEFAULT_ALLOW_FROM"]
+__all__ = ["UwsgiConnection", "peer_filter", "DEFAULT_ALLOW_FROM", "REFUSAL_LOG_INTERVAL"]
 
 DEFAULT_ALLOW_FROM = "127.0.0.1,::1"  # the uwsgi_allow_from option's default
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two refusal warnings of one listener
 
 log = logging.getLogger("fastwsgi.error")
 
 
 def peer_filter(spec=None):
     """The Listener.admits callable for a --uwsgi-allow-from list (None: the default), or None when
-    every peer is allowed ("*"). Raises ValueError naming a bad entry."""
+    every peer is allowed ("*"); each call makes one filter with its own refusal-warning throttle.
+    Raises ValueError naming a bad entry."""
     allowed = TrustedProxies.parse(DEFAULT_ALLOW_FROM if spec is None else spec)
     if allowed.trust_all:
         return None
     is_allowed = allowed.is_trusted
+    refusals = Throttled(log, "refused connections", REFUSAL_LOG_INTERVAL)
 
     def admits(addr) -> bool:
         if is_allowed(addr[0]):
             return True
-        log.warning("uwsgi: refused a connection from %s (not in --uwsgi-allow-from %s)", addr[0],
-                    allowed.spec)
+        refusals.warn("uwsgi: refused a connection from %s (not in --uwsgi-allow-from %s)", addr[0],
+                      allowed.spec)
         return False
 
     return admits

@@ -27,7 +27,7 @@ from tests.functional.apps import pattern_bytes
 from tests.functional.client import Conn
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
 from tests.functional.ops import OPS_APP, booted, children, wait_booted
-from tests.functional.serverproc import REPO_ROOT, ServerProcess
+from tests.functional.serverproc import REPO_ROOT, ServerProcess, server_args
 from tests.functional.test_sockets import WrappedServer, listening_socket, passing  # noqa: F401 (fixtures)
 
 LISTENING_URLS = re.compile(r"Listening at: (\S+)")
@@ -342,6 +342,85 @@ def test_a_peer_outside_the_allow_list_is_closed_at_accept(refusing):
     logged = refusing.wait_stderr("refused a connection from 127.0.0.1", since=mark)
     assert logged is not None, refusing.stderr_text()[-2000:]
     assert "not in --uwsgi-allow-from 10.1.2.3" in logged
+
+
+REFUSAL = re.compile(r"refused a connection from 127\.0\.0\.1 \(not in --uwsgi-allow-from 10\.1\.2\.3\)"
+                     r"(?: \.\.\. and (\d+) more refused connections since the last warning)?\n")
+
+
+class ShortRefusalInterval(ServerProcess):
+    """The real command, with fastwsgi.server.uwsgi.REFUSAL_LOG_INTERVAL (a module constant, not an
+    option) set to `interval` seconds before the CLI runs, so a test can wait for the count line."""
+
+    def __init__(self, args, interval: float):
+        super().__init__(args)
+        self.interval = interval
+
+    @property
+    def command(self) -> list[str]:
+        code = ("import runpy, fastwsgi.server.uwsgi as uwsgi; "
+                f"uwsgi.REFUSAL_LOG_INTERVAL = {self.interval!r}; "
+                "runpy.run_module('fastwsgi', run_name='__main__', alter_sys=True)")
+        return [sys.executable, "-c", code, *self.args]
+
+
+def refused_burst(port: int, count: int) -> None:
+    """`count` connections from 127.0.0.1 open at once, each sending a packet (the listener defers
+    accept until data arrives); returns when the server has closed every one without an answer."""
+    socks = [connect_from("127.0.0.1", port) for _ in range(count)]
+    try:
+        for sock in socks:
+            try:
+                sock.sendall(packet(GET))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        for sock in socks:
+            assert read_all(sock) == b""
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def refusal_lines(server: ServerProcess, settle: float = 0.3) -> list[re.Match]:
+    time.sleep(settle)  # the stderr reader thread catches up with lines written before the closes
+    return list(REFUSAL.finditer(server.stderr_text()))
+
+
+@pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
+def test_a_burst_of_refused_peers_logs_one_line_not_one_per_connection(param):
+    """200 refused connections in a burst: the first is logged at once, the other 199 are held back
+    (REFUSAL_LOG_INTERVAL is 10 s, far longer than the burst)."""
+    server = ServerProcess(server_args(*param, "--protocol", "uwsgi", "--uwsgi-allow-from",
+                                       "10.1.2.3")).start()
+    try:
+        refused_burst(server.port, 200)
+        lines = refusal_lines(server)
+        assert len(lines) == 1, server.stderr_text()[-3000:]
+        assert lines[0].group(1) is None  # the first refusal, with no count
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
+def test_the_next_refusal_after_the_interval_counts_the_held_back_ones(param):
+    """With a 1 s interval: a burst of 200 gives 1 or 2 lines, and one more refused connection after
+    the interval logs a line whose count completes the tally: lines + counts = every refusal."""
+    server = ShortRefusalInterval(server_args(*param, "--protocol", "uwsgi", "--uwsgi-allow-from",
+                                              "10.1.2.3"), interval=1.0).start()
+    try:
+        refused_burst(server.port, 200)
+        burst_lines = refusal_lines(server)
+        assert 1 <= len(burst_lines) <= 2, server.stderr_text()[-3000:]
+        time.sleep(1.1)  # the interval has passed since any line of the burst
+        refused_burst(server.port, 1)
+        lines = refusal_lines(server)
+        assert len(lines) == len(burst_lines) + 1, server.stderr_text()[-3000:]
+        counts = [int(line.group(1) or 0) for line in lines]
+        assert len(lines) + sum(counts) == 201, counts  # every refusal is a line or counted in one
+        if len(burst_lines) == 1:  # the usual case: the burst took less than the interval
+            assert counts == [0, 199]
+    finally:
+        assert server.stop() == 0
 
 
 def test_the_allow_list_matches_addresses_and_networks(only_127_0_0_2):
