@@ -118,7 +118,8 @@ _get_ident = threading.get_ident
 
 class _ThreadScratch:
     """One thread's C buffers (`fw_scratch`: packed output, header array, memo of names), shared by
-    all its parsers, and `keys`: the environ-key tuple of each memo slot.
+    all its parsers, and `keys`: the environ-key tuple of each memo slot. The uwsgi parser
+    (_uwsgi_c.py) uses the same output and header array, and `uwsgi`, its fw_uwsgi result struct.
 
     A parse() call fills the buffers and reads them back before it returns, so parsers of one thread
     never see each other's data; cffi releases the GIL during the call, hence one per thread. When C
@@ -126,11 +127,12 @@ class _ThreadScratch:
     reports them found in slot s, keys[s] are the keys (the names, in order, are exactly the same).
     """
 
-    __slots__ = ("c", "out", "headers", "header_count", "keys")
+    __slots__ = ("c", "out", "headers", "header_count", "keys", "uwsgi")
 
     def __init__(self):
         self.c = ffi.new("fw_scratch *")  # zeroed: every memo slot empty
         self.keys = [()] * lib.FW_MEMO_SLOTS
+        self.uwsgi = ffi.new("fw_uwsgi *")
         self.header_count = 0
         self.grow_out(_FIRST_OUT_SIZE)
 

@@ -11,19 +11,23 @@ key strings (a front end sends the same keys every request). The Head is then as
 Python twin's `environ_of` / `build_head`, so both backends build it with the same code and only
 the byte-level work differs.
 
-The C parser keeps no state between calls (csrc/fastwsgi.h), so this wrapper holds only reusable
-buffers: the fw_uwsgi struct; the vars array, sized max_header_count + FW_UWSGI_MAX_CGI_VARS or
-FW_UWSGI_MAX_VARS, whichever is smaller, since either always suffices; the output buffer, grown to
-the block size when it is too small. It subclasses the twin's UwsgiParser, whose parse() keeps the
-result or error sticky until reset(), and replaces only `_parse`. It is imported by _cffi.py,
-which has already refused a stale extension.
+The C parser keeps no state between calls (csrc/fastwsgi.h), so a parser owns no buffer at all:
+the vars array (an `fw_header[]`, at least max_header_count + FW_UWSGI_MAX_CGI_VARS or
+FW_UWSGI_MAX_VARS entries, whichever is smaller, since either always suffices), the output buffer
+(grown to the block size when it is too small) and the fw_uwsgi result struct are the thread's
+`_ThreadScratch` of _cffi.py, the one the HTTP parser uses: each call fills them and reads them
+back before it returns, and cffi releases the GIL during the call, hence per thread (a parser used
+from another thread rebinds itself). An idle uwsgi connection then costs its parser object only.
+It subclasses the twin's UwsgiParser, whose parse() keeps the result or error sticky until
+reset(), and replaces only `_parse`. It is imported by _cffi.py, which has already refused a stale
+extension.
 """
 
 from __future__ import annotations
 
 from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError
-from ._cffi import _c_limits
+from ._cffi import _c_limits, _get_ident, _thread_scratch
 from ._types import Head, Limits
 from ._uwsgi_python import UwsgiParser as _TwinUwsgiParser
 from ._uwsgi_python import build_head, environ_of
@@ -38,8 +42,7 @@ _VARS_SHIFT = lib.FW_UWSGI_PACKED_VARS_SHIFT
 _VARS_MASK = lib.FW_UWSGI_PACKED_VARS_MASK
 _DATASIZE_SHIFT = lib.FW_UWSGI_PACKED_DATASIZE_SHIFT
 _LOW32 = 0xFFFFFFFF
-_FIRST_OUT_SIZE = 4096  # nginx's uwsgi_params with common headers fit; grows to the block size
-_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+_unpack = ffi.unpack
 
 # "KEY\0KEY..." -> tuple of keys (whose plan environ_of caches in turn); bounded: cleared when full, long key
 # lists are not kept. nginx sends the same keys, in the same order, request after request.
@@ -63,42 +66,49 @@ class UwsgiParser(_TwinUwsgiParser):
     """uwsgi packet parser; same interface as RequestParser (parse(buf) -> None | Head). The
     twin's parse() keeps the result or error sticky until reset(); only `_parse` differs."""
 
-    __slots__ = ("_lim", "_pkt", "_vars", "_max_vars", "_out", "_out_size")
+    __slots__ = ("_lim", "_max_vars", "_scratch", "_thread")
 
     def __init__(self, limits: Limits | None = None):
         _TwinUwsgiParser.__init__(self, limits)
         self._lim = _c_limits(self._limits)
-        self._pkt = ffi.new("fw_uwsgi *")
         self._max_vars = min(self._limits.max_header_count + lib.FW_UWSGI_MAX_CGI_VARS,
                              lib.FW_UWSGI_MAX_VARS)  # either always suffices (fastwsgi.h)
-        self._vars = ffi.new("fw_header[]", self._max_vars)
-        self._out = _new_unzeroed("char[]", _FIRST_OUT_SIZE)
-        self._out_size = _FIRST_OUT_SIZE
+        self._bind_thread()
+
+    def _bind_thread(self) -> None:
+        self._thread = _get_ident()
+        self._scratch = _thread_scratch(self._max_vars)
 
     def _parse(self, buf) -> Head | None:
+        if self._thread != _get_ident():  # used from another thread: use that thread's buffers
+            self._bind_thread()
+        scratch = self._scratch
         if type(buf) is bytes:
-            result = self._call(buf, len(buf))
+            result = self._call(scratch, buf, len(buf))
         else:
             with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
-                result = self._call(cbuf, len(buf))
+                result = self._call(scratch, cbuf, len(buf))
+        pkt = scratch.uwsgi
         if result < 0:
             if result == _INCOMPLETE:
                 return None
-            pkt = self._pkt
             raise ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
         info = result >> 32
         count = (info >> _VARS_SHIFT) & _VARS_MASK
-        items = ffi.unpack(self._out, result & _LOW32).decode("latin-1").split("\0", count)
+        items = _unpack(scratch.out, result & _LOW32).decode("latin-1").split("\0", count)
         env = environ_of(_keys_of(items[-1]), items)  # zip stops after the values
-        content_length = self._pkt.content_length if info & _HAS_LENGTH else -1
+        content_length = pkt.content_length if info & _HAS_LENGTH else -1
         return build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)
 
-    def _call(self, cbuf, length: int) -> int:
-        result = _parse_uwsgi_packed(cbuf, length, self._lim, self._pkt, self._vars, self._max_vars,
-                                     self._out, self._out_size)
+    def _call(self, scratch, cbuf, length: int) -> int:
+        """One fw_parse_uwsgi_packed into the thread's buffers (the vars array holds _max_vars:
+        _bind_thread made sure), growing the output once if the packet needs more room."""
+        out = scratch.out
+        result = _parse_uwsgi_packed(cbuf, length, self._lim, scratch.uwsgi, scratch.headers,
+                                     self._max_vars, out, len(out))
         if result == _TOO_SMALL:  # the packet is parsed; the packed form needs datasize bytes
-            self._out_size = self._pkt.datasize
-            self._out = _new_unzeroed("char[]", self._out_size)
-            result = _parse_uwsgi_packed(cbuf, length, self._lim, self._pkt, self._vars,
-                                         self._max_vars, self._out, self._out_size)
+            scratch.grow_out(scratch.uwsgi.datasize)
+            out = scratch.out
+            result = _parse_uwsgi_packed(cbuf, length, self._lim, scratch.uwsgi, scratch.headers,
+                                         self._max_vars, out, len(out))
         return result
