@@ -6,8 +6,8 @@ Theory of operation
 runs every check of docs/uwsgi-spec.md and, once the packet is complete, writes all values and
 then all keys into one buffer, NUL-separated latin-1, and returns the variable count, the
 datasize and whether CONTENT_LENGTH was set in the result's high bits. One decode and one bounded
-split give the values and leave the keys as one string, which a small cache maps to a tuple of
-key strings (a front end sends the same keys every request). The Head is then assembled by the
+split give the values and leave the keys as one string, which a small cache maps to the twin's
+`key_plan` of those keys (a front end sends the same keys every request). The Head is then assembled by the
 Python twin's `environ_of` / `build_head`, so both backends build it with the same code and only
 the byte-level work differs.
 
@@ -30,7 +30,7 @@ from ..errors import NAMES_BY_NUMBER, ParseError
 from ._cffi import _c_limits, _get_ident, _thread_scratch
 from ._types import Head, Limits
 from ._uwsgi_python import UwsgiParser as _TwinUwsgiParser
-from ._uwsgi_python import build_head, environ_of
+from ._uwsgi_python import build_head, environ_of, key_plan
 
 __all__ = ["UwsgiParser"]
 
@@ -44,22 +44,22 @@ _DATASIZE_SHIFT = lib.FW_UWSGI_PACKED_DATASIZE_SHIFT
 _LOW32 = 0xFFFFFFFF
 _unpack = ffi.unpack
 
-# "KEY\0KEY..." -> tuple of keys (whose plan environ_of caches in turn); bounded: cleared when full, long key
-# lists are not kept. nginx sends the same keys, in the same order, request after request.
-_KEYS_CACHE: dict = {}
-_KEYS_CACHE_SIZE = 64
-_KEYS_CACHE_MAX_CHARS = 4096
+# "KEY\0KEY..." -> key_plan of those keys; bounded: cleared when full, long key lists are not kept.
+# nginx sends the same keys, in the same order, request after request.
+_PLAN_CACHE: dict = {}
+_PLAN_CACHE_SIZE = 64
+_PLAN_CACHE_MAX_CHARS = 4096
 
 
-def _keys_of(packed_keys: str) -> tuple:
-    keys = _KEYS_CACHE.get(packed_keys)
-    if keys is None:
-        keys = tuple(packed_keys.split("\0"))
-        if len(packed_keys) <= _KEYS_CACHE_MAX_CHARS:
-            if len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
-                _KEYS_CACHE.clear()
-            _KEYS_CACHE[packed_keys] = keys
-    return keys
+def _plan_of(packed_keys: str) -> tuple:
+    plan = _PLAN_CACHE.get(packed_keys)
+    if plan is None:
+        plan = key_plan(tuple(packed_keys.split("\0")))
+        if len(packed_keys) <= _PLAN_CACHE_MAX_CHARS:
+            if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+                _PLAN_CACHE.clear()
+            _PLAN_CACHE[packed_keys] = plan
+    return plan
 
 
 class UwsgiParser(_TwinUwsgiParser):
@@ -82,33 +82,30 @@ class UwsgiParser(_TwinUwsgiParser):
     def _parse(self, buf) -> Head | None:
         if self._thread != _get_ident():  # used from another thread: use that thread's buffers
             self._bind_thread()
-        scratch = self._scratch
-        if type(buf) is bytes:
-            result = self._call(scratch, buf, len(buf))
-        else:
+        if type(buf) is not bytes:
             with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
-                result = self._call(scratch, cbuf, len(buf))
-        pkt = scratch.uwsgi
-        if result < 0:
-            if result == _INCOMPLETE:
-                return None
-            raise ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
-        info = result >> 32
-        count = (info >> _VARS_SHIFT) & _VARS_MASK
-        items = _unpack(scratch.out, result & _LOW32).decode("latin-1").split("\0", count)
-        env = environ_of(_keys_of(items[-1]), items)  # zip stops after the values
-        content_length = pkt.content_length if info & _HAS_LENGTH else -1
-        return build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)
+                return self._parse_at(cbuf, len(buf))
+        return self._parse_at(buf, len(buf))
 
-    def _call(self, scratch, cbuf, length: int) -> int:
-        """One fw_parse_uwsgi_packed into the thread's buffers (the vars array holds _max_vars:
-        _bind_thread made sure), growing the output once if the packet needs more room."""
+    def _parse_at(self, cbuf, length: int) -> Head | None:
+        """_parse of `length` bytes at `cbuf` (bytes, or a cdata borrowing the caller's buffer)."""
+        scratch = self._scratch
         out = scratch.out
         result = _parse_uwsgi_packed(cbuf, length, self._lim, scratch.uwsgi, scratch.headers,
                                      self._max_vars, out, len(out))
-        if result == _TOO_SMALL:  # the packet is parsed; the packed form needs datasize bytes
-            scratch.grow_out(scratch.uwsgi.datasize)
-            out = scratch.out
-            result = _parse_uwsgi_packed(cbuf, length, self._lim, scratch.uwsgi, scratch.headers,
-                                         self._max_vars, out, len(out))
-        return result
+        if result < 0:
+            if result == _INCOMPLETE:
+                return None
+            if result == _TOO_SMALL:  # the packet is parsed; the packed form needs datasize bytes
+                scratch.grow_out(scratch.uwsgi.datasize)
+                return self._parse_at(cbuf, length)
+            pkt = scratch.uwsgi
+            raise ParseError(NAMES_BY_NUMBER[pkt.error], pkt.status)
+        info = result >> 32
+        count = (info >> _VARS_SHIFT) & _VARS_MASK
+        items = _unpack(out, result & _LOW32).decode("latin-1").split("\0", count)
+        packed_keys = items[-1]
+        plan = _PLAN_CACHE.get(packed_keys) or _plan_of(packed_keys)
+        env = environ_of(plan, items)  # zip stops after the values
+        content_length = scratch.uwsgi.content_length if info & _HAS_LENGTH else -1
+        return build_head(4 + (info >> _DATASIZE_SHIFT), env, content_length)

@@ -76,7 +76,8 @@ class UwsgiConnection(Connection):
     def begin(self, head) -> None:
         head.minor = 0  # frame the response as for HTTP/1.0 without keep-alive: close-delimited
         headers = head.headers
-        if (headers.get("HTTPS", "").lower() in ("on", "1")
+        if ("HTTPS" in headers or "UWSGI_SCHEME" in headers) and (  # neither: plain http, the common case
+                headers.get("HTTPS", "").lower() in ("on", "1")
                 or headers.get("UWSGI_SCHEME", "").lower() == "https"):
             headers["wsgi.url_scheme"] = "https"
         Connection.begin(self, head)
