@@ -217,6 +217,9 @@ class Listener:
         sock.setblocking(False)
         self.sock = sock
         self.family = sock.family
+        # how accept_batch wraps an accepted descriptor, read once: socket.socket's family and type
+        # properties convert to enums, which costs microseconds per accept batch
+        self._accepted_kind = (sock.family, sock.type, sock.proto)
         self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
         sockaddr = sock.getsockname()
         if self.is_tcp:
@@ -268,9 +271,8 @@ class Listener:
         one costs a third of a socket.socket, whose Python-level __init__ and enum conversions add up
         at one connection per request."""
         accepted = []
-        sock = self.sock
-        accept, wrap = sock._accept, _socket.socket
-        family, kind, proto = sock.family, sock.type, sock.proto
+        accept, wrap = self.sock._accept, _socket.socket
+        family, kind, proto = self._accepted_kind
         while len(accepted) < room:
             try:
                 fd, addr = accept()
