@@ -7,9 +7,9 @@ runs every check of docs/uwsgi-spec.md and, once the packet is complete, writes 
 then all keys into one buffer, NUL-separated latin-1, and returns the variable count, the
 datasize and whether CONTENT_LENGTH was set in the result's high bits. One decode and one bounded
 split give the values and leave the keys as one string, which a small cache maps to the twin's
-`key_plan` of those keys (a front end sends the same keys every request). The Head is then assembled by the
-Python twin's `environ_of` / `build_head`, so both backends build it with the same code and only
-the byte-level work differs.
+`key_plan` of those keys (a front end sends the same keys every request). The Head is then
+assembled by the Python twin's `environ_of` / `build_head`, so both backends build it with the
+same code and only the byte-level work differs.
 
 The C parser keeps no state between calls (csrc/fastwsgi.h), so a parser owns no buffer at all:
 the vars array (an `fw_header[]`, at least max_header_count + FW_UWSGI_MAX_CGI_VARS or
