@@ -41,7 +41,7 @@ import re
 from urllib.parse import unquote
 
 from ..errors import ParseError, ResponseError
-from ._types import Head, Limits
+from ._types import Head, Limits, StickyParser
 from ._uwsgi_python import UwsgiParser  # noqa: F401  (docs/uwsgi-spec.md)
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head", "UwsgiParser"]
@@ -419,48 +419,32 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
 # Request parser
 # ---------------------------------------------------------------------------------------------
 
-class RequestParser:
+class RequestParser(StickyParser):
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_limits", "_line_start", "_scan", "_method_scan", "_fresh", "_request",
-                 "_fields", "_result", "_error")
-
-    def __init__(self, limits: Limits | None = None):
-        self._limits = limits if limits is not None else Limits()
-        self.reset()
+    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields")
 
     def reset(self) -> None:
+        super().reset()
         self._line_start = 0  # offset of the first line not yet complete
         self._scan = 0  # bytes before this hold no LF past _line_start
         self._method_scan = 0  # request line bytes before this are tchar; None: the prefix ended
         self._fresh = True  # no LF seen yet: the fast path may still take the whole head
         self._request = None  # (method, target, path, query, version, minor) once the line is in
         self._fields: list[tuple[str, str]] = []  # accepted field lines (name, value)
-        self._result = None
-        self._error = None
 
-    def parse(self, buf) -> Head | None:
-        """Parse everything received for this request so far; None means "call again with more"."""
-        if self._result is not None:
-            return self._result
-        if self._error is not None:
-            raise self._error  # errors are sticky until reset()
-        try:
-            if self._fresh:
-                first_lf = buf.find(b"\n", self._scan)
-                if first_lf < 0:
-                    self._scan = len(buf)  # the slow path below applies the limits
-                else:
-                    self._fresh = False
-                    self._scan = first_lf
-                    head = _parse_whole_head(buf, first_lf, self._limits)
-                    if head is not None:
-                        self._result = head
-                        return head
-            return self._parse_lines(buf)
-        except ParseError as exc:
-            self._error = exc
-            raise
+    def _parse(self, buf) -> Head | None:
+        if self._fresh:
+            first_lf = buf.find(b"\n", self._scan)
+            if first_lf < 0:
+                self._scan = len(buf)  # the slow path below applies the limits
+            else:
+                self._fresh = False
+                self._scan = first_lf
+                head = _parse_whole_head(buf, first_lf, self._limits)
+                if head is not None:
+                    return head
+        return self._parse_lines(buf)
 
     def _parse_lines(self, buf) -> Head | None:
         """The slow path: take every complete line once, in order, and check it per the spec."""
@@ -490,8 +474,7 @@ class RequestParser:
                 fields = self._fields
                 get_key = _KEY_CACHE.get
                 headers = {get_key(name) or _environ_key(name): value for name, value in fields}
-                self._result = _build_head(lf + 1, *self._request, fields, headers, limits)
-                return self._result
+                return _build_head(lf + 1, *self._request, fields, headers, limits)
             content = buf[start:end].decode("latin-1")
             if self._request is None:
                 self._request = _check_request_line(content)

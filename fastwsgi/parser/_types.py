@@ -4,9 +4,13 @@ Both backends build exactly these objects, so the server (and the parity tests) 
 backend produced a result. See docs/parser-spec.md for what each field means.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
-__all__ = ["Limits", "Head"]
+from ..errors import ParseError
+
+__all__ = ["Limits", "Head", "StickyParser"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,40 @@ class Head:
 
     def __repr__(self):
         return f"Head({self.as_dict()!r})"
+
+
+class StickyParser:
+    """What every pure-Python parser's parse(buf) promises (HTTP heads and uwsgi packets alike).
+
+    `parse(buf)` is given everything received for the current request so far and returns None
+    ("call again with more") or the Head; once it has returned a Head it returns the same Head, and
+    once it has raised a ParseError it raises that error again, until `reset()`. Subclasses only
+    implement `_parse(buf)` (one attempt on the bytes so far) and extend `reset()` with their own
+    resumable state. The C backend's HTTP parser keeps the same contract in C (errors are sticky in
+    its struct); the C uwsgi wrapper subclasses the Python uwsgi parser and replaces `_parse`."""
+
+    __slots__ = ("_limits", "_result", "_error")
+
+    def __init__(self, limits: Limits | None = None):
+        self._limits = limits if limits is not None else Limits()
+        self.reset()
+
+    def reset(self) -> None:
+        self._result = None
+        self._error = None
+
+    def parse(self, buf) -> Head | None:
+        """Parse everything received for this request so far; None means "call again with more"."""
+        if self._result is not None:
+            return self._result
+        if self._error is not None:
+            raise self._error  # errors are sticky until reset()
+        try:
+            self._result = self._parse(buf)
+        except ParseError as exc:
+            self._error = exc
+            raise
+        return self._result
+
+    def _parse(self, buf) -> Head | None:
+        raise NotImplementedError

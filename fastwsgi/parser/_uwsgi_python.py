@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ParseError
-from ._types import Head, Limits
+from ._types import Head, Limits, StickyParser
 
 __all__ = ["UwsgiParser", "environ_of", "key_plan", "build_head", "MAX_CGI_VARS"]
 
@@ -199,31 +199,10 @@ def build_head(consumed: int, env: dict, content_length: int) -> Head:
     return head
 
 
-class UwsgiParser:
+class UwsgiParser(StickyParser):
     """uwsgi packet parser; same interface as RequestParser (parse(buf) -> None | Head)."""
 
-    __slots__ = ("_limits", "_result", "_error")
-
-    def __init__(self, limits: Limits | None = None):
-        self._limits = limits if limits is not None else Limits()
-        self.reset()
-
-    def reset(self) -> None:
-        self._result = None
-        self._error = None
-
-    def parse(self, buf) -> Head | None:
-        """Parse everything received for this packet so far; None means "call again with more"."""
-        if self._result is not None:
-            return self._result
-        if self._error is not None:
-            raise self._error  # errors are sticky until reset()
-        try:
-            self._result = self._parse(buf)
-        except ParseError as exc:
-            self._error = exc
-            raise
-        return self._result
+    __slots__ = ()
 
     def _parse(self, buf) -> Head | None:
         length = len(buf)
