@@ -39,6 +39,7 @@ from fastwsgi._cparser import lib as fw  # noqa: E402  (the FW_HEAD_* constants 
 from fastwsgi.proxy import TrustedProxies, apply_forwarded  # noqa: E402
 from fastwsgi.server.body import EMPTY_BODY  # noqa: E402
 from fastwsgi.server.filewrapper import FileWrapper  # noqa: E402
+from fastwsgi.server.wsgi import Exchange  # noqa: E402
 
 error_log = logging.getLogger("fastwsgi.error")
 
@@ -61,22 +62,10 @@ class Reply:
         self.headers = None
         self.written = None
 
-    def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None:
-            try:
-                if self.written is not None:  # body bytes already left through write()
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response() called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError(f"status must be a str, not {type(status).__name__}")
-        if type(headers) is not list and type(headers) is not tuple:
-            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
-        self.status = status
-        self.headers = headers
-        return self.write
+    # the server's own start_response (its PEP 3333 checks), so the prototype measures the same code;
+    # "headers sent" here means body bytes already left through write()
+    start_response = Exchange.start_response
+    headers_sent = property(lambda self: self.written is not None)
 
     def write(self, data):
         """The legacy write(): kept until the body is complete (the prototype sends once)."""
