@@ -1,0 +1,80 @@
+"""Listener.accept_batch over real sockets: it takes every waiting connection up to the room given,
+whether it counts the accept queue first (Linux TCP) or accepts until BlockingIOError (UNIX sockets)."""
+
+import socket
+import sys
+import time
+
+import pytest
+
+from fastwsgi.server.listener import _ACCEPT_QUEUE, open_listener
+
+
+def queued(listener) -> int:
+    return _ACCEPT_QUEUE.unpack(listener.read_accept_queue())[0]
+
+
+def wait_queued(listener, count: int) -> None:
+    """TCP: wait until the kernel has completed `count` handshakes (the client's connect() returns
+    a moment before the server's side is in the accept queue). A UNIX connect() is queued on return."""
+    if listener.read_accept_queue is None:
+        return
+    deadline = time.monotonic() + 2.0
+    while queued(listener) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def listener(request, tmp_path):
+    address = "127.0.0.1:0" if request.param == "tcp" else f"unix:{tmp_path}/l.sock"
+    listener = open_listener(address, 16)
+    yield listener
+    listener.close()
+
+
+def connect(listener, count: int) -> list:
+    target = ("127.0.0.1", listener.port) if listener.is_tcp else listener.host
+    family = socket.AF_INET if listener.is_tcp else socket.AF_UNIX
+    clients = []
+    for _ in range(count):
+        client = socket.socket(family, socket.SOCK_STREAM)
+        client.connect(target)
+        clients.append(client)
+    wait_queued(listener, count)
+    return clients
+
+
+def test_tcp_listener_counts_its_accept_queue_on_linux(listener):
+    if sys.platform.startswith("linux") and listener.is_tcp:
+        assert listener.read_accept_queue is not None
+        clients = connect(listener, 3)
+        assert queued(listener) == 3
+        listener.accept_batch(1)[0][0].close()
+        assert queued(listener) == 2
+        for client in clients:
+            client.close()
+    else:
+        assert listener.read_accept_queue is None
+
+
+def test_a_batch_takes_every_waiting_connection_then_none(listener):
+    clients = connect(listener, 3)
+    batch = listener.accept_batch(100)
+    assert len(batch) == 3
+    assert listener.accept_batch(100) == []  # nothing waiting: no exception, no connection
+    for sock, _addr in batch:
+        sock.close()
+    for client in clients:
+        client.close()
+
+
+def test_a_batch_stops_at_the_room_left(listener):
+    clients = connect(listener, 3)
+    first = listener.accept_batch(2)
+    assert len(first) == 2
+    rest = listener.accept_batch(2)
+    assert len(rest) == 1
+    for sock, _addr in first + rest:
+        sock.close()
+    for client in clients:
+        client.close()
