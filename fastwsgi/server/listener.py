@@ -18,8 +18,9 @@ accept instead of waiting for an epoll round). The event loop calls
 `accept_batch` when the socket is readable; it returns as many connections as are waiting, up to the
 room left under worker_connections, so one wakeup serves a burst of connects. On Linux TCP the
 kernel says how many are waiting (TCP_INFO of a listening socket: tcpi_unacked is the accept queue's
-length), so the batch takes that many and does not end with a failed accept, whose BlockingIOError
-costs more Python than the whole getsockopt; elsewhere the batch accepts until BlockingIOError.
+length): after the first accept the batch asks, takes that many and asks again, and stops when the
+answer is 0 instead of at a failed accept, whose BlockingIOError costs more Python than the
+getsockopt. Elsewhere the batch accepts until BlockingIOError.
 """
 
 import errno
@@ -294,17 +295,11 @@ class Listener:
         shutdown, close, fileno, setblocking, setsockopt ...; no makefile or context manager): creating
         one costs a third of a socket.socket, whose Python-level __init__ and enum conversions add up
         at one connection per request."""
-        read_accept_queue = self.read_accept_queue
-        if read_accept_queue is not None:
-            try:
-                waiting = _ACCEPT_QUEUE.unpack(read_accept_queue())[0]
-            except OSError:
-                waiting = room
-            if waiting < room:
-                room = waiting or 1  # one accept whatever the count: epoll said readable
         accepted = []
         accept, wrap = self.sock._accept, _socket.socket
         family, kind, proto = self._accepted_kind
+        read_accept_queue = self.read_accept_queue
+        counted = 1  # accepts before asking the kernel how many wait: the first is on epoll's word
         while len(accepted) < room:
             try:
                 fd, addr = accept()
@@ -315,6 +310,15 @@ class Listener:
                 if exc.errno in _OUT_OF_RESOURCES:
                     self.exhausted = True  # the loop pauses accepting briefly instead of spinning
                 break  # ECONNABORTED and the like: the next wakeup tries again
+            if read_accept_queue is not None:
+                counted -= 1
+                if not counted:
+                    try:
+                        counted = _ACCEPT_QUEUE.unpack(read_accept_queue())[0]
+                    except OSError:
+                        counted = room
+                    if not counted:
+                        break
         return accepted
 
     def close(self) -> None:
