@@ -244,18 +244,14 @@ static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, s
 long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_request *req,
                           fw_header *headers, char *out, size_t cap, int fresh)
 {
-    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, lim, req)) {
-        req->scan_pos = (uint32_t)len;
+    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, lim, req))
         return FW_INCOMPLETE;
-    }
     return fw_parse_packed_call(buf, len, lim, req, headers, out, cap, fresh);
 }
 
 long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh)
 {
-    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, p->lim, &p->req)) {
-        p->req.scan_pos = (uint32_t)len;
+    if (!fresh && fw_still_incomplete((const unsigned char *)buf, len, p->lim, &p->req))
         return fw_head_incomplete(p);
-    }
     return fw_parse_head_call(p, buf, len, fresh);
 }

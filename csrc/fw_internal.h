@@ -268,14 +268,15 @@ static inline int fw_check_field_line(const unsigned char *p, size_t n, uint32_t
  * new bytes, no LF among them, past the request line's method prefix, and
  * the open line and the head both below their limits ("Lines" 1: the line
  * trips at buffer length line_start + L + 1, the head at H + 1).  Then
- * fw_parse_request's answer is FW_INCOMPLETE with scan_pos = len, which the
- * caller stores; this answers so without fw_parse_request's set-up or a
+ * fw_parse_request's answer is FW_INCOMPLETE with scan_pos = len: this
+ * stores scan_pos = len and returns 1 without fw_parse_request's set-up or a
  * memchr call for a byte or two, so the per-call cost of feeding a head byte
  * by byte stays near the per-byte cost of feeding it whole.  (The binding's
- * entries call it first too, before their own set-up.)
+ * entries call it first too, before their own set-up.)  Returns 0, having
+ * changed nothing, for every other call.
  */
 static inline int fw_still_incomplete(const unsigned char *b, size_t len, const fw_limits *lim,
-                                      const fw_request *req)
+                                      fw_request *req)
 {
     size_t i = req->scan_pos;
     uint32_t line_max;
@@ -292,6 +293,7 @@ static inline int fw_still_incomplete(const unsigned char *b, size_t len, const 
     for (; i < len; i++)
         if (b[i] == '\n')
             return 0;
+    req->scan_pos = (uint32_t)len;
     return 1;
 }
 

@@ -485,10 +485,8 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim, fw_requ
         return FW_INCOMPLETE;                       /* not the bytes of the last call: read nothing */
     if (req->seen_request_line == FW_SEEN_ALL)
         return (long)req->line_start;
-    if (fw_still_incomplete(b, len, lim, req)) {
-        req->scan_pos = (uint32_t)len;
+    if (fw_still_incomplete(b, len, lim, req))
         return FW_INCOMPLETE;
-    }
     return fw_parse_lines(b, len, lim, req, headers);
 }
 
