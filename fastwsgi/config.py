@@ -74,6 +74,18 @@ def int_at_least(minimum: int) -> Callable[[Any], int]:
     return convert
 
 
+def int_between(minimum: int, maximum: int) -> Callable[[Any], int]:
+    at_least = int_at_least(minimum)
+
+    def convert(value) -> int:
+        number = at_least(value)
+        if number > maximum:
+            raise ValueError(f"must be <= {maximum}, got {number}")
+        return number
+    convert.__name__ = f"int {minimum}..{maximum}"
+    return convert
+
+
 def positive_float(value) -> float:
     number = _number(value)
     if number <= 0:
@@ -277,6 +289,11 @@ OPTIONS = (
     Option("reuse_port", boolean, False,
            "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only)",
            section="sockets"),
+    Option("defer_accept", int_between(0, 3600), 1,
+           "TCP sockets: Linux holds a new connection until its first bytes arrive, for about S "
+           "seconds, before handing it to accept (TCP_DEFER_ACCEPT, like nginx's `listen ... "
+           "deferred`): a silent client holds no connection slot, and the read at accept finds "
+           "the request; 0: accept at once", metavar="S", section="sockets"),
     Option("umask", optional(file_mode), None,
            "umask applied while creating unix: sockets (e.g. 0o007)", metavar="MODE", section="sockets"),
     # -- proxy and logging --

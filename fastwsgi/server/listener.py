@@ -12,9 +12,10 @@ sd_listen_fds(3)). A socket bound elsewhere (e.g. by a pre-fork master) is adopt
 
 A Listener carries what speaks on it (`use_protocol`): for "http" the server's own Connection and
 every peer admitted; for "uwsgi" fastwsgi.server.uwsgi's UwsgiConnection and, on TCP, the peer filter
-of --uwsgi-allow-from (UNIX-socket peers are always admitted), with TCP_DEFER_ACCEPT on TCP so a
-front end's connection is accepted once its packet is there (`reads_at_accept`: the loop reads at
-accept instead of waiting for an epoll round). The event loop calls
+of --uwsgi-allow-from (UNIX-socket peers are always admitted). The server applies --defer-accept to
+TCP listeners (`defer_accept`: TCP_DEFER_ACCEPT, so a connection is accepted once its request or
+packet is there); `reads_at_accept` tells the loop to read a new connection at once instead of
+waiting for an epoll round (HTTP always, uwsgi only when deferred). The event loop calls
 `accept_batch` when the socket is readable; it returns as many connections as are waiting, up to the
 room left under worker_connections, so one wakeup serves a burst of connects. On Linux TCP the
 kernel says how many are waiting (TCP_INFO of a listening socket: tcpi_unacked is the accept queue's
@@ -216,11 +217,9 @@ def _accept_queue_reader(sock: socket.socket):
         return None
 
 
-UWSGI_DEFER_ACCEPT = 5  # seconds the kernel may hold a silent uwsgi connection before accept
-
-
-def _defer_accept(sock: socket.socket, seconds: int) -> bool:
-    """Ask Linux to complete accept() only once data has arrived (TCP_DEFER_ACCEPT); True if set."""
+def _set_defer_accept(sock: socket.socket, seconds: int) -> bool:
+    """Ask Linux to complete accept() only once data has arrived, holding a silent connection up to
+    about `seconds` (TCP_DEFER_ACCEPT; 0 turns it off); True if the kernel now defers."""
     option = getattr(socket, "TCP_DEFER_ACCEPT", None)
     if option is None:
         return False
@@ -228,7 +227,7 @@ def _defer_accept(sock: socket.socket, seconds: int) -> bool:
         sock.setsockopt(socket.IPPROTO_TCP, option, seconds)
     except OSError:
         return False
-    return True
+    return seconds > 0
 
 
 class Listener:
@@ -255,6 +254,7 @@ class Listener:
         self.unix_path = sockaddr if owns_path else None
         self.read_accept_queue = _accept_queue_reader(sock)
         self.exhausted = False  # the last accept failed for lack of descriptors or memory
+        self.deferred = False  # accept() completes only once the client has sent (defer_accept)
         self.use_protocol(protocol, allow_from)
 
     def use_protocol(self, protocol: str, allow_from=None) -> None:
@@ -276,14 +276,25 @@ class Listener:
 
             self.connection_class = UwsgiConnection
             self.admits = peer_filter(allow_from) if self.is_tcp else None
-            # a front end connects, then writes its packet: over TCP the kernel can hold the
-            # connection back until the packet is there (so the read at accept finds it); over a
-            # UNIX socket that read would mostly fail, so the loop waits for epoll instead
-            self.reads_at_accept = self.is_tcp and _defer_accept(self.sock, UWSGI_DEFER_ACCEPT)
         else:
             self.connection_class = None
             self.admits = None
-            self.reads_at_accept = True
+        self._choose_reads_at_accept()
+
+    def defer_accept(self, seconds: int) -> None:
+        """TCP: let the kernel hold a new connection until its first bytes arrive (at most about
+        `seconds`, then it is accepted anyway), so the read at accept finds the request and a
+        client that connects and stays silent costs no descriptor here; 0: accept at once."""
+        if self.is_tcp:
+            self.deferred = _set_defer_accept(self.sock, seconds)
+            self._choose_reads_at_accept()
+
+    def _choose_reads_at_accept(self) -> None:
+        # `reads_at_accept`: the loop reads a new connection at once instead of waiting for epoll.
+        # An HTTP client sends its request right after the handshake, so the read usually finds it;
+        # a uwsgi front end (nginx) connects first and writes its packet later, so only a deferred
+        # accept makes that read worth its cost
+        self.reads_at_accept = self.protocol == "http" or self.deferred
 
     def fileno(self) -> int:
         return self.sock.fileno()

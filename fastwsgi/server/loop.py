@@ -68,6 +68,7 @@ class Server:
             allow_missing_host=options["allow_missing_host"],
         )
         self.header_timeout = options["header_timeout"]
+        self.defer_accept = options["defer_accept"]
         self.read_timeout = options["read_timeout"]
         self.keep_alive = options["keep_alive"]
         self.keep_alive_enabled = self.keep_alive > 0
@@ -264,11 +265,12 @@ class Server:
         is_tcp = listener.is_tcp
         if is_tcp:  # accepted sockets inherit TCP_NODELAY from the listener (Linux): no call per accept
             listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listener.defer_accept(self.defer_accept)
         connection_class = listener.connection_class or Connection
         admits = listener.admits  # None: every peer may connect
         connections, handlers = self.connections, self.handlers
-        # threads = 0: read at once (a client usually sends its request with the handshake's ACK;
-        # a uwsgi listener defers accept until the packet is there, or says it cannot);
+        # threads = 0: read at once (a client usually sends its request right after the handshake,
+        # and a deferred accept waits for it; listener.reads_at_accept says when it is worth it);
         # settle() registers the socket only if the connection outlives that read. With threads > 0
         # the one-shot registration must exist before a worker can re-arm it.
         read_first = self.pool is None and listener.reads_at_accept

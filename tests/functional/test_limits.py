@@ -1,5 +1,6 @@
 """Configured limits: request body (413 before the body is sent), request line / fields / head sizes,
-and --worker-connections (extra connections wait in the backlog and are served later)."""
+and --worker-connections (extra connections wait in the backlog and are served later), which a client
+that connects and stays silent does not use up while the kernel defers its accept (--defer-accept)."""
 
 import time
 
@@ -12,6 +13,9 @@ limited = server_fixture("--limit-request-body", "1000", "--limit-request-line",
                          "--limit-request-fields", "10", "--limit-request-field_size", "300",
                          "--limit-request-head", "2000", matrix=BACKENDS)
 two_connections = server_fixture("--worker-connections", "2", matrix=BACKENDS)
+DEFER = 2  # seconds: Linux hands a silent connection over after its SYN-ACK retransmits (~3 s for 2)
+one_slot_deferred = server_fixture("--worker-connections", "1", "--defer-accept", str(DEFER),
+                                   "--header-timeout", "1", matrix=BACKENDS)
 
 
 def test_body_over_the_limit_gets_413_before_it_is_sent(limited, token, events):
@@ -95,3 +99,20 @@ def test_worker_connections_extra_connection_waits_then_is_served(two_connection
     finally:
         first.close()
         second.close()
+
+
+def test_silent_connection_holds_no_slot_while_its_accept_is_deferred(one_slot_deferred):
+    """With one connection slot, a client that connected and sent nothing does not keep the next
+    client waiting: the kernel has not handed it over yet. Once it does (after about DEFER + 1 s),
+    the connection meets the header timeout like any other."""
+    silent = Conn(one_slot_deferred.port)
+    try:
+        start = time.monotonic()
+        with Conn(one_slot_deferred.port) as talker:
+            talker.request("GET", "/p/talker")
+            assert talker.read_available(0.6).startswith(b"HTTP/1.1 200"), \
+                "a silent connection took the only slot"
+        assert silent.closed_by_server(DEFER + 1 + 1 + 3), "the silent connection was never closed"
+        assert time.monotonic() - start >= DEFER * 0.7  # held by the kernel, then timed by the server
+    finally:
+        silent.close()

@@ -1,6 +1,8 @@
 """Timeouts against real slow clients: slowloris heads, stalled bodies, idle keep-alive, readers that
 never read. The server runs with 1-second timeouts; every assertion allows generous scheduling slack
-on a loaded 2-core machine but still tells "closed by the timeout" from "never closed"."""
+on a loaded 2-core machine but still tells "closed by the timeout" from "never closed". It accepts at
+once (--defer-accept 0), so a silent connection meets the server's own header timeout; the default
+deferred accept is tested in test_limits.py."""
 
 import socket
 import time
@@ -11,7 +13,7 @@ from tests.functional.conftest import BACKENDS, server_fixture
 TIMEOUT = 1.0
 SLACK = 2.5
 timeout_server = server_fixture("--header-timeout", "1", "--read-timeout", "1", "--keep-alive", "1",
-                                "--send-timeout", "1", matrix=BACKENDS)
+                                "--send-timeout", "1", "--defer-accept", "0", matrix=BACKENDS)
 
 
 def trickle_until_closed(conn: Conn, data: bytes, interval: float, limit: float) -> float | None:

@@ -101,6 +101,7 @@ def test_dashed_spelling_of_field_size_flag_is_accepted_too():
     ["--protocol", "fastcgi"], ["--bind", "fcgi://127.0.0.1:9000"], ["--bind", "uwsgi://"],
     ["--bind", "uwsgi://unix:"], ["--uwsgi-allow-from", "example.com"], ["--uwsgi-allow-from", "1.2.3.4/33"],
     ["--metrics-bind", "uwsgi://127.0.0.1:9100"], ["--metrics-bind", "http://unix:/tmp/m.sock"],
+    ["--defer-accept", "-1"], ["--defer-accept", "3601"], ["--defer-accept", "0.5"],
 ])
 def test_bad_command_lines_raise_usage_error(argv):
     with pytest.raises(config.UsageError) as info:

@@ -78,3 +78,42 @@ def test_a_batch_stops_at_the_room_left(listener):
         sock.close()
     for client in clients:
         client.close()
+
+
+def test_defer_accept_sets_the_kernel_option_and_when_to_read_at_accept(listener):
+    deferring = listener.is_tcp and hasattr(socket, "TCP_DEFER_ACCEPT")
+    listener.use_protocol("uwsgi")
+    assert not listener.reads_at_accept  # nginx writes its packet after connecting: wait for epoll
+    listener.defer_accept(2)
+    assert listener.deferred is deferring and listener.reads_at_accept is deferring
+    if deferring:
+        assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) > 0
+        listener.defer_accept(0)
+        assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0
+        assert not listener.deferred and not listener.reads_at_accept
+    listener.use_protocol("http")
+    assert listener.reads_at_accept  # an HTTP client sends right after connecting
+
+
+def test_a_deferred_tcp_listener_hands_over_only_the_client_that_sent():
+    if not hasattr(socket, "TCP_DEFER_ACCEPT"):
+        pytest.skip("TCP_DEFER_ACCEPT is Linux only")
+    listener = open_listener("127.0.0.1:0", 16)
+    silent = talker = None
+    try:
+        listener.defer_accept(5)
+        silent = socket.create_connection(("127.0.0.1", listener.port))
+        talker = socket.create_connection(("127.0.0.1", listener.port))
+        talker.sendall(b"GET / HTTP/1.1\r\n")
+        wait_queued(listener, 1)
+        batch = listener.accept_batch(100)
+        assert [addr[1] for _sock, addr in batch] == [talker.getsockname()[1]]
+        assert batch[0][0].recv(100) == b"GET / HTTP/1.1\r\n"
+        assert listener.accept_batch(100) == []  # the silent one is still the kernel's
+        for sock, _addr in batch:
+            sock.close()
+    finally:
+        for client in (silent, talker):
+            if client is not None:
+                client.close()
+        listener.close()
