@@ -95,9 +95,10 @@ class Throttled:
 
     `warn(message, *args)` logs the first occurrence at once. Later ones within `interval` of the last
     line are only counted; the next one logged after that carries the count, e.g.
-    "... and 137 more refused connections since the last warning" (`what` names them), so every
-    occurrence is accounted for by a line or a count. A count is reported by the next occurrence
-    after the interval, not by a timer: a burst that stops stays summarized until the next one.
+    "... and 137 more refused connections since the last warning" (`what` names them). `flush()`,
+    called periodically (the event loop's sweep), logs a count still held back once the interval has
+    passed, "137 more refused connections since the last warning", so a burst that stops is
+    reported within about `interval` too, and every occurrence is accounted for by a line or a count.
     Not thread-safe: meant for the event loop thread."""
 
     __slots__ = ("logger", "what", "interval", "clock", "next_line_at", "held_back")
@@ -121,3 +122,10 @@ class Throttled:
             args += (self.held_back,)
             self.held_back = 0
         self.logger.warning(message, *args)
+
+    def flush(self) -> None:
+        """Log the held-back count if the interval since the last line has passed."""
+        if self.held_back and self.clock() >= self.next_line_at:
+            self.next_line_at = self.clock() + self.interval
+            count, self.held_back = self.held_back, 0
+            self.logger.warning(f"%d more {self.what} since the last warning", count)

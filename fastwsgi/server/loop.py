@@ -130,6 +130,10 @@ class Server:
                 "wsgi.file_wrapper": FileWrapper,
             }
             self._register(listener.fileno(), self._accept_handler(listener))
+        # rate-limited warnings of the listeners' peer filters (uwsgi refusals): counts held back
+        # when a burst stops are logged by the sweep
+        self._warning_flushes = [listener.admits.flush_warnings for listener in self.listeners
+                                 if getattr(listener.admits, "flush_warnings", None) is not None]
 
         self._stopping = False
         self._drain_requested = False
@@ -238,6 +242,8 @@ class Server:
     def _sweep(self, now: float) -> None:
         if self.on_sweep is not None:
             self.on_sweep()
+        for flush in self._warning_flushes:
+            flush()
         if self.draining:
             self._drain_step(now)
         if self._retry_accept:

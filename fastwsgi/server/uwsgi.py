@@ -28,7 +28,8 @@ Admission: a TCP peer outside --uwsgi-allow-from (default 127.0.0.1,::1; "*" any
 accept, with a warning on `fastwsgi.error`, before a byte is read (`peer_filter`, on
 `Listener.admits`). The warning is rate-limited per listener (fastwsgi.logs.Throttled): the first
 refusal is logged at once, then at most one line per REFUSAL_LOG_INTERVAL seconds, which counts the
-refusals held back since the previous line, so a client reconnecting in a loop cannot flood the log.
+refusals held back since the previous line (a count left when a burst stops is logged by the event
+loop's sweep once the interval has passed), so a client reconnecting in a loop cannot flood the log.
 The address matching is fastwsgi.proxy.TrustedProxies, the --forwarded-allow-ips
 matcher. UNIX-socket listeners admit every peer (the socket file's permissions decide who connects).
 """
@@ -64,6 +65,7 @@ def peer_filter(spec=None):
                       allowed.spec)
         return False
 
+    admits.flush_warnings = refusals.flush  # the event loop's sweep reports a burst that stopped
     return admits
 
 

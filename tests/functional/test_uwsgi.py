@@ -401,24 +401,34 @@ def test_a_burst_of_refused_peers_logs_one_line_not_one_per_connection(param):
         assert server.stop() == 0
 
 
+FLUSHED = re.compile(r"\] (\d+) more refused connections since the last warning\n")
+
+
 @pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
-def test_the_next_refusal_after_the_interval_counts_the_held_back_ones(param):
-    """With a 1 s interval: a burst of 200 gives 1 or 2 lines, and one more refused connection after
-    the interval logs a line whose count completes the tally: lines + counts = every refusal."""
+def test_a_burst_that_stops_is_counted_by_the_sweep_after_the_interval(param):
+    """With a 1 s interval: a burst of 200 gives 1 or 2 lines at once; within about the interval plus
+    one sweep, with no further refusal, a summary line counts the rest: lines + counts = 200. The
+    next refusal after another interval is logged plainly again."""
     server = ShortRefusalInterval(server_args(*param, "--protocol", "uwsgi", "--uwsgi-allow-from",
                                               "10.1.2.3"), interval=1.0).start()
     try:
         refused_burst(server.port, 200)
         burst_lines = refusal_lines(server)
         assert 1 <= len(burst_lines) <= 2, server.stderr_text()[-3000:]
-        time.sleep(1.1)  # the interval has passed since any line of the burst
+        deadline = time.monotonic() + 5.0
+        while not FLUSHED.search(server.stderr_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        flushed = [int(match.group(1)) for match in FLUSHED.finditer(server.stderr_text())]
+        counts = [int(line.group(1) or 0) for line in refusal_lines(server)]
+        assert len(flushed) == 1, server.stderr_text()[-3000:]
+        assert len(counts) + sum(counts) + flushed[0] == 200, (counts, flushed)
+        if len(burst_lines) == 1:  # the usual case: the burst took less than the interval
+            assert flushed == [199]
+        time.sleep(1.1)  # the interval has passed since the summary line
         refused_burst(server.port, 1)
         lines = refusal_lines(server)
-        assert len(lines) == len(burst_lines) + 1, server.stderr_text()[-3000:]
-        counts = [int(line.group(1) or 0) for line in lines]
-        assert len(lines) + sum(counts) == 201, counts  # every refusal is a line or counted in one
-        if len(burst_lines) == 1:  # the usual case: the burst took less than the interval
-            assert counts == [0, 199]
+        assert len(lines) == len(burst_lines) + 1 and lines[-1].group(1) is None, \
+            server.stderr_text()[-3000:]
     finally:
         assert server.stop() == 0
 

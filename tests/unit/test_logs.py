@@ -58,3 +58,28 @@ def test_a_quiet_interval_logs_the_next_one_without_a_count(captured):
     now[0] = 30.0
     refusals.warn("two")
     assert [message for _level, message in lines] == ["one", "two"]
+
+
+def test_flush_logs_a_held_back_count_only_once_the_interval_has_passed(captured):
+    logger, lines = captured
+    now = [0.0]
+    refusals = Throttled(logger, "refused connections", 10.0, clock=lambda: now[0])
+    refusals.flush()  # nothing held back: nothing to say
+    refusals.warn("refused %s", "a")
+    for _ in range(5):
+        now[0] += 1.0
+        refusals.warn("refused %s", "b")
+    refusals.flush()  # 5 s after the line: still within the interval
+    assert [message for _level, message in lines] == ["refused a"]
+    now[0] = 10.0
+    refusals.flush()
+    refusals.flush()  # the count was reported: nothing more
+    assert lines[1:] == [(logging.WARNING, "5 more refused connections since the last warning")]
+    now[0] = 12.0  # within the interval of the summary line: counted, then flushed with it
+    refusals.warn("refused %s", "c")
+    now[0] = 20.0
+    refusals.flush()
+    now[0] = 35.0  # a quiet interval: the next one is logged at once, with no count
+    refusals.warn("refused %s", "d")
+    assert [message for _level, message in lines[2:]] == [
+        "1 more refused connections since the last warning", "refused d"]
