@@ -14,8 +14,7 @@ A Listener carries what speaks on it (`use_protocol`): for "http" the server's o
 every peer admitted; for "uwsgi" fastwsgi.server.uwsgi's UwsgiConnection and, on TCP, the peer filter
 of --uwsgi-allow-from (UNIX-socket peers are always admitted). The server applies --defer-accept to
 TCP listeners (`defer_accept`: TCP_DEFER_ACCEPT, so a connection is accepted once its request or
-packet is there); `reads_at_accept` tells the loop to read a new connection at once instead of
-waiting for an epoll round (HTTP always, uwsgi only when deferred). The event loop calls
+packet is there, and the loop's read right after accept finds it). The event loop calls
 `accept_batch` when the socket is readable; it returns as many connections as are waiting, up to the
 room left under worker_connections, so one wakeup serves a burst of connects. On Linux TCP the
 kernel says how many are waiting (TCP_INFO of a listening socket: tcpi_unacked is the accept queue's
@@ -279,7 +278,6 @@ class Listener:
         else:
             self.connection_class = None
             self.admits = None
-        self._choose_reads_at_accept()
 
     def defer_accept(self, seconds: int) -> None:
         """TCP: let the kernel hold a new connection until its first bytes arrive (at most about
@@ -287,14 +285,6 @@ class Listener:
         client that connects and stays silent costs no descriptor here; 0: accept at once."""
         if self.is_tcp:
             self.deferred = _set_defer_accept(self.sock, seconds)
-            self._choose_reads_at_accept()
-
-    def _choose_reads_at_accept(self) -> None:
-        # `reads_at_accept`: the loop reads a new connection at once instead of waiting for epoll.
-        # An HTTP client sends its request right after the handshake, so the read usually finds it;
-        # a uwsgi front end (nginx) connects first and writes its packet later, so only a deferred
-        # accept makes that read worth its cost
-        self.reads_at_accept = self.protocol == "http" or self.deferred
 
     def fileno(self) -> int:
         return self.sock.fileno()

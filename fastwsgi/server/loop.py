@@ -275,11 +275,12 @@ class Server:
         connection_class = listener.connection_class or Connection
         admits = listener.admits  # None: every peer may connect
         connections, handlers = self.connections, self.handlers
-        # threads = 0: read at once (a client usually sends its request right after the handshake,
-        # and a deferred accept waits for it; listener.reads_at_accept says when it is worth it);
-        # settle() registers the socket only if the connection outlives that read. With threads > 0
-        # the one-shot registration must exist before a worker can re-arm it.
-        read_first = self.pool is None and listener.reads_at_accept
+        # threads = 0: read at once (a client sends its request right after the handshake, and a
+        # deferred accept waits for it; nginx writes its uwsgi packet right after connecting to a
+        # UNIX socket: measured, that read found it every time); settle() registers the socket only
+        # if the connection outlives that read. With threads > 0 the one-shot registration must
+        # exist before a worker can re-arm it.
+        read_first = self.pool is None
 
         def on_accept(_mask):
             room = self.max_connections - len(connections)

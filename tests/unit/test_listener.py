@@ -80,19 +80,16 @@ def test_a_batch_stops_at_the_room_left(listener):
         client.close()
 
 
-def test_defer_accept_sets_the_kernel_option_and_when_to_read_at_accept(listener):
+def test_defer_accept_sets_the_kernel_option_on_tcp_only(listener):
     deferring = listener.is_tcp and hasattr(socket, "TCP_DEFER_ACCEPT")
-    listener.use_protocol("uwsgi")
-    assert not listener.reads_at_accept  # nginx writes its packet after connecting: wait for epoll
+    assert not listener.deferred
     listener.defer_accept(2)
-    assert listener.deferred is deferring and listener.reads_at_accept is deferring
+    assert listener.deferred is deferring
     if deferring:
         assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) > 0
         listener.defer_accept(0)
         assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0
-        assert not listener.deferred and not listener.reads_at_accept
-    listener.use_protocol("http")
-    assert listener.reads_at_accept  # an HTTP client sends right after connecting
+        assert not listener.deferred
 
 
 def test_a_deferred_tcp_listener_hands_over_only_the_client_that_sent():
