@@ -20,7 +20,10 @@ room left under worker_connections, so one wakeup serves a burst of connects. On
 kernel says how many are waiting (TCP_INFO of a listening socket: tcpi_unacked is the accept queue's
 length): after the first accept the batch asks, takes that many and asks again, and stops when the
 answer is 0 instead of at a failed accept, whose BlockingIOError costs more Python than the
-getsockopt. Elsewhere the batch accepts until BlockingIOError.
+getsockopt. A UNIX socket gives no count (SIOCINQ refuses a listening one), so it takes one connection
+per wakeup: behind nginx over `uwsgi_pass unix:` nearly every wakeup has exactly one, and another
+epoll round when a second waits costs less than the failed accept every batch would end with.
+TCP on other kernels accepts until BlockingIOError.
 """
 
 import errno
@@ -290,7 +293,8 @@ class Listener:
         return self.sock.fileno()
 
     def accept_batch(self, room: int):
-        """Accept up to `room` waiting connections without blocking; returns [(sock, addr)].
+        """Accept up to `room` waiting connections (one on a UNIX socket) without blocking; returns
+        [(sock, addr)].
 
         The sockets are `_socket.socket` objects, the C type under socket.socket (recv, send,
         shutdown, close, fileno, setblocking, setsockopt ...; no makefile or context manager): creating
@@ -311,15 +315,18 @@ class Listener:
                 if exc.errno in _OUT_OF_RESOURCES:
                     self.exhausted = True  # the loop pauses accepting briefly instead of spinning
                 break  # ECONNABORTED and the like: the next wakeup tries again
+            counted -= 1
+            if counted:
+                continue
             if read_accept_queue is not None:
-                counted -= 1
-                if not counted:
-                    try:
-                        counted = _ACCEPT_QUEUE.unpack(read_accept_queue())[0]
-                    except OSError:
-                        counted = room
-                    if not counted:
-                        break
+                try:
+                    counted = _ACCEPT_QUEUE.unpack(read_accept_queue())[0]
+                except OSError:
+                    counted = room
+            elif self.is_tcp:
+                counted = room  # this kernel gives no count: accept until BlockingIOError
+            if not counted:  # (a UNIX socket: one per wakeup, see the module's docstring)
+                break
         return accepted
 
     def close(self) -> None:
