@@ -55,27 +55,28 @@ class ObservedExchange(ProxiedExchange):
 
     def _complete(self) -> None:
         Exchange._complete(self)
-        self._log(self.status)
+        self._log(self.status, self._body_sent())
 
     def _fail(self, exc: BaseException) -> None:
-        answered = self.headers_sent
+        answered = self.headers_sent  # the application's head went out (so `bodiless` is decided)
         Exchange._fail(self, exc)
         if answered:
-            status = self.status
-        else:
+            self._log(self.status, self._body_sent())
+        else:  # Exchange._fail answered with an error response of its own
             status = getattr(exc, "status", None) if isinstance(exc, BodyError) else None
-            status = status or 500
-            self.sent = 0
-        self._log(status)
+            self._log(status or 500, 0)
 
-    def _log(self, status) -> None:
-        end = _clock()
-        sent = self.sent
-        if self.bodiless if self.headers_sent else False:
-            sent = 0
-        elif self.file is not None:  # sendfile: the length the head announced
-            sent = next((int(value) for name, value in self.headers or ()
+    def _body_sent(self) -> int:
+        """Body bytes of the application's response (its head was sent)."""
+        if self.bodiless:
+            return 0
+        if self.file is not None:  # sendfile: the length the head announced
+            return next((int(value) for name, value in self.headers or ()
                          if name.lower() == "content-length" and value.isdigit()), 0)
+        return self.sent
+
+    def _log(self, status, sent: int) -> None:
+        end = _clock()
         server = self.conn.server
         if server.access_log is not None:
             timings = RequestTimings(self.wall_start, self.called - self.parsed, end - self.called,

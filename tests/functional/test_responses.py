@@ -12,6 +12,10 @@ import pytest
 
 from tests.functional.apps import pattern_bytes
 from tests.functional.client import Conn, build_request
+from tests.functional.conftest import FULL_MATRIX, server_fixture
+
+# the same app with an access log (on stdout): responses then go through the measuring exchange
+logged_server = server_fixture("--access-logfile", "-", matrix=FULL_MATRIX)
 
 
 # -- framing -----------------------------------------------------------------------------------------
@@ -342,6 +346,26 @@ def test_client_disconnect_mid_response_is_harmless(server, token):
     time.sleep(0.3)
     noise = "".join(server.stderr_lines[mark:])
     assert "Traceback" not in noise, f"client disconnect logged a traceback:\n{noise[-2000:]}"
+
+
+@pytest.mark.parametrize("target", ["/raise", "/bad-return?kind=status", "/header?name=Connection&value=x",
+                                    "/start-twice"])
+def test_application_errors_with_an_access_log_are_a_500_and_logged(logged_server, target):
+    """The access log measures each exchange; an application error before the head must still be
+    answered with a 500 and get its log line (not become an internal error that drops the client)."""
+    out_mark, err_mark = len(logged_server.stdout_lines), logged_server.stderr_mark()
+    with Conn(logged_server.port) as conn:
+        conn.request("GET", target)
+        resp = conn.read_response(timeout=3)
+        assert resp.status == 500
+    wanted = f'"GET {target} HTTP/1.1" 500 '
+    deadline = time.monotonic() + 5
+    while not any(wanted in line for line in logged_server.stdout_lines[out_mark:]):
+        assert time.monotonic() < deadline, f"no access log line with {wanted!r}"
+        time.sleep(0.02)
+    assert logged_server.wait_stderr("Error handling request", since=err_mark) is not None
+    errors = "".join(logged_server.stderr_lines[err_mark:])
+    assert "Internal error" not in errors and "Unexpected error" not in errors, errors[-3000:]
 
 
 # -- more application mistakes and header details ---------------------------------------------------
