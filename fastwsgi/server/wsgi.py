@@ -13,7 +13,8 @@ and `start_response` (a bound method). What happens next depends on what the app
 
 Framing (RFC 9112 §6): the application's Content-Length is honoured (extra bytes are dropped and the
 connection closed; too few also closes it); without one, HTTP/1.1 responses are chunked and HTTP/1.0
-responses are close-delimited. HEAD, 1xx, 204 and 304 responses never carry a body (RFC 9110 §6.4.1).
+responses are close-delimited. HEAD, 204 and 304 responses never carry a body (RFC 9110 §6.4.1); a 1xx
+status from the application is an error (an interim response cannot be the final one).
 The head itself always comes from the parser backend's `serialize_head`, which rejects hop-by-hop and
 malformed headers (-> 500); the bytes are cached per (status, headers, framing) until the Date header
 changes, so an application that answers the same headers every time pays for serializing once a
@@ -40,7 +41,7 @@ HEAD_CACHE_SIZE = 64  # serialized heads kept per second (same status + headers 
 
 error_log = logging.getLogger("fastwsgi.error")
 
-_BODILESS_STATUS = ("204", "304")  # plus every 1xx (RFC 9110 §15.2, §15.3.5, §15.4.5)
+_BODILESS_STATUS = ("204", "304")  # RFC 9110 §15.3.5, §15.4.5 (a 1xx is refused: _decide)
 
 
 def error_response(conn, status: int) -> bytes:
@@ -215,7 +216,11 @@ class Exchange:
         Depends only on the cache key's parts (status, headers, method, minor, keep, date).
         """
         code = status[:3]
-        bodiless = self.method == "HEAD" or code[:1] == "1" or code in _BODILESS_STATUS
+        if code[:1] == "1":
+            # a 1xx is interim (RFC 9110 §15.2): as the only response, the client would wait on for
+            # the final one; WSGI has no way to send one after it
+            raise ResponseError("BAD_STATUS", f"{status!r} cannot be the final response")
+        bodiless = self.method == "HEAD" or code in _BODILESS_STATUS
         length = -1
         for name, value in headers:
             if len(name) == 14 and name.lower() == "content-length":
@@ -225,8 +230,8 @@ class Exchange:
         if extra_headers:
             headers = list(headers) + list(extra_headers)
             length = known_length
-        if length >= 0 and (code == "204" or code[:1] == "1"):
-            # RFC 9110 §8.6: no Content-Length in a 1xx or 204 response
+        if length >= 0 and code == "204":
+            # RFC 9110 §8.6: no Content-Length in a 204 response
             headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         chunked = False
         if not bodiless and length < 0:

@@ -113,6 +113,18 @@ def test_bodiless_statuses(server, code, cl):
         assert nxt.body == b"GET /p/after?"
 
 
+@pytest.mark.parametrize("code", ["100", "101", "103"])
+def test_informational_status_as_the_final_response_is_a_500(server, code):
+    """A 1xx head is interim (RFC 9110 §15.2): sent as the only response, the client would go on
+    waiting for the final one. WSGI cannot produce a real 1xx exchange, so it is an application error."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", f"/status?code={code}") + build_request("GET", "/p/after"))
+        resp = conn.read_response(timeout=3)
+        assert resp.interim == [] and resp.status == 500, (resp.status, resp.raw_head)
+        if "close" not in resp.connection_tokens():
+            assert conn.read_response().body == b"GET /p/after?"
+
+
 def test_404_from_the_app_is_passed_through(server):
     with Conn(server.port) as conn:
         conn.request("GET", "/status?code=404&cl=1")
