@@ -347,6 +347,9 @@ class Server:
     def _run_in_worker(self, conn, exchange) -> None:
         try:
             exchange.run()
+        except BaseException:  # SystemExit & co from the application (the pool logs it)
+            conn.must_close = True  # no response is coming: close rather than wait for a next request
+            raise
         finally:
             if (conn.inbuf or conn.body is not None or conn.must_close or conn.broken or conn.out
                     or self._stopping):

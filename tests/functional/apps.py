@@ -441,6 +441,11 @@ def h_raise_after_headers(environ, start_response):
     raise RuntimeError(f"late boom {query(environ).get('msg', '')}")
 
 
+def h_system_exit(environ, start_response):
+    """An application that calls sys.exit() (or raises another BaseException) while serving."""
+    raise SystemExit(3)
+
+
 def h_sleep(environ, start_response):
     seconds = float(query(environ).get("s", "1"))
     time.sleep(seconds)
@@ -507,6 +512,7 @@ ROUTES = {
     "/raise": h_raise,
     "/raise-after-headers": h_raise_after_headers,
     "/sleep": h_sleep,
+    "/system-exit": h_system_exit,
     "/record": h_record,
     "/environ": h_environ,
 }

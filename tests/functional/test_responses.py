@@ -380,6 +380,20 @@ def test_application_errors_with_an_access_log_are_a_500_and_logged(logged_serve
     assert "Internal error" not in errors and "Unexpected error" not in errors, errors[-3000:]
 
 
+def test_system_exit_in_an_application_thread_closes_the_connection(threaded_server):
+    """SystemExit (or another BaseException) escaping the application on a pool thread: the client
+    has no response coming, so its connection is closed at once, not kept until the keep-alive
+    timeout as if the exchange had finished; the server goes on serving."""
+    with Conn(threaded_server.port) as conn:
+        conn.request("GET", "/system-exit")
+        started = time.monotonic()
+        assert conn.closed_by_server(timeout=3.5), "the connection was kept open after the app died"
+        assert time.monotonic() - started < 3.5
+    with Conn(threaded_server.port) as conn:
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+
+
 # -- more application mistakes and header details ---------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["str", "none", "status", "status-type", "header-type", "no-start"])
