@@ -113,11 +113,13 @@ class Server:
         self._register(self._wake_r.fileno(), self._on_wake)
 
         self._environ_bases = {}
+        # PEP 3333: SERVER_PORT is never empty; a unix socket has no port, so the scheme's default
+        default_port = "443" if options["url_scheme"] == "https" else "80"
         for listener in self.listeners:
             self._environ_bases[listener] = {
                 "SCRIPT_NAME": "",
                 "SERVER_NAME": listener.server_name,
-                "SERVER_PORT": listener.server_port,
+                "SERVER_PORT": listener.server_port or default_port,
                 "REMOTE_ADDR": "",
                 "REMOTE_PORT": "",
                 "wsgi.version": (1, 0),

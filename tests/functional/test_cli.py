@@ -1,6 +1,7 @@
 """The command line: app specs, the demo app, error reporting (one line, exit 2 for usage, 1 otherwise),
 --version, binds (IPv6, unix socket, several) and clean shutdown on SIGTERM/SIGINT."""
 
+import json
 import os
 import re
 import signal
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import wsgiref.util
 
 import pytest
 
@@ -186,6 +188,26 @@ def test_unix_socket_bind(started, tmp_path):
         while chunk := sock.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_unix_socket_environ_has_a_server_port(started, tmp_path, parser):
+    """PEP 3333: SERVER_NAME and SERVER_PORT are never empty. Behind a proxy on a unix socket a
+    request without Host still rebuilds its URL from them (gunicorn and waitress give port 80)."""
+    path = tmp_path / "fw.sock"
+    started("--bind", f"unix:{path}", "--http-parser", parser, "tests.functional.apps:app")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(b"GET /environ HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    env = json.loads(body)
+    assert env["SERVER_NAME"] and env["SERVER_PORT"] == "80", (env["SERVER_NAME"], env["SERVER_PORT"])
+    assert wsgiref.util.request_uri(env) == f"http://{env['SERVER_NAME']}/environ"
 
 
 def test_several_binds_each_print_a_line(started):
