@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import sys
+import traceback
 
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
@@ -71,6 +72,10 @@ class Worker:
             try:
                 self.app = self.load_app()
             except Exception as exc:
+                from ..cli import AppLoadError  # loaded by the master already
+
+                if not isinstance(exc, AppLoadError):  # raised by the application's own code: show where
+                    traceback.print_exc()
                 sys.stderr.write(f"fastwsgi: error: {exc}\n")
                 sys.stderr.flush()
                 return BOOT_ERROR

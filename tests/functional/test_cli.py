@@ -110,6 +110,20 @@ def test_unloadable_app_exits_1_with_one_line(spec):
     assert "no_such" in line
 
 
+@pytest.mark.parametrize("parser", ["c", "python"])
+@pytest.mark.parametrize("workers", [[], ["-w", "1"], ["-w", "1", "--preload"]], ids=["single", "master", "preload"])
+def test_app_that_raises_on_import_shows_where(tmp_path, parser, workers):
+    """An exception inside the application's module (not a missing module) is a bug in the app: its
+    traceback must reach the operator whichever process imports it, as gunicorn shows it."""
+    (tmp_path / "raising_app_for_fastwsgi.py").write_text("x = 1\nraise KeyError('SECRET_KEY')\n")
+    result = run_cli("--bind", "127.0.0.1:0", "--http-parser", parser, *workers, "raising_app_for_fastwsgi:app",
+                     env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback (most recent call last)" in result.stderr, result.stderr
+    assert 'raising_app_for_fastwsgi.py", line 2' in result.stderr, result.stderr
+    assert "KeyError: 'SECRET_KEY'" in result.stderr, result.stderr
+
+
 def test_port_in_use_exits_1_with_one_line():
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
