@@ -398,6 +398,8 @@ class Server:
     # -- graceful stop -----------------------------------------------------------------------------
 
     def _start_drain(self) -> None:
+        log.info("Graceful stop: finishing %d open connection(s) within %g s (--graceful-timeout)",
+                 len(self.connections), self.graceful_timeout)
         self.draining = True
         self.keep_alive_enabled = False  # every response from now on says Connection: close
         self._drain_deadline = self.now + self.graceful_timeout

@@ -133,3 +133,4 @@ def test_single_process_term_lets_an_in_flight_request_finish(launch, threads):
         assert response.status == 200 and response.body == b"slept 1.0"
         assert "close" in response.connection_tokens()
     assert server.wait(10) == 0
+    assert "Graceful stop: finishing 1 open connection(s) within 10 s" in server.stderr_text()
