@@ -173,6 +173,9 @@ class Exchange:
                 self._finish()
         except Exception as exc:
             self._fail(exc)
+        except BaseException:  # SystemExit & co: the iterable is still closed (PEP 3333)
+            self._close_result()
+            raise
         self._close_result()
         return True
 

@@ -392,10 +392,11 @@ class ClosingBody:
     """An iterable whose close() reports to the side channel; optionally fails or never ends."""
 
     def __init__(self, token: str, pieces: int, fail_at: int | None = None, delay: float = 0.0,
-                 size: int = 16):
+                 size: int = 16, failure: type = RuntimeError):
         self.token = token
         self.pieces = pieces
         self.fail_at = fail_at
+        self.failure = failure
         self.delay = delay
         self.size = size
         self.produced = 0
@@ -403,7 +404,7 @@ class ClosingBody:
     def __iter__(self):
         for i in range(self.pieces):
             if i == self.fail_at:
-                raise RuntimeError(f"body failed at piece {i}")
+                raise self.failure(f"body failed at piece {i}")
             if self.delay:
                 time.sleep(self.delay)
             self.produced += self.size
@@ -414,7 +415,8 @@ class ClosingBody:
 
 
 def h_close(environ, start_response):
-    """?mode=ok|error|stream: close() must be called on success, failure and client disconnect."""
+    """?mode=ok|error|exit|stream|flood: close() must be called on success, failure (an exception or
+    SystemExit while iterating) and client disconnect."""
     q = query(environ)
     token = q.get("t", "")
     mode = q.get("mode", "ok")
@@ -423,6 +425,8 @@ def h_close(environ, start_response):
         return ClosingBody(token, 3)
     if mode == "error":
         return ClosingBody(token, 3, fail_at=1)
+    if mode == "exit":  # SystemExit while iterating (sys.exit() in a generator)
+        return ClosingBody(token, 3, fail_at=1, failure=SystemExit)
     if mode == "stream":  # effectively endless, slow enough that the client leaves first
         return ClosingBody(token, 10**9, delay=0.005, size=4096)
     if mode == "flood":  # endless and fast: a client that never reads must not make the server buffer it

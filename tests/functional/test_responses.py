@@ -295,6 +295,16 @@ def test_close_called_on_success(server, token, events):
     assert events(token) == [{"event": "closed", "produced": 48}]
 
 
+def test_close_called_when_the_iterable_raises_system_exit(threaded_server, token, events):
+    """PEP 3333: close() is called however the iteration ends, a BaseException included (on a pool
+    thread, so the server lives on; on the loop thread the same code runs before the process exits)."""
+    with Conn(threaded_server.port) as conn:
+        conn.request("GET", f"/close?mode=exit&t={token}")
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200 and not resp.complete
+    assert events(token) == [{"event": "closed", "produced": 16}]
+
+
 def test_close_called_when_the_iterable_fails(server, token, events):
     with Conn(server.port) as conn:
         conn.request("GET", f"/close?mode=error&t={token}")
