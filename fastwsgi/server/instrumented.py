@@ -17,7 +17,7 @@ import time
 from ..accesslog import RequestTimings
 from ..proxy import apply_forwarded
 from .body import BodyError
-from .wsgi import Exchange
+from .wsgi import Exchange, error_parts
 
 __all__ = ["ProxiedExchange", "ObservedExchange", "exchange_class"]
 
@@ -62,9 +62,15 @@ class ObservedExchange(ProxiedExchange):
         Exchange._fail(self, exc)
         if answered:
             self._log(self.status, self._body_sent())
-        else:  # Exchange._fail answered with an error response of its own
+        else:  # Exchange._fail answered with an error response of its own, unless the peer was gone
             status = getattr(exc, "status", None) if isinstance(exc, BodyError) else None
-            self._log(status or 500, 0)
+            status = status or 500
+            if self.conn.broken:
+                self.headers = None
+                self._log(status, 0)
+            else:  # log the response sent, not the headers the application had given
+                _status_line, self.headers, body = error_parts(status)
+                self._log(status, len(body))
 
     def _body_sent(self) -> int:
         """Body bytes of the application's response (its head was sent)."""

@@ -44,14 +44,19 @@ error_log = logging.getLogger("fastwsgi.error")
 _BODILESS_STATUS = ("204", "304")  # RFC 9110 §15.3.5, §15.4.5 (a 1xx is refused: _decide)
 
 
-def error_response(conn, status: int) -> bytes:
-    """A complete `status` response that closes the connection."""
+def error_parts(status: int):
+    """(status line, headers, body) of the server's own `status` response."""
     reason = HTTPStatus(status).phrase
     body = f"{status} {reason}\n".encode("ascii")
-    head = conn.server.backend.serialize_head(
-        f"{status} {reason}",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-        date=conn.server.date, server=SERVER_NAME, connection="close")
+    return (f"{status} {reason}",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))], body)
+
+
+def error_response(conn, status: int) -> bytes:
+    """A complete `status` response that closes the connection."""
+    status_line, headers, body = error_parts(status)
+    head = conn.server.backend.serialize_head(status_line, headers, date=conn.server.date,
+                                              server=SERVER_NAME, connection="close")
     return head + body
 
 

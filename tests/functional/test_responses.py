@@ -15,7 +15,10 @@ from tests.functional.client import Conn, build_request
 from tests.functional.conftest import FULL_MATRIX, server_fixture
 
 # the same app with an access log (on stdout): responses then go through the measuring exchange
-logged_server = server_fixture("--access-logfile", "-", matrix=FULL_MATRIX)
+# gunicorn's default format plus the response's Content-Type (an `o` atom)
+logged_server = server_fixture("--access-logfile", "-", "--access-logformat",
+                               '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+                               'type=%({content-type}o)s', matrix=FULL_MATRIX)
 
 
 # -- framing -----------------------------------------------------------------------------------------
@@ -374,13 +377,15 @@ def test_client_disconnect_mid_response_is_harmless(server, token):
                                     "/start-twice"])
 def test_application_errors_with_an_access_log_are_a_500_and_logged(logged_server, target):
     """The access log measures each exchange; an application error before the head must still be
-    answered with a 500 and get its log line (not become an internal error that drops the client)."""
+    answered with a 500 and get its log line (not become an internal error that drops the client),
+    which describes the 500 that was sent (its size and headers), not the application's headers."""
     out_mark, err_mark = len(logged_server.stdout_lines), logged_server.stderr_mark()
     with Conn(logged_server.port) as conn:
         conn.request("GET", target)
         resp = conn.read_response(timeout=3)
         assert resp.status == 500
-    wanted = f'"GET {target} HTTP/1.1" 500 '
+    wanted = (f'"GET {target} HTTP/1.1" 500 {len(resp.body)} "-" "-" '
+              f'type={resp.header("content-type")}')
     deadline = time.monotonic() + 5
     while not any(wanted in line for line in logged_server.stdout_lines[out_mark:]):
         assert time.monotonic() < deadline, f"no access log line with {wanted!r}"
