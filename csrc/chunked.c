@@ -32,7 +32,7 @@ void fw_chunked_init(fw_chunked *st)
  * chunk-ext-val = token / quoted-string                      (RFC 9112 7.1.1) */
 static int fw_chunk_ext_ok(const unsigned char *p, size_t n)
 {
-    size_t k = 0, name_len, before_ows;
+    size_t k = 0, name_len, value_len, before_ows;
     while (k < n) {
         while (k < n && FW_IS_OWS(p[k]))
             k++;
@@ -55,31 +55,10 @@ static int fw_chunk_ext_ok(const unsigned char *p, size_t n)
         k++;
         while (k < n && FW_IS_OWS(p[k]))
             k++;
-        if (k < n && p[k] == '"') {                 /* quoted-string (RFC 9110 5.6.4) */
-            k++;
-            for (;;) {
-                if (k == n)
-                    return 0;
-                if (p[k] == '"') {
-                    k++;
-                    break;
-                }
-                if (p[k] == '\\') {
-                    if (k + 1 == n || !FW_HAS(p[k + 1], FW_C_QPAIR))
-                        return 0;
-                    k += 2;
-                } else if (FW_HAS(p[k], FW_C_QDTEXT)) {
-                    k++;
-                } else {
-                    return 0;
-                }
-            }
-        } else {
-            size_t token_len = fw_span(p + k, n - k, FW_C_TCHAR);
-            if (token_len == 0)
-                return 0;
-            k += token_len;
-        }
+        value_len = fw_token_or_quoted(p + k, n - k);
+        if (value_len == 0)
+            return 0;
+        k += value_len;
     }
     return 1;
 }

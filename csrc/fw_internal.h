@@ -44,7 +44,6 @@
 #define FW_C_REGNAME  0x0080u /* unreserved / sub-delims / "%" (reg-name, RFC 3986 3.2.2) */
 #define FW_C_IPLIT    0x0100u /* unreserved / sub-delims / ":" (inside "[...]") */
 #define FW_C_QDTEXT   0x0200u /* qdtext (RFC 9110 5.6.4) */
-#define FW_C_TEPARAM  0x0400u /* bytes allowed in transfer-coding parameters */
 #define FW_C_OWS      0x0800u /* SP / HTAB */
 #define FW_C_QPAIR    0x1000u /* byte allowed after "\" in a quoted-pair */
 
@@ -78,8 +77,6 @@
     (FW_IS_UNRESERVED(c) || FW_IS_SUBDELIM(c) || (c) == ':' ? FW_C_IPLIT : 0) | \
     ((c) == '\t' || (c) == ' ' || (c) == 0x21 || ((c) >= 0x23 && (c) <= 0x5B) || \
      ((c) >= 0x5D && (c) <= 0x7E) || FW_IS_OBSTEXT(c) ? FW_C_QDTEXT : 0) | \
-    (FW_IS_TCHAR(c) || (c) == ';' || (c) == '=' || (c) == ' ' || (c) == '\t' || (c) == '"' \
-     ? FW_C_TEPARAM : 0) | \
     (FW_IS_OWS(c) ? FW_C_OWS : 0) | \
     ((c) == '\t' || (c) == ' ' || FW_IS_VCHAR(c) || FW_IS_OBSTEXT(c) ? FW_C_QPAIR : 0)))
 
@@ -121,6 +118,29 @@ static inline size_t fw_span(const unsigned char *p, size_t n, unsigned cls)
     while (i < n && FW_HAS(p[i], cls))
         i++;
     return i;
+}
+
+/* Length of the token or quoted-string (RFC 9110 5.6.2, 5.6.4) at the start of p[0:n], or 0 when
+ * there is none: the value of a chunk extension and of a transfer-coding parameter. */
+static inline size_t fw_token_or_quoted(const unsigned char *p, size_t n)
+{
+    size_t k = 1;
+    if (n == 0 || p[0] != '"')
+        return fw_span(p, n, FW_C_TCHAR);
+    while (k < n) {
+        if (p[k] == '"')
+            return k + 1;
+        if (p[k] == '\\') {
+            if (k + 1 == n || !FW_HAS(p[k + 1], FW_C_QPAIR))
+                return 0;
+            k += 2;
+        } else if (FW_HAS(p[k], FW_C_QDTEXT)) {
+            k++;
+        } else {
+            return 0;
+        }
+    }
+    return 0;                                       /* no closing quote */
 }
 
 /*

@@ -223,34 +223,60 @@ static void fw_each_element(const unsigned char *p, size_t n, fw_element_fn each
     }
 }
 
-/* Transfer-Encoding = #transfer-coding (RFC 9112 6.1, RFC 9110 10.1.4) */
+/* Transfer-Encoding = #transfer-coding (RFC 9112 6.1, RFC 9110 10.1.4)
+ * transfer-coding    = token *( OWS ";" OWS transfer-parameter )
+ * transfer-parameter = token BWS "=" BWS ( token / quoted-string )     (RFC 9112 7)
+ * One field line's value, scanned left to right (not split on ',' first: a quoted-string may hold
+ * a comma); empty list elements are skipped (RFC 9110 5.6.1). */
 struct fw_te_state {
     unsigned bad_syntax, chunked_count, last_is_chunked, other_count;
 };
 
-static void fw_te_element(const unsigned char *p, size_t n, void *ctx)
+static size_t fw_skip_ows(const unsigned char *p, size_t n, size_t i)
 {
-    struct fw_te_state *te = (struct fw_te_state *)ctx;
-    size_t name_len = fw_span(p, n, FW_C_TCHAR);
-    size_t i = name_len;
-    if (name_len == 0) {
-        te->bad_syntax = 1;
-        return;
-    }
-    /* transfer-coding = token *( OWS ";" OWS transfer-parameter ) */
     while (i < n && FW_IS_OWS(p[i]))
         i++;
-    if (i < n && (p[i] != ';' || fw_span(p + i, n - i, FW_C_TEPARAM) != n - i)) {
-        te->bad_syntax = 1;
-        return;
+    return i;
+}
+
+static void fw_te_value(const unsigned char *p, size_t n, struct fw_te_state *te)
+{
+    size_t i = 0, len;
+    for (;;) {
+        while (i < n && (p[i] == ',' || FW_IS_OWS(p[i])))
+            i++;
+        if (i == n)
+            return;
+        len = fw_span(p + i, n - i, FW_C_TCHAR);
+        if (len == 0)
+            goto bad;
+        if (FW_IEQ(p + i, len, "chunked")) {
+            te->chunked_count++;
+            te->last_is_chunked = 1;
+        } else {
+            te->other_count++;
+            te->last_is_chunked = 0;
+        }
+        i = fw_skip_ows(p, n, i + len);
+        while (i < n && p[i] == ';') {              /* parameters */
+            i = fw_skip_ows(p, n, i + 1);
+            len = fw_span(p + i, n - i, FW_C_TCHAR);
+            if (len == 0)
+                goto bad;
+            i = fw_skip_ows(p, n, i + len);
+            if (i == n || p[i] != '=')
+                goto bad;
+            i = fw_skip_ows(p, n, i + 1);
+            len = fw_token_or_quoted(p + i, n - i);
+            if (len == 0)
+                goto bad;
+            i = fw_skip_ows(p, n, i + len);
+        }
+        if (i < n && p[i] != ',')
+            goto bad;
     }
-    if (FW_IEQ(p, name_len, "chunked")) {
-        te->chunked_count++;
-        te->last_is_chunked = 1;
-    } else {
-        te->other_count++;
-        te->last_is_chunked = 0;
-    }
+bad:
+    te->bad_syntax = 1;
 }
 
 /* Connection = #connection-option (RFC 9110 7.6.1) */
@@ -288,7 +314,7 @@ static int fw_finish_head(const unsigned char *b, fw_request *req, const fw_head
             break;
         case FW_F_TE:
             te_count++;
-            fw_each_element(value, h->value_len, fw_te_element, &te);
+            fw_te_value(value, h->value_len, &te);
             break;
         case FW_F_CL:
             if (cl_count++ == 0)

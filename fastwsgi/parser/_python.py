@@ -74,8 +74,6 @@ _TARGET_CHARS = re.compile(r"[\x21-\x7e]+")
 _ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://[^/?]*")
 # Host = uri-host [ ":" port ]; uri-host as IP-literal or reg-name (RFC 9112 §3.2, RFC 3986 §3.2.2)
 _HOST = re.compile(r"(?:\[[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
-# transfer-coding = token *( OWS ";" OWS transfer-parameter ); parameters checked loosely (spec)
-_TRANSFER_CODING = re.compile(f'([{_TCHAR}]+)(?:[ \\t]*;[{_TCHAR};= \\t"]*)?')
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 # Fast path: a whole request line, and one field line matched from the LF before it to its CR,
@@ -100,6 +98,14 @@ _QUOTED_STRING = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x8
 _CHUNK_EXT = re.compile(
     f"(?:[ \\t]*;[ \\t]*[{_TCHAR}]+(?:[ \\t]*=[ \\t]*(?:[{_TCHAR}]+|{_QUOTED_STRING}))?)*"
 )
+# transfer-coding = token *( OWS ";" OWS transfer-parameter ), then OWS up to the next "," or the
+# end; transfer-parameter = token BWS "=" BWS ( token / quoted-string )   (RFC 9112 §6.1, §7)
+_TRANSFER_CODING = re.compile(
+    f"([{_TCHAR}]+)(?:[ \\t]*;[ \\t]*[{_TCHAR}]+[ \\t]*=[ \\t]*(?:[{_TCHAR}]+|{_QUOTED_STRING}))*"
+    "[ \\t]*"
+)
+# what comes before a list element: empty elements and OWS (RFC 9110 §5.6.1)
+_LIST_SEPARATORS = re.compile(r"[ \t,]*")
 
 # Response side: status-line = HTTP-version SP status-code SP [ reason-phrase ]   (RFC 9112 §4)
 _STATUS = re.compile(r"[1-5][0-9][0-9] [\t\x20-\x7e\x80-\xff]*")
@@ -261,17 +267,20 @@ def _comma_list(value: str):
             yield element
 
 
-def _check_transfer_encoding(value: str) -> None:
-    """RFC 9112 §6.1: chunked must be the final coding, exactly once; we implement no other coding."""
+def _check_transfer_encoding(values) -> None:
+    """RFC 9112 §6.1: chunked must be the final coding, exactly once; we implement no other coding.
+
+    `values` holds each Transfer-Encoding field line's value; each is a list on its own (a
+    quoted-string cannot run from one line into the next)."""
     names = []
-    for element in value.split(","):
-        element = element.strip(_SP_HTAB)
-        if not element:
-            continue
-        coding = _TRANSFER_CODING.fullmatch(element)
-        if coding is None:
-            raise ParseError("BAD_TRANSFER_ENCODING")
-        names.append(coding[1].lower())
+    for value in values:
+        pos = _LIST_SEPARATORS.match(value).end()
+        while pos < len(value):  # scanned, not split on ",": a quoted-string may hold a comma
+            coding = _TRANSFER_CODING.match(value, pos)
+            if coding is None or (coding.end() < len(value) and value[coding.end()] != ","):
+                raise ParseError("BAD_TRANSFER_ENCODING")
+            names.append(coding[1].lower())
+            pos = _LIST_SEPARATORS.match(value, coding.end()).end()
     if not names or names[-1] != "chunked" or names.count("chunked") != 1:
         raise ParseError("BAD_TRANSFER_ENCODING")
     if len(names) > 1:
@@ -290,6 +299,8 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
         host_count = 1 if "HTTP_HOST" in headers else 0
         length_count = 1 if "CONTENT_LENGTH" in headers else 0
         expects = (headers["HTTP_EXPECT"],) if "HTTP_EXPECT" in headers else ()
+        codings = ((headers["HTTP_TRANSFER_ENCODING"],) if "HTTP_TRANSFER_ENCODING" in headers
+                   else ())
     else:  # repeated names (joined with "," in arrival order) or names never mapped
         headers = {}
         keys = []
@@ -305,6 +316,8 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
         host_count = keys.count("HTTP_HOST")
         length_count = keys.count("CONTENT_LENGTH")
         expects = [field[-1] for key, field in zip(keys, fields) if key == "HTTP_EXPECT"]
+        codings = [field[-1] for key, field in zip(keys, fields)
+                   if key == "HTTP_TRANSFER_ENCODING"]
 
     # 1. Host (RFC 9112 §3.2)
     if host_count:
@@ -321,13 +334,12 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
 
     # 2. Transfer-Encoding (RFC 9112 §6.1, §6.3)
     chunked = False
-    transfer_encoding = headers.get("HTTP_TRANSFER_ENCODING")
-    if transfer_encoding is not None:
+    if codings:
         if not minor:
             raise ParseError("TE_ON_HTTP10")
         if length_count:
             raise ParseError("CONTENT_LENGTH_AND_TE")
-        _check_transfer_encoding(transfer_encoding)
+        _check_transfer_encoding(codings)
         chunked = True
 
     # 3. Content-Length (RFC 9112 §6.3, RFC 9110 §8.6)
