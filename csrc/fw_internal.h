@@ -41,7 +41,7 @@
 #define FW_C_HEX      0x0010u
 #define FW_C_ALPHA    0x0020u
 #define FW_C_SCHEME   0x0040u /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 3.1) */
-#define FW_C_REGNAME  0x0080u /* unreserved / sub-delims / "%" (reg-name, RFC 3986 3.2.2) */
+#define FW_C_REGNAME  0x0080u /* unreserved / sub-delims (reg-name without pct-encoded, RFC 3986 3.2.2) */
 #define FW_C_IPLIT    0x0100u /* unreserved / sub-delims / ":" (inside "[...]") */
 #define FW_C_QDTEXT   0x0200u /* qdtext (RFC 9110 5.6.4) */
 #define FW_C_OWS      0x0800u /* SP / HTAB */
@@ -73,7 +73,7 @@
     (FW_IS_HEX(c) ? FW_C_HEX : 0) | \
     (FW_IS_ALPHA(c) ? FW_C_ALPHA : 0) | \
     (FW_IS_ALPHA(c) || FW_IS_DIGIT(c) || (c) == '+' || (c) == '-' || (c) == '.' ? FW_C_SCHEME : 0) | \
-    (FW_IS_UNRESERVED(c) || FW_IS_SUBDELIM(c) || (c) == '%' ? FW_C_REGNAME : 0) | \
+    (FW_IS_UNRESERVED(c) || FW_IS_SUBDELIM(c) ? FW_C_REGNAME : 0) | \
     (FW_IS_UNRESERVED(c) || FW_IS_SUBDELIM(c) || (c) == ':' ? FW_C_IPLIT : 0) | \
     ((c) == '\t' || (c) == ' ' || (c) == 0x21 || ((c) >= 0x23 && (c) <= 0x5B) || \
      ((c) >= 0x5D && (c) <= 0x7E) || FW_IS_OBSTEXT(c) ? FW_C_QDTEXT : 0) | \

@@ -180,19 +180,108 @@ static enum fw_field_kind fw_field_kind(const unsigned char *name, size_t n)
     }
 }
 
-/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2); empty is allowed. */
-static int fw_host_ok(const unsigned char *p, size_t n)
+/* IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet, the whole of p[0:n];
+ * dec-octet = 0-255 without leading zeros (RFC 3986 3.2.2) */
+static int fw_ipv4_ok(const unsigned char *p, size_t n)
 {
-    size_t i;
-    if (n == 0)
-        return 1;
-    if (p[0] == '[') {                               /* IP-literal, loosely */
-        i = 1 + fw_span(p + 1, n - 1, FW_C_IPLIT);
-        if (i == 1 || i >= n || p[i] != ']')
+    size_t i = 0, len, k;
+    unsigned octet, value;
+    for (octet = 0; octet < 4; octet++) {
+        if (octet > 0) {
+            if (i == n || p[i] != '.')
+                return 0;
+            i++;
+        }
+        len = fw_span(p + i, n - i, FW_C_DIGIT);
+        if (len == 0 || len > 3 || (len > 1 && p[i] == '0'))
+            return 0;
+        for (value = 0, k = 0; k < len; k++)
+            value = value * 10 + (unsigned)(p[i + k] - '0');
+        if (value > 255)
+            return 0;
+        i += len;
+    }
+    return i == n;
+}
+
+/* IPv6address (RFC 3986 3.2.2), the whole of p[0:n]: 8 groups of 1-4 HEXDIG separated by ":",
+ * at most one "::" standing for one or more zero groups (so at most 7 written groups with it), the
+ * last two groups optionally written as an IPv4address. */
+static int fw_ipv6_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0, len, groups = 0;
+    int gap = 0;
+    if (n >= 2 && p[0] == ':' && p[1] == ':') {
+        gap = 1;
+        i = 2;
+    }
+    while (i < n) {
+        len = fw_span(p + i, n - i, FW_C_HEX);
+        if (i + len < n && p[i + len] == '.') {     /* ls32 as IPv4address: must end the address */
+            if (!fw_ipv4_ok(p + i, n - i))
+                return 0;
+            groups += 2;
+            break;
+        }
+        if (len == 0 || len > 4)
+            return 0;
+        groups++;
+        i += len;
+        if (i == n)
+            break;
+        if (p[i] != ':' || i + 1 == n)              /* ":" then more */
             return 0;
         i++;
+        if (p[i] == ':') {
+            if (gap)
+                return 0;
+            gap = 1;
+            i++;
+        }
+    }
+    return gap ? groups <= 7 : groups == 8;
+}
+
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]" with the brackets stripped;
+ * IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) (RFC 3986 3.2.2) */
+static int fw_ip_literal_ok(const unsigned char *p, size_t n)
+{
+    size_t len;
+    if (n > 0 && (p[0] == 'v' || p[0] == 'V')) {
+        len = fw_span(p + 1, n - 1, FW_C_HEX);
+        if (len == 0 || 1 + len == n || p[1 + len] != '.' || 2 + len == n)
+            return 0;
+        return fw_span(p + 2 + len, n - 2 - len, FW_C_IPLIT) == n - 2 - len;
+    }
+    return fw_ipv6_ok(p, n);
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2); empty is allowed.
+ * uri-host = IP-literal / reg-name (IPv4address is a reg-name too);
+ * reg-name = *( unreserved / pct-encoded / sub-delims ); pct-encoded = "%" HEXDIG HEXDIG */
+static int fw_host_ok(const unsigned char *p, size_t n)
+{
+    size_t i, close;
+    if (n == 0)
+        return 1;
+    if (p[0] == '[') {
+        const unsigned char *end = (const unsigned char *)memchr(p, ']', n);
+        if (end == NULL)
+            return 0;
+        close = (size_t)(end - p);
+        if (!fw_ip_literal_ok(p + 1, close - 1))
+            return 0;
+        i = close + 1;
     } else {
-        i = fw_span(p, n, FW_C_REGNAME);
+        i = 0;
+        for (;;) {
+            i += fw_span(p + i, n - i, FW_C_REGNAME);
+            if (i == n || p[i] != '%')
+                break;
+            if (i + 2 >= n || !FW_HAS(p[i + 1], FW_C_HEX) || !FW_HAS(p[i + 2], FW_C_HEX))
+                return 0;
+            i += 3;
+        }
     }
     if (i == n)
         return 1;

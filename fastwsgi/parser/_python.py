@@ -72,8 +72,26 @@ _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 _TARGET_CHARS = re.compile(r"[\x21-\x7e]+")
 # absolute-form prefix: scheme "://" authority (authority up to "/" or "?")   (RFC 9112 §3.2.2)
 _ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://[^/?]*")
-# Host = uri-host [ ":" port ]; uri-host as IP-literal or reg-name (RFC 9112 §3.2, RFC 3986 §3.2.2)
-_HOST = re.compile(r"(?:\[[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# Host = uri-host [ ":" port ]; uri-host = IP-literal / reg-name    (RFC 9112 §3.2, RFC 3986 §3.2.2)
+# IP-literal = "[" ( IPv6address / IPvFuture ) "]"; IPv6address spelled out as in RFC 3986 §3.2.2
+_H16 = "[0-9A-Fa-f]{1,4}"
+_DEC_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = rf"{_DEC_OCTET}\.{_DEC_OCTET}\.{_DEC_OCTET}\.{_DEC_OCTET}"
+_LS32 = f"(?:{_H16}:{_H16}|{_IPV4})"
+_IPV6 = "|".join((
+    f"(?:{_H16}:){{6}}{_LS32}",
+    f"::(?:{_H16}:){{5}}{_LS32}",
+    f"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+    f"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+    f"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+    f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+    f"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+))
+_IPVFUTURE = r"[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+"
+_REG_NAME = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+_HOST = re.compile(f"(?:\\[(?:{_IPV6}|{_IPVFUTURE})\\]|{_REG_NAME})(?::[0-9]*)?")
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 # Fast path: a whole request line, and one field line matched from the LF before it to its CR,
