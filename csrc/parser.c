@@ -52,13 +52,15 @@ void fw_request_init(fw_request *req)
 
 /* ---- request line (RFC 9112 3) -------------------------------------------- */
 
+static int fw_host_ok(const unsigned char *p, size_t n);
+
 static int fw_parse_request_line(const unsigned char *b, size_t start, size_t end,
                                  fw_request *req)
 {
     const unsigned char *p = b + start;
     size_t n = end - start;
     const unsigned char *sp1, *sp2, *t, *v;
-    size_t method_len, target_len, i;
+    size_t method_len, target_len, i, a;
 
     /* method SP request-target SP HTTP-version: exactly two SP bytes */
     sp1 = (const unsigned char *)memchr(p, ' ', n);
@@ -111,8 +113,13 @@ static int fw_parse_request_line(const unsigned char *b, size_t start, size_t en
         if (target_len - i < 3 || memcmp(t + i, "://", 3) != 0)
             return FW_E_BAD_TARGET;
         i += 3;
+        a = i;
         while (i < target_len && t[i] != '/' && t[i] != '?')
             i++;
+        /* authority = uri-host [ ":" port ], the host not empty (RFC 9110 4.2.1); no userinfo
+         * (RFC 9110 4.2.4) */
+        if (i == a || t[a] == ':' || !fw_host_ok(t + a, i - a))
+            return FW_E_BAD_TARGET;
     }
     /* t[i:] is the path (up to the first '?') followed by the query */
     {

@@ -71,7 +71,7 @@ _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 # request-target bytes: VCHAR only, no SP/CTL/obs-text                               (RFC 9112 §3.2)
 _TARGET_CHARS = re.compile(r"[\x21-\x7e]+")
 # absolute-form prefix: scheme "://" authority (authority up to "/" or "?")   (RFC 9112 §3.2.2)
-_ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://[^/?]*")
+_ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://([^/?]*)")
 # Host = uri-host [ ":" port ]; uri-host = IP-literal / reg-name    (RFC 9112 §3.2, RFC 3986 §3.2.2)
 # IP-literal = "[" ( IPv6address / IPvFuture ) "]"; IPv6address spelled out as in RFC 3986 §3.2.2
 _H16 = "[0-9A-Fa-f]{1,4}"
@@ -248,6 +248,10 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
     prefix = _ABSOLUTE_PREFIX.match(target)  # absolute-form (RFC 9112 §3.2.2)
     if prefix is None:
         raise ParseError("BAD_TARGET")  # authority-form included: CONNECT is not supported
+    # authority = uri-host [ ":" port ], the host not empty (RFC 9110 §4.2.1), no userinfo (§4.2.4)
+    authority = prefix[1]
+    if authority[:1] in ("", ":") or _HOST.fullmatch(authority) is None:
+        raise ParseError("BAD_TARGET")
     path, _, query = target[prefix.end():].partition("?")
     return path, query
 
