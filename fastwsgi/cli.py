@@ -173,6 +173,9 @@ def run(app, options: dict) -> None:
             previous[signum] = signal.signal(signum, handler)
     try:
         server.serve_forever()
+    except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
+        log.error("Stopping: the application raised %r on the event-loop thread", exc)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -236,3 +236,15 @@ def test_options_from_the_table_are_accepted(started):
         assert b'"wsgi.url_scheme": "https"' in resp.body
         conn.request("GET", "/hello", headers=[("X-Long", "v" * 200)])
         assert conn.read_response().status == 431
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_system_exit_from_the_application_stops_the_process_and_says_so(launch, parser):
+    """With --threads 0 the application runs on the loop thread, so sys.exit() there ends the process
+    (as it ends a gunicorn sync worker); the exit status is the application's and the log says why."""
+    server = launch("--http-parser", parser, app="tests.functional.apps:app")
+    with Conn(server.port) as conn:
+        conn.request("GET", "/system-exit")
+        assert conn.closed_by_server(timeout=5)
+    assert server.wait(10) == 3
+    assert "Stopping: the application raised SystemExit(3) on the event-loop thread" in server.stderr_text()
