@@ -47,7 +47,7 @@ extern "C" {
 
 /* Bumped whenever a struct layout or a code changes; the Python layer
  * refuses an extension built from another version (a stale .so). */
-#define FW_ABI_VERSION 3
+#define FW_ABI_VERSION 4
 
 #define FW_ERROR (-1)
 #define FW_INCOMPLETE (-2)
@@ -92,7 +92,8 @@ extern "C" {
     X(FW_E_BUFFER_TOO_SMALL,         34, 500) \
     X(FW_E_UWSGI_BAD_MODIFIER,       35, 400) \
     X(FW_E_UWSGI_BAD_VARS,           36, 400) \
-    X(FW_E_UWSGI_DUPLICATE_VAR,      37, 400)
+    X(FW_E_UWSGI_DUPLICATE_VAR,      37, 400) \
+    X(FW_E_METHOD_NOT_IMPLEMENTED,   38, 501)
 
 #define FW_ENUM_ITEM(name, num, status) name = num,
 enum fw_error { FW_ERROR_TABLE(FW_ENUM_ITEM) FW_E__COUNT };

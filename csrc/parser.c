@@ -54,6 +54,15 @@ void fw_request_init(fw_request *req)
 
 static int fw_host_ok(const unsigned char *p, size_t n);
 
+/* The number of DIGIT bytes p[0:n] ends with. */
+static size_t fw_span_back_digits(const unsigned char *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && FW_IS_DIGIT(p[n - 1 - k]))
+        k++;
+    return k;
+}
+
 static int fw_parse_request_line(const unsigned char *b, size_t start, size_t end,
                                  fw_request *req)
 {
@@ -98,6 +107,17 @@ static int fw_parse_request_line(const unsigned char *b, size_t start, size_t en
     req->query_len = 0;
 
     /* request-target forms (RFC 9112 3.2) */
+    if (method_len == 7 && memcmp(p, "CONNECT", 7) == 0) {
+        /* authority-form = uri-host ":" port, the only form for CONNECT (RFC 9112 3.2.3), with a
+         * host (RFC 9110 4.2.1) and a port (RFC 9110 9.3.6: there is no default); a well-formed
+         * CONNECT is then refused: a WSGI server cannot hand the connection over as a tunnel
+         * (RFC 9110 9.1: 501 for a method the origin server does not implement) */
+        a = fw_span_back_digits(t, target_len);
+        if (a == 0 || a == target_len || t[target_len - a - 1] != ':' || t[0] == ':' ||
+            !fw_host_ok(t, target_len))
+            return FW_E_BAD_TARGET;
+        return FW_E_METHOD_NOT_IMPLEMENTED;
+    }
     if (target_len > 0 && t[0] == '/') {            /* origin-form */
         i = 0;
     } else if (target_len == 1 && t[0] == '*') {    /* asterisk-form, OPTIONS only */

@@ -47,6 +47,7 @@ ERRORS = {
     "UWSGI_BAD_MODIFIER": (35, 400),
     "UWSGI_BAD_VARS": (36, 400),
     "UWSGI_DUPLICATE_VAR": (37, 400),
+    "METHOD_NOT_IMPLEMENTED": (38, 501),
 }
 
 NAMES_BY_NUMBER = {number: name for name, (number, _status) in ERRORS.items()}

@@ -275,8 +275,7 @@ static void check_answer(const head_parser *hp, const unsigned char *data, size_
             fail("fw_parse_head (%s, %s): incomplete with %u fields (own array: %s) gave %lld", how,
                  hp->hs->name, q->num_headers, had_own ? "yes" : "no", r);
         if (r == FW_ERROR)
-            check_error_fields("fw_parse_head", q->error, q->status, FW_E_BAD_REQUEST_LINE,
-                               FW_E_HEAD_TOO_LARGE);
+            check_request_error("fw_parse_head", q->error, q->status);
         return;
     }
     if (r < 0 || want->ret < 0) {

@@ -366,8 +366,7 @@ static void validate_request(const unsigned char *data, size_t len, const fw_lim
     if (r->ret == FW_INCOMPLETE)
         return;
     if (r->ret == FW_ERROR) {
-        check_error_fields("fw_parse_request", q->error, q->status, FW_E_BAD_REQUEST_LINE,
-                           FW_E_HEAD_TOO_LARGE);
+        check_request_error("fw_parse_request", q->error, q->status);
         return;
     }
     if (r->ret <= 0 || (size_t)r->ret > len) {

@@ -77,6 +77,14 @@ void check_error_fields(const char *fn, int error, int status, int lo, int hi)
         fail("fw_error_name(%d) is empty", error);
 }
 
+void check_request_error(const char *fn, int error, int status)
+{
+    if (error == FW_E_METHOD_NOT_IMPLEMENTED)   /* added after the uwsgi codes */
+        check_error_fields(fn, error, status, error, error);
+    else
+        check_error_fields(fn, error, status, FW_E_BAD_REQUEST_LINE, FW_E_HEAD_TOO_LARGE);
+}
+
 const char *outcome_text(long long ret, int error)
 {
     static char text[4][64];

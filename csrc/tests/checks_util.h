@@ -20,6 +20,8 @@ void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *show(const void *p, size_t len);
 /* error/status of a rejection: code within lo..hi, status and name from the table */
 void check_error_fields(const char *fn, int error, int status, int lo, int hi);
+/* check_error_fields for a request-head parser: the codes of the head rules. */
+void check_request_error(const char *fn, int error, int status);
 /* "ERROR <name>", "INCOMPLETE" or the number, for failure messages (rotating static buffers). */
 const char *outcome_text(long long ret, int error);
 /* Every result field of two request states is equal (the resumable-state fields may differ). */

@@ -49,7 +49,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 3
+EXPECTED_ABI_VERSION = 4
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "

@@ -92,6 +92,9 @@ _IPV6 = "|".join((
 _IPVFUTURE = r"[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+"
 _REG_NAME = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
 _HOST = re.compile(f"(?:\\[(?:{_IPV6}|{_IPVFUTURE})\\]|{_REG_NAME})(?::[0-9]*)?")
+# authority-form = uri-host ":" port (RFC 9112 §3.2.3): the port, which CONNECT must send (RFC 9110
+# §9.3.6), ends the target; the rest is checked as a Host value
+_PORT_AT_END = re.compile(r":[0-9]+\Z")
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 # Fast path: a whole request line, and one field line matched from the LF before it to its CR,
@@ -238,6 +241,12 @@ def _check_field_line(content: str) -> tuple[str, str]:
 
 def _split_target(method: str, target: str) -> tuple[str, str]:
     """Return (raw path, raw query) of a request-target whose bytes are already checked."""
+    if method == "CONNECT":  # authority-form, with a host (RFC 9110 §4.2.1) and a port (§9.3.6)
+        if target[0] == ":" or _PORT_AT_END.search(target) is None or _HOST.fullmatch(target) is None:
+            raise ParseError("BAD_TARGET")
+        # well-formed, but a WSGI server cannot hand the connection over as a tunnel: 501 for a
+        # method the origin server does not implement (RFC 9110 §9.1)
+        raise ParseError("METHOD_NOT_IMPLEMENTED")
     if target[0] == "/":  # origin-form
         path, _, query = target.partition("?")
         return path, query
@@ -247,7 +256,7 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
         raise ParseError("BAD_TARGET")
     prefix = _ABSOLUTE_PREFIX.match(target)  # absolute-form (RFC 9112 §3.2.2)
     if prefix is None:
-        raise ParseError("BAD_TARGET")  # authority-form included: CONNECT is not supported
+        raise ParseError("BAD_TARGET")  # authority-form included: it is CONNECT's alone
     # authority = uri-host [ ":" port ], the host not empty (RFC 9110 §4.2.1), no userinfo (§4.2.4)
     authority = prefix[1]
     if authority[:1] in ("", ":") or _HOST.fullmatch(authority) is None:
@@ -441,7 +450,7 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
         pairs = ()
         headers = {}
     method, target, minor = request_line.groups()
-    if target[0] == "/":  # origin-form, the common case of _split_target
+    if target[0] == "/" and method != "CONNECT":  # origin-form, the common case of _split_target
         path, _, query = target.partition("?")
     else:
         path, query = _split_target(method, target)

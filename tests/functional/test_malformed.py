@@ -18,7 +18,8 @@ BAD_REQUESTS = {
     "http3-version": (b"GET / HTTP/3.1\r\n" + H + b"\r\n", 505),
     "bad-target": (b"GET foo HTTP/1.1\r\n" + H + b"\r\n", 400),
     "space-in-target": (b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", 400),
-    "connect": (b"CONNECT example.com:443 HTTP/1.1\r\n" + H + b"\r\n", 400),
+    "connect": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
+    "connect-origin-form": (b"CONNECT / HTTP/1.1\r\n" + H + b"\r\n", 400),
     "uri-too-long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
     "header-line-too-long": (b"GET / HTTP/1.1\r\n" + H + b"X-Long: " + b"v" * 9000 + b"\r\n\r\n", 431),
     "too-many-headers": (b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(101))
@@ -106,6 +107,19 @@ def test_valid_request_after_errors_on_other_connections(server):
     with Conn(server.port) as conn:
         conn.request("GET", "/hello")
         assert conn.read_response().body == b"hello"
+
+
+def test_connect_is_not_tunnelled(server, token, events):
+    """CONNECT gets 501 and the connection is closed (RFC 9110 §9.1: a WSGI server cannot tunnel): the
+    bytes a client sends at once after it, meant for the tunnel, never reach the application."""
+    tunnelled = b"POST /record?t=" + token.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    with Conn(server.port) as conn:
+        conn.send(b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n" + tunnelled)
+        resp = conn.read_response()
+        assert resp.status == 501, (resp.status, resp.raw_head)
+        assert resp.header("Connection") == "close", resp.raw_head
+        assert conn.closed_by_server(3.0), "the socket stayed open after the 501"
+    assert events(token, count=1, timeout=0.3) == [], "the bytes after CONNECT were run as a request"
 
 
 # -- request smuggling (RFC 9112 §6.1, §6.3, §11.2) ---------------------------------------------------

@@ -139,7 +139,9 @@ REQUEST_ERRORS = [
     (b"GET / HTTP/2.0\r\n\r\n", "VERSION_NOT_SUPPORTED"),
     (b"GET \x7f HTTP/2.0\r\n\r\n", "VERSION_NOT_SUPPORTED"),  # version before target
     (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "BAD_TARGET"),
-    (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", "BAD_TARGET"),
+    (b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", "BAD_TARGET"),  # CONNECT takes authority-form only
+    (b"CONNECT a:443 HTTP/2.0\r\n\r\n", "VERSION_NOT_SUPPORTED"),  # version before CONNECT
+    (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", "METHOD_NOT_IMPLEMENTED"),
     (b"GET / HTTP/1.1\nHost: a\r\n\r\n", "BARE_LF"),
     (b"GET / HTTP/1.1\r\nHost: a\r\n\n", "BARE_LF"),
     (b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", "BARE_CR"),
