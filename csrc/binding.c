@@ -100,29 +100,45 @@ static int fw_pack(const unsigned char *b, const fw_request *req, const fw_heade
                    fw_packed *res)
 {
     size_t pos = 0, path_start, path_len, need, scratch_at, memo_size = 0;
-    uint32_t nkeys = 0, i, n = req->num_headers;
+    uint32_t nkeys = 0, i, n = req->num_headers, host_field = UINT32_MAX;
     const uint32_t *next;
     int slot = -1;
+    fw_env_host host;
+    int has_host = fw_env_host_of(b, req, headers, &host);
+    /* absolute-form without a Host field: HTTP_HOST is a key the names do not give, so the memo
+     * (names -> keys) is not used for this head */
+    int extra_host = has_host && host.field == n;
 
     /* values, method, target, version, query, PATH_INFO, keys: at most this */
     need = (size_t)req->method_len + req->target_len + 8 + req->query_len + 4 +
-           fw_environ_size(req, headers) + 1;
+           fw_environ_size(req, headers, has_host ? &host : NULL) + 1;
     /* then the name index's scratch, word-aligned (the address may be odd) */
     scratch_at = need + ((4u - (((uintptr_t)o + need) & 3u)) & 3u);
     if (scratch_at > cap || (cap - scratch_at) / 4 < fw_names_scratch_words(n))
         return FW_PACKED_TOO_SMALL;
-    if (memo != NULL && (memo_size = fw_memo_size(headers, n)) != 0)
+    if (memo != NULL && !extra_host && (memo_size = fw_memo_size(headers, n)) != 0)
         slot = fw_memo_find(memo, b, headers, n, memo_size);
     if (slot >= 0)
         next = memo->next[slot];
     else
         next = fw_index_names(b, headers, n, (uint32_t *)(void *)(o + scratch_at));
 
+    if (has_host)
+        host_field = host.field;
     for (i = 0; i < n; i++) {                       /* ( VALUE \0 )* */
         if (next[i] & FW_NAME_NO_KEY)
             continue;
-        pos += fw_write_value(b, headers, next, i, o + pos);
+        if (i == host_field) {                      /* the Host field (never repeated) */
+            memcpy(o + pos, b + host.off, host.len);
+            pos += host.len;
+        } else {
+            pos += fw_write_value(b, headers, next, i, o + pos);
+        }
         o[pos++] = sep;
+        nkeys++;
+    }
+    if (extra_host) {
+        pos = fw_put_field(o, pos, b + host.off, host.len, sep);
         nkeys++;
     }
     pos = fw_put_field(o, pos, b + req->method_off, req->method_len, sep);
@@ -143,6 +159,8 @@ static int fw_pack(const unsigned char *b, const fw_request *req, const fw_heade
             pos += fw_write_key(b, &headers[i], o + pos);
             o[pos++] = sep;
         }
+        if (extra_host)
+            pos = fw_put_field(o, pos, "HTTP_HOST", 9, sep);
         if (nkeys > 0)
             pos--;                                  /* no NUL after the last key */
         if (memo_size != 0)

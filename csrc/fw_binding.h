@@ -65,7 +65,10 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
  *
  * with the keys present exactly when the keys state is FW_HEAD_STORED + slot
  * or FW_HEAD_NEW (so a split on SEP gives n values, 5 fields and n or 0
- * keys).  The result is below 2**30 (one CPython long digit: cheap to take
+ * keys).  A head with an absolute-form target and no Host field gets an
+ * HTTP_HOST key its names do not give (RFC 9112 3.2.2, parser.c
+ * fw_env_host_of): it is neither looked up in the memo nor stored, so its
+ * keys are always written (FW_HEAD_NEW).  The result is below 2**30 (one CPython long digit: cheap to take
  * apart); a head longer than FW_HEAD_CONSUMED_MASK or a PATH_INFO holding a
  * NUL or SEP comes back as FW_HEAD_SLOW, to be read from the struct.
  */

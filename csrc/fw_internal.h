@@ -319,10 +319,26 @@ static inline int fw_still_incomplete(const unsigned char *b, size_t len, const 
 
 /* ---- environ items (parser.c), shared with binding.c ----------------------- */
 
+/* HTTP_HOST when an absolute-form target gives it (RFC 9112 3.2.2: the server
+ * MUST use the target's host information instead of the Host field): the
+ * target's authority as sent.  `field` is the Host field whose value it
+ * replaces, or num_headers when there is none (HTTP/1.0, allow_missing_host):
+ * HTTP_HOST is then one more key, after those of the fields. */
+typedef struct fw_env_host {
+    uint32_t off, len;      /* the authority, offsets into the buffer */
+    uint32_t field;
+} fw_env_host;
+
+/* Fill *host and return 1 when the complete head's target is absolute-form;
+ * 0 for origin-form and asterisk-form (the Host field is HTTP_HOST). */
+int fw_env_host_of(const unsigned char *b, const fw_request *req, const fw_header *headers,
+                   fw_env_host *host);
+
 /* Upper bound of what the environ writers below write for a complete head:
  * PATH_INFO plus, per field, "HTTP_" + name + value + 3 bytes of separators
- * (a '\0' after the key and after the value, or the ',' joining it). */
-size_t fw_environ_size(const fw_request *req, const fw_header *headers);
+ * (a '\0' after the key and after the value, or the ',' joining it), plus
+ * "HTTP_HOST" + the authority + 3 when `host` is not NULL. */
+size_t fw_environ_size(const fw_request *req, const fw_header *headers, const fw_env_host *host);
 
 /* next[i] of fw_index_names: the field gets no environ key of its own (its
  * name came earlier, or holds '_'); the low bits are 1 + the index of the next

@@ -858,13 +858,33 @@ static uint32_t fw_next_slowly(const unsigned char *b, const fw_header *headers,
 
 /* ---- environ items ------------------------------------------------------------ */
 
-size_t fw_environ_size(const fw_request *req, const fw_header *headers)
+int fw_env_host_of(const unsigned char *b, const fw_request *req, const fw_header *headers,
+                   fw_env_host *host)
+{
+    const unsigned char *t = b + req->target_off, *colon;
+    uint32_t i;
+    if (t[0] == '/' || (t[0] == '*' && req->target_len == 1))
+        return 0;
+    /* absolute-form: the scheme holds no ':', and the path starts where the authority ends */
+    colon = (const unsigned char *)memchr(t, ':', req->target_len);
+    host->off = (uint32_t)(colon - b) + 3;
+    host->len = req->path_off - host->off;
+    for (i = 0; i < req->num_headers; i++)
+        if (fw_field_kind(b + headers[i].name_off, headers[i].name_len) == FW_F_HOST)
+            break;                                  /* the only one: DUPLICATE_HOST otherwise */
+    host->field = i;
+    return 1;
+}
+
+size_t fw_environ_size(const fw_request *req, const fw_header *headers, const fw_env_host *host)
 {
     /* the path, and per field "HTTP_" + name + 2 separators + value + a ',' if joined */
     size_t need = req->path_len;
     uint32_t i;
     for (i = 0; i < req->num_headers; i++)
         need += 5 + headers[i].name_len + 3 + headers[i].value_len;
+    if (host != NULL)
+        need += 9 + 3 + (size_t)host->len;
     return need;
 }
 
@@ -939,8 +959,10 @@ long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *he
     const unsigned char *b = (const unsigned char *)buf;
     unsigned char *o = (unsigned char *)out;
     uint32_t stack[2 * FW_ENV_STACK_FIELDS], one[1];
-    uint32_t *scratch = NULL, *next = NULL, i, n = req->num_headers;
-    size_t size = fw_environ_size(req, headers), pos;
+    uint32_t *scratch = NULL, *next = NULL, i, n = req->num_headers, host_field = UINT32_MAX;
+    fw_env_host host;
+    int has_host = fw_env_host_of(b, req, headers, &host);
+    size_t size = fw_environ_size(req, headers, has_host ? &host : NULL), pos;
     int first = 1;
 
     if (size > cap)
@@ -955,6 +977,8 @@ long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *he
     if (scratch != NULL)
         next = fw_index_names(b, headers, n, scratch);
 
+    if (has_host)
+        host_field = host.field;
     pos = fw_write_path(b, req, o);
     *path_len = pos;
     for (i = 0; i < n; i++) {
@@ -972,7 +996,10 @@ long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *he
         first = 0;
         pos += fw_write_key(b, &headers[i], o + pos);
         o[pos++] = '\0';
-        if (links == one) {                         /* fw_write_value follows next[] links */
+        if (i == host_field) {                      /* the Host field (never repeated) */
+            memcpy(o + pos, b + host.off, host.len);
+            pos += host.len;
+        } else if (links == one) {                  /* fw_write_value follows next[] links */
             size_t k;
             memcpy(o + pos, b + headers[i].value_off, headers[i].value_len);
             pos += headers[i].value_len;
@@ -986,6 +1013,15 @@ long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *he
         } else {
             pos += fw_write_value(b, headers, next, i, o + pos);
         }
+    }
+    if (has_host && host.field == n) {              /* no Host field: HTTP_HOST of its own */
+        if (!first)
+            o[pos++] = '\0';
+        memcpy(o + pos, "HTTP_HOST", 9);
+        pos += 9;
+        o[pos++] = '\0';
+        memcpy(o + pos, b + host.off, host.len);
+        pos += host.len;
     }
     return (long)pos;
 }

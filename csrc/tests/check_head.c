@@ -119,6 +119,19 @@ static struct {
     head_ref ref;
 } g_whole;
 
+/* An absolute-form target and no Host field: HTTP_HOST is a key the names do not give
+ * (RFC 9112 §3.2.2, fw_binding.h), so such a head is never memoised. */
+static int host_from_target_alone(const unsigned char *data, const fw_request *req, const fw_header *headers)
+{
+    const unsigned char *t = data + req->target_off;
+    if (t[0] == '/' || (req->target_len == 1 && t[0] == '*'))
+        return 0;
+    for (uint32_t i = 0; i < req->num_headers; i++)
+        if (equal_nocase(data + headers[i].name_off, headers[i].name_len, "host"))
+            return 0;
+    return 1;
+}
+
 static void ref_parse_fresh(const unsigned char *data, size_t n, const fw_limits *lim, head_ref *ref)
 {
     static unsigned char *out;
@@ -140,7 +153,7 @@ static void ref_parse_fresh(const unsigned char *data, size_t n, const fw_limits
     for (uint32_t i = 0; i < ref->req.num_headers; i++)
         names += headers[i].name_len + 1;
     ref->memoised = ref->req.num_headers > 0 && ref->req.num_headers <= FW_MEMO_FIELDS &&
-                    names <= FW_MEMO_NAME_BYTES;
+                    names <= FW_MEMO_NAME_BYTES && !host_from_target_alone(data, &ref->req, headers);
     ref->slow = (info & FW_PACKED_USE_ENVIRON) || ref->req.line_start > FW_HEAD_CONSUMED_MASK ||
                 memchr(out, FW_HEAD_SEP, len) != NULL;  /* only PATH_INFO can hold it */
     if (ref->slow)

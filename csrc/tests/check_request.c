@@ -152,6 +152,26 @@ static void environ_oracle(const unsigned char *buf, const fw_request *req,
         }
         bytes_put(&values[j], buf + headers[i].value_off, headers[i].value_len);
     }
+    /* an absolute-form target's authority is HTTP_HOST, not the Host field (RFC 9112 §3.2.2) */
+    const unsigned char *t = buf + req->target_off;
+    if (t[0] != '/' && !(req->target_len == 1 && t[0] == '*') && nkeys < MAX_KEYS) {
+        size_t a = 0, e;
+        while (a + 3 <= req->target_len && memcmp(t + a, "://", 3) != 0)
+            a++;
+        a += 3;
+        for (e = a; e < req->target_len && t[e] != '/' && t[e] != '?'; e++)
+            ;
+        size_t j = 0;
+        while (j < nkeys && !(keys[j].len == 9 && memcmp(keys[j].p, "HTTP_HOST", 9) == 0))
+            j++;
+        if (j == nkeys) {  /* no Host field: one more key, after those of the fields */
+            bytes key = {0};
+            bytes_put(&key, "HTTP_HOST", 9);
+            keys[nkeys++] = key;
+        }
+        values[j].len = 0;
+        bytes_put(&values[j], t + a, e - a);
+    }
     for (size_t j = 0; j < nkeys; j++) {
         if (layout == ENV_PAIRS) {
             if (j > 0)

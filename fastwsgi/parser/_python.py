@@ -362,6 +362,8 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
                 _VALID_HOSTS.add(host)
     elif minor and not limits.allow_missing_host:
         raise ParseError("MISSING_HOST")
+    if target[0] != "/" and target != "*":  # absolute-form: the server MUST use its authority instead
+        headers["HTTP_HOST"] = _ABSOLUTE_PREFIX.match(target)[1]  # of the Host field (RFC 9112 §3.2.2)
 
     # 2. Transfer-Encoding (RFC 9112 §6.1, §6.3)
     chunked = False

@@ -66,10 +66,16 @@ def test_path_info_is_percent_decoded_latin1_and_query_is_raw(server):
 
 
 def test_absolute_form_target(server):
-    env, _ = environ_of(server.port, "http://example.com/environ?z=1")
+    origin_env, _ = environ_of(server.port, "/environ")
+    env, _ = environ_of(server.port, "http://example.com:8081/environ?z=1")  # Host: localhost
     assert env["PATH_INFO"] == "/environ"
     assert env["QUERY_STRING"] == "z=1"
-    assert env["RAW_URI"] == "http://example.com/environ?z=1"
+    assert env["RAW_URI"] == "http://example.com:8081/environ?z=1"
+    assert env["HTTP_HOST"] == "example.com:8081"  # the target's authority, not Host (RFC 9112 §3.2.2)
+    # the listener's name and port, as for origin-form: PEP 3333 URL reconstruction uses HTTP_HOST
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (origin_env["SERVER_NAME"], str(server.port))
+    env, _ = environ_of(server.port, "http://[::1]/environ", version="HTTP/1.0", host=None)
+    assert env["HTTP_HOST"] == "[::1]"  # HTTP/1.0 needs no Host: HTTP_HOST still comes from the target
 
 
 def test_no_query_string_is_empty(server):
