@@ -2,8 +2,9 @@
 
 A real fastwsgi Server with one uwsgi listener on a UNIX socket, driven in-process: for each request
 the client connects and sends the packet nginx sends for wrk's `GET /` (Debian's uwsgi_params plus
-HTTP_HOST), the listener's accept handler runs (accept, then one epoll step: UNIX uwsgi listeners do
-not read at accept; recv, parse, Exchange, the hello app, send, close), and the client reads the
+HTTP_HOST), the listener's accept handler runs (accept, then the read at accept: recv, parse,
+Exchange, the hello app, send, close; before 900f761 a UNIX uwsgi listener waited for one epoll step
+instead, which the loop below still drives for such trees), and the client reads the
 response to EOF and closes. `--accept-only`: the server side only calls accept(2) and close(2), the
 baseline that leaves the client's own work out.
 
@@ -64,7 +65,7 @@ def main():
             os.close(fd)
         else:
             on_accept(0)
-            while server.connections:  # UNIX listeners do not read at accept: one epoll step
+            while server.connections:  # trees before 900f761: the read came after an epoll step
                 server._step(0)
         data = b""
         try:
