@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 from . import __version__
 from . import logs
@@ -37,6 +38,30 @@ log = logging.getLogger("fastwsgi")
 
 class AppLoadError(Exception):
     """The application spec cannot be resolved (the message is shown to the user)."""
+
+
+class AppCodeError(AppLoadError):
+    """The application's own code raised while its module was imported or its factory called; the
+    exception it raised is the __cause__, whose traceback `load_error_text` shows."""
+
+
+def load_error_text(exc: BaseException) -> str:
+    """What the operator sees when the application cannot be loaded: one line, after the traceback
+    of the application's own exception when its code raised (or of anything unexpected)."""
+    cause = exc.__cause__ if isinstance(exc, AppCodeError) else None if isinstance(exc, AppLoadError) else exc
+    trace = ""
+    if cause is not None:
+        frames = cause.__traceback__  # from the application's first frame: not ours, not importlib's
+        while frames is not None and frames.tb_next is not None and _is_loader_frame(frames):
+            frames = frames.tb_next
+        trace = "".join(traceback.format_exception(type(cause), cause, frames))
+    return f"{trace}fastwsgi: error: {exc}\n"
+
+
+def _is_loader_frame(frames) -> bool:
+    filename = frames.tb_frame.f_code.co_filename
+    return (filename == __file__ or filename.startswith("<frozen importlib")
+            or filename == importlib.__file__)
 
 
 def version_string() -> str:
@@ -90,6 +115,8 @@ def load_app(spec: str):
         raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
     except ImportError as exc:
         raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:
+        raise AppCodeError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     if names is None:
         for name in ("application", "app"):
             if hasattr(module, name):
@@ -107,7 +134,10 @@ def load_app(spec: str):
     if args is not None:
         if not callable(target):
             raise AppLoadError(f"{module_name}:{'.'.join(names)} is not callable")
-        target = target(*args, **kwargs)
+        try:
+            target = target(*args, **kwargs)
+        except Exception as exc:
+            raise AppCodeError(f"the factory {spec!r} raised {type(exc).__name__}: {exc}") from exc
     if not callable(target):
         raise AppLoadError(f"{spec!r} is not a WSGI application (not callable)")
     return target
@@ -253,7 +283,10 @@ def main(argv=None) -> int:
         else:
             app = load_app(spec)
         run(app, options)
-    except (AppLoadError, BindError, RuntimeError, logs.LogConfigError) as exc:
+    except AppLoadError as exc:
+        sys.stderr.write(load_error_text(exc))
+        return 1
+    except (BindError, RuntimeError, logs.LogConfigError) as exc:
         sys.stderr.write(f"fastwsgi: error: {exc}\n")
         return 1
     return 0

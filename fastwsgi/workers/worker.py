@@ -27,7 +27,6 @@ import os
 import random
 import signal
 import sys
-import traceback
 
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
@@ -72,11 +71,9 @@ class Worker:
             try:
                 self.app = self.load_app()
             except Exception as exc:
-                from ..cli import AppLoadError  # loaded by the master already
+                from ..cli import load_error_text  # loaded by the master already
 
-                if not isinstance(exc, AppLoadError):  # raised by the application's own code: show where
-                    traceback.print_exc()
-                sys.stderr.write(f"fastwsgi: error: {exc}\n")
+                sys.stderr.write(load_error_text(exc))
                 sys.stderr.flush()
                 return BOOT_ERROR
         access_log = self.make_access_log(self.options) if self.make_access_log else None

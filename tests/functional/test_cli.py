@@ -122,6 +122,21 @@ def test_app_that_raises_on_import_shows_where(tmp_path, parser, workers):
     assert "Traceback (most recent call last)" in result.stderr, result.stderr
     assert 'raising_app_for_fastwsgi.py", line 2' in result.stderr, result.stderr
     assert "KeyError: 'SECRET_KEY'" in result.stderr, result.stderr
+    assert ("fastwsgi: error: importing 'raising_app_for_fastwsgi' raised KeyError: 'SECRET_KEY'"
+            in result.stderr.splitlines()), result.stderr
+    assert "importlib" not in result.stderr  # the traceback starts in the application's code
+
+
+@pytest.mark.parametrize("workers", [[], ["-w", "1"]], ids=["single", "master"])
+def test_app_factory_that_raises_shows_where(tmp_path, workers):
+    (tmp_path / "factory_app_for_fastwsgi.py").write_text(
+        "def create_app(name):\n    raise ValueError(f'no config for {name}')\n")
+    result = run_cli("--bind", "127.0.0.1:0", *workers, "factory_app_for_fastwsgi:create_app('prod')",
+                     env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert 'factory_app_for_fastwsgi.py", line 2, in create_app' in result.stderr, result.stderr
+    assert ("fastwsgi: error: the factory \"factory_app_for_fastwsgi:create_app('prod')\" raised "
+            "ValueError: no config for prod" in result.stderr.splitlines()), result.stderr
 
 
 def test_port_in_use_exits_1_with_one_line():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import fastwsgi
-from fastwsgi.cli import AppLoadError, load_app
+from fastwsgi.cli import AppCodeError, AppLoadError, load_app
 
 REPO = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"Listening at: (\S+)")
@@ -250,9 +250,11 @@ def test_load_app_never_evaluates_arguments(in_app_dir, tmp_path):
     assert not marker.exists()
 
 
-def test_load_app_reports_errors_inside_the_factory_as_they_are(in_app_dir):
-    with pytest.raises(TypeError):
+def test_load_app_reports_errors_inside_the_factory_with_their_cause(in_app_dir):
+    with pytest.raises(AppCodeError) as info:
         load_app("factmod:create_app(1, 2, 3)")
+    assert type(info.value.__cause__) is TypeError  # load_error_text shows its traceback
+    assert "raised TypeError" in str(info.value)
 
 
 def test_startup_line_names_every_listener(app_dir, tmp_path):
