@@ -125,7 +125,10 @@ class Throttled:
 
     def flush(self) -> None:
         """Log the held-back count if the interval since the last line has passed."""
-        if self.held_back and self.clock() >= self.next_line_at:
-            self.next_line_at = self.clock() + self.interval
+        if not self.held_back:
+            return
+        now = self.clock()
+        if now >= self.next_line_at:
+            self.next_line_at = now + self.interval
             count, self.held_back = self.held_back, 0
             self.logger.warning(f"%d more {self.what} since the last warning", count)
