@@ -26,6 +26,9 @@ step "test suite again with FASTWSGI_PUREPYTHON=1"
 FASTWSGI_PUREPYTHON=1 python -c 'import fastwsgi; assert fastwsgi.BACKEND == "python"'
 FASTWSGI_PUREPYTHON=1 python -m pytest
 
+step "test suite on the oldest supported and the newest installed CPython"
+ci/python_versions.sh 3.10 3.13
+
 step "C hygiene: warnings, ASan/UBSan guard-page tests, bounded fuzzing"
 ci/c_checks.sh
 

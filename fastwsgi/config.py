@@ -445,7 +445,10 @@ def load_config_file(path: str) -> dict:
     """The options set by a config file (raw values, names checked); raises UsageError."""
     try:
         if path.endswith(".toml"):
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dependency there)
+                import tomli as tomllib
 
             with open(path, "rb") as file:
                 document = tomllib.load(file)
