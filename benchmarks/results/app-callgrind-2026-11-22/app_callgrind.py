@@ -1,0 +1,40 @@
+"""Server-side user-space instructions per keep-alive request of a real application view, under callgrind.
+
+Usage (from the repository root):
+    python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c,fastwsgi-py 500 django
+    python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c 500 flask
+
+Reuses benchmarks/experiments/cloop/callgrind.py (server started under valgrind, warm-up, dump, N
+requests on one keep-alive connection, dump) with the harness's django or flask scenario (GET /json)
+instead of hello. fastwsgi runs from the given tree with the current interpreter (which needs django
+and flask); bjoern from its harness venv. Not part of the test suite.
+"""
+import sys, dataclasses, socket
+from pathlib import Path
+wt = str(Path(sys.argv[1]).resolve()); out = Path(sys.argv[2]); names = sys.argv[3].split(","); requests = int(sys.argv[4])
+scen = sys.argv[5] if len(sys.argv) > 5 else "django"
+sys.path.insert(0, wt + "/benchmarks/experiments/cloop")
+import callgrind
+from callgrind import server_table, scenario_table
+BOOT = ("import sys; sys.path.insert(0, %r); import runpy; "
+        "runpy.run_module('fastwsgi', run_name='__main__', alter_sys=True)") % wt
+def make(parser):
+    def argv(launch):
+        return [sys.executable, "-c", BOOT, "--bind", launch.address, "--http-parser", parser,
+                "--log-level", "warning", launch.app]
+    return argv
+for name in names:
+    if name.startswith("fastwsgi"):
+        spec = server_table.BY_NAME[name]
+        server_table.BY_NAME[name] = dataclasses.replace(spec, argv=make("c" if name.endswith("-c") else "python"))
+sc = scenario_table.BY_NAME[scen]
+scenario_table.BY_NAME["hello"] = sc
+scenario_table.APPS_DIR = scenario_table.DJANGO_DIR if scen == "django" else scenario_table.APPS_DIR
+def request(port, close):
+    return b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (sc.path.encode(), port)
+callgrind.request = request
+import os
+os.environ["PYTHONPATH"] = ""
+out.mkdir(parents=True, exist_ok=True)
+for name in names:
+    print(name, scen, f"{callgrind.count(name, False, requests, out):,.0f}", flush=True)
