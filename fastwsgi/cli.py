@@ -3,13 +3,23 @@
 Theory of operation: `main(argv)` returns an exit status and never lets a traceback escape for a
 user mistake: usage errors print one `fastwsgi: error: ...` line and return 2, failures to load the
 application or to listen return 1. The options come from `config.resolve` (defaults < config file <
-environment < flags); --print-config and --check-config stop there. `load_app` resolves `module:name`,
-`module` (then `application`, else `app`) or a factory call `module:create_app("x", 3)` whose
-arguments are literals parsed with ast (never eval).
+environment < flags); --print-config stops there. Then, before anything is imported, as gunicorn:
+`prepare_process` sets the --env variables, puts the --pythonpath directories in front of sys.path
+and changes to --chdir DIR (fastwsgi's own relative paths, such as --pid or log files, are first
+anchored at the start directory). --check-config stops after loading the application. `load_app`
+resolves `module:name`, `module` (then `application`, else `app`) or a factory call
+`module:create_app("x", 3)` whose arguments are literals parsed with ast (never eval), with the
+current directory on sys.path.
+
+--pid FILE (fastwsgi.pidfile): checked before the application is imported (a file naming a running
+process stops the start), written by the process users signal once its sockets listen (`run` or
+`run_master`), removed when that process leaves them, however it stops.
 
 Process model: when `workers` is set (-w, a config file, $WEB_CONCURRENCY; `-w 1` included, as with
 gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and
---timeout, --max-requests, --preload, HUP/TTIN/TTOU apply. Otherwise one process serves (`run`, shared
+--timeout, --max-requests, --preload, HUP/TTIN/TTOU apply; a HUP reads the options again with
+`reread_options` (from the start directory and environment) and applies --env, --pythonpath and
+--chdir to the master before it forks the new workers. Otherwise one process serves (`run`, shared
 with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
 at once, SIGUSR1 reopens the log files. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a
@@ -27,7 +37,8 @@ import traceback
 
 from . import __version__
 from . import logs
-from .config import UsageError, format_options, resolve
+from .config import UsageError, anchor_paths, format_options, resolve
+from .pidfile import PidFile
 from .server import BindError, Server, open_listener
 from .server.listener import split_protocol, systemd_sockets
 
@@ -143,6 +154,26 @@ def load_app(spec: str):
     return target
 
 
+def prepare_process(options: dict, start: str) -> dict:
+    """Apply --env, --pythonpath and --chdir to this process before the application is imported (the
+    workers inherit them); returns the options with their relative paths anchored at `start`, the
+    directory fastwsgi started in. Raises RuntimeError, having changed nothing, if DIR cannot be
+    entered."""
+    if options["chdir"]:
+        options = anchor_paths(options, start)
+    target = options["chdir"] or start
+    try:
+        os.chdir(target)
+    except OSError as exc:
+        raise RuntimeError(f"cannot change to --chdir {target!r}: {exc.strerror or exc}") from None
+    for item in options["env"]:
+        key, _, value = item.partition("=")
+        os.environ[key] = value
+    entries = [os.path.normpath(os.path.join(start, path)) for path in options["pythonpath"]]
+    sys.path[:] = entries + [path for path in sys.path if path not in entries]
+    return options
+
+
 def open_listeners(options: dict, master: bool = False) -> list:
     """systemd's sockets if we were socket-activated, else one per --bind. With --reuse-port a master
     only binds TCP addresses (reserving them); each worker listens on a socket of its own. A bind
@@ -178,9 +209,14 @@ def run(app, options: dict) -> None:
     logs.configure(options)
     access_log = logs.access_log(options)
     listeners = open_listeners(options)
+    pidfile = PidFile(options["pid"]) if options["pid"] else None
     try:
+        if pidfile is not None:
+            pidfile.create()
         server = Server(app, listeners, options, access_log=access_log)
     except BaseException:
+        if pidfile is not None:
+            pidfile.remove()
         for listener in listeners:
             listener.close()
         raise
@@ -209,14 +245,19 @@ def run(app, options: dict) -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        server.server_close()
-        if access_log is not None:
-            access_log.close()
+        try:
+            server.server_close()
+            if access_log is not None:
+                access_log.close()
+        finally:
+            if pidfile is not None:
+                pidfile.remove()
 
 
-def run_master(spec, options: dict, argv=None, app=None) -> int:
+def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     """Serve under a pre-fork master; returns the exit status. An `app` object (serve()) is used as
-    preloaded; a `spec` is imported by each worker unless --preload."""
+    preloaded; a `spec` is imported by each worker unless --preload. `reload_options()` gives the
+    options a HUP applies (None: HUP keeps them)."""
     from .parser import get_backend
     from .workers import Arbiter
 
@@ -234,31 +275,50 @@ def run_master(spec, options: dict, argv=None, app=None) -> int:
         app = loader()
     listeners = open_listeners(options, master=True)
     metrics = metrics_listener = None
-    if options["metrics_bind"]:
-        from .metrics import SharedMetrics
+    pidfile = PidFile(options["pid"]) if options["pid"] else None
+    try:
+        if options["metrics_bind"]:
+            from .metrics import SharedMetrics
 
-        try:
             metrics_listener = open_listener(options["metrics_bind"], 64)
-        except BindError:
-            for listener in listeners:
-                listener.close()
-            raise
-        metrics = SharedMetrics()
+            metrics = SharedMetrics()
+        if pidfile is not None:
+            pidfile.create()
+    except BaseException:
+        for listener in listeners + ([metrics_listener] if metrics_listener else []):
+            listener.close()
+        raise
+    if metrics_listener is not None:
         sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
     _announce(listeners, backend.NAME, options)
+    arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
+                      metrics, metrics_listener)
+    try:
+        return arbiter.run()
+    finally:
+        if pidfile is not None:
+            pidfile.remove()
 
-    def reload_options():
-        return resolve(argv, os.environ)[1]
 
-    arbiter = Arbiter(listeners, options, loader, app, reload_options if argv is not None else None,
-                      logs.reopen, logs.access_log, metrics, metrics_listener)
-    return arbiter.run()
+def reread_options(argv, environ, start: str) -> dict:
+    """The options for a HUP: the same sources read again as at startup (in the start directory, with
+    the environment fastwsgi was started with), then applied to the master, whose new workers inherit
+    its environment, sys.path and directory."""
+    here = os.getcwd()
+    os.chdir(start)
+    try:
+        options = resolve(argv, environ)[1]
+    finally:
+        os.chdir(here)
+    return prepare_process(options, start)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    environ = dict(os.environ)  # as started: a HUP reads these sources again, not what --env added
+    start = os.getcwd()
     try:
-        spec, options = resolve(argv, os.environ, version=version_string())
+        spec, options = resolve(argv, environ, version=version_string())
     except UsageError as exc:
         sys.stderr.write(f"fastwsgi: error: {exc}\n")
         return 2
@@ -268,16 +328,19 @@ def main(argv=None) -> int:
         sys.stdout.write(format_options(options))
         return 0
     try:
+        options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import
         if options["check_config"]:
             logs.access_log(options)
             if spec is not None:
                 load_app(spec)
             sys.stdout.write("fastwsgi: configuration OK\n")
             return 0
+        if options["pid"]:
+            PidFile(options["pid"]).check()  # a second instance stops before it imports or binds
         if (options["reload"] or options["metrics_bind"]) and options["workers"] is None:
             options["workers"] = 1  # replacing workers and aggregating their metrics need a master
         if options["workers"] is not None:
-            return run_master(spec, options, argv)
+            return run_master(spec, options, lambda: reread_options(argv, environ, start))
         if spec is None:
             from .demo import application as app
         else:

@@ -16,7 +16,11 @@ short reason, the default and the help text. Everything else is generated from t
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
 Rows marked `cli_only` (-c, --check-config, --print-config) are flags about the command itself: they
-are not accepted in a config file or by serve().
+are not accepted in a config file or by serve(). Rows marked `api=False` (--chdir, --pythonpath,
+--env) prepare the process before the application is imported: config files take them, serve() (which
+is handed an imported application) refuses them with a TypeError. Rows marked `path` name files or
+directories; `anchor_paths()` makes them absolute from the start directory, so that --chdir only moves
+the application, never fastwsgi's own files (pid, logs, unix sockets), as with gunicorn.
 """
 
 import argparse
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["Option", "OPTIONS", "defaults", "validate", "build_parser", "UsageError", "resolve",
-           "load_config_file", "render_markdown", "format_options"]
+           "load_config_file", "render_markdown", "format_options", "anchor_paths"]
 
 
 class UsageError(Exception):
@@ -152,6 +156,28 @@ def path_list(value) -> list:
     return list(paths)
 
 
+def search_path(value) -> list:
+    """--pythonpath: directories separated by commas ("src,lib"), or a list of them."""
+    entries = value.split(",") if isinstance(value, str) else value
+    if not isinstance(entries, (list, tuple)) or not all(isinstance(p, str) for p in entries):
+        raise ValueError(f"expected directories separated by commas, got {value!r}")
+    return [entry for entry in (p.strip() for p in entries) if entry]
+
+
+def env_list(value) -> list:
+    """-e/--env (gunicorn's raw_env): KEY=VALUE strings."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"expected KEY=VALUE or a list of them, got {value!r}")
+    for item in items:
+        key, sep, _value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if "\0" in item:
+            raise ValueError(f"NUL byte in {item!r}")
+    return list(items)
+
+
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """None (unset) or what `convert` accepts."""
     def convert_optional(value):
@@ -220,6 +246,8 @@ class Option:
     metavar: str | None = None
     repeatable: bool = False  # list option: each flag use appends
     cli_only: bool = False  # about the command itself: not in config files nor serve()
+    api: bool = True  # accepted by serve(); False: it prepares the process before the app is imported
+    path: bool = False  # a file or directory name: relative ones are from where fastwsgi started
     section: str = "server"  # heading in docs/configuration.md
 
     @property
@@ -283,6 +311,10 @@ OPTIONS = (
     Option("max_requests_jitter", int_at_least(0), 0,
            "add a random 0..N to max_requests per worker, so workers do not restart together",
            metavar="N", section="processes"),
+    Option("pid", optional(text), None,
+           "write the PID of the process to signal (the master, else the single process) to FILE once "
+           "it listens, and remove it at exit; refuse to start if FILE names a running process",
+           flags=("-p",), metavar="FILE", path=True, section="processes"),
     Option("preload", boolean, False,
            "import the application once in the master before forking (HUP then keeps the old code)",
            flags=("--preload-app",), section="processes"),
@@ -309,18 +341,31 @@ OPTIONS = (
            "removed", metavar="LIST", section="proxy"),
     Option("access_logfile", optional(text), None,
            "write an access log line per response to this file ('-': stdout); unset: no access log",
-           metavar="FILE", section="logging"),
+           metavar="FILE", path=True, section="logging"),
     Option("access_logformat", access_format, _access_default_format(),
            "gunicorn's access log atoms, or 'json' for one JSON object per line", metavar="FORMAT",
            section="logging"),
     Option("error_logfile", text, "-", "error log file ('-': stderr)", flags=("--log-file",),
-           metavar="FILE", section="logging"),
+           metavar="FILE", path=True, section="logging"),
     Option("log_config", optional(text), None,
            "logging.config.dictConfig file: .json, or .py defining logconfig_dict", metavar="FILE",
-           section="logging"),
+           path=True, section="logging"),
     Option("wsgi_app", optional(text), None,
            "the application (MODULE:APP); the positional argument overrides it", metavar="MODULE:APP",
            section="application"),
+    Option("chdir", optional(text), None,
+           "change to this directory before the application is imported (it is then importable "
+           "from there, and runs there); fastwsgi's own relative paths stay relative to where it "
+           "started; not a serve() keyword", metavar="DIR", api=False, path=True,
+           section="application"),
+    Option("pythonpath", search_path, [],
+           "directories (separated by commas) put in front of sys.path, in this order, before the "
+           "application is imported; not a serve() keyword", metavar="LIST", api=False, path=True,
+           section="application"),
+    Option("env", env_list, [],
+           "set an environment variable (KEY=VALUE) before the application is imported; workers "
+           "inherit it (repeatable; gunicorn's raw_env); not a serve() keyword", flags=("-e",),
+           metavar="KEY=VALUE", repeatable=True, api=False, section="application"),
     # -- metrics --
     Option("metrics_bind", optional(tcp_bind), None,
            "serve Prometheus metrics (all workers together) on this HOST:PORT, answered by the master; "
@@ -331,7 +376,7 @@ OPTIONS = (
            "changes; implies a master (-w 1 unless set)", section="development"),
     Option("reload_extra_file", path_list, [],
            "another file whose change triggers --reload (repeatable)", metavar="FILE", repeatable=True,
-           section="development"),
+           path=True, section="development"),
     # -- the command itself --
     Option("config", optional(text), None,
            "read options from FILE: a Python file (name = value lines) or a TOML file's "
@@ -367,6 +412,10 @@ def validate(options: dict, api: bool = False) -> dict:
         option = BY_NAME.get(name)
         if option is None or (api and option.cli_only):
             raise TypeError(_unknown(name, [o.name for o in OPTIONS if not (api and o.cli_only)]))
+        if api and not option.api:
+            raise TypeError(f"option {name!r} is for the command line and config files: it prepares the "
+                            f"process before the application is imported, and serve() is given an "
+                            f"application imported already (do it before that import)")
         try:
             result[name] = option.convert(value)
         except ValueError as exc:
@@ -516,6 +565,30 @@ def resolve(argv, environ=None, version: str = ""):
     return spec or env_spec or options["wsgi_app"], options
 
 
+def anchor_paths(options: dict, base: str) -> dict:
+    """`options` with every relative path of the `path` rows and of unix: binds made absolute from
+    `base` (the directory fastwsgi started in), so they keep naming the same files after --chdir."""
+    from .server.listener import split_protocol
+
+    def absolute(path):
+        return path if path == "-" or os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+    result = dict(options)
+    for option in OPTIONS:
+        value = result.get(option.name)
+        if option.path and value is not None:
+            result[option.name] = [absolute(p) for p in value] if isinstance(value, list) else absolute(value)
+    binds = []
+    for address in result["bind"]:
+        protocol, rest = split_protocol(address)
+        if rest.startswith("unix:"):
+            rest = "unix:" + absolute(rest[5:])
+            address = f"{protocol}://{rest}" if protocol else rest
+        binds.append(address)
+    result["bind"] = binds
+    return result
+
+
 def format_options(options: dict) -> str:
     """The effective options as TOML lines for a [tool.fastwsgi] table (--print-config)."""
     import json
@@ -541,7 +614,8 @@ def _type_name(option: Option) -> str:
     name = getattr(option.convert, "__name__", "value")
     return {"bind_list": "list of addresses", "positive_float": "seconds > 0",
             "non_negative_float": "seconds >= 0", "text": "string", "proxy_list": "list",
-            "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT"}.get(name, name)
+            "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT",
+            "search_path": "list of paths", "env_list": "list of KEY=VALUE"}.get(name, name)
 
 
 def render_markdown() -> str:

@@ -16,9 +16,11 @@ Signals (gunicorn's meanings):
   TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close idle keep-alive
         connections); those still alive after --graceful-timeout get SIGKILL; exit 0.
   INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s.
-  HUP   reload: re-read the config file, start a new set of workers (fresh application code unless
-        --preload), and only when all of them are ready send TERM to the old ones, so the shared
-        sockets are never without an accepting process and no request is refused.
+  HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
+        --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start
+        a new set of workers (fresh application code unless --preload), and only when all of them are
+        ready send TERM to the old ones, so the shared sockets are never without an accepting process
+        and no request is refused.
   TTIN / TTOU  one worker more / less (never below 1).
   USR1  reopen log files (the master's, and every worker's via USR1).
   CHLD  reap at once.

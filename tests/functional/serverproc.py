@@ -1,7 +1,7 @@
 """Start, watch and stop real `python -m fastwsgi` processes for the functional tests.
 
-Theory of operation: a `ServerProcess` runs the CLI exactly as a user would (cwd = repository root, so
-`tests.functional.apps:...` imports), with `--bind 127.0.0.1:0`; two daemon threads drain stdout and
+Theory of operation: a `ServerProcess` runs the CLI exactly as a user would (cwd = repository root
+unless given, so `tests.functional.apps:...` imports), with `--bind 127.0.0.1:0`; two daemon threads drain stdout and
 stderr into line lists so the pipes never fill, and the port is taken from the first stderr line that
 matches `Listening at: (\\S+)` (the contract's startup line). A `ServerPool` keeps one process per
 distinct command line for the whole session, so hundreds of tests share a handful of processes; the
@@ -42,9 +42,12 @@ def _die_with_parent() -> None:
 
 
 class ServerProcess:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd=REPO_ROOT):
         self.args = list(args)
+        self.cwd = cwd
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if Path(cwd) != REPO_ROOT:  # still this checkout's fastwsgi and tests, whatever is installed
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), self.env.get("PYTHONPATH")]))
         self.proc: subprocess.Popen | None = None
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
@@ -58,7 +61,7 @@ class ServerProcess:
         return [sys.executable, "-m", "fastwsgi", *self.args]
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
-        self.proc = subprocess.Popen(self.command, cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         for stream, lines, watch in ((self.proc.stdout, self.stdout_lines, False),

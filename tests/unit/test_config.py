@@ -170,3 +170,63 @@ def test_validation_happens_before_bind():
             fastwsgi.serve(app, port=holder.getsockname()[1], threads=-2)
     finally:
         holder.close()
+
+
+def test_process_flags_take_gunicorns_spellings():
+    _spec, options = config.parse_args(["--chdir", "/srv/app", "--pythonpath", "src, lib,", "-e", "A=1",
+                                        "--env", "B=x=y", "-p", "/run/fw.pid"])
+    assert options["chdir"] == "/srv/app"
+    assert options["pythonpath"] == ["src", "lib"]  # in the order given, empty entries dropped
+    assert options["env"] == ["A=1", "B=x=y"]  # the value may hold '='
+    assert options["pid"] == "/run/fw.pid"
+    assert config.parse_args(["--pid", "x.pid"])[1]["pid"] == "x.pid"
+
+
+@pytest.mark.parametrize("argv", [["-e", "NOEQUALS"], ["--env", "=1"], ["-e", "A=\0"], ["--chdir", ""],
+                                  ["--pid", ""], ["-p"]])
+def test_bad_process_flags_raise_usage_error(argv):
+    with pytest.raises(config.UsageError) as info:
+        config.parse_args(argv)
+    assert "\n" not in str(info.value)
+
+
+def test_config_files_take_the_process_options_as_lists_or_strings():
+    options = config.validate({"env": "A=1", "pythonpath": ["src", "lib"], "chdir": "site", "pid": "fw.pid"})
+    assert options["env"] == ["A=1"] and options["pythonpath"] == ["src", "lib"]
+    assert config.validate({"pythonpath": "src,lib"})["pythonpath"] == ["src", "lib"]
+    with pytest.raises(ValueError, match="'env'"):
+        config.validate({"env": ["A=1", "B"]})
+
+
+def test_gunicorns_config_keys_suggest_ours():
+    with pytest.raises(TypeError, match="did you mean 'env'"):
+        config.validate({"raw_env": ["A=1"]})
+    with pytest.raises(TypeError, match="did you mean 'pid'"):
+        config.validate({"pidfile": "x.pid"})
+
+
+@pytest.mark.parametrize("option", [{"chdir": "/tmp"}, {"pythonpath": "src"}, {"env": ["A=1"]}])
+def test_serve_refuses_what_must_happen_before_the_import(option):
+    """serve() is handed an application object that is imported already: too late for these."""
+    with pytest.raises(TypeError, match="before the application is imported"):
+        fastwsgi.serve(app, port=0, **option)
+
+
+def test_serve_validates_pid():
+    with pytest.raises(ValueError, match="'pid'"):
+        fastwsgi.serve(app, port=0, pid=5)
+
+
+def test_anchor_paths_makes_the_servers_paths_absolute_from_the_start_directory():
+    options = config.validate({"chdir": "site", "pid": "run/fw.pid", "pythonpath": ["lib", "/abs"],
+                               "access_logfile": "-", "error_logfile": "logs/error.log",
+                               "reload_extra_file": ["conf.ini"], "log_config": "/etc/log.json",
+                               "bind": ["unix:fw.sock", "uwsgi://unix:u.sock", "127.0.0.1:0", "unix:/abs.sock"]})
+    anchored = config.anchor_paths(options, "/start")
+    assert anchored["chdir"] == "/start/site" and anchored["pid"] == "/start/run/fw.pid"
+    assert anchored["pythonpath"] == ["/start/lib", "/abs"]
+    assert anchored["access_logfile"] == "-" and anchored["error_logfile"] == "/start/logs/error.log"
+    assert anchored["reload_extra_file"] == ["/start/conf.ini"] and anchored["log_config"] == "/etc/log.json"
+    assert anchored["bind"] == ["unix:/start/fw.sock", "uwsgi://unix:/start/u.sock", "127.0.0.1:0",
+                                "unix:/abs.sock"]
+    assert options["pid"] == "run/fw.pid"  # a copy: the input is unchanged
