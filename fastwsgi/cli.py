@@ -12,8 +12,9 @@ resolves `module:name`, `module` (then `application`, else `app`) or a factory c
 current directory on sys.path.
 
 --pid FILE (fastwsgi.pidfile): checked before the application is imported (a file naming a running
-process stops the start), written by the process users signal once its sockets listen (`run` or
-`run_master`), removed when that process leaves them, however it stops.
+process stops the start), written by the process users signal once its sockets listen and its signal
+handlers are set (`run`, or the Arbiter's `on_ready` in `run_master`), just before `Listening at:`,
+and removed when that process leaves them, however it stops.
 
 Process model: when `workers` is set (-w, a config file, $WEB_CONCURRENCY; `-w 1` included, as with
 gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and
@@ -21,7 +22,7 @@ gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and run
 `reread_options` (from the start directory and environment) and applies --env, --pythonpath and
 --chdir to the master before it forks the new workers. Otherwise one process serves (`run`, shared
 with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
-at once, SIGUSR1 reopens the log files. Either way each listening socket is announced on stderr as
+at once, SIGUSR1 reopens the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a
 UNIX socket), and systemd socket activation (LISTEN_FDS) replaces --bind.
 """
@@ -209,18 +210,13 @@ def run(app, options: dict) -> None:
     logs.configure(options)
     access_log = logs.access_log(options)
     listeners = open_listeners(options)
-    pidfile = PidFile(options["pid"]) if options["pid"] else None
     try:
-        if pidfile is not None:
-            pidfile.create()
         server = Server(app, listeners, options, access_log=access_log)
     except BaseException:
-        if pidfile is not None:
-            pidfile.remove()
         for listener in listeners:
             listener.close()
         raise
-    _announce(listeners, server.backend.NAME, options)
+    pidfile = PidFile(options["pid"]) if options["pid"] else None
     reopen = []
 
     def on_sweep():
@@ -234,10 +230,14 @@ def run(app, options: dict) -> None:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         handlers = {signal.SIGTERM: lambda *_: server.drain(), signal.SIGINT: lambda *_: server.stop(),
-                    signal.SIGQUIT: lambda *_: server.stop(), signal.SIGUSR1: lambda *_: reopen.append(1)}
+                    signal.SIGQUIT: lambda *_: server.stop(), signal.SIGUSR1: lambda *_: reopen.append(1),
+                    signal.SIGHUP: signal.SIG_IGN}  # no master, nothing to reload: do not die
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
-    try:
+    try:  # the handlers are in place before anyone learns our PID or address
+        if pidfile is not None:
+            pidfile.create()
+        _announce(listeners, server.backend.NAME, options)
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
@@ -275,24 +275,27 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
         app = loader()
     listeners = open_listeners(options, master=True)
     metrics = metrics_listener = None
-    pidfile = PidFile(options["pid"]) if options["pid"] else None
-    try:
-        if options["metrics_bind"]:
-            from .metrics import SharedMetrics
+    if options["metrics_bind"]:
+        from .metrics import SharedMetrics
 
+        try:
             metrics_listener = open_listener(options["metrics_bind"], 64)
-            metrics = SharedMetrics()
+        except BindError:
+            for listener in listeners:
+                listener.close()
+            raise
+        metrics = SharedMetrics()
+    pidfile = PidFile(options["pid"]) if options["pid"] else None
+
+    def on_ready():  # the master's signal handlers are in place: tell the world
         if pidfile is not None:
             pidfile.create()
-    except BaseException:
-        for listener in listeners + ([metrics_listener] if metrics_listener else []):
-            listener.close()
-        raise
-    if metrics_listener is not None:
-        sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
-    _announce(listeners, backend.NAME, options)
+        if metrics_listener is not None:
+            sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
+        _announce(listeners, backend.NAME, options)
+
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
-                      metrics, metrics_listener)
+                      metrics, metrics_listener, on_ready)
     try:
         return arbiter.run()
     finally:

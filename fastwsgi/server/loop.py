@@ -18,7 +18,8 @@ worker (one epoll_ctl); one with pipelined input, a body to drain or a close pen
 with a byte to the wakeup socket, and the loop continues it. So a slow application never blocks the
 loop, and a response never crosses threads as data.
 
-`stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop.
+`stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop (a stop
+that comes before serve_forever makes it return at once; the flag is cleared when it returns).
 `drain()` (SIGTERM, gunicorn's graceful stop) is too: the loop then stops accepting (the listeners
 leave epoll; a shared socket's queue is served by the other processes), turns keep-alive off (busy
 connections get `Connection: close` on their next response), closes idle keep-alive connections at
@@ -163,8 +164,8 @@ class Server:
         self.server_close()
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Serve until stop() or shutdown()."""
-        self._stopping = False
+        """Serve until stop() or shutdown(); one that came before this call counts too (a signal
+        between installing the handlers and this call), as in socketserver."""
         self._stopped.clear()
         timeout = min(poll_interval, self.sweep_interval)
         try:

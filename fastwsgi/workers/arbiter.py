@@ -1,11 +1,13 @@
 """The pre-fork master: it only spawns, reaps and signals workers (gunicorn's arbiter design).
 
-Theory of operation: the master binds the listening sockets (or adopts fd://N and systemd's), forks
-`num_workers` children that run `worker.Worker`, and then loops: signal handlers only append the
-signal to `sig_queue` and write a byte to a self-pipe; the loop pops one signal and dispatches it to
-`handle_<name>`, or, when none is queued, sleeps on the pipe (at most 1 s) and then does its rounds:
-`reap` (waitpid), `murder_workers` (heartbeat timeouts and overdue graceful stops), `finish_reload`
-and `manage_workers` (spawn up to the target count; retire the oldest above it).
+Theory of operation: the master binds the listening sockets (or adopts fd://N and systemd's); `run()`
+installs its signal handlers, calls `on_ready` (the command writes --pid and announces the sockets
+there, so a signal sent the moment they are known is handled), forks `num_workers` children that run
+`worker.Worker`, and then loops: signal handlers only append the signal to `sig_queue` and write a
+byte to a self-pipe; the loop pops one signal and dispatches it to `handle_<name>`, or, when none is
+queued, sleeps on the pipe (at most 1 s) and then does its rounds: `reap` (waitpid), `murder_workers`
+(heartbeat timeouts and overdue graceful stops), `finish_reload` and `manage_workers` (spawn up to
+the target count; retire the oldest above it).
 
 Heartbeat: each worker gets an unlinked temporary file; the worker sets its mtime from its event loop's
 sweep, and writes "ready" into it once the application is loaded and it serves. A worker whose mtime is
@@ -79,7 +81,8 @@ class Arbiter:
                for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "CHLD")}
 
     def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
-                 reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None):
+                 reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None,
+                 on_ready=None):
         self.listeners = list(listeners)
         self.options = options
         self.num_workers = options["workers"] or 1
@@ -90,6 +93,7 @@ class Arbiter:
         self.make_access_log = make_access_log
         self.metrics = metrics  # SharedMetrics, or None
         self.metrics_listener = metrics_listener  # the master answers scrapes on it
+        self.on_ready = on_ready  # called once the signal handlers are set (--pid, "Listening at")
         self.stopping = False
         self.workers = {}  # pid -> WorkerProcess
         self.sig_queue = []
@@ -107,6 +111,8 @@ class Arbiter:
                  self.options["timeout"])
         status = 0
         try:
+            if self.on_ready is not None:
+                self.on_ready()
             self.manage_workers()
             while True:
                 signum = self.sig_queue.pop(0) if self.sig_queue else None

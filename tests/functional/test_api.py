@@ -141,3 +141,23 @@ def test_serve_rejects_an_unknown_option_with_a_suggestion():
 def test_serve_rejects_a_bad_value(option):
     with pytest.raises(ValueError):
         fastwsgi.serve(hello_app, host="127.0.0.1", port=0, **option)
+
+
+def test_a_stop_before_serve_forever_is_not_lost():
+    """A signal handler may call stop() between being installed and serve_forever(): serve_forever
+    must then return at once (as socketserver's does), and serve again when called again."""
+    server = fastwsgi.make_server("127.0.0.1", 0, hello_app)
+    try:
+        server.stop()
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive(), "serve_forever ignored the stop() that came before it"
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+        thread.start()
+        assert fetch(server.server_port) == (200, b"hello")
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        server.server_close()

@@ -226,6 +226,28 @@ def test_pid_file_names_the_process_to_signal_and_is_removed_at_exit(started, tm
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("mode", ["single", "workers"])
+def test_term_sent_as_soon_as_the_pid_file_appears_is_a_graceful_stop(tmp_path, parser, mode):
+    """A supervisor may signal the PID the moment it can read it: the handlers must be in place."""
+    pidfile = tmp_path / "fw.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", "--http-parser", parser,
+                             "--pid", str(pidfile), *MODES[mode][0], OPS_APP], cwd=REPO_ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode()
+        assert not pidfile.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("mode", ["single", "workers"])
 def test_pid_file_of_a_running_process_refuses_the_start(tmp_path, mode):
     pidfile = tmp_path / "fw.pid"

@@ -1,7 +1,8 @@
 """Signals with gunicorn's meanings, on real processes: TERM drains (an in-flight request completes
 with `Connection: close`, idle keep-alive connections close at once, the rest is killed after
 --graceful-timeout), INT stops fast, HUP replaces every worker under a steady client loop without a
-single failed request, TTIN/TTOU change the worker count. Also the single-process mode's TERM drain."""
+single failed request, TTIN/TTOU change the worker count. Also the single-process mode's TERM drain,
+and that it ignores HUP (it has nothing to reload)."""
 
 from __future__ import annotations
 
@@ -134,3 +135,17 @@ def test_single_process_term_lets_an_in_flight_request_finish(launch, threads):
         assert "close" in response.connection_tokens()
     assert server.wait(10) == 0
     assert "Graceful stop: finishing 1 open connection(s) within 10 s" in server.stderr_text()
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_single_process_ignores_hup(launch, tmp_path, parser):
+    """Without a master there is nothing to reload: HUP (a closed terminal, a `systemctl reload`) must
+    neither kill the server nor leave its --pid file behind."""
+    pidfile = tmp_path / "fw.pid"
+    server = launch("--http-parser", parser, "--pid", str(pidfile))
+    server.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert server.alive() and get(server.port, "/pid").status == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait(10) == 0
+    assert not pidfile.exists()
