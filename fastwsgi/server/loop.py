@@ -184,6 +184,12 @@ class Server:
                 return
             self._step(self.sweep_interval)
 
+    def sweep_every(self, seconds: float) -> None:
+        """Sweep (and call on_sweep) at least every `seconds`: a pre-fork worker's heartbeat must beat
+        several times per --timeout, however long the connection timeouts are."""
+        self.sweep_interval = min(self.sweep_interval, max(0.01, seconds))
+        self._next_sweep = min(self._next_sweep, self.now + self.sweep_interval)
+
     def stop(self) -> None:
         """Ask serve_forever to return; safe from signal handlers and other threads."""
         self._stopping = True

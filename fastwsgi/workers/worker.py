@@ -6,8 +6,8 @@ handling, opens its own SO_REUSEPORT socket when --reuse-port is set (shared soc
 the application unless the master preloaded it (a failure exits with BOOT_ERROR, which tells the
 master not to respawn in a loop), builds the Server and writes "ready" into its heartbeat file.
 
-Heartbeat: the Server calls `on_sweep` from its periodic sweep (at most about once a second, never on
-the per-request path); it sets the heartbeat file's mtime, so the master sees a worker whose event loop
+Heartbeat: the Server calls `on_sweep` from its periodic sweep (about once a second, and at least four
+times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master sees a worker whose event loop
 stopped (a hung application on the loop thread, a deadlock) as a stale mtime. The same hook recycles
 the worker after --max-requests (checked once per sweep, so it may serve a few more), notices an
 orphaning (the master died: stop), and reopens log files after SIGUSR1.
@@ -80,6 +80,8 @@ class Worker:
         self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
                                       multiprocess=True, metrics=self.metrics)
         server.on_sweep = self._on_sweep
+        if self.options["timeout"]:  # four beats per --timeout: one late sweep is not a hung loop
+            server.sweep_every(self.options["timeout"] / 4)
         if self._pending is not None:  # a signal came while we were booting
             server.stop() if self._pending == "stop" else server.drain()
         if self.options["reload"]:
