@@ -35,7 +35,7 @@ import signal
 import tempfile
 import time
 
-from .worker import BOOT_ERROR, READY, WORKER_SIGNALS, Worker
+from .worker import BOOT_ERROR, READY, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
 
@@ -65,15 +65,17 @@ class WorkerProcess:
 
     def ready(self) -> bool:
         if not self.booted:
-            self.booted = os.fstat(self.heartbeat.fileno()).st_size >= len(READY)
+            self.booted = os.pread(self.heartbeat.fileno(), len(READY), 0) == READY
         return self.booted
 
     def silent_for(self, now: float) -> float:
         return now - os.fstat(self.heartbeat.fileno()).st_mtime
 
-    def report(self) -> str:
-        data = os.pread(self.heartbeat.fileno(), 2048, 0)
-        return data[len(READY):].decode("ascii", "replace") or "no report (stuck outside Python code?)"
+    def report(self) -> tuple:
+        """(what it was doing, the stack of its loop thread) as its SIGABRT handler wrote them."""
+        data = os.pread(self.heartbeat.fileno(), REPORT_SIZE, len(READY)).decode("ascii", "replace")
+        doing, _, stack = data.partition("\n")
+        return doing or "no report (stuck outside Python code?)", stack
 
 
 class Arbiter:
@@ -310,8 +312,14 @@ class Arbiter:
                 continue
             if worker.probed_at is not None:
                 if now - worker.probed_at >= PROBE_GRACE:
-                    log.error("WORKER TIMEOUT (pid:%d): event loop silent for more than %s s while "
-                              "serving: %s; killed with SIGKILL", worker.pid, timeout, worker.report())
+                    doing, stack = worker.report()
+                    if worker.ready():
+                        what = f"event loop silent for more than {timeout} s while serving: {doing}"
+                    else:
+                        what = f"still loading the application after more than {timeout} s (see --timeout)"
+                    if stack:
+                        stack = "\nStack of the stuck thread (innermost last):\n" + stack.rstrip("\n")
+                    log.error("WORKER TIMEOUT (pid:%d): %s; killed with SIGKILL%s", worker.pid, what, stack)
                     self.kill(worker, signal.SIGKILL)
             elif worker.silent_for(now_wall) > timeout:
                 worker.probed_at = now

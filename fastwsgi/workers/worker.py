@@ -19,7 +19,8 @@ new code) before this generation drains, so even a reload refuses no request.
 
 Signals (handlers only set flags or wake the loop): TERM graceful drain (Server.drain), INT/QUIT stop
 now, USR1 reopen logs at the next sweep, ABRT (sent by the master when the heartbeat is stale, just
-before SIGKILL) writes the request being served into the heartbeat file so the master can log it.
+before SIGKILL) writes the request being served (or "loading the application") and the stack of the
+stuck loop thread into the heartbeat file, after its READY mark, so the master can log them.
 """
 
 import logging
@@ -27,14 +28,17 @@ import os
 import random
 import signal
 import sys
+import traceback
 
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
-__all__ = ["Worker", "BOOT_ERROR", "READY"]
+__all__ = ["Worker", "BOOT_ERROR", "READY", "REPORT_SIZE"]
 
 BOOT_ERROR = 3  # exit status: the application could not be loaded
 READY = b"ready\n"
+REPORT_SIZE = 16384  # bytes of a timed-out worker's report (its request line and stack)
+STACK_FRAMES = 40  # innermost frames of the stuck loop thread in that report
 # blocked by the master across fork, unblocked once the worker's handlers are in place
 WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGABRT}
 
@@ -141,8 +145,10 @@ class Worker:
         self._reopen_requested = True
 
     def _on_abort(self, _signum, frame):
-        """The master found our heartbeat stale: say which request we were serving (it then kills us)."""
-        report = "no request in progress"
+        """The master found our heartbeat stale: say which request we were serving and where the loop
+        thread was stuck (it then kills us). The report goes after the READY mark, which stays as it is:
+        a worker still loading the application has not written it."""
+        report = "no request in progress" if self.server is not None else "loading the application"
         frames = [frame, *sys._current_frames().values()]
         for top in frames:
             current = top
@@ -157,9 +163,10 @@ class Worker:
             else:
                 continue
             break
-        data = READY + report.encode("ascii", "backslashreplace")[:1000]
-        os.pwrite(self.heartbeat_fd, data, 0)
-        os.ftruncate(self.heartbeat_fd, len(data))
+        stack = "".join(traceback.format_stack(frame, limit=STACK_FRAMES))
+        data = f"{report[:1000]}\n{stack}".encode("ascii", "backslashreplace")[:REPORT_SIZE]
+        os.pwrite(self.heartbeat_fd, data, len(READY))
+        os.ftruncate(self.heartbeat_fd, len(READY) + len(data))
 
     # -- the sweep hook -----------------------------------------------------------------------------
 

@@ -37,6 +37,12 @@ def ops_app(environ, start_response):
     return [body]
 
 
+def sleepy_app(seconds):
+    """A factory (`tests.functional.ops:sleepy_app(3)`): an application that takes `seconds` to load."""
+    time.sleep(seconds)
+    return ops_app
+
+
 def booted(server: ServerProcess) -> list[int]:
     return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
 

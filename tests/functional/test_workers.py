@@ -40,8 +40,18 @@ def test_hung_worker_is_killed_after_timeout_and_the_log_names_its_request(launc
     assert 0.9 < elapsed < 6, elapsed
     text = server.wait_stderr("WORKER TIMEOUT", timeout=5)
     assert text and f"(pid:{first})" in text and "GET /hang?which=this-one" in text, server.stderr_text()
+    # and where the loop was stuck: the application's frame, innermost last
+    assert ", in ops_app\n    time.sleep(3600)" in text, text
     second = wait_booted(server, 2)[1]
     assert worker_pid(server) == second != first
+
+
+def test_a_worker_still_loading_the_application_after_timeout_is_reported_as_such(launch):
+    server = launch("-w", "1", "--timeout", "0.5", app="tests.functional.ops:sleepy_app(3)")
+    text = server.wait_stderr("WORKER TIMEOUT", timeout=5)
+    assert text and "still loading the application after more than 0.5 s" in text, server.stderr_text()
+    assert ", in sleepy_app\n    time.sleep(seconds)" in text, text
+    assert "no request in progress" not in text
 
 
 def test_a_live_worker_is_not_killed_by_a_short_timeout_idle_or_busy(launch):
