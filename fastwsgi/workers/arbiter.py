@@ -276,7 +276,10 @@ class Arbiter:
                 self.metrics.retire(worker.slot, replaced=not self.stopping)
             code = os.waitstatus_to_exitcode(status)
             if code == BOOT_ERROR:
-                self._boot_failed(worker)
+                # a worker asked to stop (the rest of a failed reload, a stopping master) is not news:
+                # it wrote its own error already
+                if worker.retiring_since is None and not worker.killed and not self.stopping:
+                    self._boot_failed(worker)
             elif code < 0 and not worker.killed:
                 log.error("Worker (pid:%d) was killed by signal %s", pid, signal.Signals(-code).name)
             elif code > 0:
@@ -288,8 +291,8 @@ class Arbiter:
         if self.reload_from is not None:  # the new code is broken: keep serving with the old workers
             log.error("Reload failed: worker (pid:%d) could not load the application", worker.pid)
             for pid, other in self.workers.items():
-                if pid not in self.reload_from:
-                    self.kill(other, signal.SIGKILL)
+                if pid not in self.reload_from and other.retiring_since is None:
+                    self.retire(other)  # one that did load may be serving: let it finish
             self.num_workers = len(self.reload_from)
             self.reload_from = None
             return

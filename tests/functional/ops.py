@@ -43,6 +43,26 @@ def sleepy_app(seconds):
     return ops_app
 
 
+def switched_app(path):
+    """A factory (`tests.functional.ops:switched_app('/tmp/x')`): ops_app while the file `path` does
+    not say "fail"; when it does, loading announces itself with a file `path.PID`, waits (at most
+    10 s) for a file `path.go`, then raises, as a broken deploy does."""
+    with open(path) as file:
+        if file.read().strip() != "fail":
+            return ops_app
+    open(f"{path}.{os.getpid()}", "w").close()
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"{path}.go") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    raise RuntimeError("broken deploy")
+
+
+def zombie(pid: int) -> bool:
+    """The process exited and its parent has not reaped it yet."""
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rpartition(")")[2].split()[0] == "Z"
+
+
 def booted(server: ServerProcess) -> list[int]:
     return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
 

@@ -6,6 +6,7 @@ and that it ignores HUP (it has nothing to reload)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from tests.functional.client import Conn, get
-from tests.functional.ops import booted, children, wait_booted, wait_children
+from tests.functional.ops import booted, children, wait_booted, wait_children, worker_pid, zombie
 
 
 @pytest.mark.parametrize("threads", ["0", "4"])
@@ -107,6 +108,39 @@ def test_hup_replaces_every_worker_without_losing_a_request(launch):
     assert children(server.proc.pid) == new
     assert failures == [] and len(statuses) > 50 and set(statuses) == {200}
     assert pids & old and pids & new  # requests were served by both generations
+
+
+def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, tmp_path):
+    flag = tmp_path / "deploy"
+    flag.write_text("ok")
+    server = launch("-w", "2", app=f"tests.functional.ops:switched_app({str(flag)!r})")
+    old = set(wait_booted(server, 2))
+    master = server.proc.pid
+    flag.write_text("fail")
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while len(list(tmp_path.glob("deploy.*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    new = {int(path.suffix[1:]) for path in tmp_path.glob("deploy.*")}
+    assert len(new) == 2, server.stderr_text()
+    # both new workers fail before the master reaps either: it must see one failed reload, not a
+    # failed reload and then a failed boot (which stops the server)
+    os.kill(master, signal.SIGSTOP)
+    try:
+        (tmp_path / "deploy.go").touch()
+        deadline = time.monotonic() + 10
+        while not all(zombie(pid) for pid in new) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(zombie(pid) for pid in new)
+    finally:
+        os.kill(master, signal.SIGCONT)
+    assert server.wait_stderr("Reload failed", timeout=5), server.stderr_text()
+    time.sleep(0.5)
+    assert server.alive(), server.stderr_text()
+    text = server.stderr_text()
+    assert text.count("raised RuntimeError: broken deploy") == 2 and text.count("Reload failed") == 1
+    assert {worker_pid(server) for _ in range(10)} <= old
+    assert children(master) == old
 
 
 def test_ttin_and_ttou_change_the_worker_count(launch):
