@@ -22,7 +22,9 @@ Signals (gunicorn's meanings):
         --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start
         a new set of workers (fresh application code unless --preload), and only when all of them are
         ready send TERM to the old ones, so the shared sockets are never without an accepting process
-        and no request is refused.
+        and no request is refused. A HUP during a reload starts another one when it ends (the code
+        may have changed since the first began); TTIN/TTOU during a reload change the size of the new
+        generation.
   TTIN / TTOU  one worker more / less (never below 1).
   USR1  reopen log files (the master's, and every worker's via USR1).
   CHLD  reap at once.
@@ -101,6 +103,7 @@ class Arbiter:
         self.sig_queue = []
         self.age = 0
         self.reload_from = None  # pids of the generation a HUP replaces, until the new one is ready
+        self.reload_again = False  # a HUP came during a reload: the code may have changed since
         self.reload_deadline = 0.0
         self.pid = os.getpid()
 
@@ -193,7 +196,8 @@ class Arbiter:
 
     def handle_hup(self) -> None:
         if self.reload_from is not None:
-            log.info("A reload is in progress already")
+            log.info("A reload is in progress: another one will follow it")
+            self.reload_again = True
             return
         if self.reload_options is not None:
             try:
@@ -207,8 +211,7 @@ class Arbiter:
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
         self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
-        for _ in range(self.num_workers):
-            self.spawn_worker()
+        self.manage_workers()
 
     def handle_ttin(self) -> None:
         self.num_workers += 1
@@ -295,6 +298,7 @@ class Arbiter:
                     self.retire(other)  # one that did load may be serving: let it finish
             self.num_workers = len(self.reload_from)
             self.reload_from = None
+            self._reload_again()  # a later HUP may bring fixed code
             return
         self.stop(graceful=False)
         raise HaltServer("Worker failed to boot: the application could not be loaded", 1)
@@ -329,10 +333,14 @@ class Arbiter:
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
+        if self.reload_from is not None:  # the new generation grows to the target (TTIN, a death);
+            new = [w for pid, w in self.workers.items()  # finish_reload retires the old one
+                   if pid not in self.reload_from and w.retiring_since is None and not w.killed]
+            for _ in range(self.num_workers - len(new)):
+                self.spawn_worker()
+            return
         active = sorted((w for w in self.workers.values() if w.retiring_since is None and not w.killed),
                         key=lambda w: w.age)
-        if self.reload_from is not None:
-            return  # finish_reload decides
         for _ in range(self.num_workers - len(active)):
             self.spawn_worker()
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
@@ -353,6 +361,12 @@ class Arbiter:
                 self.retire(worker)
         self.reload_from = None
         log.info("Reload complete")
+        self._reload_again()
+
+    def _reload_again(self) -> None:
+        if self.reload_again:
+            self.reload_again = False
+            self.handle_hup()
 
     def retire(self, worker) -> None:
         worker.retiring_since = time.monotonic()

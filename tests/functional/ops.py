@@ -43,18 +43,35 @@ def sleepy_app(seconds):
     return ops_app
 
 
-def switched_app(path):
-    """A factory (`tests.functional.ops:switched_app('/tmp/x')`): ops_app while the file `path` does
-    not say "fail"; when it does, loading announces itself with a file `path.PID`, waits (at most
-    10 s) for a file `path.go`, then raises, as a broken deploy does."""
+def deployed_app(path):
+    """A factory (`tests.functional.ops:deployed_app('/tmp/x')`) standing for the code on disk: the
+    file `path` holds "VERSION [SECONDS]". Loading leaves a file `path.PID` once it has read it, takes
+    SECONDS, and gives ops_app plus GET /version -> VERSION. VERSION "broken" is a broken deploy: it
+    waits (at most 10 s) for a file `path.go`, then raises."""
     with open(path) as file:
-        if file.read().strip() != "fail":
-            return ops_app
+        version, _, seconds = file.read().strip().partition(" ")
     open(f"{path}.{os.getpid()}", "w").close()
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"{path}.go") and time.monotonic() < deadline:
-        time.sleep(0.01)
-    raise RuntimeError("broken deploy")
+    time.sleep(float(seconds or 0))
+    if version == "broken":
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"{path}.go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise RuntimeError("broken deploy")
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/version":
+            return ops_app(environ, start_response)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(version)))])
+        return [version.encode()]
+
+    return app
+
+
+def loaded_by(path) -> set[int]:
+    """The pids of the workers that read the deployed_app file `path` so far."""
+    directory, name = os.path.split(path)
+    return {int(entry.rpartition(".")[2]) for entry in os.listdir(directory)
+            if entry.startswith(name + ".") and entry.rpartition(".")[2].isdigit()}
 
 
 def zombie(pid: int) -> bool:

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from tests.functional.client import Conn, get
-from tests.functional.ops import booted, children, wait_booted, wait_children, worker_pid, zombie
+from tests.functional.ops import (booted, children, loaded_by, wait_booted, wait_children, worker_pid,
+                                  zombie)
 
 
 @pytest.mark.parametrize("threads", ["0", "4"])
@@ -110,18 +111,29 @@ def test_hup_replaces_every_worker_without_losing_a_request(launch):
     assert pids & old and pids & new  # requests were served by both generations
 
 
-def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, tmp_path):
+def deploy(launch, tmp_path, version: str, *args: str):
+    """A master serving deployed_app from tmp_path/deploy (holding `version`), its workers booted."""
     flag = tmp_path / "deploy"
-    flag.write_text("ok")
-    server = launch("-w", "2", app=f"tests.functional.ops:switched_app({str(flag)!r})")
-    old = set(wait_booted(server, 2))
-    master = server.proc.pid
-    flag.write_text("fail")
-    server.signal(signal.SIGHUP)
+    flag.write_text(version)
+    server = launch(*args, app=f"tests.functional.ops:deployed_app({str(flag)!r})")
+    wait_booted(server, int(args[args.index("-w") + 1]))
+    return server, flag
+
+
+def wait_loaded(flag, count: int) -> set[int]:
     deadline = time.monotonic() + 10
-    while len(list(tmp_path.glob("deploy.*"))) < 2 and time.monotonic() < deadline:
+    while len(loaded_by(flag)) < count and time.monotonic() < deadline:
         time.sleep(0.02)
-    new = {int(path.suffix[1:]) for path in tmp_path.glob("deploy.*")}
+    return loaded_by(flag)
+
+
+def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, tmp_path):
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "2")
+    old = set(booted(server))
+    master = server.proc.pid
+    flag.write_text("broken")
+    server.signal(signal.SIGHUP)
+    new = wait_loaded(flag, 4) - old
     assert len(new) == 2, server.stderr_text()
     # both new workers fail before the master reaps either: it must see one failed reload, not a
     # failed reload and then a failed boot (which stops the server)
@@ -141,6 +153,37 @@ def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, t
     assert text.count("raised RuntimeError: broken deploy") == 2 and text.count("Reload failed") == 1
     assert {worker_pid(server) for _ in range(10)} <= old
     assert children(master) == old
+
+
+def test_a_hup_during_a_reload_is_done_after_it(launch, tmp_path):
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "1")
+    flag.write_text("v2 1.0")  # v2 takes a second to load
+    server.signal(signal.SIGHUP)
+    wait_loaded(flag, 2)
+    flag.write_text("v3")  # deployed while v2 loads; the operator signals again
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 8
+    while server.stderr_text().count("Reload complete") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stderr_text().count("Reload complete") == 2, server.stderr_text()
+    assert len(wait_children(server.proc.pid, 1)) == 1
+    assert {get(server.port, "/version").body for _ in range(5)} == {b"v3"}
+
+
+def test_ttin_during_a_reload_joins_the_new_generation(launch, tmp_path):
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "1")
+    old = set(booted(server))
+    flag.write_text("v2 1.0")
+    server.signal(signal.SIGHUP)
+    wait_loaded(flag, 2)
+    server.signal(signal.SIGTTIN)  # while the new worker loads: the new generation has two
+    assert server.wait_stderr("Reload complete", timeout=6), server.stderr_text()
+    master = server.proc.pid
+    deadline = time.monotonic() + 5
+    while (len(children(master)) != 2 or children(master) & old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(children(master)) == 2 and not children(master) & old
+    assert get(server.port, "/version").body == b"v2"
 
 
 def test_ttin_and_ttou_change_the_worker_count(launch):
