@@ -28,6 +28,11 @@ Signals (gunicorn's meanings):
   TTIN / TTOU  one worker more / less (never below 1).
   USR1  reopen log files (the master's, and every worker's via USR1).
   CHLD  reap at once.
+
+A worker that ends on its own before it is ready (the application raised while loading: exit status
+BOOT_ERROR; or it exited, or a signal other than SIGKILL ended it, while loading) is a failed boot:
+during a reload the old workers keep serving; otherwise the master stops with status 1 ("Worker failed
+to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked.
 """
 
 import logging
@@ -274,21 +279,28 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            loaded = worker.ready()  # read before its heartbeat file goes
             worker.heartbeat.close()
             if self.metrics is not None:
                 self.metrics.retire(worker.slot, replaced=not self.stopping)
             code = os.waitstatus_to_exitcode(status)
+            asked = worker.retiring_since is not None or worker.killed or self.stopping
             if code == BOOT_ERROR:
-                # a worker asked to stop (the rest of a failed reload, a stopping master) is not news:
-                # it wrote its own error already
-                if worker.retiring_since is None and not worker.killed and not self.stopping:
-                    self._boot_failed(worker)
+                if asked:  # the rest of a failed reload, a stopping master: its error is on stderr
+                    continue
             elif code < 0 and not worker.killed:
-                log.error("Worker (pid:%d) was killed by signal %s", pid, signal.Signals(-code).name)
+                log.error("Worker (pid:%d) was killed by signal %s%s", pid, signal.Signals(-code).name,
+                          "" if loaded else " while loading the application")
             elif code > 0:
-                log.error("Worker (pid:%d) exited with code %d", pid, code)
-            elif worker.retiring_since is None and not worker.killed:
-                log.info("Worker (pid:%d) exited", pid)
+                log.error("Worker (pid:%d) exited with code %d%s", pid, code,
+                          "" if loaded else " while loading the application")
+            elif not asked:
+                log.info("Worker (pid:%d) exited%s", pid, "" if loaded else " while loading the application")
+            # a worker that ended on its own before serving would do so again in its replacement:
+            # respawning it forks as fast as it dies, at 100% CPU and a log line each time (SIGKILL
+            # is from outside: the OOM killer, an operator)
+            if code == BOOT_ERROR or not (loaded or asked or code == -signal.SIGKILL):
+                self._boot_failed(worker)
 
     def _boot_failed(self, worker) -> None:
         if self.reload_from is not None:  # the new code is broken: keep serving with the old workers

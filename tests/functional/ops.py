@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import sys
 import time
 
 from tests.functional.client import get
@@ -65,6 +67,15 @@ def deployed_app(path):
         return [version.encode()]
 
     return app
+
+
+def dying_app(how):
+    """A factory whose loading ends the worker process, as a crash at import does: "exit" raises
+    SystemExit(1), "signal" dies of SIGUSR2 (no handler; a crash without a core dump)."""
+    if how == "exit":
+        sys.exit(1)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    time.sleep(10)
 
 
 def loaded_by(path) -> set[int]:

@@ -8,8 +8,11 @@ fixture in conftest.py.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
+
+import pytest
 
 from tests.functional.client import Conn, get
 from tests.functional.ops import children, wait_booted, wait_children, worker_pid
@@ -147,6 +150,23 @@ def test_application_that_cannot_load_stops_the_master(tmp_path):
         server.stop()
     assert code == 1
     assert "no module named 'no_such_module_xyz'" in server.stderr_text()
+
+
+@pytest.mark.parametrize("how", ["exit", "signal"])
+def test_a_worker_that_dies_while_loading_stops_the_master_instead_of_respawning_it(how):
+    # respawning it would fork about a hundred workers a second, forever, at 100% CPU
+    server = ServerProcess(["--bind", "127.0.0.1:0", "-w", "2", f"tests.functional.ops:dying_app({how!r})"])
+    try:
+        server.start(timeout=5)
+        code = server.wait(10)
+    except AssertionError:  # it exited before (or without) a Listening line
+        code = server.proc.returncode
+    finally:
+        server.stop()
+    text = server.stderr_text()
+    assert code == 1, text
+    assert "Worker failed to boot" in text and len(re.findall(r"Worker \(pid:\d+\)", text)) <= 2, text
+    assert ("exited with code 1" if how == "exit" else "killed by signal SIGUSR2") in text
 
 
 def test_reload_restarts_workers_when_the_application_changes(tmp_path):
