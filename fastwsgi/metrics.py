@@ -8,8 +8,8 @@ has a single writer process, and a lock serialises that process's threads, so no
 master only reads. When a worker exits, the master folds its counters into `retired` (process-local)
 and clears the slot for the next worker, so totals never go backwards. `render()` sums the live slots
 and the retired totals into the Prometheus text exposition format (version 0.0.4). The master answers
-`GET /metrics` on --metrics-bind itself (one short request at a time, each bounded by a 1 s socket
-timeout), so a scrape needs no worker.
+`GET /metrics` on --metrics-bind itself (one short request at a time, each bounded by 1 s in all), so a
+scrape needs no worker.
 
 Metrics: fastwsgi_requests_total{status="2xx"} (by status class), fastwsgi_request_duration_seconds
 (histogram, head parsed -> response complete), fastwsgi_active_connections (per worker, updated at each
@@ -20,6 +20,7 @@ replaced).
 import mmap
 import socket
 import threading
+import time
 
 __all__ = ["SharedMetrics", "serve_scrape", "BUCKETS"]
 
@@ -118,17 +119,26 @@ class SharedMetrics:
         return "\n".join(lines) + "\n"
 
 
+SCRAPE_TIME = 1.0  # seconds the master gives one scrape, from accept to the last byte sent
+
+
 def serve_scrape(listener_sock: socket.socket, render) -> None:
-    """Answer one connection waiting on the metrics socket (any GET: the metrics; bounded by 1 s)."""
+    """Answer one connection waiting on the metrics socket (any GET: the metrics). The whole exchange
+    is bounded by SCRAPE_TIME, not each read: the master does nothing else meanwhile, so a client
+    sending its request a byte at a time must not hold it."""
     try:
         client, _addr = listener_sock.accept()
     except (BlockingIOError, InterruptedError, OSError):
         return
+    deadline = time.monotonic() + SCRAPE_TIME
     with client:
-        client.settimeout(1.0)
         try:
             request = b""
             while b"\r\n\r\n" not in request and len(request) < 8192:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                client.settimeout(remaining)
                 data = client.recv(4096)
                 if not data:
                     return
@@ -140,6 +150,7 @@ def serve_scrape(listener_sock: socket.socket, render) -> None:
             else:
                 body = b"only GET\n"
                 head = b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+            client.settimeout(max(0.01, deadline - time.monotonic()))
             client.sendall(head + body)
         except OSError:
             pass

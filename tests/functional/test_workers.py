@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import threading
 import time
 
 import pytest
@@ -200,10 +202,13 @@ def test_reload_restarts_workers_when_the_application_changes(tmp_path):
         server.stop()
 
 
-def scrape(server: ServerProcess) -> dict[str, float]:
+def metrics_port(server: ServerProcess) -> int:
     url = next(line.split()[2] for line in server.stderr_lines if line.startswith("Metrics at:"))
-    host_port = url.split("//")[1].split("/")[0]
-    with Conn(int(host_port.rsplit(":", 1)[1])) as conn:
+    return int(url.split("//")[1].split("/")[0].rsplit(":", 1)[1])
+
+
+def scrape(server: ServerProcess) -> dict[str, float]:
+    with Conn(metrics_port(server)) as conn:
         conn.request("GET", "/metrics")
         response = conn.read_response()
     assert response.status == 200 and response.header("Content-Type").startswith("text/plain")
@@ -233,3 +238,30 @@ def test_metrics_are_aggregated_across_workers_and_restarts(launch):
     assert values["fastwsgi_request_duration_seconds_sum"] >= 0.3
     assert values["fastwsgi_workers"] == 2 and values["fastwsgi_worker_restarts_total"] == 1
     assert "fastwsgi_active_connections" in values
+
+
+def test_a_slow_metrics_client_does_not_stall_the_master(launch):
+    server = launch("-w", "1", "--metrics-bind", "127.0.0.1:0")
+    first = wait_booted(server, 1)[0]
+    done = threading.Event()
+    with socket.create_connection(("127.0.0.1", metrics_port(server))) as slow:
+
+        def trickle():  # a request head one byte at a time, never finished
+            for _ in range(60):
+                if done.wait(0.2):
+                    return
+                try:
+                    slow.send(b"G")
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            time.sleep(0.5)
+            os.kill(first, signal.SIGKILL)  # the master must still reap and replace it
+            assert len(wait_booted(server, 2, timeout=4)) == 2
+            assert scrape(server)["fastwsgi_workers"] == 1
+        finally:
+            done.set()
+            thread.join()
