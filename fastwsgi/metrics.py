@@ -13,8 +13,9 @@ scrape needs no worker.
 
 Metrics: fastwsgi_requests_total{status="2xx"} (by status class), fastwsgi_request_duration_seconds
 (histogram, head parsed -> response complete), fastwsgi_active_connections (per worker, updated at each
-sweep), fastwsgi_workers, fastwsgi_worker_restarts_total (workers that exited or were killed and were
-replaced).
+sweep), fastwsgi_workers, fastwsgi_worker_restarts_total (workers replaced after they exited or were
+killed without being asked to stop: a crash, a kill, a timeout, --max-requests; not the workers retired
+by TTOU or a reload).
 """
 
 import mmap
@@ -113,7 +114,8 @@ class SharedMetrics:
                   "# HELP fastwsgi_workers Worker processes.",
                   "# TYPE fastwsgi_workers gauge",
                   f"fastwsgi_workers {self.workers}",
-                  "# HELP fastwsgi_worker_restarts_total Workers that exited or were killed and replaced.",
+                  "# HELP fastwsgi_worker_restarts_total Workers replaced after exiting unasked (crash, kill, "
+                 "timeout, max requests).",
                   "# TYPE fastwsgi_worker_restarts_total counter",
                   f"fastwsgi_worker_restarts_total {self.restarts}"]
         return "\n".join(lines) + "\n"

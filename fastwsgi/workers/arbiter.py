@@ -281,10 +281,11 @@ class Arbiter:
                 continue
             loaded = worker.ready()  # read before its heartbeat file goes
             worker.heartbeat.close()
-            if self.metrics is not None:
-                self.metrics.retire(worker.slot, replaced=not self.stopping)
+            retired = worker.retiring_since is not None or self.stopping  # TTOU, a reload, a stop
+            if self.metrics is not None:  # a restart: it ended unasked (or timed out) and is replaced
+                self.metrics.retire(worker.slot, replaced=not retired)
             code = os.waitstatus_to_exitcode(status)
-            asked = worker.retiring_since is not None or worker.killed or self.stopping
+            asked = retired or worker.killed
             if code == BOOT_ERROR:
                 if asked:  # the rest of a failed reload, a stopping master: its error is on stderr
                     continue

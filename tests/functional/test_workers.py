@@ -238,6 +238,14 @@ def test_metrics_are_aggregated_across_workers_and_restarts(launch):
     assert values["fastwsgi_request_duration_seconds_sum"] >= 0.3
     assert values["fastwsgi_workers"] == 2 and values["fastwsgi_worker_restarts_total"] == 1
     assert "fastwsgi_active_connections" in values
+    # scaling is not restarting: the count follows TTIN/TTOU, the restarts stay
+    server.signal(signal.SIGTTIN)
+    assert len(wait_children(server.proc.pid, 3)) == 3
+    assert scrape(server)["fastwsgi_workers"] == 3
+    server.signal(signal.SIGTTOU)
+    assert len(wait_children(server.proc.pid, 2)) == 2
+    values = scrape(server)
+    assert values["fastwsgi_workers"] == 2 and values["fastwsgi_worker_restarts_total"] == 1
 
 
 def test_a_slow_metrics_client_does_not_stall_the_master(launch):
