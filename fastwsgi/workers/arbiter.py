@@ -17,7 +17,7 @@ SIGKILL about half a second later; the master logs the request and a replacement
 Signals (gunicorn's meanings):
   TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close idle keep-alive
         connections); those still alive after --graceful-timeout get SIGKILL; exit 0.
-  INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s.
+  INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s; also during a graceful stop.
   HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
         --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start
         a new set of workers (fresh application code unless --preload), and only when all of them are
@@ -408,6 +408,12 @@ class Arbiter:
         limit = time.monotonic() + (self.options["graceful_timeout"] if graceful else FAST_STOP)
         while self.workers and time.monotonic() < limit:
             self.reap()
+            if graceful and {signal.SIGINT, signal.SIGQUIT} & set(self.sig_queue):
+                log.info("Handling signal: %s during the graceful stop: stopping now",
+                         "int" if signal.SIGINT in self.sig_queue else "quit")
+                graceful = False  # the operator escalates: INT/QUIT mean fast, now too
+                self.signal_all(signal.SIGINT)
+                limit = min(limit, time.monotonic() + FAST_STOP)
             time.sleep(0.05)
         for worker in list(self.workers.values()):
             log.warning("Worker (pid:%d) did not finish within the %s timeout: SIGKILL", worker.pid,

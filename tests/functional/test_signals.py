@@ -73,6 +73,22 @@ def test_int_stops_fast(launch):
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("fast", [signal.SIGINT, signal.SIGQUIT])
+def test_int_or_quit_during_a_graceful_stop_makes_it_fast(launch, fast):
+    server = launch("-w", "1", "--graceful-timeout", "30", "--timeout", "0")
+    wait_booted(server, 1)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=30")
+        time.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.signal(fast)  # the operator will not wait 30 s
+        assert server.wait(6) == 0
+        assert time.monotonic() - started < 4
+        assert conn.closed_by_server(timeout=2)
+
+
 def test_hup_replaces_every_worker_without_losing_a_request(launch):
     server = launch("-w", "2")
     old = set(wait_booted(server, 2))
