@@ -114,8 +114,7 @@ class SharedMetrics:
                   "# HELP fastwsgi_workers Worker processes.",
                   "# TYPE fastwsgi_workers gauge",
                   f"fastwsgi_workers {self.workers}",
-                  "# HELP fastwsgi_worker_restarts_total Workers replaced after exiting unasked (crash, kill, "
-                 "timeout, max requests).",
+                  "# HELP fastwsgi_worker_restarts_total Workers replaced after ending unasked.",
                   "# TYPE fastwsgi_worker_restarts_total counter",
                   f"fastwsgi_worker_restarts_total {self.restarts}"]
         return "\n".join(lines) + "\n"

@@ -7,10 +7,10 @@ the application unless the master preloaded it (a failure exits with BOOT_ERROR,
 master not to respawn in a loop), builds the Server and writes "ready" into its heartbeat file.
 
 Heartbeat: the Server calls `on_sweep` from its periodic sweep (about once a second, and at least four
-times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master sees a worker whose event loop
-stopped (a hung application on the loop thread, a deadlock) as a stale mtime. The same hook recycles
-the worker after --max-requests (checked once per sweep, so it may serve a few more), notices an
-orphaning (the master died: stop), and reopens log files after SIGUSR1.
+times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master
+sees a worker whose event loop stopped (a hung application on the loop thread, a deadlock) as a stale
+mtime. The same hook recycles the worker after --max-requests (checked once per sweep, so it may serve
+a few more), notices an orphaning (the master died: stop), and reopens log files after SIGUSR1.
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
