@@ -11,8 +11,9 @@ the target count; retire the oldest above it).
 
 Heartbeat: each worker gets an unlinked temporary file; the worker sets its mtime from its event loop's
 sweep, and writes "ready" into it once the application is loaded and it serves. A worker whose mtime is
-older than --timeout gets SIGABRT (its handler writes the request it is serving into the file), and
-SIGKILL about half a second later; the master logs the request and a replacement is spawned.
+older than --timeout gets SIGABRT (its handler writes the request it is serving and the stack of its
+loop thread into the file), and SIGKILL about half a second later; the master logs both and a
+replacement is spawned.
 
 Signals (gunicorn's meanings):
   TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close idle keep-alive
