@@ -194,14 +194,16 @@ class Connection:
     def reject(self, status: int) -> None:
         """Answer a request that cannot be served and close (the input is no longer trusted)."""
         self.write(error_response(self, status))
-        self.server.requests_done += 1
+        self.response_complete(False)
         self.inbuf = b""
         self.body = None
-        self.must_close = True
         self.peer_done = False  # the client may still be sending: linger
 
     def response_complete(self, keep_alive: bool) -> None:
-        self.server.requests_done += 1
+        server = self.server
+        server.requests_done += 1
+        if server.requests_done >= server.requests_limit:
+            server.on_requests_limit()
         if not keep_alive:
             self.must_close = True
 

@@ -95,6 +95,10 @@ class Server:
         self.returned = collections.deque()
         self._wake_pending = False
         self.requests_done = 0
+        # a pre-fork worker's --max-requests: once requests_done reaches requests_limit,
+        # on_requests_limit() is called by whichever thread completed that request
+        self.requests_limit = sys.maxsize
+        self.on_requests_limit = None
 
         # parsers of closed connections, reset, for new ones: Connection.parser_name -> list
         self.spare_parsers = collections.defaultdict(list)

@@ -9,8 +9,10 @@ master not to respawn in a loop), builds the Server and writes "ready" into its 
 Heartbeat: the Server calls `on_sweep` from its periodic sweep (about once a second, and at least four
 times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master
 sees a worker whose event loop stopped (a hung application on the loop thread, a deadlock) as a stale
-mtime. The same hook recycles the worker after --max-requests (checked once per sweep, so it may serve
-a few more), notices an orphaning (the master died: stop), and reopens log files after SIGUSR1.
+mtime. The same hook notices an orphaning (the master died: stop) and reopens log files after
+SIGUSR1. --max-requests is counted per request: the Server calls `_reached_max_requests` right after
+the request that reaches it, and the worker drains (a request already in flight on another connection
+or thread still completes, so it may serve a few more, never a sweep's worth).
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
@@ -84,6 +86,9 @@ class Worker:
         self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
                                       multiprocess=True, metrics=self.metrics)
         server.on_sweep = self._on_sweep
+        if self.max_requests:
+            server.requests_limit = self.max_requests
+            server.on_requests_limit = self._reached_max_requests
         if self.options["timeout"]:  # four beats per --timeout: one late sweep is not a hung loop
             server.sweep_every(self.options["timeout"] / 4)
         if self._pending is not None:  # a signal came while we were booting
@@ -170,15 +175,20 @@ class Worker:
 
     # -- the sweep hook -----------------------------------------------------------------------------
 
+    def _reached_max_requests(self) -> None:
+        """--max-requests: called right after the request that reached it (any thread): drain, once."""
+        server = self.server
+        server.requests_limit = sys.maxsize
+        if not self._recycling:
+            self._recycling = True
+            log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
+            server.drain()
+
     def _on_sweep(self) -> None:
         os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout
         server = self.server
         if self.metrics is not None:
             self.metrics.set_active(len(server.connections))
-        if self.max_requests and not self._recycling and server.requests_done >= self.max_requests:
-            self._recycling = True
-            log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
-            server.drain()
         if os.getppid() != self.master_pid:
             log.warning("Worker %d: the master died; stopping", os.getpid())
             server.drain()

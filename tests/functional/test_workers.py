@@ -87,6 +87,25 @@ def test_max_requests_recycles_the_worker(launch):
     assert "reached max requests" in server.stderr_text()
 
 
+def test_max_requests_is_exact_not_once_per_sweep(launch):
+    # requests as fast as one client can send them: a check once per sweep (1 s) let a worker serve
+    # hundreds more than --max-requests; counted per request, the worker drains right after the 5th
+    server = launch("-w", "1", "--max-requests", "5")
+    first = wait_booted(server, 1)[0]
+    served_by_first = 0
+    for _ in range(400):
+        response = get(server.port, "/pid")
+        assert response.status == 200
+        if int(response.body.split()[0]) != first:
+            break
+        served_by_first += 1
+    else:
+        pytest.fail(f"the worker was not replaced after 400 requests: {server.stderr_text()}")
+    # 6: a connection accepted in the same loop turn as the drain request is still served
+    assert served_by_first in (5, 6), (served_by_first, server.stderr_text())
+    assert "reached max requests (5)" in server.stderr_text()
+
+
 def test_preload_imports_the_application_in_the_master(launch):
     server = launch("-w", "2", "--preload")
     wait_booted(server, 2)
