@@ -3,14 +3,14 @@
 Theory of operation. The event loop calls `on_event` when the socket is readable or writable. A read
 appends to `inbuf` and `process()` parses as many pipelined requests as it can, one at a time: each
 complete head becomes an `Exchange` (wsgi.py), run at once on the loop thread (threads=0) or handed to
-the worker pool (threads>0: the socket's one-shot epoll registration stays disarmed until the
-exchange is over).
+the worker pool (threads>0: the socket's one-shot registration in the loop's poller stays disarmed
+until the exchange is over).
 Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
 responses leave together and in order. A response larger than the socket can take keeps the exchange
-suspended (its iterator is resumed on EPOLLOUT); no new pipelined request starts while the output
-holds OUTPUT_HIGH_WATER bytes; and the connection stops reading once `LOOKAHEAD` bytes of unprocessed
-input are buffered behind a pending response (bounded look-ahead), so neither buffer grows without
-bound however the client pipelines.
+suspended (its iterator is resumed when the socket is writable: OUT); no new pipelined request starts
+while the output holds OUTPUT_HIGH_WATER bytes; and the connection stops reading once `LOOKAHEAD`
+bytes of unprocessed input are buffered behind a pending response (bounded look-ahead), so neither
+buffer grows without bound however the client pipelines.
 
 Unread request bodies are drained from the input (up to DRAIN_LIMIT bytes, else the response says
 Connection: close) so the next head is never parsed out of body bytes. Rejections and "Connection:
@@ -20,10 +20,11 @@ client closes or LINGER_TIME passes, so the client reads the response instead of
 without keep-alive) and whose request we read to its last byte, with nothing buffered behind it: no
 unread input can turn the close into a reset, so the socket is closed at once (a plain FIN).
 
-A new connection is not in the epoll set until it needs to be: the loop reads it once right after
+A new connection is not in the poller set until it needs to be: the loop reads it once right after
 accept (threads = 0) and `settle()` registers it only if it outlives that read, so a one-request
-connection costs accept, recv, send and close, and no epoll_ctl. Parsers of closed connections are
-reset and kept (up to SPARE_PARSERS) for new ones.
+connection costs accept, recv, send and close, and no epoll_ctl. The interest masks are poller.IN
+and poller.OUT (epoll's and poll(2)'s bits are equal); `on_event` gets the poller's mask as it is.
+Parsers of closed connections are reset and kept (up to SPARE_PARSERS) for new ones.
 
 Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
 head (from accept for the first one), keep_alive while idle between requests, read_timeout while
@@ -41,12 +42,11 @@ import socket
 
 from ..errors import ParseError
 from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
+from .poller import IN, OUT
 from .wsgi import OUTPUT_HIGH_WATER, error_response
 
 __all__ = ["Connection"]
 
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
 READ_SIZE = 65536
 LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
 LINGER_TIME = 2.0  # seconds to discard input after shutdown(SHUT_WR) before closing
@@ -80,7 +80,7 @@ class Connection:
         self.head_started = True  # the first head's deadline runs from accept
         self.head_deadline = self.deadline = server.now + server.header_timeout
         self.send_deadline = 0.0
-        self.events = 0  # the epoll interest; 0 until the loop or settle() registers the socket
+        self.events = 0  # the poller interest; 0 until the loop or settle() registers the socket
         self.discarded = 0
         self.output_full = False  # process() stopped at the output high-water mark
         self.peer_done = False  # the last request said the client sends nothing more (close)
@@ -95,9 +95,9 @@ class Connection:
     # -- events from the loop -----------------------------------------------------------------
 
     def on_event(self, events: int) -> None:
-        if events & EPOLLOUT:
+        if events & OUT:
             self.settle()
-            if self.closed or events == EPOLLOUT:
+            if self.closed or events == OUT:
                 return
         # readable (or an error to find out about): one recv, inline (the per-request path)
         try:
@@ -113,7 +113,7 @@ class Connection:
             if not data or self.discarded > LINGER_BYTES:
                 self.close()
             elif self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
-                self.server.epoll.modify(self.fd, EPOLLIN | self.server.oneshot)
+                self.server.poller.modify(self.fd, IN | self.server.oneshot)
             return
         if data:
             self.inbuf = self.inbuf + data if self.inbuf else data
@@ -125,7 +125,7 @@ class Connection:
         self.settle()
 
     def on_readable(self) -> None:
-        self.on_event(EPOLLIN)
+        self.on_event(IN)
 
     def on_timeout(self) -> None:
         self.broken = True
@@ -256,7 +256,7 @@ class Connection:
         while self.out and not self.flush():
             if self.broken:
                 raise ConnectionResetError("the client closed the connection")
-            if not self._wait(select.POLLOUT, self.server.send_timeout):
+            if not self._wait(OUT, self.server.send_timeout):
                 self.broken = True
                 raise TimeoutError("timed out sending the response")
 
@@ -278,7 +278,7 @@ class Connection:
             except OSError:
                 self.broken = True
                 raise
-            if not self._wait(select.POLLOUT, self.server.send_timeout):
+            if not self._wait(OUT, self.server.send_timeout):
                 self.broken = True
                 raise TimeoutError("timed out sending the response")
 
@@ -294,7 +294,7 @@ class Connection:
             except OSError:
                 self.broken = True
                 raise
-            if not self._wait(select.POLLIN, self.server.read_timeout):
+            if not self._wait(IN, self.server.read_timeout):
                 self.broken = True
                 raise TimeoutError("timed out reading the request body")
 
@@ -306,7 +306,7 @@ class Connection:
     # -- state after an event ---------------------------------------------------------------------
 
     def settle(self) -> None:
-        """Push output and resume suspended work, then pick the epoll interest and the deadline."""
+        """Push output and resume suspended work, then pick the poller interest and the deadline."""
         if self.in_worker:
             return
         while True:
@@ -314,7 +314,7 @@ class Connection:
                 if self.broken:
                     self.close()
                     return
-                break  # the socket is full: wait for EPOLLOUT
+                break  # the socket is full: wait for OUT
             exchange = self.exchange
             if exchange is not None:
                 if not exchange.pump():
@@ -333,12 +333,12 @@ class Connection:
             return
         server = self.server
         if self.out or self.exchange is not None:
-            if not self.events & EPOLLOUT:
+            if not self.events & OUT:
                 self.send_deadline = server.now + server.send_timeout
             self.deadline = self.send_deadline
-            mask = EPOLLOUT
+            mask = OUT
             if len(self.inbuf) < LOOKAHEAD and not self.read_eof:
-                mask |= EPOLLIN
+                mask |= IN
         elif self.must_close:
             if self.broken or self.read_eof:
                 self.close()
@@ -346,7 +346,7 @@ class Connection:
                 self.linger()
             return
         else:
-            mask = EPOLLIN
+            mask = IN
             if self.body is not None:
                 self.deadline = server.now + server.read_timeout
             elif self.inbuf:
@@ -357,12 +357,12 @@ class Connection:
             self.watch(mask)
 
     def watch(self, mask: int) -> None:
-        """Set the epoll interest (registering the socket the first time)."""
+        """Set the poller interest (registering the socket the first time)."""
         server = self.server
         if self.events:
-            server.epoll.modify(self.fd, mask | server.oneshot)
+            server.poller.modify(self.fd, mask | server.oneshot)
         else:
-            server.epoll.register(self.fd, mask | server.oneshot)
+            server.poller.register(self.fd, mask | server.oneshot)
         self.events = mask
 
     def resume(self) -> None:
@@ -394,8 +394,8 @@ class Connection:
             return
         self.lingering = True
         self.deadline = self.server.now + min(LINGER_TIME, self.server.read_timeout)
-        if self.events != EPOLLIN or self.server.oneshot:
-            self.watch(EPOLLIN)
+        if self.events != IN or self.server.oneshot:
+            self.watch(IN)
 
     def close(self) -> None:
         if self.closed:

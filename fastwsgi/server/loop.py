@@ -1,36 +1,39 @@
-"""The event loop: one epoll set over the listeners, the connections and a wakeup socket.
+"""The event loop: one poller set over the listeners, the connections and a wakeup socket.
 
-Theory of operation: `serve_forever` repeats one step: epoll.poll, refresh the coarse clock (`now`,
+Theory of operation: `serve_forever` repeats one step: poll, refresh the coarse clock (`now`,
 monotonic) and the cached Date header (once per second), call the handler registered for each ready
-descriptor, and every `sweep_interval` close connections whose deadline passed. Level-triggered epoll
-keeps the handlers simple: a connection reads once per wakeup and is called again if more is waiting.
+descriptor, and every `sweep_interval` close connections whose deadline passed. The poller is epoll on
+Linux and poll(2) elsewhere (poller.py, which emulates what is said of epoll below: one-shot
+registrations, and with `keeps_closed` the loop removes a closing connection's descriptor itself).
+Level-triggered polling keeps the handlers simple: a connection reads once per wakeup and is called
+again if more is waiting.
 
 Listeners accept in batches while there is room under worker_connections; at the limit they leave the
-epoll set (new clients wait in the kernel backlog) and come back when a connection closes. With
+poller set (new clients wait in the kernel backlog) and come back when a connection closes. With
 threads = 0 each accepted socket is read at once (its request has usually arrived with the handshake)
-and joins the epoll set only if it outlives that read; TCP_NODELAY is set once on the listener, which
-accepted sockets inherit.
+and joins the poller set only if it outlives that read; TCP_NODELAY is set once on the listener, which
+accepted sockets inherit (Linux; the BSD and XNU kernels copy TF_NODELAY from the listener too).
 
 With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
 and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
 response itself (blocking writes bounded by send_timeout). An idle connection is then re-armed by the
-worker (one epoll_ctl); one with pipelined input, a body to drain or a close pending goes on `returned`
+worker (one epoll_ctl; with poll(2), which reads its set only when a poll call begins, plus a byte to
+the wakeup socket); one with pipelined input, a body to drain or a close pending goes on `returned`
 with a byte to the wakeup socket, and the loop continues it. So a slow application never blocks the
 loop, and a response never crosses threads as data.
 
 `stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop (a stop
 that comes before serve_forever makes it return at once; the flag is cleared when it returns).
 `drain()` (SIGTERM, gunicorn's graceful stop) is too: the loop then stops accepting (the listeners
-leave epoll; a shared socket's queue is served by the other processes), turns keep-alive off (busy
-connections get `Connection: close` on their next response), closes idle keep-alive connections at
-once (a connection that has not sent its first request yet gets FRESH_GRACE seconds), and returns
-from serve_forever when no connection is left or `graceful_timeout` passed. The sweep, not the
-per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat and max-requests check).
+leave the poller set; a shared socket's queue is served by the other processes), turns keep-alive
+off (busy connections get `Connection: close` on their next response), closes idle keep-alive
+connections at once (a connection that has not sent its first request yet gets FRESH_GRACE seconds),
+and returns from serve_forever when no connection is left or `graceful_timeout` passed. The sweep,
+not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat and max-requests check).
 """
 
 import collections
 import logging
-import select
 import socket
 import sys
 import threading
@@ -41,22 +44,23 @@ from ..parser import Limits, get_backend
 from .connection import Connection
 from .filewrapper import FileWrapper
 from .instrumented import exchange_class
+from .poller import IN, poller_class
 from .pool import WorkerPool
 
 __all__ = ["Server"]
 
 log = logging.getLogger("fastwsgi.error")
-EPOLLIN = select.EPOLLIN
 FRESH_GRACE = 1.0  # seconds a connection accepted before a drain may take to send its first request
 
 
 class Server:
-    """Listeners + epoll + connections (+ worker pool), configured by validated options."""
+    """Listeners + poller + connections (+ worker pool), configured by validated options."""
 
     timeout = None  # socketserver compatibility: handle_request() waits forever
 
     def __init__(self, app, listeners, options: dict, access_log=None, multiprocess: bool = False,
                  metrics=None):
+        poller_cls = poller_class()  # first: raises UnsupportedPlatform before any thread starts
         self.app = app
         self.listeners = list(listeners)
         self.backend = get_backend(options["http_parser"])
@@ -91,7 +95,7 @@ class Server:
         self.pool = WorkerPool(threads) if threads > 0 else None
         # threads > 0: client sockets are one-shot, so a socket owned by a worker stays registered
         # but silent, and the worker re-arms it when done
-        self.oneshot = select.EPOLLONESHOT if threads > 0 else 0
+        self.oneshot = poller_cls.ONESHOT if threads > 0 else 0
         self.returned = collections.deque()
         self._wake_pending = False
         self.requests_done = 0
@@ -107,7 +111,11 @@ class Server:
         self._refresh_date(self.now)
         self._next_sweep = self.now + self.sweep_interval
 
-        self.epoll = select.epoll()
+        self.poller = poller = poller_cls(oneshot=threads > 0)
+        # a worker's re-arm: epoll's own modify; poll(2) sees it at its next call, so that wakes the loop
+        self.rearm = self._rearm_and_wake if poller.changes_need_wake else poller.modify
+        if poller.keeps_closed:  # poll(2): a closed descriptor stays in the set unless removed
+            self.forget = self._discard_and_forget
         self.handlers = {}
         self.connections = {}
         self._accepting = True
@@ -222,14 +230,14 @@ class Server:
             self.pool.shutdown()  # lets in-flight requests finish (bounded by a time budget)
         for conn in list(self.connections.values()):
             conn.close()
-        self.epoll.close()
+        self.poller.close()
         self._wake_r.close()
         self._wake_w.close()
 
     # -- the loop -----------------------------------------------------------------------------
 
     def _step(self, timeout: float) -> None:
-        events = self.epoll.poll(timeout)
+        events = self.poller.poll(timeout)
         self.now = now = time.monotonic()
         if now >= self._date_expires:
             self._refresh_date(now)
@@ -275,14 +283,14 @@ class Server:
 
     def _register(self, fd: int, handler) -> None:
         self.handlers[fd] = handler
-        self.epoll.register(fd, EPOLLIN)
+        self.poller.register(fd, IN)
 
     # -- listeners ------------------------------------------------------------------------------
 
     def _accept_handler(self, listener):
         base = self._environ_bases[listener]
         is_tcp = listener.is_tcp
-        if is_tcp:  # accepted sockets inherit TCP_NODELAY from the listener (Linux): no call per accept
+        if is_tcp:  # accepted sockets inherit TCP_NODELAY from the listener: no call per accept
             listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             listener.defer_accept(self.defer_accept)
         connection_class = listener.connection_class or Connection
@@ -318,7 +326,7 @@ class Server:
                         continue
                     if conn.events or conn.closed:
                         continue
-                conn.watch(EPOLLIN)
+                conn.watch(IN)
             if len(self.connections) >= self.max_connections:
                 self._pause_accepting()
             elif listener.exhausted:  # EMFILE & co: retry at the next sweep, do not spin
@@ -333,16 +341,17 @@ class Server:
         if self._accepting:
             self._accepting = False
             for listener in self.listeners:
-                self.epoll.unregister(listener.fileno())
+                self.poller.unregister(listener.fileno())
 
     def _resume_accepting(self) -> None:
         if not self._accepting and not self._closed and not self.draining:
             self._accepting = True
             for listener in self.listeners:
-                self.epoll.register(listener.fileno(), EPOLLIN)
+                self.poller.register(listener.fileno(), IN)
 
     def forget(self, conn) -> None:
-        """A connection closed (its descriptor leaves epoll when the socket closes)."""
+        """A connection closed (its descriptor leaves epoll when the socket closes; see
+        _discard_and_forget for poll(2))."""
         del self.connections[conn.fd]
         del self.handlers[conn.fd]
         if self.draining and not self.connections:
@@ -350,11 +359,16 @@ class Server:
         if not self._accepting and not self._retry_accept and len(self.connections) < self.max_connections:
             self._resume_accepting()
 
+    def _discard_and_forget(self, conn) -> None:
+        """forget() for a poller that keeps closed descriptors (set as `forget` in __init__)."""
+        self.poller.discard(conn.fd)
+        Server.forget(self, conn)
+
     # -- threads > 0 -----------------------------------------------------------------------------
 
     def dispatch(self, conn, exchange) -> None:
         """Hand one exchange to the pool. The socket's one-shot registration fired to get here, so
-        epoll reports nothing for it until it is re-armed."""
+        the poller reports nothing for it until it is re-armed."""
         self.pool.submit(self._run_in_worker, conn, exchange)
 
     def _run_in_worker(self, conn, exchange) -> None:
@@ -373,14 +387,24 @@ class Server:
                     self.wake()
             else:
                 # the common case: idle keep-alive connection; re-arm it from here (one epoll_ctl,
-                # no loop wakeup). Nothing touches `conn` in this thread after the modify.
+                # no loop wakeup). Nothing touches `conn` in this thread after the re-arm.
                 conn.deadline = self.now + self.keep_alive
-                conn.events = EPOLLIN
+                conn.events = IN
                 conn.in_worker = False
                 try:
-                    self.epoll.modify(conn.fd, EPOLLIN | self.oneshot)
+                    self.rearm(conn.fd, IN | self.oneshot)
                 except (OSError, ValueError):  # the server is closing
                     pass
+
+    def _rearm_and_wake(self, fd: int, mask: int) -> None:
+        """`rearm` for poll(2): its set reaches the kernel when a poll call begins, so a loop already
+        waiting would not see the socket until some other event or its timeout; wake it (one byte
+        per wakeup, as for `returned`: a worker that still sees the flag set is covered by the
+        step the pending byte causes, which polls again after this modify)."""
+        self.poller.modify(fd, mask)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.wake()
 
     def wake(self) -> None:
         try:
