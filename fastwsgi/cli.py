@@ -42,6 +42,7 @@ from .config import UsageError, anchor_paths, format_options, resolve
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
 from .server.listener import split_protocol, systemd_sockets
+from .server.poller import poller_class
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
 
@@ -197,16 +198,18 @@ def open_listeners(options: dict, master: bool = False) -> list:
     return listeners
 
 
-def _announce(listeners, backend_name: str, options: dict) -> None:
+def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> None:
     workers = f", workers: {options['workers']}" if options.get("workers") else ""
     for listener in listeners:
-        sys.stderr.write(f"Listening at: {listener.url} (fastwsgi {__version__}, "
-                         f"parser: {backend_name}, threads: {options['threads']}{workers})\n")
+        sys.stderr.write(f"Listening at: {listener.url} (fastwsgi {__version__}, parser: {backend_name}, "
+                         f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
     sys.stderr.flush()
 
 
 def run(app, options: dict) -> None:
-    """Listen and serve `app` in this process until a signal (or stop()). Raises BindError."""
+    """Listen and serve `app` in this process until a signal (or stop()). Raises BindError, and
+    UnsupportedPlatform (a RuntimeError) where there is no poller (Windows)."""
+    poller_class()  # before anything is opened
     logs.configure(options)
     access_log = logs.access_log(options)
     listeners = open_listeners(options)
@@ -237,7 +240,7 @@ def run(app, options: dict) -> None:
     try:  # the handlers are in place before anyone learns our PID or address
         if pidfile is not None:
             pidfile.create()
-        _announce(listeners, server.backend.NAME, options)
+        _announce(listeners, server.backend.NAME, server.poller.NAME, options)
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
@@ -259,6 +262,8 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     preloaded; a `spec` is imported by each worker unless --preload. `reload_options()` gives the
     options a HUP applies (None: HUP keeps them)."""
     from .parser import get_backend
+
+    poller = poller_class()  # fail here, not in every worker (and before importing fork and signals)
     from .workers import Arbiter
 
     logs.configure(options)
@@ -292,7 +297,7 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
             pidfile.create()
         if metrics_listener is not None:
             sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
-        _announce(listeners, backend.NAME, options)
+        _announce(listeners, backend.NAME, poller.NAME, options)
 
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
                       metrics, metrics_listener, on_ready)
