@@ -41,7 +41,7 @@ from . import logs
 from .config import UsageError, anchor_paths, format_options, resolve
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
-from .server.listener import split_protocol, systemd_sockets
+from .server.listener import REUSE_PORT_BALANCES, split_protocol, systemd_sockets
 from .server.poller import poller_class
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
@@ -179,7 +179,12 @@ def prepare_process(options: dict, start: str) -> dict:
 def open_listeners(options: dict, master: bool = False) -> list:
     """systemd's sockets if we were socket-activated, else one per --bind. With --reuse-port a master
     only binds TCP addresses (reserving them); each worker listens on a socket of its own. A bind
-    without a protocol prefix (and a systemd socket) speaks --protocol."""
+    without a protocol prefix (and a systemd socket) speaks --protocol. Where SO_REUSEPORT does not
+    spread connections (not Linux) --reuse-port is turned off here, before any worker reads it."""
+    if options["reuse_port"] and not REUSE_PORT_BALANCES:
+        log.warning("--reuse-port: SO_REUSEPORT spreads connections only on Linux; using one shared "
+                    "socket per address instead")
+        options["reuse_port"] = False
     protocol, allow_from = options["protocol"], options["uwsgi_allow_from"]
     listeners = systemd_sockets(protocol=protocol, allow_from=allow_from)
     if listeners:

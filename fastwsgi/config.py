@@ -319,7 +319,8 @@ OPTIONS = (
            "import the application once in the master before forking (HUP then keeps the old code)",
            flags=("--preload-app",), section="processes"),
     Option("reuse_port", boolean, False,
-           "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only)",
+           "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only; Linux: "
+           "elsewhere the kernel does not spread connections, so one shared socket is used)",
            section="sockets"),
     Option("defer_accept", int_between(0, 3600), 1,
            "TCP sockets: Linux holds a new connection until its first bytes arrive, for about S "

@@ -4,6 +4,7 @@ Theory of operation: an application returns `environ["wsgi.file_wrapper"](fileli
 Iterating it reads `blksize` pieces, so it works for any object with read(). When the wrapped object is
 a regular file with a real descriptor, `sendfile_source()` tells the response writer where the bytes are
 (descriptor, position, bytes left) and the kernel copies them with os.sendfile, never through Python.
+Where os.sendfile does not exist (OpenBSD, NetBSD) there is no source and the file is iterated.
 `close()` closes the wrapped object, as PEP 3333 requires.
 """
 
@@ -11,6 +12,8 @@ import os
 import stat
 
 __all__ = ["FileWrapper"]
+
+_SENDFILE = hasattr(os, "sendfile")
 
 
 class FileWrapper:
@@ -31,6 +34,8 @@ class FileWrapper:
 
     def sendfile_source(self):
         """(fd, offset, bytes_left) for a regular file that os.sendfile can send, else None."""
+        if not _SENDFILE:
+            return None
         try:
             fd = self.filelike.fileno()
             info = os.fstat(fd)

@@ -23,7 +23,12 @@ answer is 0 instead of at a failed accept, whose BlockingIOError costs more Pyth
 getsockopt. A UNIX socket gives no count (SIOCINQ refuses a listening one), so it takes one connection
 per wakeup: behind nginx over `uwsgi_pass unix:` nearly every wakeup has exactly one, and another
 epoll round when a second waits costs less than the failed accept every batch would end with.
-TCP on other kernels accepts until BlockingIOError.
+TCP on other kernels accepts until BlockingIOError (their TCP_INFO, where it exists, has another
+layout: it is read on Linux only).
+
+SO_REUSEPORT spreads connections over the sockets bound to one address only on Linux
+(`REUSE_PORT_BALANCES`); macOS and the BSDs accept the option but let one socket take them all (FreeBSD
+balances only with SO_REUSEPORT_LB), so there `--reuse-port` falls back to one shared socket (cli.py).
 """
 
 import errno
@@ -32,6 +37,7 @@ import os
 import socket
 import stat
 import struct
+import sys
 
 import _socket
 
@@ -43,9 +49,15 @@ FD_FAMILY = "fd"  # parse_bind's family for fd://N
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at descriptor 3
 
 DEFAULT_PORT = 8000
+_LINUX = sys.platform.startswith("linux")
 # TCP_INFO of a listening socket (Linux): struct tcp_info up to tcpi_unacked, which is the number of
-# connections in the accept queue (tcp_get_info; `ss -l` shows it as Recv-Q)
-_TCP_INFO = getattr(socket, "TCP_INFO", None)
+# connections in the accept queue (tcp_get_info; `ss -l` shows it as Recv-Q). FreeBSD has a TCP_INFO
+# too, whose field at that offset is not the queue length.
+_TCP_INFO = getattr(socket, "TCP_INFO", None) if _LINUX else None
+_SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", None)
+# several sockets bound to one address with SO_REUSEPORT share its connections (Linux >= 3.9)
+REUSE_PORT_BALANCES = _LINUX and _SO_REUSEPORT is not None
+_SO_ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)
 _ACCEPT_QUEUE = struct.Struct("=24xI")
 _SOL_TCP = socket.IPPROTO_TCP
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -135,7 +147,9 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if _SO_REUSEPORT is None:
+                    raise OSError("SO_REUSEPORT does not exist on this platform (drop --reuse-port)")
+                sock.setsockopt(socket.SOL_SOCKET, _SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if family == socket.AF_UNIX and umask is not None:
@@ -160,8 +174,8 @@ def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None) -> 
         sock = socket.socket(fileno=fd)
     except OSError as exc:
         raise BindError(f"cannot use {address}: {exc.strerror or exc}") from None
-    try:
-        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    try:  # without SO_ACCEPTCONN the check is left to the first accept()
+        listening = 1 if _SO_ACCEPTCONN is None else sock.getsockopt(socket.SOL_SOCKET, _SO_ACCEPTCONN)
     except OSError:
         listening = 0
     if sock.type != socket.SOCK_STREAM or not listening:
@@ -304,7 +318,7 @@ class Listener:
         accept, wrap = self.sock._accept, _socket.socket
         family, kind, proto = self._accepted_kind
         read_accept_queue = self.read_accept_queue
-        counted = 1  # accepts before asking the kernel how many wait: the first is on epoll's word
+        counted = 1  # accepts before asking the kernel how many wait: the first is on the poller's word
         while len(accepted) < room:
             try:
                 fd, addr = accept()

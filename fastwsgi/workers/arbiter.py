@@ -116,7 +116,10 @@ class Arbiter:
     # -- main loop ----------------------------------------------------------------------------------
 
     def run(self) -> int:
-        self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # os.pipe, not pipe2 (Linux and the BSDs only, not macOS): it is close-on-exec already (PEP 446)
+        self._pipe_r, self._pipe_w = os.pipe()
+        os.set_blocking(self._pipe_r, False)
+        os.set_blocking(self._pipe_w, False)
         previous = {signum: signal.signal(signum, self._enqueue) for signum in self.SIGNALS}
         log.info("Master %d: %d worker(s), timeout %s s", self.pid, self.num_workers,
                  self.options["timeout"])
