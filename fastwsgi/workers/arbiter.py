@@ -215,6 +215,11 @@ class Arbiter:
                 log.error("Reload aborted: %s", exc)
                 return
             options["bind"] = self.options["bind"]  # the sockets stay (they are bound already)
+            if options["reuse_port"] != self.options["reuse_port"]:  # ... and so does how: shared,
+                # or reserved for workers that open their own (they would fail with EADDRINUSE)
+                log.warning("Reload: --reuse-port cannot change without a restart; keeping %s",
+                            self.options["reuse_port"])
+                options["reuse_port"] = self.options["reuse_port"]
             self.options = options
             self.num_workers = options["workers"] or 1
         log.info("Reloading: starting %d new worker(s)", self.num_workers)

@@ -147,6 +147,31 @@ def test_reuse_port_gives_each_worker_its_own_socket(launch):
     assert seen == pids  # the kernel spreads fresh connections over both sockets
 
 
+@pytest.mark.parametrize("parser, first", [("c", False), ("python", True)],
+                         ids=["c-shared-then-reuse-port", "python-reuse-port-then-shared"])
+def test_reload_keeps_how_the_sockets_were_bound(launch, tmp_path, parser, first):
+    """The master bound the sockets for shared use or reserved them for --reuse-port workers; a HUP
+    whose config file flips reuse_port keeps the first choice (the new workers failed with
+    EADDRINUSE, or accepted on a socket that was not listening, and the reload never completed)."""
+    conf = tmp_path / "fastwsgi.conf.py"
+    conf.write_text(f"reuse_port = {first}\n")
+    server = launch("-c", str(conf), "-w", "1", "--http-parser", parser)
+    old = wait_booted(server, 1)
+    conf.write_text(f"reuse_port = {not first}\n")
+    mark = server.stderr_mark()
+    server.signal(signal.SIGHUP)
+    log = server.wait_stderr("Reload complete", since=mark, timeout=20)
+    assert log is not None, server.stderr_text()
+    assert f"--reuse-port cannot change without a restart; keeping {first}" in log
+    new = set(wait_booted(server, 2)) - set(old)
+    deadline = time.monotonic() + 10  # the old worker drains and exits
+    while old[0] in children(server.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(server.proc.pid) == new
+    assert {worker_pid(server) for _ in range(5)} == new
+    assert "crashed" not in server.stderr_text()
+
+
 def test_one_worker_flag_runs_a_master(launch):
     server = launch("-w", "1")
     worker = wait_booted(server, 1)[0]
