@@ -26,6 +26,10 @@ step "test suite again with FASTWSGI_PUREPYTHON=1"
 FASTWSGI_PUREPYTHON=1 python -c 'import fastwsgi; assert fastwsgi.BACKEND == "python"'
 FASTWSGI_PUREPYTHON=1 python -m pytest
 
+step "functional suite on the poll(2) fallback (macOS/BSD event loop, forced on Linux)"
+FASTWSGI_POLLER=poll python -c 'from fastwsgi.server.poller import poller_class; assert poller_class().NAME == "poll"'
+FASTWSGI_POLLER=poll python -m pytest tests/functional -q
+
 step "test suite on the oldest supported and the newest installed CPython"
 ci/python_versions.sh 3.10 3.13
 
