@@ -70,14 +70,10 @@ class UnsupportedPlatform(PollerError):
 class EpollPoller:
     """select.epoll, level-triggered; ONESHOT is EPOLLONESHOT; a closed descriptor leaves the set."""
 
-    NAME = "epoll"
+    NAME = "epoll"  # also the select module's name for it (see _available)
     ONESHOT = getattr(select, "EPOLLONESHOT", 0)
     changes_need_wake = False
     keeps_closed = False
-
-    @staticmethod
-    def available() -> bool:
-        return hasattr(select, "epoll")
 
     def __init__(self, oneshot: bool = False):
         epoll = select.epoll()
@@ -95,10 +91,6 @@ class PollPoller:
     ONESHOT = 1 << 30
     changes_need_wake = True
     keeps_closed = True
-
-    @staticmethod
-    def available() -> bool:
-        return hasattr(select, "poll")
 
     def __init__(self, oneshot: bool = False):
         self._set = select.poll()
@@ -143,6 +135,10 @@ class PollPoller:
 POLLERS = {"epoll": EpollPoller, "poll": PollPoller}
 
 
+def _available(cls) -> bool:
+    return hasattr(select, cls.NAME)
+
+
 def poller_class(name=None):
     """The poller to use: `name` ("epoll", "poll", or "auto"/"" for the best available), by default
     $FASTWSGI_POLLER. Raises UnsupportedPlatform when it is not available here, PollerError for an
@@ -151,13 +147,13 @@ def poller_class(name=None):
         name = os.environ.get("FASTWSGI_POLLER", "")
     if name in ("", "auto"):
         for cls in POLLERS.values():
-            if cls.available():
+            if _available(cls):
                 return cls
         raise UnsupportedPlatform("this platform is not supported: it has neither epoll nor poll(2) "
                                   "(fastwsgi serves on Linux, macOS and the BSDs; on Windows use waitress)")
     cls = POLLERS.get(name)
     if cls is None:
         raise PollerError(f"FASTWSGI_POLLER={name!r}: choose epoll, poll or auto")
-    if not cls.available():
+    if not _available(cls):
         raise UnsupportedPlatform(f"FASTWSGI_POLLER={name}: select.{name} does not exist on this platform")
     return cls
