@@ -176,7 +176,8 @@ for call in (lambda: fastwsgi.make_server("127.0.0.1", 0, None), lambda: fastwsg
 def test_without_a_poller_the_package_imports_and_the_api_raises(parser):
     """`import fastwsgi` and the parser work; make_server() and serve() raise UnsupportedPlatform."""
     result = subprocess.run([sys.executable, "-c", API_WITHOUT_POLLER, NO_POLLER, parser], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=30)
+                            env={**os.environ, "FASTWSGI_POLLER": ""}, capture_output=True, text=True,
+                            timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"parsed {len(b'GET /x HTTP/1.1' + CRLF + b'Host: a' + CRLF + CRLF)}",
