@@ -29,7 +29,8 @@ leave the poller set; a shared socket's queue is served by the other processes),
 off (busy connections get `Connection: close` on their next response), closes idle keep-alive
 connections at once (a connection that has not sent its first request yet gets FRESH_GRACE seconds),
 and returns from serve_forever when no connection is left or `graceful_timeout` passed. The sweep,
-not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat and max-requests check).
+not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat); a worker's
+--max-requests is counted per response instead (`requests_limit`, checked in response_complete).
 """
 
 import collections
