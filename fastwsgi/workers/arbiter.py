@@ -355,14 +355,14 @@ class Arbiter:
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
-        if self.reload_from is not None:  # the new generation grows to the target (TTIN, a death);
-            new = [w for pid, w in self.workers.items()  # finish_reload retires the old one
-                   if pid not in self.reload_from and w.retiring_since is None and not w.killed]
-            for _ in range(self.num_workers - len(new)):
-                self.spawn_worker()
-            return
         active = sorted((w for w in self.workers.values() if w.retiring_since is None and not w.killed),
                         key=lambda w: w.age)
+        if self.reload_from is not None:
+            # the new generation grows to the target (TTIN, a death); finish_reload retires the old one
+            active = [w for w in active if w.pid not in self.reload_from]
+            for _ in range(self.num_workers - len(active)):
+                self.spawn_worker()
+            return
         for _ in range(self.num_workers - len(active)):
             self.spawn_worker()
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
