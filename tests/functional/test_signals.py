@@ -116,7 +116,9 @@ def test_hup_replaces_every_worker_without_losing_a_request(launch):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and children(server.proc.pid) & old:
             time.sleep(0.05)  # the old generation drains and exits
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10  # then the new one serves (a loaded machine may take > 0.5 s)
+        while time.monotonic() < deadline and not pids - old:
+            time.sleep(0.05)
     finally:
         stop.set()
         worker.join(30)
