@@ -106,6 +106,9 @@ BIG_HEAD_LIMITS = Limits(max_head_size=1 << 20, max_header_count=100_000)
 # Contenders: factory() -> parse(data) -> (method, path, header count), checked before timing
 # ---------------------------------------------------------------------------------------------
 
+_NO_BASE: dict = {}  # the server's per-listener base (SERVER_NAME, wsgi.*) would add one dict copy
+
+
 class Unavailable(Exception):
     """The contender cannot run here (C extension not built, library missing)."""
 
@@ -116,13 +119,15 @@ def _fastwsgi(name: str):
             raise Unavailable("C extension not built")
         parser = get_backend(name).RequestParser(Limits())
 
-        def parse(data):
+        def parse(data):  # the complete environ: what the server hands the application
             parser.reset()
-            return parser.parse(data)
+            head = parser.parse(data)
+            return head, head.environ(_NO_BASE)
 
-        def summary(head):
-            return head.method, head.path, sum(1 for key in head.headers
-                                               if key.startswith("HTTP_") or key.startswith("CONTENT_"))
+        def summary(result):
+            head, environ = result
+            return head.method, environ["PATH_INFO"], sum(
+                1 for key in environ if key.startswith("HTTP_") or key.startswith("CONTENT_"))
         return parse, summary
     return factory
 

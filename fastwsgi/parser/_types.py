@@ -25,7 +25,12 @@ class Limits:
 
 
 class Head:
-    """A complete, validated request head."""
+    """A complete, validated request head.
+
+    `environ(base)` is the request's WSGI environ on top of a copy of `base`. The C backend returns
+    a subclass (_cffi.PackedHead) that keeps the CGI variables as the key tuple and value list it
+    gets from C and builds `headers` only on demand: same attributes, same results.
+    """
 
     __slots__ = (
         "consumed", "method", "target", "path", "query", "version", "minor", "headers",
@@ -48,8 +53,20 @@ class Head:
         self.expect_continue = expect_continue
         self.upgrade = upgrade
 
+    def environ(self, base: dict) -> dict:
+        """A new dict: `base`, then this request's CGI variables over it (the header fields',
+        REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI, REQUEST_URI, SERVER_PROTOCOL)."""
+        environ = base.copy()
+        environ.update(self.headers)
+        environ["REQUEST_METHOD"] = self.method
+        environ["PATH_INFO"] = self.path
+        environ["QUERY_STRING"] = self.query
+        environ["RAW_URI"] = environ["REQUEST_URI"] = self.target
+        environ["SERVER_PROTOCOL"] = self.version
+        return environ
+
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in Head.__slots__}
 
     def __eq__(self, other):
         return isinstance(other, Head) and self.as_dict() == other.as_dict()

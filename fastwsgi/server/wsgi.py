@@ -76,13 +76,7 @@ class Exchange:
         self.result = None
         self.iterator = None
         self.file = None
-        environ = conn.environ_base.copy()
-        environ.update(head.headers)
-        environ["REQUEST_METHOD"] = head.method
-        environ["PATH_INFO"] = head.path
-        environ["QUERY_STRING"] = head.query
-        environ["RAW_URI"] = environ["REQUEST_URI"] = head.target
-        environ["SERVER_PROTOCOL"] = head.version
+        environ = head.environ(conn.environ_base)
         environ["wsgi.input"] = body
         self.environ = environ
 

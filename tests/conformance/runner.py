@@ -77,11 +77,33 @@ def feed_head(backend, limits, pieces, parser_class: str = "RequestParser"):
         if result is None:
             calls.append((len(buf), "none"))
             continue
-        if type(result) is not Head:
+        if not isinstance(result, Head):
             raise AssertionError(f"parse() returned {type(result).__name__}, not Head or None")
         calls.append((len(buf), "head"))
-        return ("head", result.as_dict()), calls
+        return head_outcome(result), calls
     return ("incomplete",), calls
+
+
+# What the server's listener puts in every environ; a head's variables go over it.
+ENVIRON_BASE = {"SCRIPT_NAME": "", "SERVER_NAME": "127.0.0.1", "REQUEST_METHOD": "BASE",
+                "wsgi.url_scheme": "http"}
+
+
+def head_outcome(head: Head) -> tuple:
+    """("head", as_dict, environ): the environ (head.environ over ENVIRON_BASE) is part of the
+    outcome, so both backends must build the same one too (the C backend's comes from its packed
+    keys and values, the Python one's from its headers dict)."""
+    environ = head.environ(ENVIRON_BASE)
+    assert ENVIRON_BASE["REQUEST_METHOD"] == "BASE"  # a copy, never the base itself
+    return ("head", head.as_dict(), environ)
+
+
+def expected_environ(expected: dict) -> dict:
+    """The environ a case's expected head implies: the base, its headers, its request variables."""
+    return {**ENVIRON_BASE, **expected["headers"], "REQUEST_METHOD": expected["method"],
+            "PATH_INFO": expected["path"], "QUERY_STRING": expected["query"],
+            "RAW_URI": expected["target"], "REQUEST_URI": expected["target"],
+            "SERVER_PROTOCOL": expected["version"]}
 
 
 def describe(case) -> str:
@@ -98,6 +120,7 @@ def check_head_outcome(case, outcome, calls, pieces) -> None:
     else:
         assert outcome[0] == "head", f"expected a head, got {outcome}" + describe(case)
         assert typed(outcome[1]) == typed(case.expected), describe(case)
+        assert typed(outcome[2]) == typed(expected_environ(case.expected)), describe(case)
         consumed = case.expected["consumed"]
         fed_before_last = calls[-1][0] - len(pieces[len(calls) - 1])
         assert fed_before_last < consumed <= calls[-1][0], (calls[-1], describe(case))
@@ -110,7 +133,7 @@ def parse_once(parser, data):
         result = parser.parse(bytes(data))
     except ParseError as exc:
         return ("error", exc.code, exc.status)
-    return ("incomplete",) if result is None else ("head", result.as_dict())
+    return ("incomplete",) if result is None else head_outcome(result)
 
 
 # ---- chunked bodies ------------------------------------------------------------------------------
