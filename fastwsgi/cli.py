@@ -37,6 +37,7 @@ import threading
 import traceback
 
 from . import __version__
+from . import hooks
 from . import logs
 from .config import UsageError, anchor_paths, format_options, resolve
 from .pidfile import PidFile
@@ -213,9 +214,26 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
 
 def run(app, options: dict) -> None:
     """Listen and serve `app` in this process until a signal (or stop()). Raises BindError, and
-    UnsupportedPlatform (a RuntimeError) where there is no poller (Windows)."""
+    UnsupportedPlatform (a RuntimeError) where there is no poller (Windows), and HookError (a
+    RuntimeError) when on_starting, post_worker_init, when_ready or on_exit raised.
+
+    Server hooks without a master: this process is both `server` and `worker` (one ProcessInfo);
+    on_starting, post_worker_init, when_ready, pre_request, post_request, worker_int (SIGINT/SIGQUIT),
+    worker_exit and on_exit run; the hooks about forking, reaping and reloading workers do not."""
     poller_class()  # before anything is opened
     logs.configure(options)
+    process = hooks.ProcessInfo(options)
+    hooks.call(options, "on_starting", process, fatal=True)
+    try:
+        _serve(hooks.wrap_app(app, options, process), options, process)
+    finally:
+        exited = hooks.call(options, "on_exit", process)
+    if not exited:
+        raise hooks.HookError("the on_exit hook raised (see above)")
+
+
+def _serve(app, options: dict, process) -> None:
+    hooks.call(options, "post_worker_init", process, fatal=True)
     access_log = logs.access_log(options)
     listeners = open_listeners(options)
     try:
@@ -235,10 +253,15 @@ def run(app, options: dict) -> None:
                 access_log.reopen()
 
     server.on_sweep = on_sweep
+
+    def stop_now(*_):
+        hooks.call(options, "worker_int", process)
+        server.stop()
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {signal.SIGTERM: lambda *_: server.drain(), signal.SIGINT: lambda *_: server.stop(),
-                    signal.SIGQUIT: lambda *_: server.stop(), signal.SIGUSR1: lambda *_: reopen.append(1),
+        handlers = {signal.SIGTERM: lambda *_: server.drain(), signal.SIGINT: stop_now,
+                    signal.SIGQUIT: stop_now, signal.SIGUSR1: lambda *_: reopen.append(1),
                     signal.SIGHUP: signal.SIG_IGN}  # no master, nothing to reload: do not die
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
@@ -246,6 +269,7 @@ def run(app, options: dict) -> None:
         if pidfile is not None:
             pidfile.create()
         _announce(listeners, server.backend.NAME, server.poller.NAME, options)
+        hooks.call(options, "when_ready", process, fatal=True)
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
@@ -253,6 +277,7 @@ def run(app, options: dict) -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        hooks.call(options, "worker_exit", process, process)
         try:
             server.server_close()
             if access_log is not None:

@@ -234,6 +234,15 @@ def _access_default_format() -> str:
     return DEFAULT_FORMAT
 
 
+def _hook_rows():
+    from .hooks import HOOKS, hook  # late: keep the table's imports light
+
+    return tuple(Option(name, hook(*params), None,
+                        f"server hook, run in the {process}: {when}; if it raises: {failure}",
+                        cli=False, section="server hooks")
+                 for name, params, process, when, failure in HOOKS)
+
+
 # -- the table -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -249,6 +258,7 @@ class Option:
     api: bool = True  # accepted by serve(); False: it prepares the process before the app is imported
     path: bool = False  # a file or directory name: relative ones are from where fastwsgi started
     section: str = "server"  # heading in docs/configuration.md
+    cli: bool = True  # False: a config file and serve() only (the server hooks: functions)
 
     @property
     def cli_flags(self) -> tuple:
@@ -389,9 +399,10 @@ OPTIONS = (
     Option("print_config", boolean, False,
            "print the effective options (TOML for [tool.fastwsgi]) and exit", cli_only=True,
            section="command"),
-)
+) + _hook_rows()
 
 BY_NAME = {option.name: option for option in OPTIONS}
+HOOK_NAMES = tuple(option.name for option in OPTIONS if not option.cli)
 
 
 def defaults() -> dict:
@@ -455,6 +466,8 @@ def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.Argument
                         help="the application: module:name, module (then `application` or `app`), "
                              "or module:factory(args); default: the built-in demo")
     for option in OPTIONS:
+        if not option.cli:
+            continue
         if option.is_flag:
             parser.add_argument(*option.cli_flags, dest=option.name, action="store_true",
                                 help=_escape(option.help))
@@ -511,9 +524,17 @@ def load_config_file(path: str) -> dict:
             import types
 
             namespace = runpy.run_path(path, run_name="__fastwsgi_config__")
-            items = {key: value for key, value in namespace.items()
-                     if not key.startswith("_") and key.islower() and not isinstance(
-                         value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType))}
+            items = {}
+            for key, value in namespace.items():
+                if key.startswith("_") or isinstance(value, (types.ModuleType, type)):
+                    continue
+                if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+                    if key in HOOK_NAMES:
+                        items[key] = value
+                    else:
+                        _check_helper(path, key)
+                elif key.islower():
+                    items[key] = value
     except UsageError:
         raise
     except FileNotFoundError:
@@ -525,6 +546,24 @@ def load_config_file(path: str) -> dict:
         if key not in allowed:
             raise UsageError(f"{path}: {_unknown(key, allowed)}")
     return items
+
+
+def _check_helper(path: str, name: str) -> None:
+    """A function of a config file that is not a hook: a helper (ignored), unless its name is so
+    close to a hook's that it is one misspelled (UsageError), or a gunicorn hook fastwsgi never calls
+    (a warning)."""
+    from .hooks import UNSUPPORTED
+
+    if name in UNSUPPORTED:
+        import sys
+
+        sys.stderr.write(f"fastwsgi: warning: {path}: {name}() is a gunicorn hook that fastwsgi never "
+                         f"calls ({UNSUPPORTED[name]}); ignored\n")
+        return
+    close = difflib.get_close_matches(name.lower(), HOOK_NAMES, n=1, cutoff=0.8)
+    if close:
+        raise UsageError(f"{path}: {name}() is not a server hook (did you mean {close[0]!r}?); "
+                         f"rename it, or start its name with _ if it is a helper")
 
 
 def _environment(environ) -> tuple:
@@ -600,7 +639,14 @@ def format_options(options: dict) -> str:
             continue
         value = options[option.name]
         key = option.name
-        lines.append(f"# {key} is unset" if value is None else f"{key} = {json.dumps(value)}")
+        if value is None:
+            lines.append(f"# {key} is unset")
+        elif not option.cli:  # a function: TOML cannot hold it
+            from .hooks import describe
+
+            lines.append(f"# {key} = {describe(value)} (a function: set it in a Python config file)")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -633,7 +679,7 @@ def render_markdown() -> str:
         for option in OPTIONS:
             if option.section != section:
                 continue
-            flags = ", ".join(f"`{flag}`" for flag in option.cli_flags)
+            flags = ", ".join(f"`{flag}`" for flag in option.cli_flags) if option.cli else "(none)"
             key = "(command line only)" if option.cli_only else f"`{option.name}`"
             default = "unset" if option.default is None else f"`{option.default!r}`".replace("|", "\\|")
             meaning = option.help.replace("|", "\\|")

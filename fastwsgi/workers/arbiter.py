@@ -43,6 +43,7 @@ import signal
 import tempfile
 import time
 
+from .. import hooks
 from .worker import BOOT_ERROR, READY, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
@@ -60,12 +61,14 @@ class HaltServer(Exception):
 
 
 class WorkerProcess:
-    """The master's record of one child."""
+    """The master's record of one child (the `worker` of pre_fork and child_exit: pid, age, log, cfg)."""
 
-    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "probed_at", "killed")
+    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "probed_at", "killed",
+                 "cfg")
+    log = log
 
-    def __init__(self, pid: int, age: int, heartbeat, slot: int):
-        self.pid, self.age, self.heartbeat, self.slot = pid, age, heartbeat, slot
+    def __init__(self, pid, age: int, heartbeat, slot: int, cfg=None):
+        self.pid, self.age, self.heartbeat, self.slot, self.cfg = pid, age, heartbeat, slot, cfg
         self.booted = False
         self.retiring_since = None  # TERM sent at this time
         self.probed_at = None  # SIGABRT sent at this time (heartbeat timeout)
@@ -87,6 +90,9 @@ class WorkerProcess:
 
 
 class Arbiter:
+    """Also the `server` argument of the hooks: pid, num_workers, log, cfg."""
+
+    log = log
     SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
                for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "CHLD")}
 
@@ -95,7 +101,7 @@ class Arbiter:
                  on_ready=None):
         self.listeners = list(listeners)
         self.options = options
-        self.num_workers = options["workers"] or 1
+        self._num_workers = options["workers"] or 1
         self.load_app = load_app
         self.app = app  # preloaded, or None: each worker imports it
         self.reload_options = reload_options
@@ -113,6 +119,19 @@ class Arbiter:
         self.reload_deadline = 0.0
         self.pid = os.getpid()
 
+    @property
+    def cfg(self):
+        return hooks.Cfg(self.options)
+
+    @property
+    def num_workers(self) -> int:
+        return self._num_workers
+
+    @num_workers.setter
+    def num_workers(self, value: int) -> None:
+        old, self._num_workers = self._num_workers, value
+        hooks.call(self.options, "nworkers_changed", self, value, old)
+
     # -- main loop ----------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -124,9 +143,14 @@ class Arbiter:
         log.info("Master %d: %d worker(s), timeout %s s", self.pid, self.num_workers,
                  self.options["timeout"])
         status = 0
+        started = False
         try:
+            self._startup_hook("on_starting")
+            started = True
+            hooks.call(self.options, "nworkers_changed", self, self._num_workers, None)
             if self.on_ready is not None:
                 self.on_ready()
+            self._startup_hook("when_ready")
             self.manage_workers()
             while True:
                 signum = self.sig_queue.pop(0) if self.sig_queue else None
@@ -156,7 +180,16 @@ class Arbiter:
                 listener.close()
             if self.metrics_listener is not None:
                 self.metrics_listener.close()
+            if started and not hooks.call(self.options, "on_exit", self):
+                status = status or 1
         return status
+
+    def _startup_hook(self, name: str) -> None:
+        try:
+            hooks.call(self.options, name, self, fatal=True)
+        except hooks.HookError as exc:
+            self.stop(graceful=False)  # none yet: when_ready runs before the first fork
+            raise HaltServer(str(exc), 1) from None
 
     def _enqueue(self, signum, _frame) -> None:
         if len(self.sig_queue) < 5:
@@ -222,6 +255,7 @@ class Arbiter:
                 options["reuse_port"] = self.options["reuse_port"]
             self.options = options
             self.num_workers = options["workers"] or 1
+        hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
         self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
@@ -247,14 +281,23 @@ class Arbiter:
         self.age += 1
         heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-")
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
+        record = WorkerProcess(None, self.age, heartbeat, slot, self.cfg)
+        try:
+            hooks.call(self.options, "pre_fork", self, record, fatal=True)
+        except hooks.HookError as exc:
+            heartbeat.close()
+            self.stop(graceful=False)
+            raise HaltServer(str(exc), 1) from None
         # signals meant for the new worker wait (blocked) until it has installed its own handlers
         signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
         pid = os.fork()
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
-            self.workers[pid] = WorkerProcess(pid, self.age, heartbeat, slot)
+            record.pid = pid
+            self.workers[pid] = record
             return
         status = 1  # the child: never return into the master's code
+        worker = None
         try:
             os.close(self._pipe_r)
             os.close(self._pipe_w)
@@ -265,7 +308,7 @@ class Arbiter:
                 self.metrics.slot = slot
             worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
                             self.load_app, self.app, self.reopen_logs, self.make_access_log,
-                            self.metrics)
+                            self.metrics, server=self)
             status = worker.run()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
@@ -273,6 +316,8 @@ class Arbiter:
             log.exception("Worker %d crashed", os.getpid())
         finally:
             try:
+                if worker is not None:
+                    hooks.call(worker.options, "worker_exit", self, worker)
                 logging.shutdown()
             finally:
                 os._exit(status)
@@ -290,6 +335,7 @@ class Arbiter:
                 continue
             loaded = worker.ready()  # read before its heartbeat file goes
             worker.heartbeat.close()
+            hooks.call(self.options, "child_exit", self, worker)
             retired = worker.retiring_since is not None or self.stopping  # TTOU, a reload, a stop
             if self.metrics is not None:  # a restart: it ended unasked (or timed out) and is replaced
                 self.metrics.retire(worker.slot, replaced=not retired)
@@ -314,7 +360,8 @@ class Arbiter:
 
     def _boot_failed(self, worker) -> None:
         if self.reload_from is not None:  # the new code is broken: keep serving with the old workers
-            log.error("Reload failed: worker (pid:%d) could not load the application", worker.pid)
+            log.error("Reload failed: worker (pid:%d) could not load the application (or its "
+                      "post_fork/post_worker_init hook raised)", worker.pid)
             for pid, other in self.workers.items():
                 if pid not in self.reload_from and other.retiring_since is None:
                     self.retire(other)  # one that did load may be serving: let it finish
@@ -323,7 +370,8 @@ class Arbiter:
             self._reload_again()  # a later HUP may bring fixed code
             return
         self.stop(graceful=False)
-        raise HaltServer("Worker failed to boot: the application could not be loaded", 1)
+        raise HaltServer("Worker failed to boot: the application could not be loaded (or a "
+                         "post_fork/post_worker_init hook raised: see above)", 1)
 
     def murder_workers(self) -> None:
         timeout = self.options["timeout"]

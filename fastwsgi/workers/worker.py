@@ -32,12 +32,13 @@ import signal
 import sys
 import traceback
 
+from .. import hooks
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
 __all__ = ["Worker", "BOOT_ERROR", "READY", "REPORT_SIZE"]
 
-BOOT_ERROR = 3  # exit status: the application could not be loaded
+BOOT_ERROR = 3  # exit status: the application could not be loaded (or post_fork/post_worker_init raised)
 READY = b"ready\n"
 REPORT_SIZE = 16384  # bytes of a timed-out worker's report (its request line and stack)
 STACK_FRAMES = 40  # innermost frames of the stuck loop thread in that report
@@ -48,10 +49,16 @@ log = logging.getLogger("fastwsgi")
 
 
 class Worker:
+    """Also the `worker` argument of the hooks in a worker process: pid, ppid, age, log, cfg."""
+
+    log = log
+
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
-                 load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None):
+                 load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None, server=None):
         self.age = age
-        self.master_pid = master_pid
+        self.pid = os.getpid()
+        self.ppid = self.master_pid = master_pid
+        self.arbiter = server  # the hooks' `server`
         self.listeners = list(listeners)
         self.options = options
         self.heartbeat_fd = heartbeat_fd
@@ -70,8 +77,14 @@ class Worker:
         self._watched = None  # --reload: {path: mtime}
         self._next_watch = 0.0
 
+    @property
+    def cfg(self):
+        return hooks.Cfg(self.options)
+
     def run(self) -> int:
         self._init_signals()
+        if not hooks.call(self.options, "post_fork", self.arbiter, self):
+            return BOOT_ERROR
         listeners = self._own_listeners()
         if self.app is None:
             try:
@@ -82,6 +95,9 @@ class Worker:
                 sys.stderr.write(load_error_text(exc))
                 sys.stderr.flush()
                 return BOOT_ERROR
+        self.app = hooks.wrap_app(self.app, self.options, self)
+        if not hooks.call(self.options, "post_worker_init", self):
+            return BOOT_ERROR
         access_log = self.make_access_log(self.options) if self.make_access_log else None
         self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
                                       multiprocess=True, metrics=self.metrics)
@@ -132,8 +148,8 @@ class Worker:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads; we are told with TERM
         signal.signal(signal.SIGTERM, lambda *_: self._request("drain"))
-        signal.signal(signal.SIGINT, lambda *_: self._request("stop"))
-        signal.signal(signal.SIGQUIT, lambda *_: self._request("stop"))
+        signal.signal(signal.SIGINT, self._on_int)
+        signal.signal(signal.SIGQUIT, self._on_int)
         signal.signal(signal.SIGUSR1, self._on_usr1)
         signal.signal(signal.SIGABRT, self._on_abort)
         _die_with_master()
@@ -145,6 +161,11 @@ class Worker:
             self._pending = how
         if self.server is not None:
             self.server.stop() if how == "stop" else self.server.drain()
+
+    def _on_int(self, *_):
+        """INT/QUIT: stop now; the worker_int hook runs here, where a stack dump shows the live threads."""
+        hooks.call(self.options, "worker_int", self)
+        self._request("stop")
 
     def _on_usr1(self, *_):
         self._reopen_requested = True
@@ -172,6 +193,7 @@ class Worker:
         data = f"{report[:1000]}\n{stack}".encode("ascii", "backslashreplace")[:REPORT_SIZE]
         os.pwrite(self.heartbeat_fd, data, len(READY))
         os.ftruncate(self.heartbeat_fd, len(READY) + len(data))
+        hooks.call(self.options, "worker_abort", self)
 
     # -- the sweep hook -----------------------------------------------------------------------------
 

@@ -55,6 +55,24 @@ def test_every_option_has_help_and_a_flag_named_after_its_keyword():
         assert "--" + option.name.replace("_", "-") in option.cli_flags
 
 
+def test_server_hooks_are_not_flags():
+    hooks = [option.name for option in config.OPTIONS if not option.cli]
+    assert "post_fork" in hooks and "child_exit" in hooks and len(hooks) == 14
+    with pytest.raises(config.UsageError, match="unrecognized arguments: --post-fork"):
+        config.parse_args(["--post-fork", "x"])
+
+
+def test_hooks_check_callable_and_arity_before_any_call():
+    assert config.validate({"post_fork": lambda server, worker: None})["post_fork"] is not None
+    assert config.validate({"post_fork": lambda *args: None})["post_fork"] is not None
+    with pytest.raises(ValueError, match=r"option 'post_fork': expected a function \(server, worker\), got 3"):
+        config.validate({"post_fork": 3}, api=True)
+    with pytest.raises(ValueError, match=r"must accept 2 argument\(s\) \(server, worker\); its signature is \(server\)"):
+        config.validate({"post_fork": lambda server: None}, api=True)
+    with pytest.raises(ValueError, match="must accept 1 argument"):
+        config.validate({"worker_int": lambda worker, extra: None}, api=True)
+
+
 def test_defaults_are_fresh_copies():
     first = config.defaults()
     first["bind"].append("unix:/tmp/x")
