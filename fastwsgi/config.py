@@ -9,12 +9,16 @@ short reason, the default and the help text. Everything else is generated from t
 * `validate()`: `serve(**options)` keywords (unknown name -> TypeError with a close-match suggestion,
   bad value -> ValueError naming the option);
 * `load_config_file()`: `-c FILE`, a Python file like gunicorn.conf.py (its lowercase public names
-  that are not modules, classes or functions are options) or a TOML file's `[tool.fastwsgi]` table
-  (e.g. pyproject.toml); unknown keys are rejected with a suggestion;
+  that are not modules, classes or functions are options, and so are its functions named after a
+  server hook; a function named like a hook but not one, e.g. `post_forks`, is an error with a
+  suggestion; other functions are helpers, ignored) or a TOML file's `[tool.fastwsgi]` table (e.g.
+  pyproject.toml); unknown keys are rejected with a suggestion;
 * `resolve()`: merges the sources, later ones winning: defaults < config file < environment
   (WEB_CONCURRENCY, PORT, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
+Rows marked `cli=False` are the server hooks (fastwsgi.hooks): functions, so a config file or serve()
+sets them, never a flag; --print-config shows them as comments.
 Rows marked `cli_only` (-c, --check-config, --print-config) are flags about the command itself: they
 are not accepted in a config file or by serve(). Rows marked `api=False` (--chdir, --pythonpath,
 --env) prepare the process before the application is imported: config files take them, serve() (which
