@@ -236,6 +236,31 @@ def test_a_raising_pre_request_is_a_500_and_a_raising_post_request_is_logged(ser
     assert get(server.port, "/pid").status == 200
 
 
+PRE_ONLY = """
+import os
+
+def pre_request(worker, req):
+    with open(os.environ["HOOK_MARKS"], "a") as file:
+        file.write(f"{worker.pid} {req.method} {req.path} {req.version} {dict(req.headers).get('X-TRACE')}\\n")
+    if req.path == "/boom":
+        raise ValueError("refused")
+"""
+
+
+def test_pre_request_alone_sees_each_request_and_its_exception_is_a_500(servers, tmp_path, backend):
+    marks, conf = tmp_path / "marks", tmp_path / "conf.py"
+    conf.write_text(PRE_ONLY)
+    server = ServerProcess(["--bind", "127.0.0.1:0", "-c", str(conf), *backend, "tests.functional.ops:ops_app"],
+                           {"HOOK_MARKS": str(marks)})
+    servers.append(server)
+    server.start()
+    assert get(server.port, "/pid", headers=[("X-Trace", "abc")]).status == 200
+    assert get(server.port, "/boom").status == 500
+    assert server.wait_stderr("ValueError: refused")
+    pid = server.proc.pid
+    assert marks.read_text().splitlines() == [f"{pid} GET /pid (1, 1) abc", f"{pid} GET /boom (1, 1) None"]
+
+
 @pytest.mark.parametrize("hook, workers", [("on_starting", "2"), ("when_ready", "2"), ("on_starting", None),
                                            ("when_ready", None), ("post_worker_init", None)])
 def test_a_raising_startup_hook_stops_with_a_traceback_and_status_1(marks_file, backend, hook, workers):

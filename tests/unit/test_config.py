@@ -248,3 +248,14 @@ def test_anchor_paths_makes_the_servers_paths_absolute_from_the_start_directory(
     assert anchored["bind"] == ["unix:/start/fw.sock", "uwsgi://unix:/start/u.sock", "127.0.0.1:0",
                                 "unix:/abs.sock"]
     assert options["pid"] == "run/fw.pid"  # a copy: the input is unchanged
+
+
+def test_no_request_hook_means_the_application_itself_is_served():
+    from fastwsgi import hooks
+
+    def app(environ, start_response):
+        return []
+
+    assert hooks.wrap_app(app, config.defaults(), None) is app
+    options = config.validate({"post_request": lambda worker, req, environ, resp: None})
+    assert hooks.wrap_app(app, options, None) is not app
