@@ -30,6 +30,11 @@ Signals (gunicorn's meanings):
   USR1  reopen log files (the master's, and every worker's via USR1).
   CHLD  reap at once.
 
+Server hooks (fastwsgi.hooks): the Arbiter is their `server`; on_starting and when_ready run in
+`run()` (an exception halts with status 1), nworkers_changed from the `num_workers` setter, pre_fork
+before each fork (an exception halts), child_exit for each reaped worker, on_reload in `handle_hup`,
+on_exit when `run()` ends; the other hooks run in the worker.
+
 A worker that ends on its own before it is ready (the application raised while loading: exit status
 BOOT_ERROR; or it exited, or a signal other than SIGKILL ended it, while loading) is a failed boot:
 during a reload the old workers keep serving; otherwise the master stops with status 1 ("Worker failed

@@ -19,7 +19,13 @@ module's file and of each --reload-extra-file; the sweep hook compares them at m
 on a change, sends SIGHUP to the master once: the master's reload starts new workers (which import the
 new code) before this generation drains, so even a reload refuses no request.
 
-Signals (handlers only set flags or wake the loop): TERM graceful drain (Server.drain), INT/QUIT stop
+Server hooks (fastwsgi.hooks): the Worker is their `worker` here. post_fork runs once the signal
+handlers are set, post_worker_init once the application is loaded (an exception in either exits with
+BOOT_ERROR: a failed boot), worker_int in the INT/QUIT handler, worker_abort after the SIGABRT report,
+worker_exit (called by the Arbiter's fork code) once `run()` returns; pre_request/post_request wrap
+the application only when set.
+
+Signals (handlers only set flags or wake the loop, and run the worker_int/worker_abort hooks): TERM graceful drain (Server.drain), INT/QUIT stop
 now, USR1 reopen logs at the next sweep, ABRT (sent by the master when the heartbeat is stale, just
 before SIGKILL) writes the request being served (or "loading the application") and the stack of the
 stuck loop thread into the heartbeat file, after its READY mark, so the master can log them.
