@@ -25,10 +25,11 @@ BOOT_ERROR: a failed boot), worker_int in the INT/QUIT handler, worker_abort aft
 worker_exit (called by the Arbiter's fork code) once `run()` returns; pre_request/post_request wrap
 the application only when set.
 
-Signals (handlers only set flags or wake the loop, and run the worker_int/worker_abort hooks): TERM graceful drain (Server.drain), INT/QUIT stop
-now, USR1 reopen logs at the next sweep, ABRT (sent by the master when the heartbeat is stale, just
-before SIGKILL) writes the request being served (or "loading the application") and the stack of the
-stuck loop thread into the heartbeat file, after its READY mark, so the master can log them.
+Signals (handlers only set flags or wake the loop, and run the worker_int/worker_abort hooks): TERM
+graceful drain (Server.drain), INT/QUIT stop now, USR1 reopen logs at the next sweep, ABRT (sent by the
+master when the heartbeat is stale, just before SIGKILL) writes the request being served (or "loading
+the application") and the stack of the stuck loop thread into the heartbeat file, after its READY mark,
+so the master can log them.
 """
 
 import logging
