@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests and checks use: clang (+ its sanitizer/libFuzzer runtime), wrk, curl,
+# openssl (the TLS tests make their certificates with it),
 # nginx (deployment tests), libev-dev (bjoern in the benchmark harness). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v clang >/dev/null || need+=(clang)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v taskset >/dev/null || need+=(util-linux)
 [ -e /usr/include/ev.h ] || need+=(libev-dev)

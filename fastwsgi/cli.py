@@ -44,6 +44,7 @@ from .pidfile import PidFile
 from .server import BindError, Server, open_listener
 from .server.listener import REUSE_PORT_BALANCES, split_protocol, systemd_sockets
 from .server.poller import poller_class
+from .server.tls import make_context
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
 
@@ -207,7 +208,10 @@ def open_listeners(options: dict, master: bool = False) -> list:
 def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> None:
     workers = f", workers: {options['workers']}" if options.get("workers") else ""
     for listener in listeners:
-        sys.stderr.write(f"Listening at: {listener.url} (fastwsgi {__version__}, parser: {backend_name}, "
+        url = listener.url
+        if options.get("certfile") and listener.protocol == "http":  # TLS: https://HOST:PORT, https://unix:PATH
+            url = f"https://{url[len('http://'):] if url.startswith('http://') else url}"
+        sys.stderr.write(f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
                          f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
     sys.stderr.flush()
 
@@ -235,9 +239,10 @@ def run(app, options: dict) -> None:
 def _serve(app, options: dict, process) -> None:
     hooks.call(options, "post_worker_init", process, fatal=True)
     access_log = logs.access_log(options)
+    ssl_context = make_context(options)  # a bad certificate stops us before we listen
     listeners = open_listeners(options)
     try:
-        server = Server(app, listeners, options, access_log=access_log)
+        server = Server(app, listeners, options, access_log=access_log, ssl_context=ssl_context)
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -308,6 +313,7 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
 
     if app is None and options["preload"]:
         app = loader()
+    ssl_context = make_context(options)  # built once, inherited by the workers; a HUP builds another
     listeners = open_listeners(options, master=True)
     metrics = metrics_listener = None
     if options["metrics_bind"]:
@@ -330,7 +336,7 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
         _announce(listeners, backend.NAME, poller.NAME, options)
 
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
-                      metrics, metrics_listener, on_ready)
+                      metrics, metrics_listener, on_ready, ssl_context)
     try:
         return arbiter.run()
     finally:
@@ -369,6 +375,7 @@ def main(argv=None) -> int:
         options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import
         if options["check_config"]:
             logs.access_log(options)
+            make_context(options)
             if spec is not None:
                 load_app(spec)
             sys.stdout.write("fastwsgi: configuration OK\n")

@@ -153,6 +153,20 @@ def tcp_bind(value) -> str:
     return value
 
 
+def cert_reqs(value) -> str:
+    """--cert-reqs: gunicorn's 0/1/2 (ssl.CERT_NONE/OPTIONAL/REQUIRED) or none/optional/required."""
+    names = ("none", "optional", "required")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2:
+        return names[value]
+    if isinstance(value, str) and value.strip().lower() in names + ("0", "1", "2"):
+        text = value.strip().lower()
+        return names[int(text)] if text.isdigit() else text
+    raise ValueError(f"must be none, optional, required (or 0, 1, 2); got {value!r}")
+
+
+cert_reqs.choices = ("none", "optional", "required")
+
+
 def path_list(value) -> list:
     paths = [value] if isinstance(value, str) else value
     if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) and p for p in paths):
@@ -381,6 +395,23 @@ OPTIONS = (
            "set an environment variable (KEY=VALUE) before the application is imported; workers "
            "inherit it (repeatable; gunicorn's raw_env); not a serve() keyword", flags=("-e",),
            metavar="KEY=VALUE", repeatable=True, api=False, section="application"),
+    # -- TLS (fastwsgi/server/tls.py) --
+    Option("certfile", optional(text), None,
+           "serve HTTPS on the HTTP binds with this PEM certificate (chain); uwsgi binds stay plain",
+           metavar="FILE", path=True, section="tls"),
+    Option("keyfile", optional(text), None,
+           "the certificate's private key (PEM; unset: it is in --certfile)", metavar="FILE", path=True,
+           section="tls"),
+    Option("ca_certs", optional(text), None,
+           "CA certificates (PEM) that client certificates are verified against", metavar="FILE",
+           path=True, section="tls"),
+    Option("cert_reqs", cert_reqs, "none",
+           "client certificates: none (not asked), optional (verified if sent), required (the "
+           "handshake fails without a valid one; needs --ca-certs); gunicorn's 0/1/2 work too",
+           section="tls"),
+    Option("ciphers", optional(text), None,
+           "OpenSSL cipher list for TLS 1.2 (unset: Python's default); TLS 1.3 suites are not "
+           "affected", metavar="LIST", section="tls"),
     # -- metrics --
     Option("metrics_bind", optional(tcp_bind), None,
            "serve Prometheus metrics (all workers together) on this HOST:PORT, answered by the master; "

@@ -47,6 +47,7 @@ from .filewrapper import FileWrapper
 from .instrumented import exchange_class
 from .poller import IN, poller_class
 from .pool import WorkerPool
+from .tls import TLSConnection, make_context
 
 __all__ = ["Server"]
 
@@ -60,7 +61,7 @@ class Server:
     timeout = None  # socketserver compatibility: handle_request() waits forever
 
     def __init__(self, app, listeners, options: dict, access_log=None, multiprocess: bool = False,
-                 metrics=None):
+                 metrics=None, ssl_context=None):
         poller_cls = poller_class()  # first: raises UnsupportedPlatform before any thread starts
         self.app = app
         self.listeners = list(listeners)
@@ -86,6 +87,9 @@ class Server:
         self.access_log = access_log
         self.metrics = metrics
         self.exchange_class = exchange_class(access_log, metrics)
+        # TLS on the HTTP listeners: the context given (a pre-fork master's, inherited), else one
+        # built from --certfile & co (None: plain HTTP)
+        self.ssl_context = ssl_context if ssl_context is not None else make_context(options)
         self.on_sweep = None  # called at each sweep (pre-fork worker: heartbeat, max requests)
         self.multiprocess = multiprocess
         timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
@@ -130,14 +134,15 @@ class Server:
         # PEP 3333: SERVER_PORT is never empty; a unix socket has no port, so the scheme's default
         default_port = "443" if options["url_scheme"] == "https" else "80"
         for listener in self.listeners:
-            self._environ_bases[listener] = {
+            tls = self.speaks_tls(listener)
+            self._environ_bases[listener] = base = {
                 "SCRIPT_NAME": "",
                 "SERVER_NAME": listener.server_name,
-                "SERVER_PORT": listener.server_port or default_port,
+                "SERVER_PORT": listener.server_port or ("443" if tls else default_port),
                 "REMOTE_ADDR": "",
                 "REMOTE_PORT": "",
                 "wsgi.version": (1, 0),
-                "wsgi.url_scheme": options["url_scheme"],
+                "wsgi.url_scheme": "https" if tls else options["url_scheme"],
                 "wsgi.errors": sys.stderr,
                 "wsgi.multithread": threads > 0,
                 "wsgi.multiprocess": multiprocess,
@@ -145,6 +150,8 @@ class Server:
                 "wsgi.input_terminated": True,
                 "wsgi.file_wrapper": FileWrapper,
             }
+            if tls:
+                base["HTTPS"] = "on"  # what CGI servers (and uwsgi behind nginx) say
             self._register(listener.fileno(), self._accept_handler(listener))
         # rate-limited warnings of the listeners' peer filters (uwsgi refusals): counts held back
         # when a burst stops are logged by the sweep
@@ -235,6 +242,10 @@ class Server:
         self._wake_r.close()
         self._wake_w.close()
 
+    def speaks_tls(self, listener) -> bool:
+        """TLS is terminated on the HTTP listeners when there is a context; uwsgi stays plain."""
+        return self.ssl_context is not None and listener.connection_class is None
+
     # -- the loop -----------------------------------------------------------------------------
 
     def _step(self, timeout: float) -> None:
@@ -294,7 +305,8 @@ class Server:
         if is_tcp:  # accepted sockets inherit TCP_NODELAY from the listener: no call per accept
             listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             listener.defer_accept(self.defer_accept)
-        connection_class = listener.connection_class or Connection
+        connection_class = listener.connection_class or (
+            TLSConnection if self.speaks_tls(listener) else Connection)
         admits = listener.admits  # None: every peer may connect
         connections, handlers = self.connections, self.handlers
         # threads = 0: read at once (a client sends its request right after the handshake, and a

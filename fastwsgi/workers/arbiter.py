@@ -103,7 +103,7 @@ class Arbiter:
 
     def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
                  reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None,
-                 on_ready=None):
+                 on_ready=None, ssl_context=None):
         self.listeners = list(listeners)
         self.options = options
         self._num_workers = options["workers"] or 1
@@ -115,6 +115,7 @@ class Arbiter:
         self.metrics = metrics  # SharedMetrics, or None
         self.metrics_listener = metrics_listener  # the master answers scrapes on it
         self.on_ready = on_ready  # called once the signal handlers are set (--pid, "Listening at")
+        self.ssl_context = ssl_context  # TLS: built here, inherited by every worker forked
         self.stopping = False
         self.workers = {}  # pid -> WorkerProcess
         self.sig_queue = []
@@ -260,11 +261,24 @@ class Arbiter:
                 options["reuse_port"] = self.options["reuse_port"]
             self.options = options
             self.num_workers = options["workers"] or 1
+        self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
         self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
         self.manage_workers()
+
+    def _reload_tls(self) -> None:
+        """Read the certificate files again for the new workers (a renewed certificate); if they do
+        not load, the new workers keep the context the old ones have."""
+        from ..server.tls import TLSError, make_context
+
+        try:
+            context = make_context(self.options)
+        except TLSError as exc:
+            log.error("Reload: keeping the previous TLS certificate: %s", exc)
+            return
+        self.ssl_context = context
 
     def handle_ttin(self) -> None:
         self.num_workers += 1
@@ -313,7 +327,7 @@ class Arbiter:
                 self.metrics.slot = slot
             worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
                             self.load_app, self.app, self.reopen_logs, self.make_access_log,
-                            self.metrics, server=self)
+                            self.metrics, self.ssl_context, server=self)
             status = worker.run()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1

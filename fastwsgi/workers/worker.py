@@ -61,7 +61,8 @@ class Worker:
     log = log
 
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
-                 load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None, server=None):
+                 load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None,
+                 ssl_context=None, server=None):
         self.age = age
         self.pid = os.getpid()
         self.ppid = self.master_pid = master_pid
@@ -74,6 +75,7 @@ class Worker:
         self.reopen_logs = reopen_logs
         self.make_access_log = make_access_log
         self.metrics = metrics
+        self.ssl_context = ssl_context  # the master's (TLS), or None
         self.server = None
         self.max_requests = 0
         if options["max_requests"] > 0:
@@ -107,7 +109,8 @@ class Worker:
             return BOOT_ERROR
         access_log = self.make_access_log(self.options) if self.make_access_log else None
         self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
-                                      multiprocess=True, metrics=self.metrics)
+                                      multiprocess=True, metrics=self.metrics,
+                                      ssl_context=self.ssl_context)
         server.on_sweep = self._on_sweep
         if self.max_requests:
             server.requests_limit = self.max_requests

@@ -1,0 +1,377 @@
+"""TLS termination: the SSLContext built from the options, and the connection that speaks TLS.
+
+Theory of operation. `make_context(options)` turns --certfile/--keyfile/--ca-certs/--cert-reqs/
+--ciphers into an `ssl.SSLContext` (as gunicorn: `ssl.create_default_context(Purpose.CLIENT_AUTH)`,
+so TLS 1.2 or newer, then the chain, the verify mode and the cipher list), or None when no
+certificate is set; any mistake raises `TLSError` with one line naming the file or the option. It is
+called before the sockets are bound (cli.py), so a bad certificate stops the start before anyone can
+connect; a pre-fork master builds the context once, its workers inherit it across fork, and a HUP
+builds a new one from the files as they are then (a renewed certificate), keeping the old one if the
+new files do not load.
+
+`TLSConnection` is the server's Connection for an HTTP listener when a context exists; the loop picks
+the class once per listener, so a plain-HTTP connection runs exactly the code it ran before. It keeps
+its socket non-blocking and does TLS in memory (`SSLContext.wrap_bio` over two `ssl.MemoryBIO`):
+
+* Handshake: each readable event feeds the incoming BIO and calls `do_handshake`; SSLWantReadError
+  means wait for IN, and the records OpenSSL produced wait for OUT if the socket cannot take them. The
+  loop is never blocked, and the deadline set at accept (--header-timeout) covers the handshake: a
+  client that connects and never finishes it is closed by the sweep like one that never sends a head.
+  A client that speaks plain HTTP to this port gets a plain-text 400 (as nginx does) and a lingering
+  close; any other handshake failure (bad client certificate, no shared cipher) closes the connection
+  after the alert, logged at debug level.
+* Reads: the bytes of one recv() are fed to the BIO and every decrypted byte is read out at once (until
+  SSLWantReadError), so nothing waits inside the SSL object while the kernel socket is quiet (the
+  `pending()` trap of SSLSocket under epoll): pipelined requests in one TLS record are all in `inbuf`.
+  A close_notify is an EOF; so is a TCP EOF without it (a "ragged" EOF, ignored as gunicorn does).
+* Writes: `out` holds plaintext; `flush` encrypts all of it into the outgoing BIO (it never blocks: the
+  BIO grows) and sends the records. Records the socket did not take wait in `cipher`, and `out` then
+  holds an empty chunk so the base class keeps calling `flush` (and `out_size` counts the waiting
+  bytes, so the output high-water mark still applies). A partial send resends the rest of the same
+  records, never re-encrypts.
+* FileWrapper: os.sendfile cannot encrypt, so `sendfile` reads the file (os.pread) and queues the
+  bytes as a write, one chunk at a time, once the previous chunk has left.
+* Blocking waits (wsgi.input, write(), threads > 0) go through `recv_wait` / `flush_wait` as on a
+  plain connection: writes only need the socket writable (renegotiation is off: OP_NO_RENEGOTIATION).
+* The last response sends a close_notify before the lingering close.
+
+The environ of a TLS listener says wsgi.url_scheme "https" and HTTPS "on" (loop.py), whatever
+--url-scheme says. Nothing about the client certificate is put in the environ (gunicorn puts none).
+"""
+
+import logging
+import os
+import ssl
+
+from .connection import READ_SIZE, Connection
+from .poller import IN, OUT
+
+__all__ = ["TLSError", "TLSConnection", "make_context", "CERT_REQS"]
+
+log = logging.getLogger("fastwsgi.error")
+
+# --cert-reqs: gunicorn's numbers (ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED) or their names
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+_PLAIN_HTTP_BODY = b"400 Bad Request\nThe plain HTTP request was sent to an HTTPS port.\n"
+
+
+class TLSError(RuntimeError):
+    """The TLS options or files cannot make a context (the message is shown to the user)."""
+
+
+def _readable(option: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise TLSError(f"--{option} {path}: {exc.strerror or exc}") from None
+
+
+def make_context(options: dict):
+    """The server's SSLContext for these options, or None without --certfile; raises TLSError."""
+    certfile, keyfile, ca_certs = options.get("certfile"), options.get("keyfile"), options.get("ca_certs")
+    cert_reqs = options.get("cert_reqs", "none")
+    if not certfile:
+        if keyfile or ca_certs or cert_reqs != "none" or options.get("ciphers"):
+            given = [name for name in ("keyfile", "ca_certs", "cert_reqs", "ciphers")
+                     if options.get(name) and options.get(name) != "none"]
+            raise TLSError(f"--{given[0].replace('_', '-')} needs --certfile (the server's certificate)")
+        return None
+    if cert_reqs == "required" and not ca_certs:
+        raise TLSError("--cert-reqs required needs --ca-certs (the CAs that sign client certificates)")
+    _readable("certfile", certfile)
+    if keyfile:
+        _readable("keyfile", keyfile)
+    if ca_certs:
+        _readable("ca-certs", ca_certs)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise TLSError(f"--keyfile {keyfile or certfile} does not match the certificate in "
+                           f"--certfile {certfile}") from None
+        raise TLSError(f"cannot load the certificate and key from --certfile {certfile}"
+                       f"{f' --keyfile {keyfile}' if keyfile else ''}: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise TLSError(f"cannot load --certfile {certfile}: {exc.strerror or exc}") from None
+    if ca_certs:
+        try:
+            context.load_verify_locations(cafile=ca_certs)
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSError(f"cannot load --ca-certs {ca_certs}: "
+                           f"{getattr(exc, 'reason', None) or exc}") from None
+    context.verify_mode = CERT_REQS[cert_reqs]
+    if options.get("ciphers"):
+        try:
+            context.set_ciphers(options["ciphers"])
+        except ssl.SSLError:
+            raise TLSError(f"--ciphers {options['ciphers']!r}: no cipher matches") from None
+    return context
+
+
+class TLSConnection(Connection):
+    """A Connection whose bytes go through TLS in memory (see the module docstring)."""
+
+    __slots__ = ("tls", "tls_in", "tls_out", "cipher", "handshaking")
+
+    def __init__(self, server, sock, environ_base: dict):
+        super().__init__(server, sock, environ_base)
+        self.tls_in = ssl.MemoryBIO()
+        self.tls_out = ssl.MemoryBIO()
+        self.tls = server.ssl_context.wrap_bio(self.tls_in, self.tls_out, server_side=True)
+        self.cipher = b""  # records the socket has not taken yet
+        self.handshaking = True
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_event(self, events: int) -> None:
+        if self.lingering:  # only raw bytes to discard now
+            Connection.on_event(self, events)
+            return
+        if self.handshaking:
+            self._handshake_event(events)
+            return
+        if events & OUT:
+            self.settle()
+            if self.closed or events == OUT:
+                return
+        try:
+            raw = self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.broken = True
+            self.close()
+            return
+        if raw:
+            if not self._receive(raw):
+                return
+        else:  # TCP EOF without close_notify: an EOF all the same
+            self.read_eof = True
+            self.must_close = True
+        self.settle()
+
+    def _receive(self, raw: bytes) -> bool:
+        """Decrypt `raw` into inbuf and run what is complete; False if the connection closed."""
+        self.tls_in.write(raw)
+        try:
+            data, eof = self._decrypt()
+        except ssl.SSLError:
+            self.broken = True
+            self.close()
+            return False
+        if self.tls_out.pending:
+            self._take_cipher()
+        if data:
+            self.inbuf = self.inbuf + data if self.inbuf else data
+            if self.exchange is None:
+                self.process()
+        if eof:
+            self.read_eof = True
+            self.must_close = True
+        return True
+
+    def _decrypt(self):
+        """(all the plaintext the incoming records hold, whether the client sent close_notify)."""
+        chunks = []
+        read = self.tls.read
+        try:
+            while True:
+                chunk = read(READ_SIZE)
+                if not chunk:
+                    return b"".join(chunks), True
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            return b"".join(chunks), False
+        except ssl.SSLZeroReturnError:
+            return b"".join(chunks), True
+
+    def _take_cipher(self) -> None:
+        """Move the records OpenSSL wrote to `cipher`; `out` then holds at least an empty chunk."""
+        records = self.tls_out.read()
+        self.cipher += records
+        self.out_size += len(records)
+        if not self.out:
+            self.out = [b""]
+
+    def _handshake_event(self, events: int) -> None:
+        if events & OUT and self.out and not self.flush() and self.broken:
+            self.close()
+            return
+        try:
+            raw = self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            raw = None
+        except OSError:
+            self.broken = True
+            self.close()
+            return
+        if raw == b"":  # the client left during the handshake
+            self.broken = True
+            self.close()
+            return
+        if raw:
+            self.tls_in.write(raw)
+        try:
+            self.tls.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        except ssl.SSLError as exc:
+            self._handshake_failed(exc)
+            return
+        if self.tls_out.pending:
+            self._take_cipher()
+            if not self.flush() and self.broken:
+                self.close()
+                return
+        if not done:
+            self.watch(IN | OUT if self.out else IN)  # the deadline stays the one set at accept
+            return
+        self.handshaking = False
+        if self.tls_in.pending and not self._receive(b""):  # a request sent with the Finished
+            return
+        if self.inbuf or self.out or self.must_close or self.in_worker:
+            self.settle()
+        else:
+            self.watch(IN)  # the first head's deadline still runs from accept (--header-timeout)
+
+    def _handshake_failed(self, exc: ssl.SSLError) -> None:
+        if exc.reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
+            self._reject_plain_http()
+            return
+        log.debug("TLS handshake with %s failed: %s", self.environ_base.get("REMOTE_ADDR") or "a client",
+                  exc)
+        if self.tls_out.pending:  # the alert tells the client why
+            try:
+                self.sock.send(self.tls_out.read())
+            except OSError:
+                pass
+        self.broken = True
+        self.close()
+
+    def _reject_plain_http(self) -> None:
+        """Plain HTTP on the TLS port: answer 400 in plain text (nginx does), then close lingering."""
+        head = self.server.backend.serialize_head(
+            "400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(_PLAIN_HTTP_BODY)))],
+            date=self.server.date, server="fastwsgi", connection="close")
+        try:
+            self.sock.send(head + _PLAIN_HTTP_BODY)  # a fresh socket takes a few hundred bytes
+        except OSError:
+            self.broken = True
+            self.close()
+            return
+        self.inbuf = b""
+        self.out = []
+        self.out_size = 0
+        self.cipher = b""
+        Connection.linger(self)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Encrypt the queued plaintext and send what the socket takes; True when nothing waits."""
+        out = self.out
+        if len(out) > 1 or out[0]:
+            try:
+                self.tls.write(out[0] if len(out) == 1 else b"".join(out))
+            except ssl.SSLError:
+                self.broken = True
+            else:
+                self.cipher += self.tls_out.read()
+        cipher = self.cipher
+        sent = 0
+        if not self.broken:
+            try:
+                sent = self.sock.send(cipher)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.broken = True
+        if self.broken:
+            self.out = []
+            self.out_size = 0
+            self.cipher = b""
+            return False
+        if sent == len(cipher):
+            self.out = []
+            self.out_size = 0
+            self.cipher = b""
+            return True
+        self.cipher = cipher = cipher[sent:]
+        self.out = [b""]
+        self.out_size = len(cipher)
+        if sent:
+            self.send_deadline = self.server.now + self.server.send_timeout
+        return False
+
+    def sendfile(self, fd: int, offset: int, count: int):
+        """Read a chunk of the file and queue it encrypted (os.sendfile cannot encrypt); None when
+        the loop must wait for the socket to drain first."""
+        if self.out:
+            if self.in_worker:
+                self.flush_wait()
+            elif not self.flush():
+                if self.broken:
+                    raise ConnectionResetError("the client closed the connection")
+                return None
+        data = os.pread(fd, count, offset)
+        if data:
+            self.out.append(data)
+            self.out_size += len(data)
+            if self.in_worker:
+                self.flush_wait()
+            elif not self.flush() and self.broken:
+                raise ConnectionResetError("the client closed the connection")
+        return len(data)
+
+    # -- input the application waits for ------------------------------------------------------
+
+    def recv_wait(self, size: int) -> bytes:
+        """Decrypted bytes (maybe more than `size`: the caller buffers them), waiting at most
+        read_timeout for each piece; b"" at the client's EOF."""
+        while True:
+            try:
+                raw = self.sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                raw = None
+            except OSError:
+                self.broken = True
+                raise
+            if raw == b"":
+                return b""
+            if raw is not None:
+                self.tls_in.write(raw)
+                try:
+                    data, eof = self._decrypt()
+                except ssl.SSLError as exc:
+                    self.broken = True
+                    raise ConnectionResetError(f"TLS error: {exc.reason or exc}") from None
+                if self.tls_out.pending:
+                    self._take_cipher()
+                if data or eof:
+                    return data
+                continue  # part of a record: read on
+            if not self._wait(IN, self.server.read_timeout):
+                self.broken = True
+                raise TimeoutError("timed out reading the request body")
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def linger(self) -> None:
+        """Say close_notify after the last response, then close as a plain connection does."""
+        if not self.broken:
+            try:
+                self.tls.unwrap()
+            except ssl.SSLError:  # SSLWantReadError: the client's close_notify is not awaited
+                pass
+            if self.tls_out.pending:
+                try:
+                    self.sock.send(self.tls_out.read())
+                except OSError:
+                    pass
+        Connection.linger(self)

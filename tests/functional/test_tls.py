@@ -1,0 +1,493 @@
+"""TLS termination (--certfile & co): real handshakes against real server processes.
+
+The certificates are made at test time with the openssl command: a test CA, the server's certificate
+(localhost, 127.0.0.1) and a renewed one, client certificates from the test CA and from another CA.
+Clients: http.client.HTTPSConnection, raw ssl-wrapped sockets (pipelining, slow handshakes), plain
+sockets (plain HTTP to the TLS port, clients that never handshake) and curl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.functional.apps import pattern_bytes
+from tests.functional.client import Conn, build_request, chunked
+from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
+from tests.functional.ops import wait_booted
+from tests.functional.serverproc import DEFAULT_APP, REPO_ROOT, ServerProcess
+
+OPENSSL = shutil.which("openssl")
+
+
+def _openssl(*args: str, cwd) -> None:
+    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _issue(directory, name: str, ca: str, subject: str, ext: str = "") -> None:
+    """name.key + name.pem signed by the CA `ca` (ca.key/ca.pem in `directory`)."""
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", subject, cwd=directory)
+    (directory / f"{name}.ext").write_text(ext or "basicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+             cwd=directory)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A directory of test certificates; returns {name: path}."""
+    assert OPENSSL, "the openssl command is needed for the TLS tests (Debian: apt-get install openssl)"
+    directory = tmp_path_factory.mktemp("tls")
+    for ca in ("ca", "otherca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
+                 f"{ca}.pem", "-days", "2", "-subj", f"/CN=fastwsgi test {ca}", cwd=directory)
+    san = "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    _issue(directory, "server", "ca", "/CN=localhost/O=first", san)
+    _issue(directory, "renewed", "ca", "/CN=localhost/O=renewed", san)
+    _issue(directory, "client", "ca", "/CN=good client")
+    _issue(directory, "stranger", "otherca", "/CN=stranger")
+    (directory / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+                                           "-----END CERTIFICATE-----\n")
+    return {name: str(directory / name) for name in os.listdir(directory)}
+
+
+def tls_args(certs, *extra: str) -> tuple:
+    return ("--certfile", certs["server.pem"], "--keyfile", certs["server.key"], *extra)
+
+
+def client_context(certs, cert: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=certs["ca.pem"])
+    if cert:
+        context.load_cert_chain(certs[f"{cert}.pem"], certs[f"{cert}.key"])
+    return context
+
+
+def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
+    @pytest.fixture(params=matrix, ids=matrix_id)
+    def fixture(request, pool, certs):
+        server = _use_server(pool, request.param, tls_args(certs, *extra), app)
+        yield server
+        _check_alive(server)
+
+    return fixture
+
+
+tls_server = tls_server_fixture(matrix=FULL_MATRIX)
+tls_backend_server = tls_server_fixture()
+tls_quick_timeout = tls_server_fixture("--header-timeout", "1")
+
+
+class TLSConn(Conn):
+    """tests.functional.client.Conn over TLS (the handshake happens in the constructor)."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, **kwargs):
+        super().__init__(port, **kwargs)
+        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+
+
+def https(server, certs, cert=None, timeout: float = 10.0) -> http.client.HTTPSConnection:
+    return http.client.HTTPSConnection("127.0.0.1", server.port, timeout=timeout,
+                                       context=client_context(certs, cert))
+
+
+def fetch(server, certs, target: str = "/hello", cert=None):
+    conn = https(server, certs, cert)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# -- the basics, on the full matrix (both backends x threads 0/4) ----------------------------------
+
+def test_https_keep_alive_one_connection(tls_server, certs):
+    conn = https(tls_server, certs)
+    try:
+        bodies = []
+        for i in range(5):
+            conn.request("GET", f"/p/{i}")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("Connection") is None or "close" not in response.getheader("Connection")
+            bodies.append(response.read())
+            if i == 0:
+                first_sock = conn.sock
+            assert conn.sock is first_sock  # no reconnect: the TLS session carried every request
+    finally:
+        conn.close()
+    assert bodies == [f"GET /p/{i}?".encode() for i in range(5)]
+
+
+def test_environ_says_https(tls_server, certs):
+    import json
+
+    status, body = fetch(tls_server, certs, "/environ")
+    report = json.loads(body)
+    assert status == 200
+    assert report["wsgi.url_scheme"] == "https"
+    assert report["HTTPS"] == "on"
+    assert report["SERVER_PORT"] == str(tls_server.port)
+
+
+def test_pipelined_requests_in_one_tls_write(tls_server, certs):
+    """Five requests in one sendall (one TLS record): all five are answered, in order."""
+    with TLSConn(tls_server.port, client_context(certs)) as conn:
+        conn.send(b"".join(build_request("GET", f"/p/{i}") for i in range(5)))
+        bodies = [conn.read_response().body for _ in range(5)]
+    assert bodies == [f"GET /p/{i}?".encode() for i in range(5)]
+
+
+class MemoryClient:
+    """A TLS client over a plain socket with in-memory BIOs: the test decides how the records it
+    writes are split into TCP writes."""
+
+    def __init__(self, port: int, context: ssl.SSLContext):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.received = b""
+
+    def handshake(self, piece: int = 1 << 20, between=None) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                pass
+            data = self.outgoing.read()
+            for i in range(0, len(data), piece):
+                self.sock.sendall(data[i:i + piece])
+                if between is not None:
+                    between()
+            self.incoming.write(self.sock.recv(65536))
+
+    def send_records(self, *plaintexts: bytes) -> None:
+        """One TLS record per plaintext, all in one TCP write."""
+        for plaintext in plaintexts:
+            self.tls.write(plaintext)
+        self.sock.sendall(self.outgoing.read())
+
+    def read_until(self, needle: bytes) -> bytes:
+        while needle not in self.received:
+            data = self.sock.recv(65536)
+            assert data, f"EOF before {needle!r}: {self.received[-300:]!r}"
+            self.incoming.write(data)
+            try:
+                while True:
+                    self.received += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+        return self.received
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_pipelined_requests_in_separate_records_of_one_tcp_write(tls_server, certs):
+    """Four records in one TCP segment: the server decrypts them all from one wakeup (epoll will not
+    wake again for bytes already read from the kernel)."""
+    client = MemoryClient(tls_server.port, client_context(certs))
+    try:
+        client.handshake()
+        client.send_records(*(build_request("GET", f"/p/r{i}") for i in range(4)))
+        received = client.read_until(b"GET /p/r3?")
+    finally:
+        client.close()
+    assert [received.find(f"GET /p/r{i}?".encode()) for i in range(4)] == sorted(
+        received.find(f"GET /p/r{i}?".encode()) for i in range(4))
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 4
+
+
+def test_chunked_request_body_over_tls(tls_server, certs):
+    body = chunked(b"hello ", b"over ", b"tls" * 10000)
+    with TLSConn(tls_server.port, client_context(certs)) as conn:
+        conn.request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")], body=body)
+        response = conn.read_response()
+        conn.request("GET", "/p/after")  # the same connection goes on
+        after = conn.read_response()
+    assert response.status == 200
+    assert response.body == b"hello over " + b"tls" * 10000
+    assert after.body == b"GET /p/after?"
+
+
+def test_large_request_body_streamed_over_tls(tls_server, certs):
+    payload = pattern_bytes(3_000_000)
+    conn = https(tls_server, certs)
+    try:
+        conn.request("POST", "/hash", body=payload)
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()
+    finally:
+        conn.close()
+
+
+def test_large_response_to_a_slow_reader(tls_server, certs):
+    """6 MB do not fit the socket buffers: the server resends the rest of its records as the client
+    reads (slowly at first), and the bytes arrive intact; the connection is then reused."""
+    size = 6_000_000
+    with TLSConn(tls_server.port, client_context(certs)) as conn:
+        conn.request("GET", f"/download?n={size}")
+        time.sleep(0.3)  # let the server hit a full socket
+        response = conn.read_response(timeout=30)
+        conn.request("GET", "/p/next")
+        after = conn.read_response()
+    assert response.status == 200
+    assert len(response.body) == size
+    assert response.body == pattern_bytes(size)
+    assert after.body == b"GET /p/next?"
+
+
+# -- on both backends -----------------------------------------------------------------------------
+
+def test_filewrapper_over_tls(tls_backend_server, certs):
+    size = 3_000_000
+    for kind in ("real", "bytesio"):
+        conn = https(tls_backend_server, certs)
+        try:
+            conn.request("GET", f"/file?kind={kind}&n={size}")
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        assert response.status == 200
+        assert response.getheader("Content-Length") == str(size)
+        assert body == pattern_bytes(size), kind
+
+
+def test_curl_with_cacert(tls_backend_server, certs):
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (Debian: apt-get install curl)"
+    result = subprocess.run([curl, "-sS", "--cacert", certs["ca.pem"], "--max-time", "10",
+                             f"https://localhost:{tls_backend_server.port}/p/a",
+                             f"https://localhost:{tls_backend_server.port}/p/b"],
+                            capture_output=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"GET /p/a?GET /p/b?"
+
+
+def test_plain_http_to_the_tls_port_gets_400(tls_backend_server, certs):
+    with Conn(tls_backend_server.port) as conn:
+        conn.request("GET", "/hello")
+        response = conn.read_response()
+        assert conn.closed_by_server(3)
+    assert response.status == 400
+    assert b"plain HTTP request was sent to an HTTPS port" in response.body
+    assert fetch(tls_backend_server, certs) == (200, b"hello")
+
+
+def _client_hello(certs) -> bytes:
+    """The bytes a client sends first (a ClientHello), made with an in-memory TLS client."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context(certs).wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+def test_stalled_handshakes_do_not_stall_others(tls_quick_timeout, certs):
+    """A client that never says anything and one that sends half a ClientHello hold no one up, and
+    --header-timeout (1 s here) closes both."""
+    hello = _client_hello(certs)
+    with Conn(tls_quick_timeout.port) as silent, Conn(tls_quick_timeout.port) as half:
+        half.send(hello[:len(hello) // 2])
+        started = time.monotonic()
+        assert fetch(tls_quick_timeout, certs) == (200, b"hello")
+        assert time.monotonic() - started < 1.0
+        assert silent.closed_by_server(4)
+        assert half.closed_by_server(4)
+
+
+def test_slow_handshake_completes_while_others_are_served(tls_backend_server, certs):
+    """A client that dribbles its handshake (7 bytes at a time) gets its answer, and a second
+    client is served meanwhile."""
+    served_meanwhile = []
+
+    def between():
+        time.sleep(0.005)
+        if not served_meanwhile:
+            served_meanwhile.append(fetch(tls_backend_server, certs))
+
+    client = MemoryClient(tls_backend_server.port, client_context(certs))
+    try:
+        client.handshake(piece=7, between=between)
+        client.send_records(build_request("GET", "/p/slow"))
+        received = client.read_until(b"GET /p/slow?")
+    finally:
+        client.close()
+    assert served_meanwhile == [(200, b"hello")]
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_tls_on_a_unix_socket(certs, tmp_path):
+    """unix: binds speak TLS too (the announce line says https://unix:PATH)."""
+    path = tmp_path / "tls.sock"
+    for parser, threads in BACKENDS:
+        server = ServerProcess(["--bind", f"unix:{path}", "--http-parser", parser, "--threads",
+                                str(threads), *tls_args(certs), DEFAULT_APP]).start()
+        try:
+            assert server.url == f"https://unix:{path}"
+            raw = socket.socket(socket.AF_UNIX)
+            raw.settimeout(10)
+            raw.connect(str(path))
+            with client_context(certs).wrap_socket(raw, server_hostname="localhost") as sock:
+                sock.sendall(build_request("GET", "/environ", headers=[("Connection", "close")]))
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+        finally:
+            server.stop()
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b'"wsgi.url_scheme": "https"' in received and b'"SERVER_PORT": "443"' in received
+
+
+def test_uwsgi_bind_stays_plain(certs):
+    """With --certfile, an HTTP bind speaks TLS and a uwsgi bind beside it stays plain."""
+    from tests.functional.test_uwsgi import environ_of, listening_urls, request_vars
+
+    for parser, threads in BACKENDS:
+        server = ServerProcess(["--bind", "uwsgi://127.0.0.1:0", "--bind", "127.0.0.1:0",
+                                "--http-parser", parser, "--threads", str(threads), *tls_args(certs),
+                                DEFAULT_APP]).start()
+        try:
+            uwsgi_url, https_url = listening_urls(server, 2)
+            environ = environ_of(int(uwsgi_url.rpartition(":")[2]), request_vars(path="/environ"))
+            server.port = int(https_url.rpartition(":")[2])
+            status, _body = fetch(server, certs)
+        finally:
+            server.stop()
+        assert uwsgi_url.startswith("uwsgi://127.0.0.1:") and https_url.startswith("https://127.0.0.1:")
+        assert environ["wsgi.url_scheme"] == "http" and "HTTPS" not in environ
+        assert status == 200
+
+
+# -- client certificates --------------------------------------------------------------------------
+
+@pytest.fixture(params=BACKENDS, ids=matrix_id)
+def required_server(request, pool, certs):
+    server = _use_server(pool, request.param, tls_args(certs, "--ca-certs", certs["ca.pem"],
+                                                       "--cert-reqs", "2"), DEFAULT_APP)
+    yield server
+    _check_alive(server)
+
+
+@pytest.fixture(params=BACKENDS, ids=matrix_id)
+def optional_server(request, pool, certs):
+    server = _use_server(pool, request.param, tls_args(certs, "--ca-certs", certs["ca.pem"],
+                                                       "--cert-reqs", "optional"), DEFAULT_APP)
+    yield server
+    _check_alive(server)
+
+
+def _refused(server, certs, cert) -> bool:
+    """True if the server refuses the handshake (TLS 1.3: the client learns it at its first read)."""
+    try:
+        status, _body = fetch(server, certs, cert=cert)
+    except (ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+        return True
+    assert status == 200
+    return False
+
+
+def test_client_cert_required(required_server, certs):
+    assert fetch(required_server, certs, cert="client") == (200, b"hello")
+    assert _refused(required_server, certs, None)
+    assert _refused(required_server, certs, "stranger")
+    assert fetch(required_server, certs, cert="client") == (200, b"hello")
+
+
+def test_client_cert_optional(optional_server, certs):
+    assert fetch(optional_server, certs) == (200, b"hello")
+    assert fetch(optional_server, certs, cert="client") == (200, b"hello")
+    assert _refused(optional_server, certs, "stranger")  # sent, hence verified
+
+
+# -- startup errors ---------------------------------------------------------------------------------
+
+def _fails(*args: str, parser: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", "--http-parser",
+                             parser, *args, DEFAULT_APP], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode != 0, result.stderr
+    assert "Listening at" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastwsgi: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_startup_errors_are_one_line(certs, parser, tmp_path):
+    unreadable = tmp_path / "nope.pem"
+    assert "--keyfile needs --certfile" in _fails("--keyfile", certs["server.key"], parser=parser)
+    assert "--cert-reqs needs --certfile" in _fails("--cert-reqs", "required", parser=parser)
+    assert str(unreadable) in _fails("--certfile", str(unreadable), parser=parser)
+    assert "No such file" in _fails("--certfile", certs["server.pem"], "--keyfile", str(unreadable),
+                                    parser=parser)
+    assert "cannot load" in _fails("--certfile", certs["garbage.pem"], "--keyfile", certs["server.key"],
+                                   parser=parser)
+    assert "does not match" in _fails("--certfile", certs["server.pem"], "--keyfile", certs["client.key"],
+                                      parser=parser)
+    assert "needs --ca-certs" in _fails(*tls_args(certs, "--cert-reqs", "required"), parser=parser)
+    assert "--cert-reqs" in _fails(*tls_args(certs, "--cert-reqs", "sometimes"), parser=parser)
+    assert "--ciphers" in _fails(*tls_args(certs, "--ciphers", "NO-SUCH-CIPHER"), parser=parser)
+    # the same checks stop a pre-fork master before it binds or forks
+    assert "does not match" in _fails("-w", "2", "--certfile", certs["server.pem"], "--keyfile",
+                                      certs["client.key"], parser=parser)
+
+
+# -- workers and HUP ----------------------------------------------------------------------------------
+
+def _peer_organization(port: int, certs) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with client_context(certs).wrap_socket(raw, server_hostname="localhost") as sock:
+            subject = dict(item[0] for item in sock.getpeercert()["subject"])
+            sock.sendall(build_request("GET", "/pid", headers=[("Connection", "close")]))
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+    assert received.startswith(b"HTTP/1.1 200 OK")
+    return subject["organizationName"]
+
+
+@pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
+def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, parser, threads):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(certs["server.pem"], cert)
+    shutil.copy(certs["server.key"], key)
+    server = launch("-w", "2", "--http-parser", parser, "--threads", str(threads),
+                    "--certfile", str(cert), "--keyfile", str(key))
+    first = wait_booted(server, 2)
+    assert server.url.startswith("https://")
+    assert {_peer_organization(server.port, certs) for _ in range(6)} == {"first"}
+    # a broken file on HUP: the new workers keep the certificate they had
+    cert.write_text("broken")
+    mark = server.stderr_mark()
+    server.signal(signal.SIGHUP)
+    assert server.wait_stderr("keeping the previous TLS certificate", since=mark, timeout=10)
+    wait_booted(server, 4)
+    assert {_peer_organization(server.port, certs) for _ in range(6)} == {"first"}
+    # the renewal lands: the next HUP serves it
+    shutil.copy(certs["renewed.pem"], cert)
+    shutil.copy(certs["renewed.key"], key)
+    server.signal(signal.SIGHUP)
+    wait_booted(server, 6)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the old generation retires once the new one is ready
+        if {_peer_organization(server.port, certs) for _ in range(6)} == {"renewed"}:
+            break
+        time.sleep(0.1)
+    assert {_peer_organization(server.port, certs) for _ in range(6)} == {"renewed"}
+    assert len(first) == 2
