@@ -14,6 +14,10 @@ threads = 0 each accepted socket is read at once (its request has usually arrive
 and joins the poller set only if it outlives that read; TCP_NODELAY is set once on the listener, which
 accepted sockets inherit (Linux; the BSD and XNU kernels copy TF_NODELAY from the listener too).
 
+With --certfile the HTTP listeners' connections are tls.TLSConnection (the class is picked once per
+listener, so plain connections pay nothing), and their environ says wsgi.url_scheme "https" and
+HTTPS "on"; uwsgi listeners stay plain.
+
 With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
 and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
 response itself (blocking writes bounded by send_timeout). An idle connection is then re-armed by the

@@ -259,3 +259,30 @@ def test_no_request_hook_means_the_application_itself_is_served():
     assert hooks.wrap_app(app, config.defaults(), None) is app
     options = config.validate({"post_request": lambda worker, req, environ, resp: None})
     assert hooks.wrap_app(app, options, None) is not app
+
+
+@pytest.mark.parametrize("value,expected", [
+    (0, "none"), (1, "optional"), (2, "required"), ("2", "required"), ("Optional", "optional"),
+    ("none", "none"), (__import__("ssl").CERT_REQUIRED, "required")])
+def test_cert_reqs_takes_gunicorns_numbers_and_names(value, expected):
+    assert config.validate({"cert_reqs": value})["cert_reqs"] == expected
+
+
+@pytest.mark.parametrize("value", [3, -1, True, "yes", "", None])
+def test_cert_reqs_rejects_other_values(value):
+    with pytest.raises(ValueError, match="option 'cert_reqs'"):
+        config.validate({"cert_reqs": value})
+
+
+def test_serve_checks_the_certificate_before_listening(tmp_path, monkeypatch):
+    """A TLS mistake stops serve() with one RuntimeError line before any socket is bound."""
+    import fastwsgi.cli
+
+    def no_listening(*args, **kwargs):
+        raise AssertionError("the sockets were opened before the certificate was checked")
+
+    monkeypatch.setattr(fastwsgi.cli, "open_listeners", no_listening)
+    with pytest.raises(RuntimeError, match="--certfile .*missing.pem"):
+        fastwsgi.serve(app, certfile=str(tmp_path / "missing.pem"))
+    with pytest.raises(RuntimeError, match="--certfile .*missing.pem"):
+        fastwsgi.serve(app, workers=2, certfile=str(tmp_path / "missing.pem"))
