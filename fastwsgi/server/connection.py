@@ -260,15 +260,22 @@ class Connection:
                 self.broken = True
                 raise TimeoutError("timed out sending the response")
 
-    def sendfile(self, fd: int, offset: int, count: int):
-        """os.sendfile some of a file; None when the loop must wait for the socket to drain."""
+    def output_sent(self) -> bool:
+        """Send the queued output before a file's bytes (waiting, on a worker thread); False when
+        the loop must wait for the socket to drain."""
         if self.out:
             if self.in_worker:
                 self.flush_wait()
             elif not self.flush():
                 if self.broken:
                     raise ConnectionResetError("the client closed the connection")
-                return None
+                return False
+        return True
+
+    def sendfile(self, fd: int, offset: int, count: int):
+        """os.sendfile some of a file; None when the loop must wait for the socket to drain."""
+        if not self.output_sent():
+            return None
         while True:
             try:
                 return os.sendfile(self.fd, fd, offset, count)

@@ -138,21 +138,28 @@ class TLSConnection(Connection):
             self.settle()
             if self.closed or events == OUT:
                 return
-        try:
-            raw = self.sock.recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
+        raw = self._read_socket()
+        if raw is None:
+            if self.broken:
+                self.close()
             return
-        except OSError:
-            self.broken = True
-            self.close()
-            return
-        if raw:
-            if not self._receive(raw):
-                return
-        else:  # TCP EOF without close_notify: an EOF all the same
+        if not raw:  # TCP EOF without close_notify: an EOF all the same
             self.read_eof = True
             self.must_close = True
+        elif not self._receive(raw):
+            return
         self.settle()
+
+    def _read_socket(self):
+        """One recv(): the bytes (b"" at EOF), or None when nothing waits or the socket failed (then
+        the connection is `broken`; the caller closes it, or raises on a worker thread)."""
+        try:
+            return self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            self.broken = True
+            return None
 
     def _receive(self, raw: bytes) -> bool:
         """Decrypt `raw` into inbuf and run what is complete; False if the connection closed."""
@@ -201,15 +208,8 @@ class TLSConnection(Connection):
         if events & OUT and self.out and not self.flush() and self.broken:
             self.close()
             return
-        try:
-            raw = self.sock.recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            raw = None
-        except OSError:
-            self.broken = True
-            self.close()
-            return
-        if raw == b"":  # the client left during the handshake
+        raw = self._read_socket()
+        if raw == b"" or self.broken:  # the client left during the handshake
             self.broken = True
             self.close()
             return
@@ -312,13 +312,8 @@ class TLSConnection(Connection):
     def sendfile(self, fd: int, offset: int, count: int):
         """Read a chunk of the file and queue it encrypted (os.sendfile cannot encrypt); None when
         the loop must wait for the socket to drain first."""
-        if self.out:
-            if self.in_worker:
-                self.flush_wait()
-            elif not self.flush():
-                if self.broken:
-                    raise ConnectionResetError("the client closed the connection")
-                return None
+        if not self.output_sent():
+            return None
         data = os.pread(fd, count, offset)
         if data:
             self.out.append(data)
@@ -335,13 +330,9 @@ class TLSConnection(Connection):
         """Decrypted bytes (maybe more than `size`: the caller buffers them), waiting at most
         read_timeout for each piece; b"" at the client's EOF."""
         while True:
-            try:
-                raw = self.sock.recv(READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                raw = None
-            except OSError:
-                self.broken = True
-                raise
+            raw = self._read_socket()
+            if self.broken:
+                raise ConnectionResetError("the client closed the connection")
             if raw == b"":
                 return b""
             if raw is not None:
