@@ -316,6 +316,16 @@ def test_stalled_handshakes_do_not_stall_others(tls_quick_timeout, certs):
         assert half.closed_by_server(4)
 
 
+def test_header_timeout_runs_from_accept_through_the_handshake(tls_quick_timeout, certs):
+    """A client that completes the handshake and then sends nothing is closed by --header-timeout
+    (1 s) counted from accept, not given a fresh keep-alive period."""
+    with TLSConn(tls_quick_timeout.port, client_context(certs)) as idle:
+        started = time.monotonic()
+        assert fetch(tls_quick_timeout, certs) == (200, b"hello")
+        assert idle.closed_by_server(4)
+        assert time.monotonic() - started < 3.0
+
+
 def test_slow_handshake_completes_while_others_are_served(tls_backend_server, certs):
     """A client that dribbles its handshake (7 bytes at a time) gets its answer, and a second
     client is served meanwhile."""
@@ -432,6 +442,8 @@ def test_startup_errors_are_one_line(certs, parser, tmp_path):
     assert "needs --ca-certs" in _fails(*tls_args(certs, "--cert-reqs", "required"), parser=parser)
     assert "--cert-reqs" in _fails(*tls_args(certs, "--cert-reqs", "sometimes"), parser=parser)
     assert "--ciphers" in _fails(*tls_args(certs, "--ciphers", "NO-SUCH-CIPHER"), parser=parser)
+    assert "does not match" in _fails("--check-config", "--certfile", certs["server.pem"], "--keyfile",
+                                      certs["client.key"], parser=parser)
     # the same checks stop a pre-fork master before it binds or forks
     assert "does not match" in _fails("-w", "2", "--certfile", certs["server.pem"], "--keyfile",
                                       certs["client.key"], parser=parser)
