@@ -1,6 +1,7 @@
 """The WSGI server: listener (bind/accept), loop (epoll), connection (one socket), wsgi (one
 exchange), instrumented (proxy headers, access log, metrics per exchange), body (wsgi.input),
-filewrapper (sendfile), pool (threads > 0). See docs/architecture.md.
+filewrapper (sendfile), pool (threads > 0), tls (--certfile: the context and the TLS connection).
+See docs/architecture.md.
 """
 
 from .listener import BindError, Listener, open_listener, parse_bind
