@@ -67,12 +67,16 @@ HOOKS = (
     ("on_exit", ("server",), "master (single process: the process)",
      "the workers have exited and the sockets are closed, just before the process exits",
      "logged; exit status 1"),
+    ("ssl_context", ("config", "default_ssl_context_factory"), "master (single process: the process)",
+     "with --certfile, when the TLS context is built (startup, --check-config, HUP): returns the "
+     "ssl.SSLContext to serve with; `default_ssl_context_factory()` builds fastwsgi's own from the "
+     "TLS options, `config` is the options as attributes",
+     "startup stops with one line (exit 1); on HUP the workers keep the previous context"),
 )
 
 HOOK_NAMES = tuple(name for name, *_ in HOOKS)
 # gunicorn hooks fastwsgi never calls: a config file defining them gets a warning, not an error
-UNSUPPORTED = {"pre_exec": "fastwsgi has no USR2 re-exec",
-               "ssl_context": "fastwsgi does not terminate TLS"}
+UNSUPPORTED = {"pre_exec": "fastwsgi has no USR2 re-exec"}
 
 
 class HookError(RuntimeError):

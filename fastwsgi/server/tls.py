@@ -69,7 +69,27 @@ def _readable(option: str, path: str) -> None:
 
 
 def make_context(options: dict):
-    """The server's SSLContext for these options, or None without --certfile; raises TLSError."""
+    """The server's SSLContext for these options, or None without --certfile; raises TLSError.
+    With the ssl_context hook (gunicorn's), the hook's return value, given a factory of ours."""
+    hook = options.get("ssl_context")
+    if hook is None or not options.get("certfile"):
+        return _default_context(options)
+    from ..hooks import Cfg
+
+    try:
+        context = hook(Cfg(options), lambda: _default_context(options))
+    except TLSError:
+        raise
+    except Exception as exc:
+        log.exception("Exception in the ssl_context hook")
+        raise TLSError(f"the ssl_context hook raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(context, ssl.SSLContext):
+        raise TLSError(f"the ssl_context hook returned {type(context).__name__}, not an ssl.SSLContext")
+    return context
+
+
+def _default_context(options: dict):
+    """make_context without the hook: the context built from --certfile & co."""
     certfile, keyfile, ca_certs = options.get("certfile"), options.get("keyfile"), options.get("ca_certs")
     cert_reqs = options.get("cert_reqs", "none")
     if not certfile:

@@ -494,3 +494,55 @@ def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, 
             break
         time.sleep(0.1)
     assert seen == {"renewed"}, server.stderr_text()
+
+
+# -- gunicorn's ssl_context hook ----------------------------------------------------------------------
+
+SSL_CONTEXT_HOOK = '''
+import ssl
+
+def ssl_context(config, default_ssl_context_factory):
+    context = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    with open({marker!r}, "a") as marker:
+        marker.write(config.certfile + "\\n")
+    return context
+'''
+
+
+@pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
+def test_ssl_context_hook_shapes_the_context(certs, tmp_path, parser, threads):
+    """The hook gets the options and our factory; what it returns is served (here: TLS 1.3 only)."""
+    marker = tmp_path / "marker"
+    conf = tmp_path / "conf.py"
+    conf.write_text(SSL_CONTEXT_HOOK.format(marker=str(marker)))
+    server = ServerProcess(["-c", str(conf), "--http-parser", parser, "--threads", str(threads),
+                            *tls_args(certs), DEFAULT_APP]).start()
+    try:
+        assert fetch(server, certs) == (200, b"hello")
+        old_client = client_context(certs)
+        old_client.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            with pytest.raises(ssl.SSLError):
+                old_client.wrap_socket(raw, server_hostname="localhost")
+        assert fetch(server, certs) == (200, b"hello")  # still serving
+    finally:
+        server.stop()
+    assert marker.read_text().splitlines() == [certs["server.pem"]]
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_ssl_context_hook_errors_stop_the_start(certs, tmp_path, parser):
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def ssl_context(config, factory):\n    return None\n")
+    assert "returned NoneType, not an ssl.SSLContext" in _fails("-c", str(wrong), *tls_args(certs),
+                                                                  parser=parser)
+    raising = tmp_path / "raising.py"
+    raising.write_text("def ssl_context(config, factory):\n    raise ValueError('no context today')\n")
+    result = subprocess.run([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", "--http-parser",
+                             parser, "-c", str(raising), *tls_args(certs), DEFAULT_APP], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "Listening at" not in result.stderr
+    assert "Traceback" in result.stderr and "no context today" in result.stderr  # the hook's own
+    assert result.stderr.strip().splitlines()[-1] == (
+        "fastwsgi: error: the ssl_context hook raised ValueError: no context today")
