@@ -445,8 +445,8 @@ def markdown(results: dict) -> str:
              "Note: the machine may be shared; ratios are more stable than absolute times.", "",
              "## Request bytes to parsed request (µs)", "",
              "| contender | " + " | ".join(REQUESTS) + " | produces |", "|---|" + "---:|" * len(REQUESTS) + "---|"]
-    produces = {"fastwsgi-c": "complete Head (environ CGI variables + framing)",
-                "fastwsgi-python": "complete Head (environ CGI variables + framing)",
+    produces = {"fastwsgi-c": "Head (framing) + its complete CGI environ (head.environ)",
+                "fastwsgi-python": "Head (framing) + its complete CGI environ (head.environ)",
                 "httptools": "callbacks: url + raw header pairs", "h11": "Request event",
                 "stdlib": "request line split + HTTPMessage"}
     for contender, row in parse.items():

@@ -174,9 +174,9 @@ class WrkResult:
 
 
 def run_wrk(port: int, path: str, script: Path, connections: int, duration: int,
-            output_path: Path | None = None) -> WrkResult:
+            output_path: Path | None = None, scheme: str = "http") -> WrkResult:
     argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-            "--timeout", WRK_TIMEOUT, "-s", str(script), f"http://127.0.0.1:{port}{path}"]
+            "--timeout", WRK_TIMEOUT, "-s", str(script), f"{scheme}://127.0.0.1:{port}{path}"]
     started = time.monotonic()
     with (open(output_path, "w+b") if output_path else tempfile.TemporaryFile()) as out:
         out.write(f"$ {' '.join(argv)}\n".encode())

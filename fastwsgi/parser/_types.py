@@ -56,8 +56,7 @@ class Head:
     def environ(self, base: dict) -> dict:
         """A new dict: `base`, then this request's CGI variables over it (the header fields',
         REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI, REQUEST_URI, SERVER_PROTOCOL)."""
-        environ = base.copy()
-        environ.update(self.headers)
+        environ = base | self.headers  # copy and merge in one operation
         environ["REQUEST_METHOD"] = self.method
         environ["PATH_INFO"] = self.path
         environ["QUERY_STRING"] = self.query
