@@ -14,7 +14,7 @@ short reason, the default and the help text. Everything else is generated from t
   suggestion; other functions are helpers, ignored) or a TOML file's `[tool.fastwsgi]` table (e.g.
   pyproject.toml); unknown keys are rejected with a suggestion;
 * `resolve()`: merges the sources, later ones winning: defaults < config file < environment
-  (WEB_CONCURRENCY, PORT, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
+  (WEB_CONCURRENCY, PORT, SCRIPT_NAME, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
 Rows marked `cli=False` are the server hooks (fastwsgi.hooks): functions, so a config file or serve()
@@ -196,6 +196,17 @@ def env_list(value) -> list:
     return list(items)
 
 
+def url_prefix(value) -> str:
+    """A path prefix for SCRIPT_NAME: "/app" (a trailing "/" is dropped; "" or "/": none)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path such as /app, got {value!r}")
+    prefix = value.rstrip("/")
+    if prefix and (not prefix.startswith("/") or any(
+            char in "?#%" or not "\x21" <= char <= "\x7e" for char in prefix)):
+        raise ValueError(f"expected a path such as /app (no spaces, ?, # or %), got {value!r}")
+    return prefix
+
+
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """None (unset) or what `convert` accepts."""
     def convert_optional(value):
@@ -368,6 +379,10 @@ OPTIONS = (
     Option("forwarded_allow_ips", proxy_list, "127.0.0.1,::1",
            "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
            "removed", metavar="LIST", section="proxy"),
+    Option("url_prefix", url_prefix, "",
+           "serve the application under this path prefix (e.g. /app): SCRIPT_NAME is the prefix and "
+           "PATH_INFO the rest; a path outside it gets 404 (waitress's url_prefix; the SCRIPT_NAME "
+           "environment variable, which gunicorn reads, sets it too)", metavar="PATH", section="proxy"),
     Option("access_logfile", optional(text), None,
            "write an access log line per response to this file ('-': stdout); unset: no access log",
            metavar="FILE", path=True, section="logging"),
@@ -602,10 +617,16 @@ def _check_helper(path: str, name: str) -> None:
 
 
 def _environment(environ) -> tuple:
-    """-> (options from WEB_CONCURRENCY / PORT, app spec and options from FASTWSGI_CMD_ARGS)."""
+    """-> (options from WEB_CONCURRENCY / PORT / SCRIPT_NAME, app spec and options from
+    FASTWSGI_CMD_ARGS)."""
     found = {}
     if environ.get("WEB_CONCURRENCY"):
         found["workers"] = environ["WEB_CONCURRENCY"]
+    if environ.get("SCRIPT_NAME"):  # gunicorn mounts the application there
+        try:
+            found["url_prefix"] = url_prefix(environ["SCRIPT_NAME"])
+        except ValueError as exc:
+            raise UsageError(f"environment variable SCRIPT_NAME: {exc}") from None
     port = environ.get("PORT")
     if port:
         if not port.isdigit() or not 0 <= int(port) <= 65535:

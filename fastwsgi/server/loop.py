@@ -49,6 +49,7 @@ from ..parser import Limits, get_backend
 from .connection import Connection
 from .filewrapper import FileWrapper
 from .instrumented import exchange_class
+from .mount import mounted
 from .poller import IN, poller_class
 from .pool import WorkerPool
 from .tls import TLSConnection, make_context
@@ -67,7 +68,7 @@ class Server:
     def __init__(self, app, listeners, options: dict, access_log=None, multiprocess: bool = False,
                  metrics=None, ssl_context=None):
         poller_cls = poller_class()  # first: raises UnsupportedPlatform before any thread starts
-        self.app = app
+        self.app = mounted(app, options.get("url_prefix"))  # --url-prefix: a middleware, else app
         self.listeners = list(listeners)
         self.backend = get_backend(options["http_parser"])
         self.limits = Limits(

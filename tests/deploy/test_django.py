@@ -201,3 +201,22 @@ def test_keep_alive_session_of_many_requests(django_fastwsgi):
         assert len(ports) == 1  # never reconnected
     finally:
         conn.close()
+
+
+def test_mounted_under_a_url_prefix(django_env):
+    """`--url-prefix /site`, as behind `location /site/ { proxy_pass ...; }`: Django builds its URLs
+    under the prefix from SCRIPT_NAME (no FORCE_SCRIPT_NAME needed); other paths get 404."""
+    from tests.deploy.conftest import DJANGO_DIR, start_cli
+
+    for parser in ("c", "python"):
+        site = start_cli(DJANGO_DIR, "mysite.wsgi:application", parser, django_env, "--url-prefix", "/site")
+        try:
+            assert site.request("GET", "/site/").body == b"Hello from Django"
+            reply = site.request("GET", "/site/admin/")
+            assert reply.status == 302
+            assert reply.header("Location") == "/site/admin/login/?next=/site/admin/"
+            page = site.request("GET", "/site/admin/login/?next=/site/admin/")
+            assert page.status == 200 and b'action="/site/admin/login/' in page.body
+            assert site.request("GET", "/admin/").status == 404
+        finally:
+            site.stop()
