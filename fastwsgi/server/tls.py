@@ -202,16 +202,20 @@ class TLSConnection(Connection):
         return True
 
     def _decrypt(self):
-        """(all the plaintext the incoming records hold, whether the client sent close_notify)."""
+        """(all the plaintext the incoming records hold, whether the client sent close_notify).
+        It stops reading once neither the incoming BIO nor the SSL object holds more, so the common
+        case (one whole record) raises no SSLWantReadError: that exception costs ~4 us a request."""
         chunks = []
-        read = self.tls.read
+        read, incoming, tls = self.tls.read, self.tls_in, self.tls
         try:
             while True:
                 chunk = read(READ_SIZE)
                 if not chunk:
                     return b"".join(chunks), True
                 chunks.append(chunk)
-        except ssl.SSLWantReadError:
+                if not incoming.pending and not tls.pending():
+                    return (chunk if len(chunks) == 1 else b"".join(chunks)), False
+        except ssl.SSLWantReadError:  # a partial record waits for its other bytes
             return b"".join(chunks), False
         except ssl.SSLZeroReturnError:
             return b"".join(chunks), True
