@@ -42,13 +42,18 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     """Serve `app` until SIGTERM/SIGINT. Options are the command-line flags as keywords
     (fastwsgi.config.OPTIONS); an unknown one raises TypeError, a bad value ValueError.
     workers=N forks N worker processes under a master (the app object is inherited, as --preload);
+    user="www-data" (started as root) serves from workers running as that user, under a master that
+    stays root (workers=1 unless set; PrivilegeError, a RuntimeError, if it cannot switch);
     protocol="uwsgi" serves nginx `uwsgi_pass` instead of HTTP."""
     from .cli import run, run_master
     from .config import validate
+    from .privileges import credentials
 
     if "bind" not in options:
         options["bind"] = [_bind_address(host, port)]
     options = validate(options, api=True)
+    if credentials(options) is not None and options["workers"] is None:
+        options["workers"] = 1  # the master keeps root; the application runs in a worker as `user`
     if options["workers"] is not None:  # a pre-fork master with `app` preloaded
         status = run_master(None, options, app=app)
         if status:

@@ -17,10 +17,11 @@ handlers are set (`run`, or the Arbiter's `on_ready` in `run_master`), just befo
 and removed when that process leaves them, however it stops.
 
 Process model: when `workers` is set (-w, a config file, $WEB_CONCURRENCY; `-w 1` included, as with
-gunicorn) a pre-fork master (fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and
---timeout, --max-requests, --preload, HUP/TTIN/TTOU apply; a HUP reads the options again with
+gunicorn; --reload, --metrics-bind and a --user that switches users set `-w 1`) a pre-fork master
+(fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and --timeout, --max-requests, --preload, HUP/TTIN/TTOU apply; a HUP reads the options again with
 `reread_options` (from the start directory and environment) and applies --env, --pythonpath and
---chdir to the master before it forks the new workers. Otherwise one process serves (`run`, shared
+--chdir to the master before it forks the new workers. --user/--group are checked before anything
+listens (fastwsgi.privileges); the workers switch, the master stays root. Otherwise one process serves (`run`, shared
 with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
 at once, SIGUSR1 reopens the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a
@@ -39,6 +40,7 @@ import traceback
 from . import __version__
 from . import hooks
 from . import logs
+from . import privileges
 from .config import UsageError, anchor_paths, format_options, resolve
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
@@ -373,6 +375,7 @@ def main(argv=None) -> int:
         return 0
     try:
         options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import
+        switches_user = privileges.credentials(options) is not None  # --user: checked before we listen
         if options["check_config"]:
             logs.access_log(options)
             make_context(options)
@@ -382,8 +385,8 @@ def main(argv=None) -> int:
             return 0
         if options["pid"]:
             PidFile(options["pid"]).check()  # a second instance stops before it imports or binds
-        if (options["reload"] or options["metrics_bind"]) and options["workers"] is None:
-            options["workers"] = 1  # replacing workers and aggregating their metrics need a master
+        if (options["reload"] or options["metrics_bind"] or switches_user) and options["workers"] is None:
+            options["workers"] = 1  # replacing workers, aggregating their metrics, staying root: a master
         if options["workers"] is not None:
             return run_master(spec, options, lambda: reread_options(argv, environ, start))
         if spec is None:

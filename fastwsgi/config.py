@@ -237,6 +237,18 @@ def file_mode(value) -> int:
     return number
 
 
+def user_id(value):
+    from .privileges import user_id as convert  # late: pwd does not exist everywhere
+
+    return convert(value)
+
+
+def group_id(value):
+    from .privileges import group_id as convert
+
+    return convert(value)
+
+
 def proxy_list(value) -> str:
     from .proxy import TrustedProxies  # late: keep config importable alone
 
@@ -357,6 +369,18 @@ OPTIONS = (
     Option("preload", boolean, False,
            "import the application once in the master before forking (HUP then keeps the old code)",
            flags=("--preload-app",), section="processes"),
+    Option("user", optional(user_id), None,
+           "run the workers as this user (a name or a numeric uid) once they have their sockets and "
+           "before they import the application; the master stays root (it reads the TLS key, "
+           "also on HUP; writes --pid; reopens the logs), and hands USER the unix: sockets and log "
+           "files; implies a master (-w 1 unless set); only root can switch (none needed if already USER)",
+           flags=("-u",), metavar="USER", section="processes"),
+    Option("group", optional(group_id), None,
+           "the workers' group (a name or a numeric gid; unset: the primary group of --user); needs "
+           "--user", flags=("-g",), metavar="GROUP", section="processes"),
+    Option("initgroups", boolean, False,
+           "give the workers the supplementary groups of --user from the group database (unset: none)",
+           section="processes"),
     Option("reuse_port", boolean, False,
            "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only; Linux: "
            "elsewhere the kernel does not spread connections, so one shared socket is used)",
@@ -367,7 +391,8 @@ OPTIONS = (
            "deferred`): a silent client holds no connection slot, and the read at accept finds "
            "the request; 0: accept at once", metavar="S", section="sockets"),
     Option("umask", optional(file_mode), None,
-           "umask applied while creating unix: sockets (e.g. 0o007)", metavar="MODE", section="sockets"),
+           "umask applied while creating unix: sockets (e.g. 0o007: only the owner and the group may "
+           "connect); with --user they then belong to USER and GROUP", metavar="MODE", section="sockets"),
     # -- proxy and logging --
     Option("protocol", choice("http", "uwsgi"), "http",
            "protocol of the binds written without one (and of fd:// and systemd sockets): http, or "
@@ -718,7 +743,8 @@ def _type_name(option: Option) -> str:
     return {"bind_list": "list of addresses", "positive_float": "seconds > 0",
             "non_negative_float": "seconds >= 0", "text": "string", "proxy_list": "list",
             "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT",
-            "search_path": "list of paths", "env_list": "list of KEY=VALUE"}.get(name, name)
+            "search_path": "list of paths", "env_list": "list of KEY=VALUE",
+            "user_id": "name or uid", "group_id": "name or gid"}.get(name, name)
 
 
 def render_markdown() -> str:

@@ -39,7 +39,8 @@ HOOKS = (
      "just before a worker is forked (worker.pid is None, worker.age is set)",
      "no fork; the master stops workers and exits 1 (gunicorn's master dies too)"),
     ("post_fork", ("server", "worker"), "worker",
-     "first thing in the new worker, before the application is loaded",
+     "first thing in the new worker, before the application is loaded (and, with --user, before "
+     "the worker switches: as root, as in gunicorn)",
      "the worker fails to boot: the master stops with `Worker failed to boot` (a reload keeps the "
      "old workers)"),
     ("post_worker_init", ("worker",), "worker (single process: the process)",

@@ -14,11 +14,12 @@ peer can trigger at will (a refused client reconnecting in a loop), so it cannot
 import json
 import logging
 import logging.config
+import os
 import runpy
 import sys
 import time
 
-__all__ = ["configure", "reopen", "access_log", "LogConfigError", "Throttled"]
+__all__ = ["configure", "reopen", "access_log", "log_files", "LogConfigError", "Throttled"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
@@ -62,19 +63,41 @@ def configure(options: dict) -> None:
     logger.addHandler(handler)
 
 
-def reopen() -> None:
-    """Reopen every log file of every logger (after logrotate moved them)."""
+def _file_handlers() -> list:
     loggers = [logging.getLogger()] + [logging.getLogger(name) for name in logging.root.manager.loggerDict]
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", ()):
-            if isinstance(handler, logging.FileHandler):
-                handler.acquire()
-                try:
-                    if handler.stream is not None:
-                        handler.stream.close()
-                    handler.stream = handler._open()
-                finally:
-                    handler.release()
+    return [handler for logger in loggers for handler in getattr(logger, "handlers", ())
+            if isinstance(handler, logging.FileHandler)]
+
+
+def reopen() -> None:
+    """Reopen every log file of every logger (after logrotate moved them). A file that cannot be
+    opened (a --user worker denied it) is reported, and the handler keeps the file it had."""
+    for handler in _file_handlers():
+        handler.acquire()
+        try:
+            fresh = handler._open()
+        except OSError as exc:
+            fresh = None
+            failure = f"cannot reopen the log file {handler.baseFilename!r}: {exc.strerror or exc}"
+        else:
+            if handler.stream is not None:
+                handler.stream.close()
+            handler.stream = fresh
+        finally:
+            handler.release()
+        if fresh is None:
+            logging.getLogger("fastwsgi").error("%s; still writing to the file it had", failure)
+
+
+def log_files(options: dict) -> list:
+    """The paths of the log files named by options: --error-logfile (unless --log-config owns the
+    logging) and --access-logfile. A --log-config's own files are the operator's to arrange."""
+    paths = []
+    for target in (None if options.get("log_config") else options.get("error_logfile"),
+                   options.get("access_logfile")):
+        if target and target != "-":
+            paths.append(os.path.abspath(target))
+    return paths
 
 
 def access_log(options: dict):

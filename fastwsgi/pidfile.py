@@ -1,8 +1,8 @@
 """--pid FILE: the PID of the process an operator signals, written where init scripts look for it.
 
 Theory of operation: `PidFile(path)` is created by the process users signal (the master under -w,
---reload or --metrics-bind, else the single serving process) once its sockets listen and its signal
-handlers are in place (a TERM sent the moment the file appears is a graceful stop), and removed by
+--reload, --metrics-bind or --user, else the single serving process) once its sockets listen and its
+signal handlers are in place (a TERM sent the moment the file appears is a graceful stop), and removed by
 that same process when it exits, whatever the way (graceful or fast stop, a normal return, an
 exception), but only while the file still holds its PID: a newer instance that took the file over
 keeps it.

@@ -27,8 +27,14 @@ Signals (gunicorn's meanings):
         may have changed since the first began); TTIN/TTOU during a reload change the size of the new
         generation.
   TTIN / TTOU  one worker more / less (never below 1).
-  USR1  reopen log files (the master's, and every worker's via USR1).
+  USR1  reopen log files (the master's, then, once --user's user owns them again, every worker's
+        via USR1).
   CHLD  reap at once.
+
+--user (fastwsgi.privileges): the master keeps its ids; `credentials` (recomputed by a HUP) is what
+each new worker switches to; `_give_files` hands the unix sockets and log files to that user at
+start, after a HUP and after USR1's reopen; each heartbeat file is handed over before the fork. A
+--reload worker asks for a reload by writing RELOAD_REQUEST into the wakeup pipe, which it keeps.
 
 Server hooks (fastwsgi.hooks): the Arbiter is their `server`; on_starting and when_ready run in
 `run()` (an exception halts with status 1), nworkers_changed from the `num_workers` setter, pre_fork
@@ -48,8 +54,8 @@ import signal
 import tempfile
 import time
 
-from .. import hooks
-from .worker import BOOT_ERROR, READY, REPORT_SIZE, WORKER_SIGNALS, Worker
+from .. import hooks, logs, privileges
+from .worker import BOOT_ERROR, READY, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
 
@@ -116,6 +122,7 @@ class Arbiter:
         self.metrics_listener = metrics_listener  # the master answers scrapes on it
         self.on_ready = on_ready  # called once the signal handlers are set (--pid, "Listening at")
         self.ssl_context = ssl_context  # TLS: built here, inherited by every worker forked
+        self.credentials = privileges.credentials(options)  # --user: what the workers switch to
         self.stopping = False
         self.workers = {}  # pid -> WorkerProcess
         self.sig_queue = []
@@ -151,6 +158,7 @@ class Arbiter:
         status = 0
         started = False
         try:
+            self._give_files()
             self._startup_hook("on_starting")
             started = True
             hooks.call(self.options, "nworkers_changed", self, self._num_workers, None)
@@ -216,8 +224,9 @@ class Arbiter:
         try:
             ready, _, _ = select.select(watched, [], [], wait)
             if self._pipe_r in ready:
-                while os.read(self._pipe_r, 4096):
-                    pass
+                while data := os.read(self._pipe_r, 4096):
+                    if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
+                        self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
         except (BlockingIOError, InterruptedError):
             ready = []
         if self.metrics_listener is not None and self.metrics_listener.sock in ready:
@@ -250,6 +259,7 @@ class Arbiter:
         if self.reload_options is not None:
             try:
                 options = self.reload_options()
+                credentials = privileges.credentials(options)
             except Exception as exc:  # a broken config file: keep running as we are
                 log.error("Reload aborted: %s", exc)
                 return
@@ -260,7 +270,9 @@ class Arbiter:
                             self.options["reuse_port"])
                 options["reuse_port"] = self.options["reuse_port"]
             self.options = options
+            self.credentials = credentials
             self.num_workers = options["workers"] or 1
+            self._give_files()
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
@@ -292,13 +304,22 @@ class Arbiter:
     def handle_usr1(self) -> None:
         if self.reopen_logs is not None:
             self.reopen_logs()
+        self._give_files()  # a file logrotate moved away was created again just now, by root
         self.signal_all(signal.SIGUSR1)
+
+    def _give_files(self) -> None:
+        """--user: the unix sockets and log files go to the workers' user (fastwsgi.privileges)."""
+        if self.credentials is not None:
+            privileges.give(self.credentials, logs.log_files(self.options),
+                            [listener.unix_path for listener in self.listeners if listener.unix_path])
 
     # -- workers ------------------------------------------------------------------------------------------
 
     def spawn_worker(self) -> None:
         self.age += 1
         heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-")
+        if self.credentials is not None:  # the worker sets its mtime once it is USER
+            os.fchown(heartbeat.fileno(), self.credentials.uid, self.credentials.gid)
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
         record = WorkerProcess(None, self.age, heartbeat, slot, self.cfg)
         try:
@@ -319,7 +340,9 @@ class Arbiter:
         worker = None
         try:
             os.close(self._pipe_r)
-            os.close(self._pipe_w)
+            reload_fd = self._pipe_w if self.options["reload"] else None  # RELOAD_REQUEST goes there
+            if reload_fd is None:
+                os.close(self._pipe_w)
             for other in self.workers.values():
                 other.heartbeat.close()
             if self.metrics_listener is not None:
@@ -327,7 +350,8 @@ class Arbiter:
                 self.metrics.slot = slot
             worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
                             self.load_app, self.app, self.reopen_logs, self.make_access_log,
-                            self.metrics, self.ssl_context, server=self)
+                            self.metrics, self.ssl_context, server=self, credentials=self.credentials,
+                            reload_fd=reload_fd)
             status = worker.run()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1

@@ -16,8 +16,15 @@ or thread still completes, so it may serve a few more, never a sweep's worth).
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
-on a change, sends SIGHUP to the master once: the master's reload starts new workers (which import the
-new code) before this generation drains, so even a reload refuses no request.
+on a change, asks the master once to reload, by writing RELOAD_REQUEST into the master's wakeup pipe
+(a signal would not reach a master that stayed root from a worker running as --user): the master's
+reload, the one SIGHUP starts, starts new workers (which import the new code) before this generation
+drains, so even a reload refuses no request.
+
+--user (fastwsgi.privileges): the worker switches to the user and group right after it has its
+sockets (with --reuse-port it binds its own, as root, which a port below 1024 needs) and before it
+imports the application; post_fork runs before, as root, as in gunicorn. A failed switch exits with
+BOOT_ERROR.
 
 Server hooks (fastwsgi.hooks): the Worker is their `worker` here. post_fork runs once the signal
 handlers are set, post_worker_init once the application is loaded (an exception in either exits with
@@ -43,10 +50,11 @@ from .. import hooks
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
-__all__ = ["Worker", "BOOT_ERROR", "READY", "REPORT_SIZE"]
+__all__ = ["Worker", "BOOT_ERROR", "READY", "RELOAD_REQUEST", "REPORT_SIZE"]
 
 BOOT_ERROR = 3  # exit status: the application could not be loaded (or post_fork/post_worker_init raised)
 READY = b"ready\n"
+RELOAD_REQUEST = b"H"  # written by a --reload worker into the master's wakeup pipe: reload, as on HUP
 REPORT_SIZE = 16384  # bytes of a timed-out worker's report (its request line and stack)
 STACK_FRAMES = 40  # innermost frames of the stuck loop thread in that report
 # blocked by the master across fork, unblocked once the worker's handlers are in place
@@ -62,7 +70,7 @@ class Worker:
 
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
                  load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None,
-                 ssl_context=None, server=None):
+                 ssl_context=None, server=None, credentials=None, reload_fd=None):
         self.age = age
         self.pid = os.getpid()
         self.ppid = self.master_pid = master_pid
@@ -76,6 +84,8 @@ class Worker:
         self.make_access_log = make_access_log
         self.metrics = metrics
         self.ssl_context = ssl_context  # the master's (TLS), or None
+        self.credentials = credentials  # --user: switch to them before loading the application
+        self.reload_fd = reload_fd  # --reload: the master's wakeup pipe (a signal would need its uid)
         self.server = None
         self.max_requests = 0
         if options["max_requests"] > 0:
@@ -94,7 +104,17 @@ class Worker:
         self._init_signals()
         if not hooks.call(self.options, "post_fork", self.arbiter, self):
             return BOOT_ERROR
-        listeners = self._own_listeners()
+        listeners = self._own_listeners()  # as root: --reuse-port binds here (ports < 1024)
+        if self.credentials is not None:
+            from ..privileges import PrivilegeError
+
+            try:
+                self.credentials.drop()
+            except PrivilegeError as exc:
+                sys.stderr.write(f"fastwsgi: error: {exc}\n")
+                sys.stderr.flush()
+                return BOOT_ERROR
+            _die_with_master()  # Linux clears PR_SET_PDEATHSIG when the ids change
         if self.app is None:
             try:
                 self.app = self.load_app()
@@ -230,13 +250,20 @@ class Worker:
             if changed:
                 log.info("Worker %d: %s changed; asking the master to reload", os.getpid(), changed)
                 self._watched = None  # once: this generation is about to be replaced
-                os.kill(self.master_pid, signal.SIGHUP)
+                try:
+                    os.write(self.reload_fd, RELOAD_REQUEST)
+                except OSError as exc:
+                    log.error("Worker %d: cannot ask the master to reload: %s", os.getpid(), exc)
         if self._reopen_requested:
             self._reopen_requested = False
             if self.reopen_logs is not None:
                 self.reopen_logs()
             if server.access_log is not None:
-                server.access_log.reopen()
+                try:
+                    server.access_log.reopen()
+                except OSError as exc:  # it keeps writing to the file it has
+                    log.error("Worker %d: cannot reopen the access log: %s", os.getpid(),
+                              exc.strerror or exc)
 
 
 def _file_times(extra_files) -> dict:
