@@ -408,6 +408,16 @@ OPTIONS = (
            "serve the application under this path prefix (e.g. /app): SCRIPT_NAME is the prefix and "
            "PATH_INFO the rest; a path outside it gets 404 (waitress's url_prefix; the SCRIPT_NAME "
            "environment variable, which gunicorn reads, sets it too)", metavar="PATH", section="proxy"),
+    Option("proxy_protocol", boolean, False,
+           "HTTP binds behind an L4 proxy (HAProxy send-proxy/send-proxy-v2, AWS NLB, nginx stream "
+           "proxy_protocol): a connection from a --proxy-allow-from peer must begin with a PROXY "
+           "protocol header (v1 or v2), whose source becomes REMOTE_ADDR/REMOTE_PORT; a missing or "
+           "malformed header closes the connection (logged, rate-limited); uwsgi binds are not "
+           "affected", section="proxy"),
+    Option("proxy_allow_from", proxy_list, "127.0.0.1,::1",
+           "peers (IPs, CIDRs, '*') that must send the PROXY header under --proxy-protocol "
+           "(UNIX-socket peers always must); other peers are served as plain HTTP, where a PROXY "
+           "line is a bad request (400) (gunicorn's proxy_allow_ips)", metavar="LIST", section="proxy"),
     Option("access_logfile", optional(text), None,
            "write an access log line per response to this file ('-': stdout); unset: no access log",
            metavar="FILE", path=True, section="logging"),

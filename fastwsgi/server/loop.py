@@ -16,7 +16,9 @@ accepted sockets inherit (Linux; the BSD and XNU kernels copy TF_NODELAY from th
 
 With --certfile the HTTP listeners' connections are tls.TLSConnection (the class is picked once per
 listener, so plain connections pay nothing), and their environ says wsgi.url_scheme "https" and
-HTTPS "on"; uwsgi listeners stay plain.
+HTTPS "on"; uwsgi listeners stay plain. With --proxy-protocol the HTTP listeners' class is the
+proxyproto.reading_proxy_header subclass of that class, which reads the PROXY header and then becomes
+the plain (or TLS) class.
 
 With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
 and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
@@ -52,6 +54,7 @@ from .instrumented import exchange_class
 from .mount import mounted
 from .poller import IN, poller_class
 from .pool import WorkerPool
+from .proxyproto import ProxyProtocol, reading_proxy_header
 from .tls import TLSConnection, make_context
 
 __all__ = ["Server"]
@@ -95,6 +98,9 @@ class Server:
         # TLS on the HTTP listeners: the context given (a pre-fork master's, inherited), else one
         # built from --certfile & co (None: plain HTTP)
         self.ssl_context = ssl_context if ssl_context is not None else make_context(options)
+        # --proxy-protocol: HTTP connections from --proxy-allow-from peers begin with a PROXY header
+        self.proxy_protocol = (ProxyProtocol(options.get("proxy_allow_from", "127.0.0.1,::1"))
+                               if options.get("proxy_protocol") else None)
         self.on_sweep = None  # called at each sweep (pre-fork worker: heartbeat, max requests)
         self.multiprocess = multiprocess
         timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
@@ -162,6 +168,8 @@ class Server:
         # when a burst stops are logged by the sweep
         self._warning_flushes = [listener.admits.flush_warnings for listener in self.listeners
                                  if getattr(listener.admits, "flush_warnings", None) is not None]
+        if self.proxy_protocol is not None:
+            self._warning_flushes.append(self.proxy_protocol.errors.flush)
 
         self._stopping = False
         self._drain_requested = False
@@ -312,6 +320,9 @@ class Server:
             listener.defer_accept(self.defer_accept)
         connection_class = listener.connection_class or (
             TLSConnection if self.speaks_tls(listener) else Connection)
+        if self.proxy_protocol is not None and listener.connection_class is None:
+            # HTTP listeners only (uwsgi packets carry the client's address themselves)
+            connection_class = reading_proxy_header(connection_class)
         admits = listener.admits  # None: every peer may connect
         connections, handlers = self.connections, self.handlers
         # threads = 0: read at once (a client sends its request right after the handshake, and a

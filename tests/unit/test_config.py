@@ -140,6 +140,15 @@ def test_binds_may_name_their_protocol():
     assert config.validate({"uwsgi_allow_from": ["10.0.0.1", "::1"]})["uwsgi_allow_from"] == "10.0.0.1,::1"
 
 
+def test_proxy_protocol_flags():
+    _spec, options = config.parse_args(["--proxy-protocol", "--proxy-allow-from", "10.0.0.0/16, ::1"])
+    assert options["proxy_protocol"] is True and options["proxy_allow_from"] == "10.0.0.0/16, ::1"
+    assert config.defaults()["proxy_protocol"] is False
+    assert config.defaults()["proxy_allow_from"] == "127.0.0.1,::1"
+    with pytest.raises(config.UsageError, match="'10.0.0.1/8' has host bits set"):
+        config.parse_args(["--proxy-allow-from", "10.0.0.1/8"])
+
+
 def test_unknown_keyword_is_a_type_error_with_a_suggestion():
     with pytest.raises(TypeError, match=r"'thread'.*did you mean 'threads'"):
         config.validate({"thread": 4})
@@ -153,6 +162,7 @@ def test_unknown_keyword_is_a_type_error_with_a_suggestion():
     ("http_parser", "fast"), ("allow_bare_lf", "maybe"), ("bind", []), ("bind", "host:port"),
     ("limit_request_body", -1), ("log_level", "INFO"), ("protocol", "HTTP"), ("bind", "spdy://127.0.0.1:1"),
     ("uwsgi_allow_from", "nginx"), ("uwsgi_allow_from", 5),
+    ("proxy_protocol", "v2"), ("proxy_allow_from", "haproxy"), ("proxy_allow_from", "10.0.0.1/8"),
 ])
 def test_bad_values_are_value_errors_naming_the_option(name, value):
     with pytest.raises(ValueError, match=repr(name)):
