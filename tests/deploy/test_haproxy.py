@@ -24,6 +24,7 @@ import pytest
 from tests.deploy.conftest import free_port
 from tests.functional.serverproc import ServerProcess, _die_with_parent, server_args
 from tests.functional.test_tls import certs, client_context, tls_args  # noqa: F401 (certs: a fixture)
+from tests.functional.test_uwsgi import read_all
 
 HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
 TEMPLATE = Path(__file__).with_name("haproxy.cfg.in")
@@ -192,10 +193,4 @@ def test_direct_connections_without_the_header_are_closed(stack):
     client that bypasses HAProxy gets no response."""
     with socket.create_connection(("127.0.0.1", stack.app.port), timeout=10) as sock:
         sock.sendall(REQUEST)
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
-    assert data == b""
+        assert read_all(sock) == b""
