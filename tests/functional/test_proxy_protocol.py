@@ -339,7 +339,9 @@ def test_workers_and_a_uwsgi_bind(param):
     server = ServerProcess(server_args(*param, "-w", "2", "--proxy-protocol",
                                        "--bind", "uwsgi://127.0.0.1:0")).start()
     try:
-        urls = re.findall(r"Listening at: (\S+)", server.stderr_text())
+        text = server.wait_stderr("Listening at: uwsgi://")  # the second listener's line
+        assert text is not None, server.stderr_text()[-2000:]
+        urls = re.findall(r"Listening at: (\S+)", text)
         uwsgi_port = int(next(url for url in urls if url.startswith("uwsgi://")).rsplit(":", 1)[1])
         for number in range(20):
             environ = ask(server.port, v1(f"203.0.113.{number + 1}", sport=1000 + number))
