@@ -34,11 +34,17 @@ def _openssl(*args: str, cwd) -> None:
     subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
 
 
+# What Python 3.13's default contexts (VERIFY_X509_STRICT) require of a chain: a CA with keyUsage,
+# and leaves with key identifiers and their own keyUsage
+LEAF_EXTENSIONS = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
+
+
 def _issue(directory, name: str, ca: str, subject: str, ext: str = "") -> None:
     """name.key + name.pem signed by the CA `ca` (ca.key/ca.pem in `directory`)."""
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
              "-subj", subject, cwd=directory)
-    (directory / f"{name}.ext").write_text(ext or "basicConstraints=CA:FALSE\n")
+    (directory / f"{name}.ext").write_text(LEAF_EXTENSIONS + ext)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
              "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
              cwd=directory)
@@ -51,7 +57,8 @@ def certs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tls")
     for ca in ("ca", "otherca"):
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
-                 f"{ca}.pem", "-days", "2", "-subj", f"/CN=fastwsgi test {ca}", cwd=directory)
+                 f"{ca}.pem", "-days", "2", "-subj", f"/CN=fastwsgi test {ca}",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
     san = "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
     _issue(directory, "server", "ca", "/CN=localhost/O=first", san)
     _issue(directory, "renewed", "ca", "/CN=localhost/O=renewed", san)
