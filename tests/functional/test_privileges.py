@@ -265,8 +265,10 @@ def test_mistakes_are_one_line_before_anything_listens(args, code, needle, mode)
 def _main_as_nobody(argv: list[str]) -> subprocess.CompletedProcess:
     """fastwsgi's main(argv) in a process that imports it as root, then becomes nobody (the Python
     here may live where nobody cannot read, e.g. under /root: what main imports late is imported
-    first, getaddrinfo's idna codec included)."""
-    script = ("import encodings.idna, grp, os, pwd, sys\nimport fastwsgi.cli\n"
+    first, getaddrinfo's idna codec included, and argparse's gettext/locale, which 3.13 imports while
+    building the parser)."""
+    script = ("import encodings.idna, grp, locale, os, pwd, sys\nimport fastwsgi.cli, fastwsgi.config\n"
+              "fastwsgi.config.build_parser()\n"
               f"os.setgroups([]); os.setgid({NOBODY.pw_gid}); os.setuid({NOBODY.pw_uid})\n"
               f"sys.exit(fastwsgi.cli.main({argv!r}))\n")
     environ = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
