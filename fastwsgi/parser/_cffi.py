@@ -121,6 +121,7 @@ _get_ident = threading.get_ident
 # The request's own CGI variables, after the header fields' in PackedHead.keys; their values follow
 # the fields' in the packed output: method, target, version, query, path.
 REQUEST_KEYS = ("REQUEST_METHOD", "RAW_URI", "SERVER_PROTOCOL", "QUERY_STRING", "PATH_INFO")
+_REQUEST_FIELDS = len(REQUEST_KEYS)  # method, target, version, query, path in the packed output
 
 
 class PackedHead(Head):
@@ -134,7 +135,7 @@ class PackedHead(Head):
 
     @property
     def headers(self) -> dict:
-        return dict(zip(self.keys[:-len(REQUEST_KEYS)], self.values))
+        return dict(zip(self.keys[:-_REQUEST_FIELDS], self.values))
 
     def environ(self, base: dict) -> dict:
         environ = base.copy()
@@ -146,7 +147,7 @@ class PackedHead(Head):
 def _keys_of(items: list) -> tuple:
     """(PackedHead.keys, index of CONTENT_LENGTH's value or -1) from a packed head whose keys C wrote:
     items are n values, the 5 request fields, then the n keys."""
-    keys = (*items[(len(items) + 5) >> 1:], *REQUEST_KEYS)
+    keys = (*items[(len(items) + _REQUEST_FIELDS) >> 1:], *REQUEST_KEYS)
     return keys, keys.index("CONTENT_LENGTH") if "CONTENT_LENGTH" in keys else -1
 
 
@@ -247,9 +248,10 @@ class RequestParser:
                 scratch.keys[keys_state - _STORED] = (keys, length_at)
         else:
             return self._head_from_environ(buf)
-        count = len(keys) - 5
+        count = len(keys) - _REQUEST_FIELDS
         head = _new_head(PackedHead)  # slots filled in place: cheaper than a 13-argument __init__
-        head.method, head.target, head.version, head.query, head.path = items[count:count + 5]
+        head.method, head.target, head.version, head.query, head.path = \
+            items[count:count + _REQUEST_FIELDS]
         head.consumed = result & _CONSUMED_MASK
         head.keys = keys
         head.values = items  # zip(keys, items) stops after the 5 request fields
