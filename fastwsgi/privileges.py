@@ -164,15 +164,12 @@ def give(creds: Credentials, log_files=(), unix_sockets=()) -> None:
     for path in log_files:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                os.fchown(fd, creds.uid, creds.gid)
+            finally:
+                os.close(fd)
         except OSError as exc:
             log.warning("Cannot give the log file %s to user %s: %s", path, creds.name, exc.strerror or exc)
-            continue
-        try:
-            os.fchown(fd, creds.uid, creds.gid)
-        except OSError as exc:
-            log.warning("Cannot give the log file %s to user %s: %s", path, creds.name, exc.strerror or exc)
-        finally:
-            os.close(fd)
     for path in unix_sockets:
         try:
             os.chown(path, creds.uid, creds.gid, follow_symlinks=False)

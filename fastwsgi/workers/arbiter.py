@@ -159,12 +159,12 @@ class Arbiter:
         started = False
         try:
             self._give_files()
-            self._startup_hook("on_starting")
+            self._halting_hook("on_starting", self)
             started = True
             hooks.call(self.options, "nworkers_changed", self, self._num_workers, None)
             if self.on_ready is not None:
                 self.on_ready()
-            self._startup_hook("when_ready")
+            self._halting_hook("when_ready", self)
             self.manage_workers()
             while True:
                 signum = self.sig_queue.pop(0) if self.sig_queue else None
@@ -198,11 +198,12 @@ class Arbiter:
                 status = status or 1
         return status
 
-    def _startup_hook(self, name: str) -> None:
+    def _halting_hook(self, name: str, *args) -> None:
+        """Run a hook whose exception stops the master (on_starting, when_ready, pre_fork)."""
         try:
-            hooks.call(self.options, name, self, fatal=True)
+            hooks.call(self.options, name, *args, fatal=True)
         except hooks.HookError as exc:
-            self.stop(graceful=False)  # none yet: when_ready runs before the first fork
+            self.stop(graceful=False)  # any workers (none before the first fork) stop at once
             raise HaltServer(str(exc), 1) from None
 
     def _enqueue(self, signum, _frame) -> None:
@@ -323,11 +324,10 @@ class Arbiter:
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
         record = WorkerProcess(None, self.age, heartbeat, slot, self.cfg)
         try:
-            hooks.call(self.options, "pre_fork", self, record, fatal=True)
-        except hooks.HookError as exc:
+            self._halting_hook("pre_fork", self, record)
+        except HaltServer:
             heartbeat.close()
-            self.stop(graceful=False)
-            raise HaltServer(str(exc), 1) from None
+            raise
         # signals meant for the new worker wait (blocked) until it has installed its own handlers
         signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
         pid = os.fork()
