@@ -21,7 +21,8 @@ import inspect
 import logging
 import os
 
-__all__ = ["HOOKS", "HookError", "hook", "call", "Cfg", "ProcessInfo", "wrap_app", "Request", "Response"]
+__all__ = ["HOOKS", "HookError", "hook", "call", "Cfg", "HookArgument", "ProcessInfo", "wrap_app",
+           "Request", "Response"]
 
 log = logging.getLogger("fastwsgi")
 
@@ -146,17 +147,27 @@ class Cfg:
         raise AttributeError("server.cfg is read-only")
 
 
-class ProcessInfo:
-    """The `server` and `worker` of the hooks in single-process mode: one object, this process."""
+class HookArgument:
+    """What the hooks read off their `server` and `worker` objects besides pid and age: `log` (the
+    "fastwsgi" logger) and `cfg` (the object's current `options`, as attributes). The Arbiter, the
+    Worker and ProcessInfo inherit it."""
 
     log = log
+
+    @property
+    def cfg(self) -> Cfg:
+        return Cfg(self.options)
+
+
+class ProcessInfo(HookArgument):
+    """The `server` and `worker` of the hooks in single-process mode: one object, this process."""
 
     def __init__(self, options: dict):
         self.pid = os.getpid()
         self.ppid = os.getppid()
         self.age = 1
         self.num_workers = 1
-        self.cfg = Cfg(options)
+        self.options = options
 
 
 # -- pre_request / post_request ---------------------------------------------------------------------

@@ -100,10 +100,9 @@ class WorkerProcess:
         return doing or "no report (stuck outside Python code?)", stack
 
 
-class Arbiter:
+class Arbiter(hooks.HookArgument):
     """Also the `server` argument of the hooks: pid, num_workers, log, cfg."""
 
-    log = log
     SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
                for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "CHLD")}
 
@@ -131,10 +130,6 @@ class Arbiter:
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
         self.reload_deadline = 0.0
         self.pid = os.getpid()
-
-    @property
-    def cfg(self):
-        return hooks.Cfg(self.options)
 
     @property
     def num_workers(self) -> int:

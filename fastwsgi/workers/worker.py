@@ -63,10 +63,8 @@ WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
 log = logging.getLogger("fastwsgi")
 
 
-class Worker:
+class Worker(hooks.HookArgument):
     """Also the `worker` argument of the hooks in a worker process: pid, ppid, age, log, cfg."""
-
-    log = log
 
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
                  load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None,
@@ -95,10 +93,6 @@ class Worker:
         self._pending = None  # "drain" or "stop" asked by a signal
         self._watched = None  # --reload: {path: mtime}
         self._next_watch = 0.0
-
-    @property
-    def cfg(self):
-        return hooks.Cfg(self.options)
 
     def run(self) -> int:
         self._init_signals()
