@@ -18,14 +18,15 @@ and removed when that process leaves them, however it stops.
 
 Process model: when `workers` is set (-w, a config file, $WEB_CONCURRENCY; `-w 1` included, as with
 gunicorn; --reload, --metrics-bind and a --user that switches users set `-w 1`) a pre-fork master
-(fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and --timeout, --max-requests, --preload, HUP/TTIN/TTOU apply; a HUP reads the options again with
-`reread_options` (from the start directory and environment) and applies --env, --pythonpath and
---chdir to the master before it forks the new workers. --user/--group are checked before anything
-listens (fastwsgi.privileges); the workers switch, the master stays root. Otherwise one process serves (`run`, shared
-with `fastwsgi.serve()`): SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop
-at once, SIGUSR1 reopens the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
-`Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a
-UNIX socket), and systemd socket activation (LISTEN_FDS) replaces --bind.
+(fastwsgi.workers.Arbiter) binds the sockets and runs the workers, and --timeout, --max-requests,
+--preload, HUP/TTIN/TTOU apply; a HUP reads the options again with `reread_options` (from the start
+directory and environment) and applies --env, --pythonpath and --chdir to the master before it forks the
+new workers. --user/--group are checked before anything listens (fastwsgi.privileges); the workers
+switch, the master stays root. Otherwise one process serves (`run`, shared with `fastwsgi.serve()`):
+SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop at once, SIGUSR1 reopens
+the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
+`Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a UNIX
+socket), and systemd socket activation (LISTEN_FDS) replaces --bind.
 """
 
 import ast
@@ -211,7 +212,7 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
     workers = f", workers: {options['workers']}" if options.get("workers") else ""
     for listener in listeners:
         url = listener.url
-        if options.get("certfile") and listener.protocol == "http":  # TLS: https://HOST:PORT, https://unix:PATH
+        if options.get("certfile") and listener.protocol == "http":  # https://HOST:PORT, https://unix:PATH
             url = f"https://{url[len('http://'):] if url.startswith('http://') else url}"
         sys.stderr.write(f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
                          f"poller: {poller_name}, threads: {options['threads']}{workers})\n")

@@ -18,10 +18,12 @@ stops the worker with BOOT_ERROR, so the master stops with "Worker failed to boo
 Files the workers use after the switch are handed to USER:GROUP by the master (`give`): each unix:
 socket it bound (its mode still comes from --umask), the heartbeat file of each worker (the worker sets
 its mtime), and the log files (--access-logfile, --error-logfile/--log-file; not the files of a
---log-config, which may be shared with other programs: those are the operator's to arrange), at startup, after a HUP and after the master reopened them on USR1, before it tells
-the workers to reopen theirs, so a worker reopening a file that logrotate moved away finds it
-created and writable. A log file is opened with O_NOFOLLOW and changed through its descriptor: a
-symbolic link planted where a log file should be is not followed (it is reported, and left alone).
+--log-config, which may be shared with other programs: those are the operator's to arrange), at startup,
+after a HUP and after the master reopened them on USR1, before it tells the workers to reopen theirs, so
+a worker reopening a file that logrotate moved away finds it created and writable. A log file is opened
+with O_NOFOLLOW and changed through its descriptor: a symbolic link planted where a log file should be
+is not followed (it is reported, and left alone).
+
 
 `credentials(options)` checks everything before anything listens (one line, exit 1): --group without
 --user, a numeric --user without a passwd entry and no --group, and a process that is not root asked
