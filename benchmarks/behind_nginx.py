@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import envs, httpcheck, measure, nginx_front, procstat, pyprofile, report, syscalls  # noqa: E402
 from harness import scenarios as scenario_table  # noqa: E402
 from harness import servers as server_table  # noqa: E402
-from harness.scenarios import APPS_DIR, BENCH_DIR, DJANGO_DIR  # noqa: E402
+from harness.scenarios import APPS_DIR, BENCH_DIR  # noqa: E402
 
 SCENARIO = scenario_table.BY_NAME["hello"]  # wsgi_apps:hello, GET /, 16 keep-alive connections
 RESULTS_DIR = BENCH_DIR / "results"
@@ -231,10 +231,7 @@ def fastwsgi_uwsgi_missing(spec: server_table.ServerSpec) -> str | None:
 
 def backend_env(config: Config) -> dict:
     """The environment run.py gives a server: no outer venv, the apps importable, its own variables."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(dict(server_table.BY_NAME[config.server].env), PYTHONPATH=f"{APPS_DIR}:{DJANGO_DIR}",
-               PYTHONUNBUFFERED="1")
-    return env
+    return scenario_table.server_environment(dict(server_table.BY_NAME[config.server].env))
 
 
 # -- one run -----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import envs, httpcheck, measure, report  # noqa: E402
-from harness.scenarios import APPS_DIR, BENCH_DIR, DJANGO_DIR, ensure_bench_file  # noqa: E402
+from harness.scenarios import APPS_DIR, BENCH_DIR, ensure_bench_file  # noqa: E402
 from harness import scenarios as scenario_table  # noqa: E402
 from harness import servers as server_table  # noqa: E402
 
@@ -212,9 +212,7 @@ class Bench:
         key = (server.name, scenario.name)
         port = measure.free_port()
         launch = server_table.Launch(port, scenario.app, scenario.threads, scenario)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        env.update(dict(server.env), **scenario.env, PYTHONPATH=f"{APPS_DIR}:{DJANGO_DIR}",
-                   PYTHONUNBUFFERED="1")
+        env = scenario_table.server_environment(dict(server.env), scenario.env)
         stem = f"{scenario.name}-{server.name}-r{round_index + 1}"
         process = measure.ServerProcess(server.argv(launch), env, APPS_DIR, self.raw / f"{stem}.server.log",
                                         port)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import envs, measure  # noqa: E402
 from harness import scenarios as scenario_table  # noqa: E402
-from harness.scenarios import APPS_DIR, DJANGO_DIR  # noqa: E402
+from harness.scenarios import APPS_DIR  # noqa: E402
 
 APP = "wsgi_apps:hello"
 
@@ -82,8 +82,7 @@ SCENARIOS = {"keep-alive": scenario_table.BY_NAME["hello"], "close": scenario_ta
 def one_run(name, spec, scenario, duration, raw: Path, tag: str) -> dict:
     venv, scheme, argv = spec
     port = measure.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(PYTHONPATH=f"{APPS_DIR}:{DJANGO_DIR}", PYTHONUNBUFFERED="1")
+    env = scenario_table.server_environment()
     script = raw / f"{scenario.name}.lua"
     script.write_text(scenario.wrk_script())
     slug = name.replace(" ", "-")

@@ -136,3 +136,16 @@ QUICK = ["hello", "pipeline16"]
 def ensure_bench_file() -> Path:
     _file_body()
     return _bench_file_path()
+
+
+def server_environment(*overrides: dict) -> dict:
+    """The environment every benchmarked server gets: this one without the outer venv's variables,
+    then `overrides` (a server's or a scenario's own variables) in order, then the apps importable
+    (APPS_DIR, DJANGO_DIR) and unbuffered output."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    for extra in overrides:
+        env.update(extra)
+    env.update(PYTHONPATH=f"{APPS_DIR}:{DJANGO_DIR}", PYTHONUNBUFFERED="1")
+    return env
