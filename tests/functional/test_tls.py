@@ -16,7 +16,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 
 import pytest
@@ -25,7 +24,8 @@ from tests.functional.apps import pattern_bytes
 from tests.functional.client import Conn, build_request, chunked
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.ops import wait_booted
-from tests.functional.serverproc import DEFAULT_APP, REPO_ROOT, ServerProcess
+from tests.functional.serverproc import DEFAULT_APP, ServerProcess
+from tests.functional.test_cli import run_cli
 
 OPENSSL = shutil.which("openssl")
 
@@ -424,9 +424,7 @@ def test_client_cert_optional(optional_server, certs):
 # -- startup errors ---------------------------------------------------------------------------------
 
 def _fails(*args: str, parser: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", "--http-parser",
-                             parser, *args, DEFAULT_APP], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=30)
+    result = run_cli("--bind", "127.0.0.1:0", "--http-parser", parser, *args, DEFAULT_APP, timeout=30)
     assert result.returncode != 0, result.stderr
     assert "Listening at" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -546,9 +544,8 @@ def test_ssl_context_hook_errors_stop_the_start(certs, tmp_path, parser):
                                                                   parser=parser)
     raising = tmp_path / "raising.py"
     raising.write_text("def ssl_context(config, factory):\n    raise ValueError('no context today')\n")
-    result = subprocess.run([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", "--http-parser",
-                             parser, "-c", str(raising), *tls_args(certs), DEFAULT_APP], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=30)
+    result = run_cli("--bind", "127.0.0.1:0", "--http-parser", parser, "-c", str(raising),
+                     *tls_args(certs), DEFAULT_APP, timeout=30)
     assert result.returncode != 0 and "Listening at" not in result.stderr
     assert "Traceback" in result.stderr and "no context today" in result.stderr  # the hook's own
     assert result.stderr.strip().splitlines()[-1] == (

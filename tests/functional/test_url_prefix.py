@@ -1,14 +1,12 @@
 """--url-prefix (and gunicorn's SCRIPT_NAME environment variable): the application mounted under a
 path prefix, as behind `location /app/ { proxy_pass http://backend; }` without a rewrite."""
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.functional.client import Conn
 from tests.functional.conftest import BACKENDS, server_fixture
-from tests.functional.serverproc import DEFAULT_APP, REPO_ROOT, ServerProcess
+from tests.functional.serverproc import DEFAULT_APP, ServerProcess
+from tests.functional.test_cli import assert_one_error_line, run_cli
 from tests.functional.test_environ import environ_of
 
 mounted_server = server_fixture("--url-prefix", "/app/", matrix=BACKENDS)  # the trailing / is dropped
@@ -78,10 +76,5 @@ def test_no_prefix_serves_every_path_with_an_empty_script_name(launch):
 def test_bad_prefixes_are_one_line_errors(value):
     for args, env, named in ((["--url-prefix", value], None, "--url-prefix"),
                              ([], {"SCRIPT_NAME": value}, "environment variable SCRIPT_NAME")):
-        result = subprocess.run([sys.executable, "-m", "fastwsgi", "--bind", "127.0.0.1:0", *args,
-                                 DEFAULT_APP], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30,
-                                env={**__import__("os").environ, **(env or {})})
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2, result.stderr
-        assert len(lines) == 1 and lines[0].startswith("fastwsgi: error: ") and named in lines[0], lines
-        assert "Listening" not in result.stderr
+        result = run_cli("--bind", "127.0.0.1:0", *args, DEFAULT_APP, timeout=30, env=env)
+        assert named in assert_one_error_line(result, 2)
