@@ -44,16 +44,20 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     workers=N forks N worker processes under a master (the app object is inherited, as --preload);
     user="www-data" (started as root) serves from workers running as that user, under a master that
     stays root (workers=1 unless set; PrivilegeError, a RuntimeError, if it cannot switch);
+    metrics_bind="127.0.0.1:9100" serves Prometheus metrics from a master (workers=1 unless set);
+    reload is refused (ValueError): only the command can re-import the application;
     protocol="uwsgi" serves nginx `uwsgi_pass` instead of HTTP."""
-    from .cli import run, run_master
+    from .cli import implied_workers, run, run_master
     from .config import validate
     from .privileges import credentials
 
     if "bind" not in options:
         options["bind"] = [_bind_address(host, port)]
     options = validate(options, api=True)
-    if credentials(options) is not None and options["workers"] is None:
-        options["workers"] = 1  # the master keeps root; the application runs in a worker as `user`
+    if options["reload"] or options["reload_extra_file"]:
+        raise ValueError("option 'reload': serve() is handed an application imported already, which "
+                         "restarted workers could not import again; use the fastwsgi command for --reload")
+    options["workers"] = implied_workers(options, credentials(options) is not None)
     if options["workers"] is not None:  # a pre-fork master with `app` preloaded
         status = run_master(None, options, app=app)
         if status:

@@ -295,6 +295,15 @@ def _serve(app, options: dict, process) -> None:
                 pidfile.remove()
 
 
+def implied_workers(options: dict, switches_user: bool):
+    """The worker count: -w as given; else 1 when an option needs a master (--reload replaces
+    workers, --metrics-bind aggregates their counts, a --user to switch to keeps the master root);
+    else None: one process, no master. The command and serve() both decide here."""
+    if options["workers"] is None and (options["reload"] or options["metrics_bind"] or switches_user):
+        return 1
+    return options["workers"]
+
+
 def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     """Serve under a pre-fork master; returns the exit status. An `app` object (serve()) is used as
     preloaded; a `spec` is imported by each worker unless --preload. `reload_options()` gives the
@@ -386,8 +395,7 @@ def main(argv=None) -> int:
             return 0
         if options["pid"]:
             PidFile(options["pid"]).check()  # a second instance stops before it imports or binds
-        if (options["reload"] or options["metrics_bind"] or switches_user) and options["workers"] is None:
-            options["workers"] = 1  # replacing workers, aggregating their metrics, staying root: a master
+        options["workers"] = implied_workers(options, switches_user)
         if options["workers"] is not None:
             return run_master(spec, options, lambda: reread_options(argv, environ, start))
         if spec is None:

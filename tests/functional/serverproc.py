@@ -138,6 +138,15 @@ class ServerProcess:
         return self.proc.returncode
 
 
+class ServeScript(ServerProcess):
+    """`python -c SCRIPT ARGS...` watched like the command: a program that calls fastwsgi.serve()
+    itself (the Python API). args = [SCRIPT, *ARGS]."""
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", *self.args]
+
+
 def server_args(parser: str, threads: int, *extra: str, app: str | None = DEFAULT_APP) -> list[str]:
     args = ["--bind", "127.0.0.1:0", "--http-parser", parser, "--threads", str(threads), *extra]
     return args + ([app] if app else [])

@@ -19,7 +19,7 @@ from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import Conn, get
 from tests.functional.conftest import BACKENDS, matrix_id
 from tests.functional.ops import wait_booted
-from tests.functional.serverproc import REPO_ROOT, ServerProcess, ServerStartError
+from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess, ServerStartError
 
 CONF = str(REPO_ROOT / "tests" / "functional" / "hooks_conf.py")
 
@@ -387,20 +387,8 @@ fastwsgi.serve(ops_app, port=0, http_parser=sys.argv[2], workers=1,
 """
 
 
-class ServeScript(ServerProcess):
-    """SERVE_SCRIPT run by python -c, watched like the command."""
-
-    def __init__(self, *script_args: str):
-        super().__init__([])
-        self.script_args = script_args
-
-    @property
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", SERVE_SCRIPT, *self.script_args]
-
-
 def test_serve_takes_hooks_as_keywords(servers, marks_file, backend):
-    proc = ServeScript(str(marks_file), backend[1])
+    proc = ServeScript([SERVE_SCRIPT, str(marks_file), backend[1]])
     servers.append(proc)
     proc.start()
     worker = wait_booted(proc, 1)[0]

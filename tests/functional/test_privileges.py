@@ -30,9 +30,9 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.ops import children, wait_booted
-from tests.functional.serverproc import REPO_ROOT
+from tests.functional.serverproc import REPO_ROOT, ServeScript
 from tests.functional.test_cli import assert_one_error_line
-from tests.functional.test_process_options import ServeScript, cli, started  # noqa: F401 (a fixture)
+from tests.functional.test_process_options import cli, started  # noqa: F401 (a fixture)
 from tests.functional.test_tls import _peer_organization, certs  # noqa: F401 (certs: a fixture)
 from tests.functional.test_uwsgi import unix_exchange
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.ops import OPS_APP, wait_booted
-from tests.functional.serverproc import REPO_ROOT, ServerProcess
+from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
 from tests.functional.test_cli import assert_one_error_line
 
 PARSERS = ["c", "python"]
@@ -284,14 +284,6 @@ def test_pid_file_taken_over_by_another_process_is_left_alone(started, tmp_path)
 def test_pid_file_in_a_missing_directory_is_one_line_and_exit_1(tmp_path):
     result = cli("--bind", "127.0.0.1:0", "--pid", str(tmp_path / "missing" / "fw.pid"), OPS_APP)
     assert "missing" in assert_one_error_line(result, 1)
-
-
-class ServeScript(ServerProcess):
-    """A program that calls fastwsgi.serve() itself (the Python API), run like the CLI."""
-
-    @property
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", *self.args]
 
 
 @pytest.mark.parametrize("parser", PARSERS)

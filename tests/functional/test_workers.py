@@ -11,6 +11,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,7 +20,7 @@ import pytest
 
 from tests.functional.client import Conn, get
 from tests.functional.ops import children, wait_booted, wait_children, worker_pid
-from tests.functional.serverproc import ServerProcess
+from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
 
 
 def test_killed_worker_is_replaced_and_logged(launch):
@@ -317,3 +319,28 @@ def test_a_slow_metrics_client_does_not_stall_the_master(launch):
         finally:
             done.set()
             thread.join()
+
+
+def test_serve_with_metrics_bind_runs_a_master_that_serves_them():
+    """serve(metrics_bind=...) implies a master, as --metrics-bind does (it was silently ignored)."""
+    script = ("import fastwsgi\nfrom tests.functional.ops import ops_app\n"
+              "fastwsgi.serve(ops_app, port=0, metrics_bind='127.0.0.1:0')\n")
+    server = ServeScript([script])
+    try:
+        server.start()
+        worker = wait_booted(server, 1)[0]
+        assert worker != server.proc.pid
+        assert get(server.port, "/pid").status == 200
+        assert scrape(server)['fastwsgi_requests_total{status="2xx"}'] == 1
+    finally:
+        server.stop()
+
+
+def test_serve_refuses_reload():
+    script = ("import fastwsgi\nfrom tests.functional.ops import ops_app\n"
+              "try:\n    fastwsgi.serve(ops_app, port=0, reload=True)\n"
+              "except ValueError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("option 'reload': serve() is handed an application imported already")
