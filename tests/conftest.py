@@ -5,6 +5,8 @@ import signal
 
 import pytest
 
+from tests.functional.tlscerts import make_certs
+
 TEST_DEADLINE_S = 90
 
 
@@ -24,3 +26,9 @@ def _deadline():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The test certificates (tests/functional/tlscerts.py), made once per run: {file name: path}."""
+    return make_certs(tmp_path_factory.mktemp("tls"))

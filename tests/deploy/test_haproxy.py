@@ -23,7 +23,7 @@ import pytest
 
 from tests.deploy.conftest import free_port
 from tests.functional.serverproc import ServerProcess, _die_with_parent, server_args
-from tests.functional.test_tls import certs, client_context, tls_args  # noqa: F401 (certs: a fixture)
+from tests.functional.tlscerts import client_context, tls_args
 from tests.functional.test_uwsgi import read_all
 
 HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"

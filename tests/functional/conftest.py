@@ -5,19 +5,26 @@ full matrix (both parser backends x both concurrency models) for the core HTTP b
 `server_fixture(...)` builds module-level fixtures for the rest (both backends, or special flags such
 as small timeouts). Backends are never skipped: if the C extension is not built, `--http-parser c`
 fails to start and every C-parametrized test fails. Each test gets the suite's hard deadline
-(tests/conftest.py) on top of the per-socket timeouts, and a test after which its server is dead fails with the server's stderr.
+(tests/conftest.py) on top of the per-socket timeouts, and a test after which its server is dead fails
+with the server's stderr. Fixtures shared by several test files live here (`started`, `launch`: a
+process of the test's own; `listening_socket`, `passing`: a socket the server inherits); so does
+`certs`, one level up, as the deploy tests use it too.
 """
 
 from __future__ import annotations
 
+import functools
+import socket
+import subprocess
 import uuid
 
 import pytest
 
+from tests.functional import serverproc
 from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import wait_events
-from tests.functional.ops import OPS_APP
-from tests.functional.serverproc import DEFAULT_APP, ServerPool, ServerProcess
+from tests.functional.ops import OPS_APP, wait_booted
+from tests.functional.serverproc import DEFAULT_APP, REPO_ROOT, ServerPool, ServerProcess
 
 # (parser, threads): the full matrix for the core behaviour (keep-alive, pipelining, bodies, errors)
 FULL_MATRIX = [("c", 0), ("c", 4), ("python", 0), ("python", 4)]
@@ -89,15 +96,49 @@ def events(events_dir):
 
 
 @pytest.fixture
-def launch():
-    """launch(*args, env=None) -> a started ServerProcess serving ops_app; all are stopped at the end."""
-    started: list[ServerProcess] = []
+def started():
+    """started(*args, env=None, cwd=REPO_ROOT, booted=0, bind=("--bind", "127.0.0.1:0")) -> a running
+    `fastwsgi *bind *args` (pass bind=() to give your own --bind) with `booted` workers up; every
+    process started is stopped after the test."""
+    servers: list[ServerProcess] = []
 
-    def start(*args: str, env=None, app: str = OPS_APP) -> ServerProcess:
-        server = ServerProcess(["--bind", "127.0.0.1:0", *args, app], env)
-        started.append(server)
-        return server.start()
+    def start(*args: str, env=None, cwd=REPO_ROOT, booted: int = 0,
+              bind=("--bind", "127.0.0.1:0")) -> ServerProcess:
+        server = ServerProcess([*bind, *args], env, cwd=cwd)
+        servers.append(server)
+        server.start()
+        if booted:
+            wait_booted(server, booted)
+        return server
 
     yield start
-    for server in started:
+    for server in servers:
         server.stop(timeout=10)
+
+
+@pytest.fixture
+def launch(started):
+    """launch(*args, env=None, app=OPS_APP) -> started(*args, app): a server of ops_app."""
+
+    def start(*args: str, env=None, app: str = OPS_APP) -> ServerProcess:
+        return started(*args, app, env=env)
+
+    return start
+
+
+@pytest.fixture
+def listening_socket():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.set_inheritable(True)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def passing(monkeypatch, listening_socket):
+    """ServerProcess.start passes the test's socket to the child (Popen pass_fds)."""
+    monkeypatch.setattr(serverproc.subprocess, "Popen",
+                        functools.partial(subprocess.Popen, pass_fds=(listening_socket.fileno(),)))
+    return listening_socket

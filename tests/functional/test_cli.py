@@ -14,7 +14,7 @@ import wsgiref.util
 import pytest
 
 from tests.functional.client import Conn
-from tests.functional.serverproc import REPO_ROOT, ServerProcess
+from tests.functional.serverproc import REPO_ROOT
 
 ERROR_LINE = re.compile(r"^fastwsgi: error: \S.*$")
 
@@ -33,21 +33,6 @@ def assert_one_error_line(result: subprocess.CompletedProcess, code: int) -> str
     return lines[0]
 
 
-@pytest.fixture
-def started():
-    """started(*args) -> a running ServerProcess, stopped after the test."""
-    procs = []
-
-    def start(*args, env=None):
-        proc = ServerProcess(list(args), env).start()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop()
-
-
 def http_get(port: int, target: str = "/") -> tuple[int, bytes]:
     with Conn(port) as conn:
         conn.request("GET", target)
@@ -57,7 +42,7 @@ def http_get(port: int, target: str = "/") -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("parser", ["c", "python"])
 def test_demo_app_without_an_app_spec(started, parser):
-    proc = started("--bind", "127.0.0.1:0", "--http-parser", parser)
+    proc = started("--http-parser", parser)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", proc.url), proc.url
     assert proc.port and proc.port > 0
     status, body = http_get(proc.port)
@@ -66,7 +51,7 @@ def test_demo_app_without_an_app_spec(started, parser):
 
 
 def test_module_only_spec_uses_application(started):
-    proc = started("--bind", "127.0.0.1:0", "tests.functional.apps")
+    proc = started("tests.functional.apps")
     assert http_get(proc.port) == (200, b"module-level application")
 
 
@@ -76,7 +61,7 @@ def test_module_only_spec_uses_application(started):
     ("tests.functional.apps:create_app(greeting='yo', times=2)", b"yo yo"),
 ])
 def test_factory_spec(started, spec, body):
-    proc = started("--bind", "127.0.0.1:0", spec)
+    proc = started(spec)
     assert http_get(proc.port) == (200, body)
 
 
@@ -178,7 +163,7 @@ def test_fastwsgi_entry_point_matches_python_m():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_cleanly_with_exit_0(started, signum):
-    proc = started("--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    proc = started("tests.functional.apps:app")
     with Conn(proc.port) as idle:  # an open keep-alive connection must not block the shutdown
         idle.request("GET", "/hello")
         idle.read_response()
@@ -188,14 +173,14 @@ def test_signal_stops_cleanly_with_exit_0(started, signum):
 
 
 def test_threads_mode_stops_cleanly(started):
-    proc = started("--bind", "127.0.0.1:0", "--threads", "4", "tests.functional.apps:app")
+    proc = started("--threads", "4", "tests.functional.apps:app")
     assert http_get(proc.port, "/hello") == (200, b"hello")
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
 
 
 def test_ipv6_bind(started):
-    proc = started("--bind", "[::1]:0", "tests.functional.apps:app")
+    proc = started("--bind", "[::1]:0", "tests.functional.apps:app", bind=())
     assert re.fullmatch(r"http://\[::1\]:\d+", proc.url), proc.url
     with socket.create_connection(("::1", proc.port), timeout=5) as sock:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
@@ -210,7 +195,7 @@ def test_unix_socket_bind(started, tmp_path, parser):
     """Also PEP 3333: SERVER_NAME and SERVER_PORT are never empty. Behind a proxy on a unix socket a
     request without Host still rebuilds its URL from them (gunicorn reports port 80 too)."""
     path = tmp_path / "fw.sock"
-    proc = started("--bind", f"unix:{path}", "--http-parser", parser, "tests.functional.apps:app")
+    proc = started("--bind", f"unix:{path}", "--http-parser", parser, "tests.functional.apps:app", bind=())
     assert proc.url == f"unix:{path}"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
@@ -227,7 +212,7 @@ def test_unix_socket_bind(started, tmp_path, parser):
 
 
 def test_several_binds_each_print_a_line(started):
-    proc = started("--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    proc = started("--bind", "127.0.0.1:0", "tests.functional.apps:app")
     urls = re.findall(r"Listening at: (\S+)", proc.stderr_text())
     for _ in range(50):
         if len(urls) == 2:
@@ -241,7 +226,7 @@ def test_several_binds_each_print_a_line(started):
 
 
 def test_options_from_the_table_are_accepted(started):
-    proc = started("--bind", "127.0.0.1:0", "--backlog", "16", "--limit-request-field-size", "100",
+    proc = started("--backlog", "16", "--limit-request-field-size", "100",
                    "--allow-bare-lf", "--allow-missing-host", "--url-scheme", "https", "--log-level", "debug",
                    "tests.functional.apps:app")
     with Conn(proc.port) as conn:

@@ -32,8 +32,8 @@ from tests.functional.client import get
 from tests.functional.ops import children, wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServeScript
 from tests.functional.test_cli import assert_one_error_line
-from tests.functional.test_process_options import cli, started  # noqa: F401 (a fixture)
-from tests.functional.test_tls import _peer_organization, certs  # noqa: F401 (certs: a fixture)
+from tests.functional.test_process_options import cli
+from tests.functional.tlscerts import peer_organization
 from tests.functional.test_uwsgi import unix_exchange
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
@@ -218,14 +218,14 @@ def test_master_reads_a_root_only_tls_key_again_on_hup(started, public_dir, cert
     server = started("-u", "nobody", "-w", "2", "--http-parser", parser, "--threads", str(threads),
                      "--certfile", str(cert), "--keyfile", str(key), *app_args(public_dir), booted=2)
     assert server.url.startswith("https://")
-    assert {_peer_organization(server.port, certs) for _ in range(4)} == {"first"}
+    assert {peer_organization(server.port, certs) for _ in range(4)} == {"first"}
     shutil.copy(certs["renewed.pem"], cert)
     shutil.copy(certs["renewed.key"], key)
     key.chmod(0o600)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_uid == 0
     server.signal(signal.SIGHUP)
     wait_booted(server, 4, timeout=20)
-    assert wait_for(lambda: {_peer_organization(server.port, certs) for _ in range(4)} == {"renewed"}, 30), \
+    assert wait_for(lambda: {peer_organization(server.port, certs) for _ in range(4)} == {"renewed"}, 30), \
         server.stderr_text()
     assert "keeping the previous TLS certificate" not in server.stderr_text()
     assert all(ids(worker)["Uid"][0] == NOBODY.pw_uid for worker in children(server.proc.pid))

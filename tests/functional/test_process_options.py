@@ -66,24 +66,6 @@ def cli(*args: str, cwd=REPO_ROOT, env=None) -> subprocess.CompletedProcess:
                           timeout=30, env=environ, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture
-def started():
-    """started(*args, cwd=..., booted=N) -> a running ServerProcess (N workers booted); stopped after."""
-    procs = []
-
-    def start(*args, cwd=REPO_ROOT, booted=0, env=None):
-        proc = ServerProcess(["--bind", "127.0.0.1:0", *args], env, cwd=cwd)
-        procs.append(proc)
-        proc.start()
-        if booted:
-            wait_booted(proc, booted)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop(timeout=10)
-
-
 # -- --chdir ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("parser", PARSERS)

@@ -23,7 +23,7 @@ import pytest
 from tests.functional.client import Conn, build_request
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
 from tests.functional.serverproc import ServerProcess, server_args
-from tests.functional.test_tls import certs, client_context, tls_args  # noqa: F401 (certs: a fixture)
+from tests.functional.tlscerts import client_context, tls_args
 from tests.functional.test_uwsgi import GET, connect_from, packet, read_all
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import stat
@@ -32,24 +31,6 @@ class WrappedServer(ServerProcess):
     @property
     def command(self):
         return [sys.executable, "-c", SYSTEMD_WRAPPER, str(self.fd), *self.args]
-
-
-@pytest.fixture
-def listening_socket():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.set_inheritable(True)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
-def passing(monkeypatch, listening_socket):
-    """ServerProcess.start passes the test's socket to the child (Popen pass_fds)."""
-    monkeypatch.setattr(serverproc.subprocess, "Popen",
-                        functools.partial(subprocess.Popen, pass_fds=(listening_socket.fileno(),)))
-    return listening_socket
 
 
 def port_of(sock) -> int:

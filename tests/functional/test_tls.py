@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import shutil
 import signal
 import socket
@@ -26,59 +25,7 @@ from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
 from tests.functional.test_cli import run_cli
-
-OPENSSL = shutil.which("openssl")
-
-
-def _openssl(*args: str, cwd) -> None:
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
-
-
-# What Python 3.13's default contexts (VERIFY_X509_STRICT) require of a chain: a CA with keyUsage,
-# and leaves with key identifiers and their own keyUsage
-LEAF_EXTENSIONS = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
-
-
-def _issue(directory, name: str, ca: str, subject: str, ext: str = "") -> None:
-    """name.key + name.pem signed by the CA `ca` (ca.key/ca.pem in `directory`)."""
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", subject, cwd=directory)
-    (directory / f"{name}.ext").write_text(LEAF_EXTENSIONS + ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
-             cwd=directory)
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    """A directory of test certificates; returns {name: path}."""
-    assert OPENSSL, "the openssl command is needed for the TLS tests (Debian: apt-get install openssl)"
-    directory = tmp_path_factory.mktemp("tls")
-    for ca in ("ca", "otherca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
-                 f"{ca}.pem", "-days", "2", "-subj", f"/CN=fastwsgi test {ca}",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    san = "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-    _issue(directory, "server", "ca", "/CN=localhost/O=first", san)
-    _issue(directory, "renewed", "ca", "/CN=localhost/O=renewed", san)
-    _issue(directory, "client", "ca", "/CN=good client")
-    _issue(directory, "stranger", "otherca", "/CN=stranger")
-    (directory / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
-                                           "-----END CERTIFICATE-----\n")
-    return {name: str(directory / name) for name in os.listdir(directory)}
-
-
-def tls_args(certs, *extra: str) -> tuple:
-    return ("--certfile", certs["server.pem"], "--keyfile", certs["server.key"], *extra)
-
-
-def client_context(certs, cert: str | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=certs["ca.pem"])
-    if cert:
-        context.load_cert_chain(certs[f"{cert}.pem"], certs[f"{cert}.key"])
-    return context
-
+from tests.functional.tlscerts import client_context, peer_organization, tls_args
 
 def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
     """A fixture serving `app` over TLS with extra flags ("{ca}" stands for the test CA's file)."""
@@ -456,18 +403,6 @@ def test_startup_errors_are_one_line(certs, parser, tmp_path):
 
 # -- workers and HUP ----------------------------------------------------------------------------------
 
-def _peer_organization(port: int, certs) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with client_context(certs).wrap_socket(raw, server_hostname="localhost") as sock:
-            subject = dict(item[0] for item in sock.getpeercert()["subject"])
-            sock.sendall(build_request("GET", "/pid", headers=[("Connection", "close")]))
-            received = b""
-            while chunk := sock.recv(65536):
-                received += chunk
-    assert received.startswith(b"HTTP/1.1 200 OK")
-    return subject["organizationName"]
-
-
 @pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
 def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, parser, threads):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -477,7 +412,7 @@ def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, 
                     "--certfile", str(cert), "--keyfile", str(key))
     wait_booted(server, 2)
     assert server.url.startswith("https://")
-    assert {_peer_organization(server.port, certs) for _ in range(6)} == {"first"}
+    assert {peer_organization(server.port, certs) for _ in range(6)} == {"first"}
     # a broken file on HUP: the new workers keep the certificate they had
     cert.write_text("broken")
     mark = server.stderr_mark()
@@ -485,7 +420,7 @@ def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, 
     assert server.wait_stderr("keeping the previous TLS certificate", since=mark, timeout=20), \
         server.stderr_text()
     wait_booted(server, 4, timeout=20)
-    assert {_peer_organization(server.port, certs) for _ in range(6)} == {"first"}
+    assert {peer_organization(server.port, certs) for _ in range(6)} == {"first"}
     # the renewal lands: the next HUP serves it (once the old generation has retired)
     shutil.copy(certs["renewed.pem"], cert)
     shutil.copy(certs["renewed.key"], key)
@@ -494,7 +429,7 @@ def test_workers_and_hup_pick_up_a_renewed_certificate(launch, certs, tmp_path, 
     deadline = time.monotonic() + 30
     seen = set()
     while time.monotonic() < deadline:
-        seen = {_peer_organization(server.port, certs) for _ in range(6)}
+        seen = {peer_organization(server.port, certs) for _ in range(6)}
         if seen == {"renewed"}:
             break
         time.sleep(0.1)

@@ -28,7 +28,7 @@ from tests.functional.client import Conn
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
 from tests.functional.ops import OPS_APP, booted, children, wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServerProcess, server_args
-from tests.functional.test_sockets import WrappedServer, listening_socket, passing  # noqa: F401 (fixtures)
+from tests.functional.test_sockets import WrappedServer
 
 LISTENING_URLS = re.compile(r"Listening at: (\S+)")
 
