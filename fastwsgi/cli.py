@@ -11,6 +11,11 @@ resolves `module:name`, `module` (then `application`, else `app`) or a factory c
 `module:create_app("x", 3)` whose arguments are literals parsed with ast (never eval), with the
 current directory on sys.path.
 
+-D/--daemon (fastwsgi.daemon): once the options are checked (and --pid's file), the command detaches
+before the application is imported or anything binds, as gunicorn, and the original process exits
+when the daemon serves (0) or failed to start (1, having copied its error). --name: process titles
+(fastwsgi.proctitle). --capture-output: fastwsgi.logs.
+
 --pid FILE (fastwsgi.pidfile): checked before the application is imported (a file naming a running
 process stops the start), written by the process users signal once its sockets listen and its signal
 handlers are set (`run`, or the Arbiter's `on_ready` in `run_master`), just before `Listening at:`,
@@ -39,9 +44,11 @@ import threading
 import traceback
 
 from . import __version__
+from . import daemon
 from . import hooks
 from . import logs
 from . import privileges
+from . import proctitle
 from .config import UsageError, anchor_paths, format_options, resolve
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
@@ -229,6 +236,7 @@ def run(app, options: dict) -> None:
     worker_exit and on_exit run; the hooks about forking, reaping and reloading workers do not."""
     poller_class()  # before anything is opened
     logs.configure(options)
+    proctitle.set_title("server", options)
     process = hooks.ProcessInfo(options)
     hooks.call(options, "on_starting", process, fatal=True)
     try:
@@ -278,6 +286,7 @@ def _serve(app, options: dict, process) -> None:
             pidfile.create()
         _announce(listeners, server.backend.NAME, server.poller.NAME, options)
         hooks.call(options, "when_ready", process, fatal=True)
+        daemon.started()  # -D: the command that started us returns 0 now
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
@@ -314,6 +323,7 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     from .workers import Arbiter
 
     logs.configure(options)
+    proctitle.set_title("master", options)
     backend = get_backend(options["http_parser"])  # fail here, not in every worker
     logs.access_log(options)  # the file can be opened (each worker opens its own)
 
@@ -396,6 +406,11 @@ def main(argv=None) -> int:
         if options["pid"]:
             PidFile(options["pid"]).check()  # a second instance stops before it imports or binds
         options["workers"] = implied_workers(options, switches_user)
+        proctitle.DEFAULT_NAME = spec or "fastwsgi.demo"
+        if options["daemon"]:
+            status = daemon.detach(options)  # the original process: how the daemon's start went
+            if status is not None:
+                return status
         if options["workers"] is not None:
             return run_master(spec, options, lambda: reread_options(argv, environ, start))
         if spec is None:

@@ -366,6 +366,18 @@ OPTIONS = (
            "write the PID of the process to signal (the master, else the single process) to FILE once "
            "it listens, and remove it at exit; refuse to start if FILE names a running process",
            flags=("-p",), metavar="FILE", path=True, section="processes"),
+    Option("daemon", boolean, False,
+           "detach from the terminal (fork, setsid, fork; stdin and stdout to /dev/null) before the "
+           "application is imported and the sockets bound; the command returns once the server "
+           "serves (0) or failed to start (1, its error shown); afterwards stderr is --log-file FILE "
+           "(else /dev/null: set one); with --pid, FILE names the daemon", flags=("-D",),
+           api=False, section="processes"),
+    Option("name", optional(text), None,
+           "process title: 'fastwsgi: master [NAME]', 'fastwsgi: worker [NAME]' ('server' without a "
+           "master) when the setproctitle package is installed (unset: the application spec, as "
+           "gunicorn); without it, Linux shows NAME (its first 15 bytes) as the process name "
+           "(/proc/PID/comm, ps -o comm, top); gunicorn's proc_name is the same key",
+           flags=("-n",), metavar="NAME", section="processes"),
     Option("preload", boolean, False,
            "import the application once in the master before forking (HUP then keeps the old code)",
            flags=("--preload-app",), section="processes"),
@@ -426,6 +438,10 @@ OPTIONS = (
            section="logging"),
     Option("error_logfile", text, "-", "error log file ('-': stderr)", flags=("--log-file",),
            metavar="FILE", path=True, section="logging"),
+    Option("capture_output", boolean, False,
+           "point stdout and stderr (file descriptors 1 and 2) of the master and the workers at "
+           "--log-file FILE, so print() and an extension's writes land in the log; no effect with "
+           "--log-file - (the default)", section="logging"),
     Option("log_config", optional(text), None,
            "logging.config.dictConfig file: .json, or .py defining logconfig_dict", metavar="FILE",
            path=True, section="logging"),
@@ -487,6 +503,7 @@ OPTIONS = (
 ) + _hook_rows()
 
 BY_NAME = {option.name: option for option in OPTIONS}
+ALIASES = {"proc_name": "name"}  # gunicorn's config key -> ours (config files and serve())
 HOOK_NAMES = tuple(option.name for option in OPTIONS if not option.cli)
 
 
@@ -506,6 +523,7 @@ def validate(options: dict, api: bool = False) -> dict:
     api=True (serve()) also refuses the command-only rows."""
     result = defaults()
     for name, value in options.items():
+        name = ALIASES.get(name, name)
         option = BY_NAME.get(name)
         if option is None or (api and option.cli_only):
             raise TypeError(_unknown(name, [o.name for o in OPTIONS if not (api and o.cli_only)]))
@@ -626,7 +644,7 @@ def load_config_file(path: str) -> dict:
         raise UsageError(f"config file {path!r} not found") from None
     except Exception as exc:  # a syntax error or an exception inside the file: one line
         raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}") from None
-    allowed = [option.name for option in OPTIONS if not option.cli_only]
+    allowed = [option.name for option in OPTIONS if not option.cli_only] + list(ALIASES)
     for key in items:
         if key not in allowed:
             raise UsageError(f"{path}: {_unknown(key, allowed)}")

@@ -5,7 +5,14 @@ Theory of operation: `configure(options)` runs once in the process that parses t
 master, or the only process). With --log-config the dictConfig file owns every logger; otherwise the
 "fastwsgi" logger (and its children, "fastwsgi.error" among them) writes
 `[time] [pid] [LEVEL] message` lines to stderr or to --error-logfile. `reopen()` closes and reopens
-every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1). `access_log(options)`
+every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
+
+--capture-output (gunicorn's capture_output): `configure` points file descriptors 1 and 2 at
+--error-logfile FILE with dup2, as gunicorn does, so print(), a traceback Python writes to stderr and a
+C extension's write(2, ...) land in the log, in the master and in every worker (they inherit the
+descriptors). With --error-logfile - it does nothing (stdout and stderr stay where they are). A daemon
+(fastwsgi.daemon) keeps fd 2 on its start-up pipe until it serves, then moves it to the same file.
+`redirect_stdio` records each redirected descriptor, and `reopen()` points it at the reopened file. `access_log(options)`
 builds the AccessLogger each serving process uses, or None: with no access log the server chooses an
 exchange class that does no per-request logging work at all. `Throttled` rate-limits a warning that a
 peer can trigger at will (a refused client reconnecting in a loop), so it cannot flood the log.
@@ -19,9 +26,12 @@ import runpy
 import sys
 import time
 
-__all__ = ["configure", "reopen", "access_log", "log_files", "LogConfigError", "Throttled"]
+__all__ = ["configure", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
+           "redirect_stdio"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+_redirected = {}  # descriptor (1, 2) -> the file it was pointed at: reopen() points it again
 
 
 class LogConfigError(Exception):
@@ -29,6 +39,34 @@ class LogConfigError(Exception):
 
 
 def configure(options: dict) -> None:
+    _configure_logging(options)
+    target = options.get("error_logfile", "-")
+    if options.get("capture_output") and target != "-":
+        from . import daemon
+
+        try:  # a daemon's stderr is still its start-up pipe: daemon.started() moves it here
+            redirect_stdio(target, (1,) if daemon.pending() else (1, 2))
+        except OSError as exc:
+            raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+
+
+def redirect_stdio(path: str, fds=(1, 2)) -> None:
+    """Point the descriptors `fds` at `path` (opened to append, created 0644) with dup2; raises
+    OSError."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for target in fds:
+            os.dup2(fd, target)
+            _redirected[target] = path
+    finally:
+        os.close(fd)
+    if 1 in fds and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a file: print() would wait for 8 KiB otherwise
+
+
+def _configure_logging(options: dict) -> None:
     path = options.get("log_config")
     if path:
         try:
@@ -87,6 +125,13 @@ def reopen() -> None:
             handler.release()
         if fresh is None:
             logging.getLogger("fastwsgi").error("%s; still writing to the file it had", failure)
+    for fd, path in list(_redirected.items()):
+        try:
+            redirect_stdio(path, (fd,))
+        except OSError as exc:
+            logging.getLogger("fastwsgi").error("cannot reopen %r for %s: %s; still writing to the file "
+                                                "it had", path, "stdout" if fd == 1 else "stderr",
+                                                exc.strerror or exc)
 
 
 def log_files(options: dict) -> list:

@@ -54,7 +54,7 @@ import signal
 import tempfile
 import time
 
-from .. import hooks, logs, privileges
+from .. import daemon, hooks, logs, privileges
 from .worker import BOOT_ERROR, READY, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
@@ -169,6 +169,8 @@ class Arbiter(hooks.HookArgument):
                     self.murder_workers()
                     self.finish_reload()
                     self.manage_workers()
+                    if daemon.pending() and self.workers and all(w.ready() for w in self.workers.values()):
+                        daemon.started()  # -D: every first worker serves; the command returns 0
                     continue
                 name = self.SIGNALS[signum]
                 if name != "chld":

@@ -46,7 +46,7 @@ import signal
 import sys
 import traceback
 
-from .. import hooks
+from .. import daemon, hooks, proctitle
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
@@ -95,6 +95,7 @@ class Worker(hooks.HookArgument):
         self._next_watch = 0.0
 
     def run(self) -> int:
+        proctitle.set_title("worker", self.options)
         self._init_signals()
         if not hooks.call(self.options, "post_fork", self.arbiter, self):
             return BOOT_ERROR
@@ -136,6 +137,7 @@ class Worker(hooks.HookArgument):
         if self.options["reload"]:
             self._watched = _file_times(self.options["reload_extra_file"])
             self._next_watch = 0.0
+        daemon.started()  # -D: stderr leaves the start-up pipe before the master can see us ready
         os.pwrite(self.heartbeat_fd, READY, 0)
         log.info("Booting worker with pid: %d", os.getpid())
         try:

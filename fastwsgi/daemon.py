@@ -1,0 +1,112 @@
+"""-D/--daemon: detach from the terminal as gunicorn does, and tell the terminal how the start went.
+
+Theory of operation: `detach(options)` runs in the command once the options are read and checked (a
+bad flag, --chdir, --user, a --pid naming a running process still fail in the foreground, as one
+line), and, as in gunicorn, before the application is imported and before any socket is bound, so
+the imports, the threads they start and the sockets belong to the daemon. It forks; the child calls
+setsid() (a new session and process group, no controlling terminal) and forks again, so the daemon
+(the grandchild) is no session leader and can never acquire a terminal; it returns into the command,
+which goes on as in the foreground and writes --pid itself (the PID operators signal). Its stdin and
+stdout become /dev/null (stdout: the error log under --capture-output, fastwsgi.logs). The umask and
+the working directory are kept (gunicorn sets umask 0o22; fastwsgi leaves the caller's: --umask
+covers the unix sockets).
+
+Unlike gunicorn, whose command exits 0 as soon as it forked, the original process waits to learn how
+the start went (daemon(7): "notify the original process ... that initialization is complete"):
+until the daemon serves, the daemon's stderr is a pipe whose bytes the original process copies to its
+own stderr, so the `Listening at:` lines and a start-up error (address in use, an application that
+cannot be imported, a worker failing to boot, a bad log file) reach the terminal as in the
+foreground. `started()`, called once the daemon serves (the single process just before its event
+loop; the master once its first workers are all ready), writes one NUL byte down the pipe and moves
+stderr to where it stays: the error log file (--log-file FILE), else /dev/null. A worker calls
+`started()` too, before it reports ready: it only moves its own stderr. The original process exits 0
+at the NUL byte, and 1 when the pipe closes without it (the daemon exited: its error was copied).
+After that the daemon's errors are in the error log file only, which is why starting without one
+prints a warning.
+"""
+
+import os
+import sys
+
+__all__ = ["detach", "started", "pending"]
+
+_pending = None  # in the daemon and its workers until they serve: (daemon pid, final stderr path)
+
+
+def detach(options: dict):
+    """Detach. Returns None in the daemon; in the original process, once the daemon serves or died,
+    its exit status (0 or 1)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child:
+        os.close(write_end)
+        return _wait_for_daemon(read_end, child)
+    status = 1
+    try:
+        os.close(read_end)
+        os.setsid()
+        if os.fork():
+            status = 0
+            return None  # never reached: the finally exits
+        global _pending
+        logfile = options["error_logfile"]
+        _pending = (os.getpid(), os.devnull if logfile == "-" else logfile)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.close(null)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        if logfile == "-" and not options["log_config"]:
+            sys.stderr.write("fastwsgi: warning: --daemon without --log-file FILE: what the server logs "
+                             "once it serves goes to /dev/null\n")
+        return None
+    finally:
+        if _pending is None:  # the intermediate child (or a failed setsid/fork): gone at once
+            os._exit(status)
+
+
+def _wait_for_daemon(read_end: int, child: int) -> int:
+    os.waitpid(child, 0)  # the intermediate child exits right after its fork
+    ready = False
+    with open(read_end, "rb", buffering=0) as pipe:
+        while True:
+            data = pipe.read(65536)
+            if not data:
+                break
+            text, nul, _rest = data.partition(b"\0")
+            sys.stderr.buffer.write(text)
+            sys.stderr.flush()
+            if nul:
+                ready = True
+                break
+    return 0 if ready else 1
+
+
+def started() -> None:
+    """This process serves: the daemon tells the original process, and stderr leaves the pipe for the
+    error log file (or /dev/null). Does nothing outside a daemon, or a second time."""
+    global _pending
+    if _pending is None:
+        return
+    daemon_pid, path = _pending
+    _pending = None
+    sys.stderr.flush()
+    if os.getpid() == daemon_pid:
+        try:
+            os.write(2, b"\0")
+        except OSError:  # the original process is gone (killed): nobody to tell
+            pass
+    from . import logs
+
+    try:
+        logs.redirect_stdio(path, (2,))
+    except OSError:
+        logs.redirect_stdio(os.devnull, (2,))
+
+
+def pending() -> bool:
+    """True in a daemon (or its worker) whose stderr is still the pipe to the original process."""
+    return _pending is not None
