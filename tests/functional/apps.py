@@ -463,6 +463,15 @@ def h_record(environ, start_response):
     return text(start_response, "recorded")
 
 
+def h_stdio(environ, start_response):
+    """print() and raw writes to file descriptors 1 and 2, each line tagged with ?t= (--capture-output)."""
+    token = query(environ).get("t", "")
+    print(f"print-{token}")
+    os.write(1, f"fd1-{token}\n".encode())
+    os.write(2, f"fd2-{token}\n".encode())
+    return text(start_response, f"wrote {token}")
+
+
 WSGI_KEYS = ("wsgi.version", "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess",
              "wsgi.run_once", "wsgi.input_terminated")
 
@@ -519,6 +528,7 @@ ROUTES = {
     "/system-exit": h_system_exit,
     "/record": h_record,
     "/environ": h_environ,
+    "/stdio": h_stdio,
 }
 
 

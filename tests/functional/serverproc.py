@@ -3,7 +3,8 @@
 Theory of operation: a `ServerProcess` runs the CLI exactly as a user would (cwd = repository root
 unless given, so `tests.functional.apps:...` imports), with `--bind 127.0.0.1:0`; two daemon threads drain stdout and
 stderr into line lists so the pipes never fill, and the port is taken from the first stderr line that
-matches `Listening at: (\\S+)` (the contract's startup line). A `ServerPool` keeps one process per
+matches `Listening at: (\\S+)` (the contract's startup line), or from the log file `startup_log` names
+when stderr goes there (--capture-output). A `ServerPool` keeps one process per
 distinct command line for the whole session, so hundreds of tests share a handful of processes; the
 pool restarts a process that died (the test that killed it fails on its own, see conftest). Servers
 ask the kernel to SIGTERM them if the pytest process dies, so a killed run leaves nothing behind.
@@ -42,8 +43,9 @@ def _die_with_parent() -> None:
 
 
 class ServerProcess:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd=REPO_ROOT):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd=REPO_ROOT, startup_log=None):
         self.args = list(args)
+        self.startup_log = startup_log
         self.cwd = cwd
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         if Path(cwd) != REPO_ROOT:  # still this checkout's fastwsgi and tests, whatever is installed
@@ -71,6 +73,8 @@ class ServerProcess:
             self._threads.append(t)
         deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
+            if self.startup_log is not None and Path(self.startup_log).exists():
+                self._watch_line(Path(self.startup_log).read_text(errors="replace"))
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise ServerStartError(
@@ -83,13 +87,16 @@ class ServerProcess:
             line = raw.decode("utf-8", "replace")
             lines.append(line)
             if watch and self.url is None:
-                m = LISTENING.search(line)
-                if m:
-                    self.url = m.group(1)
-                    port = re.search(r":(\d+)/?$", self.url)
-                    self.port = int(port.group(1)) if port else None
-                    self._listening.set()
+                self._watch_line(line)
         stream.close()
+
+    def _watch_line(self, text: str) -> None:
+        m = LISTENING.search(text)
+        if m:
+            self.url = m.group(1)
+            port = re.search(r":(\d+)/?$", self.url)
+            self.port = int(port.group(1)) if port else None
+            self._listening.set()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,150 @@
+"""-D/--daemon over real processes: the command returns once the daemon serves, the daemon is in a
+session of its own, --pid names it, SIGTERM stops it and removes the file, with and without a master;
+a daemon that cannot start says why on the terminal and exits 1 (and in the error log file)."""
+
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.functional.test_cli import assert_one_error_line, http_get, run_cli
+
+PARSERS = ["c", "python"]
+LISTENING = re.compile(r"^Listening at: http://127\.0\.0\.1:(\d+) ", re.M)
+
+
+def _state(pid: int):
+    """The process state letter from /proc/PID/stat, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def gone(pid: int) -> bool:
+    return _state(pid) in (None, "Z")  # not our child: a zombie waits for whoever reaps orphans
+
+
+def children(pid: int) -> list:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as file:
+                    fields = file.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def daemons():
+    """daemons(pid): kill the daemon's process group at teardown if a test left it running."""
+    pids = []
+    yield pids.append
+    for pid in pids:
+        if not gone(pid):
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
+@pytest.mark.parametrize("parser", PARSERS)
+def test_daemon_serves_detached_and_stops_on_term(tmp_path, daemons, parser, workers):
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
+    extra = ["-w", str(workers)] if workers else []
+    started = time.monotonic()
+    result = run_cli("-D", "--pid", str(pidfile), "--log-file", str(logfile), "--http-parser", parser,
+                     "--bind", "127.0.0.1:0", *extra, "tests.functional.apps:app", timeout=15)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    assert not gone(pid)
+    match = LISTENING.search(result.stderr)  # the daemon's start-up lines reach the terminal
+    assert match, result.stderr
+    assert "error" not in result.stderr.lower(), result.stderr
+    assert http_get(int(match.group(1)), "/hello") == (200, b"hello")
+    # detached: a session and process group of its own, not their leader (no terminal can be acquired)
+    assert os.getsid(pid) not in (os.getsid(0), pid)
+    assert os.getpgid(pid) != os.getpgid(0)
+    with open(f"/proc/{pid}/stat") as file:
+        tty_nr = int(file.read().rpartition(")")[2].split()[4])
+    assert tty_nr == 0
+    workers_seen = children(pid)
+    assert len(workers_seen) == (workers or 0), workers_seen
+    for fd in (0, 1):
+        assert os.readlink(f"/proc/{pid}/fd/{fd}") == os.devnull
+    assert os.readlink(f"/proc/{pid}/fd/2") == str(logfile)  # after start-up: the error log
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid), f"the daemon did not stop; log:\n{logfile.read_text()}"
+    assert all(wait_gone(child) for child in workers_seen)
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_daemon_port_in_use_fails_on_the_terminal(tmp_path, parser):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    pidfile = tmp_path / "server.pid"
+    try:
+        port = holder.getsockname()[1]
+        result = run_cli("-D", "--pid", str(pidfile), "--log-file", str(tmp_path / "error.log"),
+                         "--http-parser", parser, "--bind", f"127.0.0.1:{port}", "tests.functional.apps:app",
+                         timeout=15)
+    finally:
+        holder.close()
+    line = assert_one_error_line(result, 1)
+    assert "Address already in use" in line
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_daemon_workers_that_cannot_load_the_app_fail_on_the_terminal(tmp_path, parser):
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
+    result = run_cli("-D", "-w", "2", "--pid", str(pidfile), "--log-file", str(logfile),
+                     "--http-parser", parser, "--bind", "127.0.0.1:0", "tests.functional.no_such_module:app",
+                     timeout=15)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fastwsgi: error:")]
+    assert errors and all(line == "fastwsgi: error: no module named 'tests.functional.no_such_module'"
+                          for line in errors), result.stderr
+    assert "Worker failed to boot" in logfile.read_text()  # the master's account is in the log
+    assert not pidfile.exists()
+
+
+def test_daemon_usage_errors_stay_in_the_foreground():
+    assert_one_error_line(run_cli("-D", "--bogus"), 2)
+    assert "no module named" in assert_one_error_line(
+        run_cli("-D", "--bind", "127.0.0.1:0", "--log-file", os.devnull, "no_such_module_here:app"), 1)
+
+
+def test_daemon_without_a_log_file_warns(daemons, tmp_path):
+    pidfile = tmp_path / "server.pid"
+    result = run_cli("-D", "--pid", str(pidfile), "--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    assert "fastwsgi: warning: --daemon without --log-file FILE" in result.stderr
+    assert os.readlink(f"/proc/{pid}/fd/2") == os.devnull
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid)
+    assert not pidfile.exists()
