@@ -8,8 +8,8 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.serverproc import ServerProcess
-from tests.functional.test_cli import started  # noqa: F401 (fixture)
-from tests.functional.test_daemon import PARSERS, children
+from tests.functional.ops import wait_children
+from tests.functional.test_daemon import PARSERS
 
 WORKERS = pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
 
@@ -51,7 +51,7 @@ def _check_capture(proc, logfile):
 
 @pytest.mark.parametrize("parser", PARSERS)
 def test_capture_output_with_log_file_dash_changes_nothing(started, parser):
-    proc = started("--bind", "127.0.0.1:0", "--http-parser", parser, "--log-file", "-",
+    proc = started("--http-parser", parser, "--log-file", "-",
                    "--capture-output", "tests.functional.apps:app")
     token = uuid.uuid4().hex
     assert get(proc.port, f"/stdio?t={token}").status == 200
@@ -72,24 +72,19 @@ def _comm(pid: int) -> str:
 
 
 def _workers(proc, count: int) -> list:
-    import time
-
-    deadline = time.monotonic() + 10
-    while len(children(proc.proc.pid)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = children(proc.proc.pid)
+    pids = sorted(wait_children(proc.proc.pid, count))
     assert len(pids) == count, pids
     return pids
 
 
 @pytest.mark.parametrize("parser", PARSERS)
 def test_name_titles_master_and_workers_with_setproctitle(started, parser):
-    proc = started("--bind", "127.0.0.1:0", "--http-parser", parser, "-w", "2", "-n", "shop-api",
+    proc = started("--http-parser", parser, "-w", "2", "-n", "shop-api",
                    "tests.functional.apps:app")
     assert _cmdline(proc.proc.pid) == "fastwsgi: master [shop-api]", "is setproctitle installed ([test] extra)?"
     for pid in _workers(proc, 2):
         assert _cmdline(pid) == "fastwsgi: worker [shop-api]"
-    single = started("--bind", "127.0.0.1:0", "--http-parser", parser, "tests.functional.apps:app")
+    single = started("--http-parser", parser, "tests.functional.apps:app")
     assert _cmdline(single.proc.pid) == "fastwsgi: server [tests.functional.apps:app]"  # gunicorn's default
 
 
@@ -102,7 +97,7 @@ def test_proc_name_in_a_config_file(started, tmp_path, parser):
     (shadow / "setproctitle.py").write_text('raise ImportError("hidden by the test")\n')
     from tests.functional.serverproc import REPO_ROOT
 
-    proc = started("--bind", "127.0.0.1:0", "--http-parser", parser, "-w", "2", "-c", str(config),
+    proc = started("--http-parser", parser, "-w", "2", "-c", str(config),
                    "tests.functional.apps:app", env={"PYTHONPATH": f"{shadow}:{REPO_ROOT}"})
     assert _comm(proc.proc.pid) == "billing-service"  # the kernel keeps 15 bytes
     for pid in _workers(proc, 2):
