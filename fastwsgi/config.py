@@ -12,10 +12,18 @@ short reason, the default and the help text. Everything else is generated from t
   that are not modules, classes or functions are options, and so are its functions named after a
   server hook; a function named like a hook but not one, e.g. `post_forks`, is an error with a
   suggestion; other functions are helpers, ignored) or a TOML file's `[tool.fastwsgi]` table (e.g.
-  pyproject.toml); unknown keys are rejected with a suggestion;
+  pyproject.toml); unknown keys are rejected with a suggestion. Both kinds take gunicorn's names
+  where they differ from ours (a row's `aliases`, e.g. keepalive for keep_alive); one option set
+  under two names is an error;
 * `resolve()`: merges the sources, later ones winning: defaults < config file < environment
   (WEB_CONCURRENCY, PORT, SCRIPT_NAME, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
+
+Rows marked `refused` are gunicorn settings fastwsgi does not implement: their flags and their
+config-file names exist only to stop the start with one line saying why and what to use instead (exit
+status 2), rather than argparse's "unrecognized arguments" or a bare "unknown option". Gunicorn
+settings that fastwsgi honours in its own way are ordinary rows (worker_class, worker_tmp_dir,
+sendfile, whose flag --no-sendfile comes from its default True).
 
 Rows marked `cli=False` are the server hooks (fastwsgi.hooks): functions, so a config file or serve()
 sets them, never a flag; --print-config shows them as comments.
@@ -207,6 +215,15 @@ def url_prefix(value) -> str:
     return prefix
 
 
+def directory(value) -> str:
+    """An existing directory."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a directory, got {value!r}")
+    if not os.path.isdir(value):
+        raise ValueError(f"no such directory: {value!r}")
+    return value
+
+
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """None (unset) or what `convert` accepts."""
     def convert_optional(value):
@@ -275,6 +292,42 @@ def _access_default_format() -> str:
     return DEFAULT_FORMAT
 
 
+_GUNICORN_WORKERS = {"sync": "sync", "gthread": "gthread",
+                     "gunicorn.workers.sync.SyncWorker": "sync",
+                     "gunicorn.workers.gthread.ThreadWorker": "gthread"}
+
+
+def worker_class(value) -> str:
+    """-k/--worker-class: gunicorn's sync and gthread (or their class paths), both served by fastwsgi's
+    own worker; every other worker class is refused with the reason."""
+    if isinstance(value, str) and value.strip() in _GUNICORN_WORKERS:
+        return _GUNICORN_WORKERS[value.strip()]
+    shown = repr(value.strip()) if isinstance(value, str) else getattr(value, "__qualname__", repr(value))
+    lowered = shown.lower()
+    if any(name in lowered for name in ("uvicorn", "asgi", "hypercorn")):
+        why = "is an ASGI worker and fastwsgi is a WSGI (PEP 3333) server: it cannot run ASGI applications"
+    elif "gevent" in lowered or "eventlet" in lowered:
+        why = ("is a green-thread worker and fastwsgi has its own event loop (it never monkey-patches): "
+               "for an application that blocks, use --threads N")
+    elif "tornado" in lowered:
+        why = "is a Tornado worker and fastwsgi serves WSGI applications on its own event loop"
+    else:
+        why = "is not a worker fastwsgi has: it loads no worker classes"
+    raise ValueError(f"{shown} {why} (accepted: sync, gthread)")
+
+
+worker_class.choices = ("sync", "gthread")
+
+
+def log_config_source(value):
+    """--log-config: a file (.json: dictConfig JSON; .py: defines logconfig_dict; else: a
+    logging.config.fileConfig file, as gunicorn's --log-config) or, from a config file, the dict itself
+    (gunicorn's logconfig_dict; a TOML table)."""
+    if isinstance(value, dict):
+        return value
+    return text(value)
+
+
 def _hook_rows():
     from .hooks import HOOKS, hook  # late: keep the table's imports light
 
@@ -300,6 +353,8 @@ class Option:
     path: bool = False  # a file or directory name: relative ones are from where fastwsgi started
     section: str = "server"  # heading in docs/configuration.md
     cli: bool = True  # False: a config file and serve() only (the server hooks: functions)
+    aliases: tuple = ()  # gunicorn's settings-file names for it, accepted in config files
+    refused: bool = False  # a gunicorn option fastwsgi does not implement: `help` says why (and what instead)
 
     @property
     def cli_flags(self) -> tuple:
@@ -308,6 +363,17 @@ class Option:
     @property
     def is_flag(self) -> bool:
         return self.convert is boolean
+
+
+def _refused(name: str, why: str, flags: tuple = ()) -> Option:
+    """A gunicorn setting fastwsgi refuses: its flags and its config-file name give `why` as a one-line
+    error (exit status 2) instead of argparse's 'unrecognized arguments' or 'unknown option'."""
+    return Option(name, _refuse, None, why, flags=flags, refused=True,
+                  section="gunicorn options fastwsgi refuses")
+
+
+def _refuse(value):
+    raise ValueError("refused")  # never reached: callers report the row's help first
 
 
 OPTIONS = (
@@ -324,7 +390,8 @@ OPTIONS = (
     Option("read_timeout", positive_float, 30.0,
            "idle seconds allowed while reading a request body", metavar="S"),
     Option("keep_alive", non_negative_float, 5.0,
-           "idle seconds a connection is kept between requests (0: no keep-alive)", metavar="S"),
+           "idle seconds a connection is kept between requests (0: no keep-alive)", metavar="S",
+           aliases=("keepalive",)),
     Option("send_timeout", positive_float, 30.0,
            "seconds a response write may stall on a slow client", metavar="S"),
     Option("worker_connections", int_at_least(1), 1000,
@@ -345,7 +412,7 @@ OPTIONS = (
     Option("allow_missing_host", boolean, False, "accept HTTP/1.1 requests without Host (lenient)"),
     Option("url_scheme", choice("http", "https"), "http", "wsgi.url_scheme to report"),
     Option("log_level", choice("debug", "info", "warning", "error", "critical"), "info",
-           "logging level of the fastwsgi loggers", section="logging"),
+           "logging level of the fastwsgi loggers", section="logging", aliases=("loglevel",)),
     # -- processes (fastwsgi/workers/) --
     Option("workers", optional(int_at_least(1)), None,
            "worker processes under a pre-fork master (unset: $WEB_CONCURRENCY, else one process "
@@ -362,10 +429,20 @@ OPTIONS = (
     Option("max_requests_jitter", int_at_least(0), 0,
            "add a random 0..N to max_requests per worker, so workers do not restart together",
            metavar="N", section="processes"),
+    Option("worker_class", worker_class, "sync",
+           "gunicorn's worker class: sync and gthread (or gunicorn.workers.sync.SyncWorker, "
+           "gunicorn.workers.gthread.ThreadWorker) are both served by fastwsgi's own worker, an event "
+           "loop whose concurrency --threads alone sets (0: the application runs on the loop; N: on N "
+           "threads); other classes (gevent, eventlet, tornado, ASGI workers) are refused",
+           flags=("-k",), section="processes"),
+    Option("worker_tmp_dir", optional(directory), None,
+           "directory of the workers' heartbeat files, whose mtime each worker sets about once a second "
+           "(unset: the temporary directory, $TMPDIR); a memory-backed one such as /dev/shm keeps that "
+           "off the disk", metavar="DIR", path=True, section="processes"),
     Option("pid", optional(text), None,
            "write the PID of the process to signal (the master, else the single process) to FILE once "
            "it listens, and remove it at exit; refuse to start if FILE names a running process",
-           flags=("-p",), metavar="FILE", path=True, section="processes"),
+           flags=("-p",), metavar="FILE", path=True, section="processes", aliases=("pidfile",)),
     Option("daemon", boolean, False,
            "detach from the terminal (fork, setsid, fork; stdin and stdout to /dev/null) before the "
            "application is imported and the sockets bound; the command returns once the server "
@@ -376,11 +453,11 @@ OPTIONS = (
            "process title: 'fastwsgi: master [NAME]', 'fastwsgi: worker [NAME]' ('server' without a "
            "master) when the setproctitle package is installed (unset: the application spec, as "
            "gunicorn); without it, Linux shows NAME (its first 15 bytes) as the process name "
-           "(/proc/PID/comm, ps -o comm, top); gunicorn's proc_name is the same key",
-           flags=("-n",), metavar="NAME", section="processes"),
+           "(/proc/PID/comm, ps -o comm, top)",
+           flags=("-n",), metavar="NAME", section="processes", aliases=("proc_name",)),
     Option("preload", boolean, False,
            "import the application once in the master before forking (HUP then keeps the old code)",
-           flags=("--preload-app",), section="processes"),
+           flags=("--preload-app",), section="processes", aliases=("preload_app",)),
     Option("user", optional(user_id), None,
            "run the workers as this user (a name or a numeric uid) once they have their sockets and "
            "before they import the application; the master stays root (it reads the TLS key, "
@@ -404,7 +481,11 @@ OPTIONS = (
            "the request; 0: accept at once", metavar="S", section="sockets"),
     Option("umask", optional(file_mode), None,
            "umask applied while creating unix: sockets (e.g. 0o007: only the owner and the group may "
-           "connect); with --user they then belong to USER and GROUP", metavar="MODE", section="sockets"),
+           "connect); with --user they then belong to USER and GROUP", flags=("-m",), metavar="MODE",
+           section="sockets"),
+    Option("sendfile", boolean, True,
+           "send a wsgi.file_wrapper over a regular file with os.sendfile (the kernel copies it); "
+           "--no-sendfile (gunicorn's): read it and write the pieces instead", section="sockets"),
     # -- proxy and logging --
     Option("protocol", choice("http", "uwsgi"), "http",
            "protocol of the binds written without one (and of fd:// and systemd sockets): http, or "
@@ -429,22 +510,25 @@ OPTIONS = (
     Option("proxy_allow_from", proxy_list, "127.0.0.1,::1",
            "peers (IPs, CIDRs, '*') that must send the PROXY header under --proxy-protocol "
            "(UNIX-socket peers always must); other peers are served as plain HTTP, where a PROXY "
-           "line is a bad request (400) (gunicorn's proxy_allow_ips)", metavar="LIST", section="proxy"),
+           "line is a bad request (400)", metavar="LIST", section="proxy", aliases=("proxy_allow_ips",)),
     Option("access_logfile", optional(text), None,
            "write an access log line per response to this file ('-': stdout); unset: no access log",
-           metavar="FILE", path=True, section="logging"),
+           metavar="FILE", path=True, section="logging", aliases=("accesslog",)),
     Option("access_logformat", access_format, _access_default_format(),
            "gunicorn's access log atoms, or 'json' for one JSON object per line", metavar="FORMAT",
-           section="logging"),
+           section="logging", aliases=("access_log_format",)),
     Option("error_logfile", text, "-", "error log file ('-': stderr)", flags=("--log-file",),
-           metavar="FILE", path=True, section="logging"),
+           metavar="FILE", path=True, section="logging", aliases=("errorlog",)),
     Option("capture_output", boolean, False,
            "point stdout and stderr (file descriptors 1 and 2) of the master and the workers at "
            "--log-file FILE, so print() and an extension's writes land in the log; no effect with "
            "--log-file - (the default)", section="logging"),
-    Option("log_config", optional(text), None,
-           "logging.config.dictConfig file: .json, or .py defining logconfig_dict", metavar="FILE",
-           path=True, section="logging"),
+    Option("log_config", optional(log_config_source), None,
+           "configure logging from FILE: .json (a logging.config.dictConfig dict), .py (defining the "
+           "dict logconfig_dict), anything else a logging.config.fileConfig file (gunicorn's "
+           "--log-config format); a config file may give the dict itself (gunicorn's logconfig_dict; "
+           "a TOML table)", flags=("--log-config-json",), metavar="FILE", path=True, section="logging",
+           aliases=("logconfig", "logconfig_json", "logconfig_dict")),
     Option("wsgi_app", optional(text), None,
            "the application (MODULE:APP); the positional argument overrides it", metavar="MODULE:APP",
            section="application"),
@@ -459,8 +543,8 @@ OPTIONS = (
            section="application"),
     Option("env", env_list, [],
            "set an environment variable (KEY=VALUE) before the application is imported; workers "
-           "inherit it (repeatable; gunicorn's raw_env); not a serve() keyword", flags=("-e",),
-           metavar="KEY=VALUE", repeatable=True, api=False, section="application"),
+           "inherit it (repeatable); not a serve() keyword", flags=("-e",),
+           metavar="KEY=VALUE", repeatable=True, api=False, section="application", aliases=("raw_env",)),
     # -- TLS (fastwsgi/server/tls.py) --
     Option("certfile", optional(text), None,
            "serve HTTPS on the HTTP binds with this PEM certificate (chain); uwsgi binds stay plain",
@@ -488,7 +572,7 @@ OPTIONS = (
            "changes; implies a master (-w 1 unless set)", section="development"),
     Option("reload_extra_file", path_list, [],
            "another file whose change triggers --reload (repeatable)", metavar="FILE", repeatable=True,
-           path=True, section="development"),
+           path=True, section="development", aliases=("reload_extra_files",)),
     # -- the command itself --
     Option("config", optional(text), None,
            "read options from FILE: a Python file (name = value lines) or a TOML file's "
@@ -500,16 +584,68 @@ OPTIONS = (
     Option("print_config", boolean, False,
            "print the effective options (TOML for [tool.fastwsgi]) and exit", cli_only=True,
            section="command"),
+    # -- gunicorn's settings that fastwsgi refuses (each one line at start-up: why, and what instead) --
+    _refused("statsd_host", "fastwsgi has no StatsD client: serve Prometheus metrics with --metrics-bind "
+             "HOST:PORT"),
+    _refused("statsd_prefix", "fastwsgi has no StatsD client: serve Prometheus metrics with "
+             "--metrics-bind HOST:PORT"),
+    _refused("dogstatsd_tags", "fastwsgi has no StatsD client: serve Prometheus metrics with "
+             "--metrics-bind HOST:PORT"),
+    _refused("paste", "fastwsgi does not read PasteDeploy files: load the application in a module "
+             "(paste.deploy.loadapp) and name it as MODULE:APP", flags=("--paster",)),
+    _refused("raw_paste_global_conf", "fastwsgi does not read PasteDeploy files: load the application in "
+             "a module (paste.deploy.loadapp) and name it as MODULE:APP", flags=("--paste-global",)),
+    _refused("spew", "fastwsgi has no line tracer: run it under python -m trace or a debugger"),
+    _refused("strip_header_spaces", "fastwsgi never strips spaces before a header's colon: a request "
+             "with them is a 400, as RFC 9112 5.1 requires (accepting them lets requests be smuggled)"),
+    _refused("syslog", "fastwsgi has no syslog option: give --log-config a logging config with a "
+             "logging.handlers.SysLogHandler", flags=("--log-syslog",)),
+    _refused("syslog_addr", "fastwsgi has no syslog option: give --log-config a logging config with a "
+             "logging.handlers.SysLogHandler", flags=("--log-syslog-to",)),
+    _refused("syslog_prefix", "fastwsgi has no syslog option: give --log-config a logging config with a "
+             "logging.handlers.SysLogHandler", flags=("--log-syslog-prefix",)),
+    _refused("syslog_facility", "fastwsgi has no syslog option: give --log-config a logging config "
+             "with a logging.handlers.SysLogHandler", flags=("--log-syslog-facility",)),
+    _refused("disable_redirect_access_to_syslog", "fastwsgi has no syslog option: give --log-config a "
+             "logging config with a logging.handlers.SysLogHandler"),
+    _refused("logger_class", "fastwsgi loads no logger classes: its error log is the standard logging "
+             "logger 'fastwsgi' (configure it with --log-config), its access log is set by "
+             "--access-logfile and --access-logformat"),
+    _refused("reload_engine", "fastwsgi's --reload has one engine (it polls the files' mtimes)"),
+    _refused("ssl_version", "gunicorn ignores it too (deprecated since gunicorn 21): set the TLS "
+             "versions in an ssl_context(config, default_ssl_context_factory) hook"),
+    _refused("do_handshake_on_connect", "fastwsgi always does the TLS handshake in its event loop, "
+             "before reading the request"),
+    _refused("suppress_ragged_eofs", "fastwsgi handles a TLS close without close_notify itself (the "
+             "connection just ends)"),
+    _refused("enable_stdio_inheritance", "fastwsgi does not implement gunicorn's -R", flags=("-R",)),
+    _refused("tmp_upload_dir", "fastwsgi does not spool request bodies to temporary files"),
+    _refused("secure_scheme_headers", "fastwsgi sets wsgi.url_scheme from X-Forwarded-Proto or "
+             "Forwarded: proto= sent by --forwarded-allow-ips peers (the names are fixed)"),
+    _refused("forwarder_headers", "fastwsgi takes no SCRIPT_NAME or PATH_INFO from request headers: "
+             "mount the application with --url-prefix PATH"),
+    _refused("casefold_http_method", "fastwsgi does not offer this leniency: methods are case-sensitive "
+             "(RFC 9110 9.1)"),
+    _refused("permit_unconventional_http_method", "fastwsgi does not offer this leniency: a method is "
+             "any RFC 9110 token"),
+    _refused("permit_unconventional_http_version", "fastwsgi does not offer this leniency: HTTP/1.x is "
+             "served, any other version gets a 505"),
+    _refused("permit_obsolete_folding", "fastwsgi does not offer this leniency: an obs-fold line is a 400 "
+             "(RFC 9112 5.2)"),
+    _refused("tolerate_dangerous_framing", "fastwsgi does not offer this leniency: ambiguous framing "
+             "(Content-Length with Transfer-Encoding, ...) is a 400 (RFC 9112 6.3)"),
+    _refused("header_map", "fastwsgi always drops header fields whose name has '_' (gunicorn's default "
+             "'drop'; they would share an environ key with '-'): remove the setting"),
 ) + _hook_rows()
 
 BY_NAME = {option.name: option for option in OPTIONS}
-ALIASES = {"proc_name": "name"}  # gunicorn's config key -> ours (config files and serve())
 HOOK_NAMES = tuple(option.name for option in OPTIONS if not option.cli)
+ALIASES = {alias: option.name for option in OPTIONS for alias in option.aliases}  # gunicorn's names
 
 
 def defaults() -> dict:
     return {option.name: (list(option.default) if isinstance(option.default, list) else option.default)
-            for option in OPTIONS}
+            for option in OPTIONS if not option.refused}
 
 
 def _unknown(name: str, known) -> str:
@@ -523,10 +659,14 @@ def validate(options: dict, api: bool = False) -> dict:
     api=True (serve()) also refuses the command-only rows."""
     result = defaults()
     for name, value in options.items():
-        name = ALIASES.get(name, name)
         option = BY_NAME.get(name)
+        if option is None and name in ALIASES:  # config files rename them; keywords are ours only
+            raise TypeError(f"unknown option {name!r} (did you mean {ALIASES[name]!r}? {name!r} is "
+                            f"gunicorn's name for it)")
         if option is None or (api and option.cli_only):
             raise TypeError(_unknown(name, [o.name for o in OPTIONS if not (api and o.cli_only)]))
+        if option.refused:
+            raise TypeError(_refusal(option))
         if api and not option.api:
             raise TypeError(f"option {name!r} is for the command line and config files: it prepares the "
                             f"process before the application is imported, and serve() is given an "
@@ -539,6 +679,18 @@ def validate(options: dict, api: bool = False) -> dict:
 
 
 # -- command line ------------------------------------------------------------------------------------
+
+def _refusal(option: Option, spelling: str = "") -> str:
+    return f"gunicorn's {spelling or option.name!r} is not supported: {option.help}"
+
+
+class _Refuse(argparse.Action):
+    """A refused gunicorn flag: report it as soon as argparse meets it (later, argparse would report
+    it as 'unrecognized arguments' together with the words after it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UsageError(_refusal(BY_NAME[self.dest], option_string))
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a mistake as one line (UsageError) instead of usage + exit."""
@@ -571,7 +723,13 @@ def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.Argument
     for option in OPTIONS:
         if not option.cli:
             continue
-        if option.is_flag:
+        if option.refused:  # one word at most: a value, if given, goes with it
+            parser.add_argument(*option.cli_flags, dest=option.name, action=_Refuse, nargs="?",
+                                metavar="...", help=_escape(f"refused: {option.help}"))
+        elif option.is_flag and option.default is True:  # --name is the default: --no-name turns it off
+            parser.add_argument(*option.cli_flags[-1:], dest=option.name,
+                                action=argparse.BooleanOptionalAction, help=_escape(option.help))
+        elif option.is_flag:
             parser.add_argument(*option.cli_flags, dest=option.name, action="store_true",
                                 help=_escape(option.help))
         elif option.repeatable:
@@ -584,7 +742,7 @@ def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.Argument
                                 metavar=option.metavar or
                                 ("{" + ",".join(choices) + "}" if choices else None),
                                 help=_escape(f"{option.help} (default: {option.default})"))
-    parser.add_argument("--version", action="version", version=version)
+    parser.add_argument("-v", "--version", action="version", version=version)
     return parser
 
 
@@ -644,11 +802,26 @@ def load_config_file(path: str) -> dict:
         raise UsageError(f"config file {path!r} not found") from None
     except Exception as exc:  # a syntax error or an exception inside the file: one line
         raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}") from None
-    allowed = [option.name for option in OPTIONS if not option.cli_only] + list(ALIASES)
-    for key in items:
-        if key not in allowed:
-            raise UsageError(f"{path}: {_unknown(key, allowed)}")
-    return items
+    return _canonical_names(path, items)
+
+
+def _canonical_names(path: str, items: dict) -> dict:
+    """A config file's settings under fastwsgi's names: gunicorn's names (the rows' aliases) are
+    renamed; a setting spelled twice, a refused gunicorn setting or an unknown name is a UsageError."""
+    allowed = [option.name for option in OPTIONS if not option.cli_only and not option.refused]
+    result, spelled = {}, {}
+    for key, value in items.items():
+        name = ALIASES.get(key, key)
+        option = BY_NAME.get(name)
+        if option is not None and option.refused:
+            raise UsageError(f"{path}: {_refusal(option)}")
+        if option is None or option.cli_only:
+            raise UsageError(f"{path}: {_unknown(key, allowed + list(ALIASES))}")
+        if name in result:
+            raise UsageError(f"{path}: {spelled[name]!r} and {key!r} are the same option ({name}); "
+                             f"set it once")
+        result[name], spelled[name] = value, key
+    return result
 
 
 def _check_helper(path: str, name: str) -> None:
@@ -725,7 +898,7 @@ def anchor_paths(options: dict, base: str) -> dict:
     result = dict(options)
     for option in OPTIONS:
         value = result.get(option.name)
-        if option.path and value is not None:
+        if option.path and isinstance(value, (str, list)):  # log_config may be a dict
             result[option.name] = [absolute(p) for p in value] if isinstance(value, list) else absolute(value)
     binds = []
     for address in result["bind"]:
@@ -744,12 +917,15 @@ def format_options(options: dict) -> str:
 
     lines = ["[tool.fastwsgi]"]
     for option in OPTIONS:
-        if option.cli_only:
+        if option.cli_only or option.refused:
             continue
         value = options[option.name]
         key = option.name
         if value is None:
             lines.append(f"# {key} is unset")
+        elif isinstance(value, dict):  # log_config as a dict: JSON is not a TOML inline table
+            lines.append(f"# {key} = {json.dumps(value)} (a dict: set it in a Python config file or as a "
+                         f"[tool.fastwsgi.{key}] table)")
         elif not option.cli:  # a function: TOML cannot hold it
             from .hooks import describe
 
@@ -772,7 +948,8 @@ def _type_name(option: Option) -> str:
             "non_negative_float": "seconds >= 0", "text": "string", "proxy_list": "list",
             "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT",
             "search_path": "list of paths", "env_list": "list of KEY=VALUE",
-            "user_id": "name or uid", "group_id": "name or gid"}.get(name, name)
+            "user_id": "name or uid", "group_id": "name or gid", "directory": "directory",
+            "log_config_source": "file (or dict)"}.get(name, name)
 
 
 def render_markdown() -> str:
@@ -789,11 +966,19 @@ def render_markdown() -> str:
         for option in OPTIONS:
             if option.section != section:
                 continue
-            flags = ", ".join(f"`{flag}`" for flag in option.cli_flags) if option.cli else "(none)"
+            spellings = option.cli_flags
+            if option.is_flag and option.default is True and not option.refused:
+                spellings = (spellings[-1], "--no-" + spellings[-1][2:])
+            flags = ", ".join(f"`{flag}`" for flag in spellings) if option.cli else "(none)"
             key = "(command line only)" if option.cli_only else f"`{option.name}`"
+            if option.aliases:
+                key += " (gunicorn: " + ", ".join(f"`{alias}`" for alias in option.aliases) + ")"
             default = "unset" if option.default is None else f"`{option.default!r}`".replace("|", "\\|")
+            kind = _type_name(option)
+            if option.refused:
+                default, kind = "-", "refused"
             meaning = option.help.replace("|", "\\|")
-            out.append(f"| {flags} | {key} | {_type_name(option)} | {default} | {meaning} |")
+            out.append(f"| {flags} | {key} | {kind} | {default} | {meaning} |")
         out.append("")
     return "\n".join(out)
 

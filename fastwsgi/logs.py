@@ -2,8 +2,9 @@
 --access-logfile, --access-logformat), and reopening log files after rotation (SIGUSR1).
 
 Theory of operation: `configure(options)` runs once in the process that parses the options (the
-master, or the only process). With --log-config the dictConfig file owns every logger; otherwise the
-"fastwsgi" logger (and its children, "fastwsgi.error" among them) writes
+master, or the only process). With --log-config (a dictConfig dict, .json or .py file, or a fileConfig
+file) that configuration owns every logger; otherwise the "fastwsgi" logger (and its children,
+"fastwsgi.error" among them) writes
 `[time] [pid] [LEVEL] message` lines to stderr or to --error-logfile. `reopen()` closes and reopens
 every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
 
@@ -18,6 +19,7 @@ exchange class that does no per-request logging work at all. `Throttled` rate-li
 peer can trigger at will (a refused client reconnecting in a loop), so it cannot flood the log.
 """
 
+import copy
 import json
 import logging
 import logging.config
@@ -68,20 +70,28 @@ def redirect_stdio(path: str, fds=(1, 2)) -> None:
 
 def _configure_logging(options: dict) -> None:
     path = options.get("log_config")
-    if path:
+    if isinstance(path, dict) or path:
+        shown = "the logconfig_dict" if isinstance(path, dict) else repr(path)
         try:
-            if path.endswith(".json"):
+            if isinstance(path, dict):  # given as a dict by a config file (gunicorn's logconfig_dict)
+                config = copy.deepcopy(path)
+            elif path.endswith(".json"):
                 with open(path, encoding="utf-8") as file:
                     config = json.load(file)
-            else:
+            elif path.endswith(".py"):
                 config = runpy.run_path(path).get("logconfig_dict")
                 if not isinstance(config, dict):
                     raise ValueError("a Python log config file must define the dict logconfig_dict")
+            else:  # gunicorn's --log-config format
+                if not os.path.isfile(path):
+                    raise ValueError("no such file")
+                logging.config.fileConfig(path, disable_existing_loggers=False)
+                return
             config.setdefault("version", 1)
             config.setdefault("disable_existing_loggers", False)
             logging.config.dictConfig(config)
         except Exception as exc:
-            raise LogConfigError(f"cannot use --log-config {path!r}: {exc}") from None
+            raise LogConfigError(f"cannot use --log-config {shown}: {exc}") from None
         return
     logger = logging.getLogger("fastwsgi")
     logger.setLevel(options["log_level"].upper())

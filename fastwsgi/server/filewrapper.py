@@ -4,14 +4,15 @@ Theory of operation: an application returns `environ["wsgi.file_wrapper"](fileli
 Iterating it reads `blksize` pieces, so it works for any object with read(). When the wrapped object is
 a regular file with a real descriptor, `sendfile_source()` tells the response writer where the bytes are
 (descriptor, position, bytes left) and the kernel copies them with os.sendfile, never through Python.
-Where os.sendfile does not exist (OpenBSD, NetBSD) there is no source and the file is iterated.
+Where os.sendfile does not exist (OpenBSD, NetBSD), or under --no-sendfile (`ReadingFileWrapper`), there
+is no source and the file is iterated.
 `close()` closes the wrapped object, as PEP 3333 requires.
 """
 
 import os
 import stat
 
-__all__ = ["FileWrapper"]
+__all__ = ["FileWrapper", "ReadingFileWrapper"]
 
 _SENDFILE = hasattr(os, "sendfile")
 
@@ -45,3 +46,11 @@ class FileWrapper:
         except (AttributeError, OSError, ValueError):
             return None
         return fd, offset, max(0, info.st_size - offset)
+
+
+class ReadingFileWrapper(FileWrapper):
+    """wsgi.file_wrapper under --no-sendfile: the file is always read and written in pieces (the
+    response writer sends with os.sendfile only an object whose type is exactly FileWrapper)."""
+
+    def sendfile_source(self):
+        return None

@@ -49,7 +49,7 @@ from email.utils import formatdate
 
 from ..parser import Limits, get_backend
 from .connection import Connection
-from .filewrapper import FileWrapper
+from .filewrapper import FileWrapper, ReadingFileWrapper
 from .instrumented import exchange_class
 from .mount import mounted
 from .poller import IN, poller_class
@@ -159,7 +159,7 @@ class Server:
                 "wsgi.multiprocess": multiprocess,
                 "wsgi.run_once": False,
                 "wsgi.input_terminated": True,
-                "wsgi.file_wrapper": FileWrapper,
+                "wsgi.file_wrapper": FileWrapper if options["sendfile"] else ReadingFileWrapper,
             }
             if tls:
                 base["HTTPS"] = "on"  # what CGI servers (and uwsgi behind nginx) say

@@ -315,7 +315,7 @@ class Arbiter(hooks.HookArgument):
 
     def spawn_worker(self) -> None:
         self.age += 1
-        heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-")
+        heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-", dir=self.options["worker_tmp_dir"])
         if self.credentials is not None:  # the worker sets its mtime once it is USER
             os.fchown(heartbeat.fileno(), self.credentials.uid, self.credentials.gid)
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
