@@ -372,6 +372,13 @@ def _refused(name: str, why: str, flags: tuple = ()) -> Option:
                   section="gunicorn options fastwsgi refuses")
 
 
+_NO_STATSD = "fastwsgi has no StatsD client: serve Prometheus metrics with --metrics-bind HOST:PORT"
+_NO_PASTE = ("fastwsgi does not read PasteDeploy files: load the application in a module "
+             "(paste.deploy.loadapp) and name it as MODULE:APP")
+_NO_SYSLOG = ("fastwsgi has no syslog option: give --log-config a logging config with a "
+              "logging.handlers.SysLogHandler")
+
+
 def _refuse(value):
     raise ValueError("refused")  # never reached: callers report the row's help first
 
@@ -585,29 +592,19 @@ OPTIONS = (
            "print the effective options (TOML for [tool.fastwsgi]) and exit", cli_only=True,
            section="command"),
     # -- gunicorn's settings that fastwsgi refuses (each one line at start-up: why, and what instead) --
-    _refused("statsd_host", "fastwsgi has no StatsD client: serve Prometheus metrics with --metrics-bind "
-             "HOST:PORT"),
-    _refused("statsd_prefix", "fastwsgi has no StatsD client: serve Prometheus metrics with "
-             "--metrics-bind HOST:PORT"),
-    _refused("dogstatsd_tags", "fastwsgi has no StatsD client: serve Prometheus metrics with "
-             "--metrics-bind HOST:PORT"),
-    _refused("paste", "fastwsgi does not read PasteDeploy files: load the application in a module "
-             "(paste.deploy.loadapp) and name it as MODULE:APP", flags=("--paster",)),
-    _refused("raw_paste_global_conf", "fastwsgi does not read PasteDeploy files: load the application in "
-             "a module (paste.deploy.loadapp) and name it as MODULE:APP", flags=("--paste-global",)),
+    _refused("statsd_host", _NO_STATSD),
+    _refused("statsd_prefix", _NO_STATSD),
+    _refused("dogstatsd_tags", _NO_STATSD),
+    _refused("paste", _NO_PASTE, flags=("--paster",)),
+    _refused("raw_paste_global_conf", _NO_PASTE, flags=("--paste-global",)),
     _refused("spew", "fastwsgi has no line tracer: run it under python -m trace or a debugger"),
     _refused("strip_header_spaces", "fastwsgi never strips spaces before a header's colon: a request "
              "with them is a 400, as RFC 9112 5.1 requires (accepting them lets requests be smuggled)"),
-    _refused("syslog", "fastwsgi has no syslog option: give --log-config a logging config with a "
-             "logging.handlers.SysLogHandler", flags=("--log-syslog",)),
-    _refused("syslog_addr", "fastwsgi has no syslog option: give --log-config a logging config with a "
-             "logging.handlers.SysLogHandler", flags=("--log-syslog-to",)),
-    _refused("syslog_prefix", "fastwsgi has no syslog option: give --log-config a logging config with a "
-             "logging.handlers.SysLogHandler", flags=("--log-syslog-prefix",)),
-    _refused("syslog_facility", "fastwsgi has no syslog option: give --log-config a logging config "
-             "with a logging.handlers.SysLogHandler", flags=("--log-syslog-facility",)),
-    _refused("disable_redirect_access_to_syslog", "fastwsgi has no syslog option: give --log-config a "
-             "logging config with a logging.handlers.SysLogHandler"),
+    _refused("syslog", _NO_SYSLOG, flags=("--log-syslog",)),
+    _refused("syslog_addr", _NO_SYSLOG, flags=("--log-syslog-to",)),
+    _refused("syslog_prefix", _NO_SYSLOG, flags=("--log-syslog-prefix",)),
+    _refused("syslog_facility", _NO_SYSLOG, flags=("--log-syslog-facility",)),
+    _refused("disable_redirect_access_to_syslog", _NO_SYSLOG),
     _refused("logger_class", "fastwsgi loads no logger classes: its error log is the standard logging "
              "logger 'fastwsgi' (configure it with --log-config), its access log is set by "
              "--access-logfile and --access-logformat"),
@@ -696,6 +693,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a mistake as one line (UsageError) instead of usage + exit."""
 
     def error(self, message):
+        prefix = "unrecognized arguments: "
+        flag = next((word for word in message[len(prefix):].split() if word.startswith("-")), None) \
+            if message.startswith(prefix) else None
+        if flag is not None:  # name the unknown flag alone: the words after it were never read
+            flag = flag.partition("=")[0]
+            close = difflib.get_close_matches(flag, list(self._option_string_actions), n=1)
+            message = prefix + flag + (f" (did you mean {close[0]}?)" if close else "")
         raise UsageError(message)
 
 
