@@ -87,7 +87,7 @@ def test_pyproject_table_configures_a_real_server(tmp_path):
 
 @pytest.mark.parametrize("content, suffix, message", [
     ("worker = 3\n", ".py", "unknown option 'worker' (did you mean 'workers'?)"),
-    ("[tool.fastwsgi]\nkeepalive = 3\n", ".toml", "unknown option 'keepalive' (did you mean 'keep_alive'?)"),
+    ("[tool.fastwsgi]\nkeep-alives = 3\n", ".toml", "unknown option 'keep_alives' (did you mean 'keep_alive'?)"),
     ("[tool.other]\nx = 1\n", ".toml", "no [tool.fastwsgi] table"),
     ("check_config = true\n", ".py", "unknown option 'check_config'"),
     ("threads = -2\n", ".py", "option 'threads': must be >= 0"),

@@ -296,3 +296,20 @@ def test_serve_checks_the_certificate_before_listening(tmp_path, monkeypatch):
         fastwsgi.serve(app, certfile=str(tmp_path / "missing.pem"))
     with pytest.raises(RuntimeError, match="--certfile .*missing.pem"):
         fastwsgi.serve(app, workers=2, certfile=str(tmp_path / "missing.pem"))
+
+
+def test_serve_names_gunicorns_spelling_and_refuses_what_fastwsgi_lacks():
+    with pytest.raises(TypeError, match="did you mean 'keep_alive'\\? 'keepalive' is gunicorn's name for it"):
+        fastwsgi.serve(app, port=0, keepalive=5)
+    with pytest.raises(TypeError, match="gunicorn's 'statsd_host' is not supported: .*--metrics-bind"):
+        fastwsgi.serve(app, port=0, statsd_host="localhost:8125")
+    with pytest.raises(ValueError, match="option 'worker_class': 'gevent' is a green-thread worker"):
+        fastwsgi.serve(app, port=0, worker_class="gevent")
+    assert "statsd_host" not in config.defaults() and config.defaults()["worker_class"] == "sync"
+
+
+def test_gunicorn_names_are_aliases_of_one_row_each():
+    assert config.ALIASES["keepalive"] == "keep_alive" and config.ALIASES["logconfig_dict"] == "log_config"
+    assert not set(config.ALIASES) & set(config.BY_NAME)  # an alias never shadows a row
+    doc = config.render_markdown()
+    assert "`keep_alive` (gunicorn: `keepalive`)" in doc and "`--sendfile`, `--no-sendfile`" in doc
