@@ -93,7 +93,8 @@ static int fw_parse_request_line(const unsigned char *b, size_t start, size_t en
 
     t = sp1 + 1;
     target_len = (size_t)(sp2 - t);
-    if (fw_span(t, target_len, FW_C_TARGET) != target_len)
+    /* 0x21-0x7E but '#': no form of request-target has a fragment (RFC 9112 3.2) */
+    if (fw_span(t, target_len, FW_C_TARGET) != target_len || memchr(t, '#', target_len) != NULL)
         return FW_E_BAD_TARGET;
 
     req->method_off = (uint32_t)start;

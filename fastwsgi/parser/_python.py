@@ -69,7 +69,7 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # HTTP-version = "HTTP/" DIGIT "." DIGIT                                           (RFC 9112 §2.3)
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 # request-target bytes: VCHAR only, no SP/CTL/obs-text                               (RFC 9112 §3.2)
-_TARGET_CHARS = re.compile(r"[\x21-\x7e]+")
+_TARGET_CHARS = re.compile(r"[\x21\x22\x24-\x7e]+")  # no "#": a fragment is never sent (RFC 9112 §3.2)
 # absolute-form prefix: scheme "://" authority (authority up to "/" or "?")   (RFC 9112 §3.2.2)
 _ABSOLUTE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*://([^/?]*)")
 # Host = uri-host [ ":" port ]; uri-host = IP-literal / reg-name    (RFC 9112 §3.2, RFC 3986 §3.2.2)
@@ -104,7 +104,7 @@ _CONTENT_LENGTH = re.compile(r"[0-9]+")
 # the value lets a failing line backtrack in one tight loop. So a line that does not match costs
 # time linear in its length. A value ending in OWS fails the lookbehind (rare: the slow path then
 # trims it).
-_REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])")
+_REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21\\x22\\x24-\\x7e]+) HTTP/1\\.([0-9])")
 _FIELD_LINE = re.compile(
     f"\\n([{_TCHAR}]+):(?=([ \\t]*))\\2"
     r"([\t\x20-\x7e\x80-\xff]*)\r(?<![ \t]\r)(?=\n)"

@@ -18,6 +18,8 @@ BAD_REQUESTS = {
     "http3-version": (b"GET / HTTP/3.1\r\n" + H + b"\r\n", 505),
     "bad-target": (b"GET foo HTTP/1.1\r\n" + H + b"\r\n", 400),
     "space-in-target": (b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    # served, PATH_INFO was "/a#b" where gunicorn and waitress give "/a" (tests/compat/diff_environ.py)
+    "fragment-in-target": (b"GET /a#b HTTP/1.1\r\n" + H + b"\r\n", 400),
     "connect": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
     "connect-origin-form": (b"CONNECT / HTTP/1.1\r\n" + H + b"\r\n", 400),
     "uri-too-long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
