@@ -175,7 +175,7 @@ long fw_parse_request(const char *buf, size_t len, const fw_limits *lim,
  *   then for each environ key:  KEY "\0" VALUE, items separated by "\0".
  * Keys are HTTP_<NAME> (upper-cased, '-' -> '_'), CONTENT_TYPE and
  * CONTENT_LENGTH; names containing '_' are skipped; repeated names are joined
- * with ',' in arrival order under their first occurrence.  With an
+ * with ',' (Cookie with "; ") in arrival order under their first occurrence.  With an
  * absolute-form target, HTTP_HOST is the target's authority (RFC 9112 3.2.2):
  * the Host field's item takes it as value, or, without a Host field, an
  * HTTP_HOST item is added last.  Returns the number

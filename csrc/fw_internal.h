@@ -335,8 +335,8 @@ int fw_env_host_of(const unsigned char *b, const fw_request *req, const fw_heade
                    fw_env_host *host);
 
 /* Upper bound of what the environ writers below write for a complete head:
- * PATH_INFO plus, per field, "HTTP_" + name + value + 3 bytes of separators
- * (a '\0' after the key and after the value, or the ',' joining it), plus
+ * PATH_INFO plus, per field, "HTTP_" + name + value + 4 bytes of separators
+ * (a '\0' after the key and after the value, or the ',' or "; " joining it), plus
  * "HTTP_HOST" + the authority + 3 when `host` is not NULL. */
 size_t fw_environ_size(const fw_request *req, const fw_header *headers, const fw_env_host *host);
 
@@ -359,8 +359,9 @@ size_t fw_write_path(const unsigned char *b, const fw_request *req, unsigned cha
 /* Environ key of field h: CONTENT_TYPE, CONTENT_LENGTH or HTTP_<NAME>
  * (upper-cased, '-' -> '_'); returns its length (at most 5 + name length). */
 size_t fw_write_key(const unsigned char *b, const fw_header *h, unsigned char *o);
-/* Value of field i joined with ',' to the values of the later fields of its
- * name, in arrival order (next[] of fw_index_names); returns its length. */
+/* Value of field i joined with ',' (Cookie: "; ", RFC 9113 8.2.3) to the values
+ * of the later fields of its name, in arrival order (next[] of fw_index_names);
+ * returns its length. */
 size_t fw_write_value(const unsigned char *b, const fw_header *headers, const uint32_t *next,
                       uint32_t i, unsigned char *o);
 

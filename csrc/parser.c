@@ -191,14 +191,15 @@ static int fw_scan_method_prefix(const unsigned char *b, size_t len, size_t star
 /* Fields the framing depends on, recognised by their lower-cased name. */
 enum fw_field_kind {
     FW_F_OTHER, FW_F_HOST, FW_F_TE, FW_F_CL, FW_F_CONNECTION, FW_F_EXPECT, FW_F_UPGRADE,
-    FW_F_CONTENT_TYPE
+    FW_F_CONTENT_TYPE, FW_F_COOKIE
 };
 
 static enum fw_field_kind fw_field_kind(const unsigned char *name, size_t n)
 {
     switch (n) {
     case 4: return FW_IEQ(name, n, "host") ? FW_F_HOST : FW_F_OTHER;
-    case 6: return FW_IEQ(name, n, "expect") ? FW_F_EXPECT : FW_F_OTHER;
+    case 6:
+        return FW_IEQ(name, n, "expect") ? FW_F_EXPECT : FW_IEQ(name, n, "cookie") ? FW_F_COOKIE : FW_F_OTHER;
     case 7: return FW_IEQ(name, n, "upgrade") ? FW_F_UPGRADE : FW_F_OTHER;
     case 10: return FW_IEQ(name, n, "connection") ? FW_F_CONNECTION : FW_F_OTHER;
     case 12: return FW_IEQ(name, n, "content-type") ? FW_F_CONTENT_TYPE : FW_F_OTHER;
@@ -879,11 +880,11 @@ int fw_env_host_of(const unsigned char *b, const fw_request *req, const fw_heade
 
 size_t fw_environ_size(const fw_request *req, const fw_header *headers, const fw_env_host *host)
 {
-    /* the path, and per field "HTTP_" + name + 2 separators + value + a ',' if joined */
+    /* the path, and per field "HTTP_" + name + 2 separators + value + a ',' or "; " if joined */
     size_t need = req->path_len;
     uint32_t i;
     for (i = 0; i < req->num_headers; i++)
-        need += 5 + headers[i].name_len + 3 + headers[i].value_len;
+        need += 5 + headers[i].name_len + 4 + headers[i].value_len;
     if (host != NULL)
         need += 9 + 3 + (size_t)host->len;
     return need;
@@ -937,10 +938,14 @@ size_t fw_write_value(const unsigned char *b, const fw_header *headers, const ui
 {
     size_t pos = headers[i].value_len;
     uint32_t k = next[i] & ~FW_NAME_NO_KEY;
+    int cookie = k != 0 && fw_field_kind(b + headers[i].name_off, headers[i].name_len) == FW_F_COOKIE;
     memcpy(o, b + headers[i].value_off, pos);
     while (k != 0) {                                /* the later fields of this name, in order */
         const fw_header *h = &headers[k - 1];
-        o[pos++] = ',';
+        if (cookie)                                 /* RFC 9113 8.2.3: ',' would merge two cookies */
+            o[pos++] = ';', o[pos++] = ' ';
+        else
+            o[pos++] = ',';
         memcpy(o + pos, b + h->value_off, h->value_len);
         pos += h->value_len;
         k = next[k - 1] & ~FW_NAME_NO_KEY;
@@ -1002,11 +1007,15 @@ long fw_pack_environ(const char *buf, const fw_request *req, const fw_header *he
             pos += host.len;
         } else if (links == one) {                  /* fw_write_value follows next[] links */
             size_t k;
+            int cookie = fw_field_kind(b + headers[i].name_off, headers[i].name_len) == FW_F_COOKIE;
             memcpy(o + pos, b + headers[i].value_off, headers[i].value_len);
             pos += headers[i].value_len;
             while ((one[0] & ~FW_NAME_NO_KEY) != 0) {
                 k = (one[0] & ~FW_NAME_NO_KEY) - 1;
-                o[pos++] = ',';
+                if (cookie)
+                    o[pos++] = ';', o[pos++] = ' ';
+                else
+                    o[pos++] = ',';
                 memcpy(o + pos, b + headers[k].value_off, headers[k].value_len);
                 pos += headers[k].value_len;
                 one[0] = fw_next_slowly(b, headers, n, (uint32_t)k);

@@ -147,8 +147,11 @@ static void environ_oracle(const unsigned char *buf, const fw_request *req,
             values[nkeys].len = 0;
             nkeys++;
         } else {
+            if (key.len == 11 && memcmp(key.p, "HTTP_COOKIE", 11) == 0)
+                bytes_put(&values[j], "; ", 2);  /* RFC 9113 §8.2.3: ',' would merge two cookies */
+            else
+                bytes_putc(&values[j], ',');
             bytes_free(&key);
-            bytes_putc(&values[j], ',');
         }
         bytes_put(&values[j], buf + headers[i].value_off, headers[i].value_len);
     }

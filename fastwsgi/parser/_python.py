@@ -332,7 +332,7 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
         expects = (headers["HTTP_EXPECT"],) if "HTTP_EXPECT" in headers else ()
         codings = ((headers["HTTP_TRANSFER_ENCODING"],) if "HTTP_TRANSFER_ENCODING" in headers
                    else ())
-    else:  # repeated names (joined with "," in arrival order) or names never mapped
+    else:  # repeated names (joined with "," in arrival order, Cookie with "; ") or names never mapped
         headers = {}
         keys = []
         for field in fields:
@@ -340,8 +340,8 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
             key = get_key(name) or _environ_key(name)
             keys.append(key)
             if key:
-                if key in headers:
-                    headers[key] += "," + value
+                if key in headers:  # Cookie with "; " (RFC 9113 §8.2.3): "," would merge two cookies
+                    headers[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
                 else:
                     headers[key] = value
         host_count = keys.count("HTTP_HOST")

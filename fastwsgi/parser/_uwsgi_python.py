@@ -23,9 +23,9 @@ all pairs at once with a few whole-list operations (one regex over the joined va
 lengths, a set of the CGI keys), and only when that fails does a pair-by-pair walk name the first
 error, so the common case costs a handful of C-level passes.
 
-`environ_of` (repeated HTTP_ keys joined with ",", HTTP_CONTENT_LENGTH, HTTP_CONTENT_TYPE and
-"wsgi."-prefixed keys dropped, following the `key_plan` of the packet's keys, cached per key
-sequence since a front end sends the same keys request after request) and `build_head` (defaults
+`environ_of` (repeated HTTP_ keys joined with "," but HTTP_COOKIE with "; "; HTTP_CONTENT_LENGTH,
+HTTP_CONTENT_TYPE and "wsgi."-prefixed keys dropped, following the `key_plan` of the packet's keys,
+cached per key sequence since a front end sends the same keys request after request) and `build_head` (defaults
 for absent PATH_INFO, QUERY_STRING, REQUEST_URI, SERVER_PROTOCOL) turn checked variables into the
 Head; the C backend's wrapper (_uwsgi_c.py) uses them too, on the variables the C core has checked,
 so the Head is assembled by one piece of code for both backends.
@@ -165,14 +165,15 @@ def key_plan(keys: tuple) -> tuple:
 def environ_of(plan: tuple, values) -> dict:
     """The packet's variables (`values` in block order; items beyond the keys are ignored) as a
     dict in block order, following `plan` = key_plan(keys): without the dropped keys, and a repeated
-    HTTP_ key (nginx sends one var per header line) gets its values joined with "," in order, under
-    its first position. Rule 4 has made sure that no other key is repeated."""
+    HTTP_ key (nginx sends one var per header line) gets its values joined with "," (HTTP_COOKIE: "; ")
+    in order, under its first position. Rule 4 has made sure that no other key is repeated."""
     keys, fixups = plan
     env = dict(zip(keys, values))  # a repeated key keeps its first position, with its last value
     if fixups is not None:
         repeats, dropped = fixups
         for key, indexes in repeats:
-            env[key] = ",".join([values[index] for index in indexes])
+            # Cookie with "; " as the HTTP parser joins it (RFC 9113 §8.2.3)
+            env[key] = ("; " if key == "HTTP_COOKIE" else ",").join([values[index] for index in indexes])
         for key in dropped:
             del env[key]
     return env

@@ -1,6 +1,7 @@
 """The WSGI environ the application receives (PEP 3333 "environ Variables"), and a run of the whole
 server under wsgiref.validate.validator."""
 
+import http.cookies
 import json
 
 import pytest
@@ -95,6 +96,16 @@ def test_headers_map_to_cgi_names(server):
     assert env["HTTP_USER_AGENT"] == "t\u00e9st"  # latin-1 decoded
     assert env["HTTP_ACCEPT"] == "*/*"
     assert env["REQUEST_METHOD"] == "POST"
+
+
+def test_repeated_cookie_lines_reach_cookie_parsers_as_separate_cookies(server):
+    # joined with "," (as gunicorn does), "a=1,b=2" parses as the one cookie a="1,b=2"
+    env, _ = environ_of(server.port, headers=[("Cookie", "a=1"), ("X-A", "1"), ("Cookie", "b=2; c=3"),
+                                              ("X-A", "2")])
+    assert env["HTTP_COOKIE"] == "a=1; b=2; c=3"
+    jar = http.cookies.SimpleCookie(env["HTTP_COOKIE"])
+    assert {name: morsel.value for name, morsel in jar.items()} == {"a": "1", "b": "2", "c": "3"}
+    assert env["HTTP_X_A"] == "1,2"  # other fields keep ","
 
 
 def test_underscore_header_alone_is_dropped(server):

@@ -93,6 +93,7 @@ def listening_urls(server: ServerProcess, count: int = 1) -> list[str]:
 def test_vars_pass_through_to_the_environ(uwsgi_server):
     variables = request_vars(path="/environ", query="a=1&b=%20x") + [
         ("HTTP_X_REPEATED", "one"), ("HTTP_USER_AGENT", "curl/8"), ("HTTP_X_REPEATED", "two, three"),
+        ("HTTP_COOKIE", "a=1"), ("HTTP_COOKIE", "b=2"),  # nginx: one var per Cookie line
         ("UWSGI_CUSTOM", "custom value"), ("CONTENT_TYPE", "text/x")]
     variables.remove(("CONTENT_TYPE", ""))
     seen = environ_of(uwsgi_server.port, variables)
@@ -108,6 +109,7 @@ def test_vars_pass_through_to_the_environ(uwsgi_server):
     assert seen["HTTP_HOST"] == "example.org" and seen["HTTP_USER_AGENT"] == "curl/8"
     # one var per header line; repeats are joined in order as the HTTP parser joins repeated fields
     assert seen["HTTP_X_REPEATED"] == "one,two, three"
+    assert seen["HTTP_COOKIE"] == "a=1; b=2"  # with ",", cookie parsers read one cookie a="1,b=2"
     assert seen["SCRIPT_NAME"] == ""
     assert seen["wsgi.url_scheme"] == "http" and seen["wsgi.version"] == [1, 0]
     assert seen["wsgi.multithread"] is (uwsgi_server.threads > 0)
