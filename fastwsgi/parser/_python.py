@@ -104,7 +104,7 @@ _CONTENT_LENGTH = re.compile(r"[0-9]+")
 # the value lets a failing line backtrack in one tight loop. So a line that does not match costs
 # time linear in its length. A value ending in OWS fails the lookbehind (rare: the slow path then
 # trims it).
-_REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21\\x22\\x24-\\x7e]+) HTTP/1\\.([0-9])")
+_REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])")  # "#": see the fast path
 _FIELD_LINE = re.compile(
     f"\\n([{_TCHAR}]+):(?=([ \\t]*))\\2"
     r"([\t\x20-\x7e\x80-\xff]*)\r(?<![ \t]\r)(?=\n)"
@@ -452,6 +452,8 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
         pairs = ()
         headers = {}
     method, target, minor = request_line.groups()
+    if "#" in target:  # a fragment (refused): one VCHAR range keeps the regex fast, str.find is cheap
+        return None
     if target[0] == "/" and method != "CONNECT":  # origin-form, the common case of _split_target
         path, _, query = target.partition("?")
     else:
