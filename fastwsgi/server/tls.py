@@ -33,7 +33,12 @@ its socket non-blocking and does TLS in memory (`SSLContext.wrap_bio` over two `
   bytes as a write, one chunk at a time, once the previous chunk has left.
 * Blocking waits (wsgi.input, write(), threads > 0) go through `recv_wait` / `flush_wait` as on a
   plain connection: writes only need the socket writable (renegotiation is off: OP_NO_RENEGOTIATION).
-* The last response sends a close_notify before the lingering close.
+* Closing: every orderly close of an established connection says close_notify first (RFC 8446
+  §6.1): after the last response (before the lingering close), when it was idle past --keep-alive,
+  when a graceful stop (SIGTERM, --max-requests) closes it idle, and after the client's own EOF. It is
+  one non-blocking send, and only when no response is in progress or unsent: a close_notify after a
+  cut-off response would make the cut look complete. Error closes (a failed handshake, a TLS or
+  socket error, a stalled send) end without it, as an error alert or a reset would.
 
 The environ of a TLS listener says wsgi.url_scheme "https" and HTTPS "on" (loop.py), whatever
 --url-scheme says. Nothing about the client certificate is put in the environ (gunicorn puts none).
@@ -135,7 +140,7 @@ def _default_context(options: dict):
 class TLSConnection(Connection):
     """A Connection whose bytes go through TLS in memory (see the module docstring)."""
 
-    __slots__ = ("tls", "tls_in", "tls_out", "cipher", "handshaking")
+    __slots__ = ("tls", "tls_in", "tls_out", "cipher", "handshaking", "notified")
 
     def __init__(self, server, sock, environ_base: dict):
         super().__init__(server, sock, environ_base)
@@ -144,6 +149,7 @@ class TLSConnection(Connection):
         self.tls = server.ssl_context.wrap_bio(self.tls_in, self.tls_out, server_side=True)
         self.cipher = b""  # records the socket has not taken yet
         self.handshaking = True
+        self.notified = False  # close_notify was sent
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -377,16 +383,38 @@ class TLSConnection(Connection):
 
     # -- closing --------------------------------------------------------------------------------
 
+    def close_notify(self) -> None:
+        """Say close_notify (RFC 8446 §6.1) once, if this close is orderly: the handshake is done,
+        nothing failed, and no response is in progress or waiting for the socket (a close_notify
+        after a cut-off response would tell the client it got all of it). Best effort: the alert
+        goes out with one non-blocking send, and the client's close_notify is not awaited."""
+        if (self.notified or self.broken or self.handshaking or self.closed or self.out or self.in_worker
+                or self.exchange is not None):
+            return
+        self.notified = True
+        try:
+            self.tls.unwrap()
+        except ssl.SSLError:  # SSLWantReadError: the client's close_notify is not awaited
+            pass
+        if self.tls_out.pending:
+            try:
+                self.sock.send(self.tls_out.read())
+            except OSError:
+                pass
+
     def linger(self) -> None:
         """Say close_notify after the last response, then close as a plain connection does."""
-        if not self.broken:
-            try:
-                self.tls.unwrap()
-            except ssl.SSLError:  # SSLWantReadError: the client's close_notify is not awaited
-                pass
-            if self.tls_out.pending:
-                try:
-                    self.sock.send(self.tls_out.read())
-                except OSError:
-                    pass
+        self.close_notify()
         Connection.linger(self)
+
+    def on_timeout(self) -> None:
+        """Idle past --keep-alive (or a client too slow): close_notify before the close, which
+        on_timeout marks `broken`. A stalled handshake or send says nothing (see close_notify)."""
+        self.close_notify()
+        Connection.on_timeout(self)
+
+    def close(self) -> None:
+        """Every close of an idle, healthy connection (graceful stop, --max-requests, the client's
+        EOF) says close_notify first; error closes (`broken`) do not."""
+        self.close_notify()
+        Connection.close(self)

@@ -43,6 +43,7 @@ def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
 tls_server = tls_server_fixture(matrix=FULL_MATRIX)
 tls_backend_server = tls_server_fixture()
 tls_quick_timeout = tls_server_fixture("--header-timeout", "1")
+tls_short_keep_alive = tls_server_fixture("--keep-alive", "1", matrix=FULL_MATRIX)
 required_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "2")  # gunicorn's spelling
 optional_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "optional")
 
@@ -50,9 +51,10 @@ optional_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "optio
 class TLSConn(Conn):
     """tests.functional.client.Conn over TLS (the handshake happens in the constructor)."""
 
-    def __init__(self, port: int, context: ssl.SSLContext, **kwargs):
+    def __init__(self, port: int, context: ssl.SSLContext, suppress_ragged_eofs: bool = True, **kwargs):
         super().__init__(port, **kwargs)
-        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+        self.sock = context.wrap_socket(self.sock, server_hostname="localhost",
+                                        suppress_ragged_eofs=suppress_ragged_eofs)
 
 
 def https(server, certs, cert=None, timeout: float = 10.0) -> http.client.HTTPSConnection:
@@ -341,6 +343,73 @@ def test_uwsgi_bind_stays_plain(certs):
         assert uwsgi_url.startswith("uwsgi://127.0.0.1:") and https_url.startswith("https://127.0.0.1:")
         assert environ["wsgi.url_scheme"] == "http" and "HTTPS" not in environ
         assert status == 200
+
+
+# -- close_notify on every orderly close (RFC 8446 §6.1) -------------------------------------------
+
+def _served_once(port: int, certs) -> TLSConn:
+    """A TLS connection that got one keep-alive response and is now idle. Its reads raise SSLEOFError
+    if the server closes without close_notify (suppress_ragged_eofs=False)."""
+    conn = TLSConn(port, client_context(certs), suppress_ragged_eofs=False)
+    conn.request("GET", "/hello")
+    response = conn.read_response()
+    assert (response.status, response.body) == (200, b"hello")
+    assert "close" not in response.connection_tokens()
+    return conn
+
+
+def test_idle_keep_alive_close_says_close_notify(tls_short_keep_alive, certs):
+    with _served_once(tls_short_keep_alive.port, certs) as conn:
+        started = time.monotonic()
+        assert conn.read_to_eof(timeout=8) == b""  # close_notify, then EOF: no SSLEOFError
+        assert time.monotonic() - started > 0.5  # closed by --keep-alive 1, not at once
+
+
+@pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
+@pytest.mark.parametrize("workers", [0, 1])
+def test_graceful_stop_says_close_notify_to_idle_connections(certs, parser, threads, workers):
+    """SIGTERM closes idle keep-alive connections at once, each with a close_notify (single process
+    and a pre-fork worker)."""
+    server = ServerProcess(["--bind", "127.0.0.1:0", "--http-parser", parser, "--threads", str(threads),
+                            *(["-w", str(workers)] if workers else []), *tls_args(certs),
+                            DEFAULT_APP]).start()
+    try:
+        if workers:
+            wait_booted(server, workers)
+        conn = _served_once(server.port, certs)
+        time.sleep(1.2)  # past the drain's grace for connections that have not sent a request yet
+        server.signal(signal.SIGTERM)
+        with conn:
+            assert conn.read_to_eof(timeout=8) == b""
+        assert server.wait(10) == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
+def test_max_requests_drain_says_close_notify(certs, parser, threads):
+    """A worker that reached --max-requests drains: its idle keep-alive connection gets close_notify,
+    and the response that reached the limit ends with one too."""
+    server = ServerProcess(["--bind", "127.0.0.1:0", "--http-parser", parser, "--threads", str(threads),
+                            "-w", "1", "--max-requests", "2", *tls_args(certs), DEFAULT_APP]).start()
+    try:
+        wait_booted(server, 1)
+        idle = _served_once(server.port, certs)
+        time.sleep(1.2)
+        with _served_once_or_closed(server.port, certs) as last, idle:
+            assert idle.read_to_eof(timeout=8) == b""
+            assert last.read_to_eof(timeout=8) == b""
+    finally:
+        server.stop()
+
+
+def _served_once_or_closed(port: int, certs) -> TLSConn:
+    """Like _served_once, for the request that reaches --max-requests (its response may say close)."""
+    conn = TLSConn(port, client_context(certs), suppress_ragged_eofs=False)
+    conn.request("GET", "/hello")
+    response = conn.read_response()
+    assert (response.status, response.body) == (200, b"hello")
+    return conn
 
 
 # -- client certificates --------------------------------------------------------------------------
