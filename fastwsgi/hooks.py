@@ -15,6 +15,10 @@ process; anything else on them is internal.
 
 pre_request/post_request cost nothing when unset: `wrap_app` puts a small middleware around the
 application only when one of them is set, so the server's per-request path has no hook check.
+post_request's `resp.sent` is the body-byte count the server keeps for the access log: with the hook
+set, the server's exchange (server/instrumented.py HookedExchange) puts a callable returning it in
+the environ as "fastwsgi.body_sent", and the middleware calls it when the response is over, so
+HEAD, cut-off and sendfile responses are counted as sent, and nothing is counted twice.
 """
 
 import inspect
@@ -204,17 +208,28 @@ class Request:
 
 
 class Response:
-    """post_request's `resp`: what the application answered (None before start_response)."""
+    """post_request's `resp`: what the application answered (status and headers None before
+    start_response), and as gunicorn's: `sent`, the body bytes sent (what the access log writes as
+    %(b)s; 0 for HEAD, 204 and 304, whose body is never sent), and `response_length`, the
+    Content-Length the application set (an int, or None)."""
 
-    __slots__ = ("status", "headers")
+    __slots__ = ("status", "headers", "sent")
 
     def __init__(self):
         self.status = None  # "200 OK"
         self.headers = None  # [(name, value)]
+        self.sent = 0
 
     @property
     def status_code(self):
         return int(self.status[:3]) if self.status and self.status[:3].isdigit() else None
+
+    @property
+    def response_length(self):
+        for name, value in self.headers or ():
+            if name.lower() == "content-length":
+                return int(value) if value.isdigit() else None
+        return None
 
 
 class _Finished:
@@ -255,10 +270,14 @@ def wrap_app(app, options: dict, worker):
         req = Request(environ)
         resp = Response()
         called = []
+        # the server's count of the body bytes sent (fastwsgi.server.instrumented.HookedExchange)
+        body_sent = environ.get("fastwsgi.body_sent")
 
         def done():
             if not called:
                 called.append(1)
+                if body_sent is not None:
+                    resp.sent = body_sent()
                 try:
                     post(worker, req, environ, resp)
                 except Exception:

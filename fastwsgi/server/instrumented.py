@@ -10,6 +10,14 @@ server picks that class once from its options, so a feature that is off costs no
   the application was called and the body bytes it produced; when the response is complete (or
   failed) it writes one access-log line with `RequestTimings` (queue wait, application time, total)
   and/or records the status and duration in the shared metrics.
+* `HookedExchange` (a post_request hook is set): an ObservedExchange that also puts its body-byte
+  count in the environ, as the callable `environ["fastwsgi.body_sent"]`, for the hook wrapper
+  (fastwsgi.hooks.wrap_app) to read when the response is over: the hook's `resp.sent` is the number
+  the access log writes as %(b)s, counted once, by the code that sends the bytes.
+
+The body bytes counted are the ones the response carried: 0 for HEAD, 204 and 304 (the server sends
+no body), at most the Content-Length the application set (the rest is cut), and for a file_wrapper
+sent with sendfile the bytes of the file that left.
 """
 
 import time
@@ -19,7 +27,7 @@ from ..proxy import apply_forwarded
 from .body import BodyError
 from .wsgi import Exchange, error_parts
 
-__all__ = ["ProxiedExchange", "ObservedExchange", "exchange_class"]
+__all__ = ["ProxiedExchange", "ObservedExchange", "HookedExchange", "exchange_class"]
 
 _clock = time.perf_counter
 
@@ -33,12 +41,13 @@ class ProxiedExchange(Exchange):
 
 
 class ObservedExchange(ProxiedExchange):
-    __slots__ = ("wall_start", "parsed", "called", "sent")
+    __slots__ = ("wall_start", "parsed", "called", "sent", "file_start")
 
     def __init__(self, conn, head, body, keep_alive: bool):
         self.wall_start = time.time()
         self.parsed = self.called = _clock()
         self.sent = 0
+        self.file_start = 0
         ProxiedExchange.__init__(self, conn, head, body, keep_alive)
 
     def run(self) -> bool:
@@ -52,6 +61,11 @@ class ObservedExchange(ProxiedExchange):
     def _send_chunk(self, chunk) -> None:
         self.sent += len(chunk)
         Exchange._send_chunk(self, chunk)
+
+    def _pump_file(self) -> bool:
+        if not self.headers_sent:
+            self.file_start = self.file[1]  # the offset the file is sent from
+        return Exchange._pump_file(self)
 
     def _complete(self) -> None:
         Exchange._complete(self)
@@ -76,9 +90,12 @@ class ObservedExchange(ProxiedExchange):
         """Body bytes of the application's response (its head was sent)."""
         if self.bodiless:
             return 0
-        if self.file is not None:  # sendfile: the length the head announced
-            return next((int(value) for name, value in self.headers or ()
-                         if name.lower() == "content-length" and value.isdigit()), 0)
+        if self.file is not None:  # sendfile: the offset reached (Exchange._pump_file keeps it)
+            return self.file[1] - self.file_start
+        if not self.keep_alive and not self.chunked and self.remaining == 0:
+            # maybe more than the Content-Length was given: only that much was sent (_frame)
+            return min(self.sent, next((int(value) for name, value in self.headers
+                                        if name.lower() == "content-length"), self.sent))
         return self.sent
 
     def _log(self, status, sent: int) -> None:
@@ -92,5 +109,24 @@ class ObservedExchange(ProxiedExchange):
             server.metrics.observe(status or "500", end - self.parsed)
 
 
-def exchange_class(access_log, metrics=None) -> type:
+class HookedExchange(ObservedExchange):
+    __slots__ = ()
+
+    def __init__(self, conn, head, body, keep_alive: bool):
+        ObservedExchange.__init__(self, conn, head, body, keep_alive)
+        self.environ["fastwsgi.body_sent"] = self.body_sent
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.headers_sent:
+            self.bodiless = True  # the error response is the server's: none of the application's body
+        ObservedExchange._fail(self, exc)
+
+    def body_sent(self) -> int:
+        """The body bytes sent so far (0 before the head): post_request's resp.sent."""
+        return self._body_sent() if self.headers_sent and self.status is not None else 0
+
+
+def exchange_class(access_log, metrics=None, post_request: bool = False) -> type:
+    if post_request:
+        return HookedExchange
     return ObservedExchange if access_log is not None or metrics is not None else ProxiedExchange

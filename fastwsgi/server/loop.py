@@ -94,7 +94,7 @@ class Server:
         self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"))
         self.access_log = access_log
         self.metrics = metrics
-        self.exchange_class = exchange_class(access_log, metrics)
+        self.exchange_class = exchange_class(access_log, metrics, options.get("post_request") is not None)
         # TLS on the HTTP listeners: the context given (a pre-fork master's, inherited), else one
         # built from --certfile & co (None: plain HTTP)
         self.ssl_context = ssl_context if ssl_context is not None else make_context(options)

@@ -340,7 +340,7 @@ class Exchange:
             offset += sent
             left -= sent
             self.remaining -= sent
-        self.file[2] = 0
+        self.file[1], self.file[2] = offset, 0  # the offset reached: the bytes sent (access log)
         self._complete()
         return True
 

@@ -236,6 +236,62 @@ def test_a_raising_pre_request_is_a_500_and_a_raising_post_request_is_logged(ser
     assert get(server.port, "/pid").status == 200
 
 
+BYTE_COUNTS = """
+import os
+
+def post_request(worker, req, environ, resp):
+    with open(os.environ["HOOK_MARKS"], "a") as file:
+        file.write(f"{req.method} {req.uri} {resp.status_code} {resp.sent} {resp.response_length}\\n")
+"""
+
+# (method, target, resp.sent, resp.response_length): gunicorn's meaning (the body bytes sent, the
+# Content-Length the application set), with the bytes fastwsgi sends: none for HEAD or a 204 (gunicorn
+# counts, and sends, the body the application yields to a HEAD), at most the Content-Length given
+COUNTED = [
+    ("GET", "/hello", 5, 5),  # a list with a Content-Length
+    ("GET", "/download?n=100000&cl=0", 100000, None),  # a list of 64 KiB pieces, chunked
+    ("GET", "/chunks", 35, None),  # a generator
+    ("GET", "/write", 16, None),  # write() twice, then a list
+    ("GET", "/file?n=300000", 300000, 300000),  # wsgi.file_wrapper over a real file: sendfile
+    ("GET", "/file?n=300000&cl=0", 300000, None),  # sendfile, the server's Content-Length
+    ("GET", "/file?n=1000&kind=bytesio", 1000, 1000),  # a file_wrapper the server iterates
+    ("HEAD", "/head", 0, 100),
+    ("GET", "/status?code=204", 0, None),
+    ("GET", "/cl-extra", 5, 5),  # 10 bytes given, 5 declared: 5 sent
+    ("GET", "/raise", 0, None),  # raised before start_response: the server's 500
+]
+
+
+def test_post_request_resp_counts_the_body_bytes_sent(servers, tmp_path, backend):
+    """resp.sent / resp.response_length as gunicorn's, and resp.sent is the access log's count."""
+    marks, conf, access = tmp_path / "marks", tmp_path / "conf.py", tmp_path / "access.log"
+    conf.write_text(BYTE_COUNTS)
+    server = ServerProcess(["--bind", "127.0.0.1:0", "-c", str(conf), *backend, "--access-logfile",
+                            str(access), "--access-logformat", "%(m)s %(B)s",
+                            "tests.functional.apps:app"],
+                           {"HOOK_MARKS": str(marks), EVENTS_ENV: str(tmp_path)})
+    servers.append(server)
+    server.start()
+    for done, (method, target, _sent, _length) in enumerate(COUNTED, 1):
+        response = get(server.port, target, method=method)
+        assert response.status in (200, 204, 500), target
+        # one at a time: with threads, post_request runs after the client has its response
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (marks.exists() and access.exists() and min(
+                len(marks.read_text().splitlines()), len(access.read_text().splitlines())) >= done):
+            time.sleep(0.02)
+        assert marks.exists() and len(marks.read_text().splitlines()) >= done, server.stderr_text()[-2000:]
+    rows = [line.split(" ") for line in marks.read_text().splitlines()]
+    assert [(method, uri, int(sent), None if length == "None" else int(length))
+            for method, uri, _status, sent, length in rows] == COUNTED
+    logged = [line.split(" ") for line in access.read_text().splitlines()]
+    # the access log counts the same bytes, but for /raise it logs the server's own 500 body, which
+    # gunicorn's post_request does not see either (the application's response sent nothing)
+    assert [(method, int(sent)) for method, sent in logged[:-1]] == \
+        [(method, sent) for method, _target, sent, _length in COUNTED[:-1]]
+    assert COUNTED[-1][1] == "/raise" and int(logged[-1][1]) > 0
+
+
 PRE_ONLY = """
 import os
 
