@@ -1,3 +1,5 @@
+"""Count one parser contender under callgrind (see parser-callgrind-2026-11-22e.md); run from the repo root:
+valgrind --tool=callgrind --toggle-collect=consume_iterator PYTHON THIS_FILE CONTENDER "browser GET"."""
 import collections, itertools, sys
 sys.path[:0] = ['.', 'benchmarks']
 import test_parser_bench as tb
