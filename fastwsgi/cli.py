@@ -49,7 +49,7 @@ from . import hooks
 from . import logs
 from . import privileges
 from . import proctitle
-from .config import UsageError, anchor_paths, format_options, resolve
+from .config import UsageError, anchor_paths, format_options, resolve, unread_gunicorn_sources
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
 from .server.listener import REUSE_PORT_BALANCES, split_protocol, systemd_sockets
@@ -390,6 +390,8 @@ def main(argv=None) -> int:
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    for warning in unread_gunicorn_sources(options, environ, start):
+        sys.stderr.write(f"fastwsgi: warning: {warning}\n")
     if options["print_config"]:
         sys.stdout.write(format_options(options))
         return 0

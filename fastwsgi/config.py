@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["Option", "OPTIONS", "defaults", "validate", "build_parser", "UsageError", "resolve",
-           "load_config_file", "render_markdown", "format_options", "anchor_paths"]
+           "load_config_file", "render_markdown", "format_options", "anchor_paths",
+           "unread_gunicorn_sources"]
 
 
 class UsageError(Exception):
@@ -873,6 +874,21 @@ def _environment(environ) -> tuple:
         except UsageError as exc:
             raise UsageError(f"FASTWSGI_CMD_ARGS: {exc}") from None
     return found, spec, given
+
+
+def unread_gunicorn_sources(options: dict, environ, cwd: str) -> list:
+    """Warnings for what gunicorn would read unasked and fastwsgi does not: ./gunicorn.conf.py when no
+    -c is given, and $GUNICORN_CMD_ARGS when $FASTWSGI_CMD_ARGS is unset. Not read, because a file or
+    variable meant for another program should not change this one silently; named, because a user who
+    swapped the command and kept them would otherwise lose their settings (a bind, say) silently."""
+    found = []
+    if options.get("config") is None and os.path.isfile(os.path.join(cwd, "gunicorn.conf.py")):
+        found.append("./gunicorn.conf.py is not read (gunicorn reads it by default): pass "
+                     "-c gunicorn.conf.py to use it")
+    if environ.get("GUNICORN_CMD_ARGS") and not environ.get("FASTWSGI_CMD_ARGS"):
+        found.append("$GUNICORN_CMD_ARGS is not read: fastwsgi takes the same flags from "
+                     "$FASTWSGI_CMD_ARGS")
+    return found
 
 
 def resolve(argv, environ=None, version: str = ""):

@@ -20,10 +20,13 @@ from tests.functional.serverproc import REPO_ROOT
 from tests.functional.ops import OPS_APP, wait_booted
 
 
-def cli(*args: str, env=None) -> subprocess.CompletedProcess:
+def cli(*args: str, env=None, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    """`fastwsgi ARGS` in `cwd` (this checkout's fastwsgi wherever it runs), with none of the
+    environment variables that configure it unless `env` sets them."""
     environ = {key: value for key, value in os.environ.items()
-               if key not in ("FASTWSGI_CMD_ARGS", "PORT", "WEB_CONCURRENCY")}
-    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=REPO_ROOT, capture_output=True,
+               if key not in ("FASTWSGI_CMD_ARGS", "GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY")}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=20, env={**environ, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
@@ -202,3 +205,29 @@ def test_bad_log_config_is_a_one_line_error(tmp_path):
     result = cli("--log-config", str(config), OPS_APP)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("fastwsgi: error: cannot use --log-config")
+
+
+def test_gunicorn_sources_fastwsgi_does_not_read_are_named(tmp_path):
+    """A user who swapped `gunicorn` for `fastwsgi` and kept ./gunicorn.conf.py or $GUNICORN_CMD_ARGS
+    (which gunicorn reads unasked) is told they are not read, instead of silently losing a bind."""
+    (tmp_path / "gunicorn.conf.py").write_text("bind = '0.0.0.0:8000'\n")
+
+    def run(*args, env=None):
+        return cli("--print-config", *args, env=env, cwd=tmp_path)
+
+    result = run()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "fastwsgi: warning: ./gunicorn.conf.py is not read (gunicorn reads it by default): pass "
+        "-c gunicorn.conf.py to use it"]
+    assert 'bind = ["127.0.0.1:8000"]' in result.stdout  # really not read
+    named = run("-c", "gunicorn.conf.py")
+    assert named.stderr == "" and 'bind = ["0.0.0.0:8000"]' in named.stdout
+    gunicorn_args = run("-c", "gunicorn.conf.py", env={"GUNICORN_CMD_ARGS": "--workers 3"})
+    assert gunicorn_args.stderr.splitlines() == [
+        "fastwsgi: warning: $GUNICORN_CMD_ARGS is not read: fastwsgi takes the same flags from "
+        "$FASTWSGI_CMD_ARGS"]
+    assert "workers = 3" not in gunicorn_args.stdout
+    both = run("-c", "gunicorn.conf.py", env={"GUNICORN_CMD_ARGS": "--workers 3",
+                                              "FASTWSGI_CMD_ARGS": "--workers 2"})
+    assert both.stderr == "" and "workers = 2" in both.stdout
