@@ -8,7 +8,7 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.serverproc import ServerProcess
-from tests.functional.ops import wait_children
+from tests.functional.ops import wait_booted
 from tests.functional.test_daemon import PARSERS
 
 WORKERS = pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
@@ -72,7 +72,9 @@ def _comm(pid: int) -> str:
 
 
 def _workers(proc, count: int) -> list:
-    pids = sorted(wait_children(proc.proc.pid, count))
+    """The workers once each has logged "Booting worker" (after it set its title: a child that merely
+    exists may still have the master's)."""
+    pids = sorted(wait_booted(proc, count))
     assert len(pids) == count, pids
     return pids
 
