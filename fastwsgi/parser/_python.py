@@ -18,6 +18,15 @@ is split into pieces. The code is organised around that contract, with two ways 
   empty lines, bare LF, trailing OWS in a value...) makes it return None and the slow path starts
   from the first byte, so the error for a bad line always comes from the slow path. It is tried at
   most once per request (when the first LF arrives), so it never spoils linearity.
+* Inside the fast path, a **layout** (`_Layout`) takes the field block in one step. Clients send the
+  same field names in the same order request after request (the C backend memoizes them too). Once
+  a sequence of distinct, mapped names has been accepted twice, a regex made for it (the names as
+  literals, each value captured, the same value rules as `_FIELD_LINE`) matches the whole block in
+  one `fullmatch`: no per-line search, no name substrings, no hashing, and the environ keys come
+  with the layout. A parser keeps the layout it last used; a head it does not fit (other names, or
+  a line the rules refuse) goes the general way, which gives the same result. Layouts are bounded
+  in number and in how often they may be made (`_record_layout`); possessive quantifiers keep each
+  match linear, so they exist from Python 3.11 (3.10 always takes the general way).
 
 Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
 runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
@@ -65,7 +74,8 @@ _NOT_TCHAR = re.compile(f"[^{_TCHAR}]".encode())
 # ...and the ones that end the prefix without deciding anything: SP, HTAB, CR, LF
 _METHOD_PREFIX_ENDS = frozenset(b" \t\r\n")
 # field-value = *field-content; after trimming OWS: HTAB / SP / VCHAR / obs-text   (RFC 9110 §5.5)
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_VALUE_CHAR = r"[\t\x20-\x7e\x80-\xff]"
+_FIELD_VALUE = re.compile(_VALUE_CHAR + "*")
 # HTTP-version = "HTTP/" DIGIT "." DIGIT                                           (RFC 9112 §2.3)
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 # request-target bytes: VCHAR only, no SP/CTL/obs-text                               (RFC 9112 §3.2)
@@ -105,10 +115,7 @@ _CONTENT_LENGTH = re.compile(r"[0-9]+")
 # time linear in its length. A value ending in OWS fails the lookbehind (rare: the slow path then
 # trims it).
 _REQUEST_LINE = re.compile(f"([{_TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])")  # "#": see the fast path
-_FIELD_LINE = re.compile(
-    f"\\n([{_TCHAR}]+):(?=([ \\t]*))\\2"
-    r"([\t\x20-\x7e\x80-\xff]*)\r(?<![ \t]\r)(?=\n)"
-)
+_FIELD_LINE = re.compile(f"\\n([{_TCHAR}]+):(?=([ \\t]*))\\2({_VALUE_CHAR}*)\\r(?<![ \\t]\\r)(?=\\n)")
 
 # chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG                       (RFC 9112 §7.1)
 _CHUNK_SIZE = re.compile(r"[0-9A-Fa-f]+")
@@ -138,6 +145,7 @@ _HOP_BY_HOP = frozenset((
 ))
 
 _CR = 13
+_new_head = object.__new__
 _DIGITS = {str(digit): digit for digit in range(10)}
 _LF = 10
 _SP_HTAB = " \t"
@@ -160,6 +168,61 @@ def _environ_key(name: str) -> str:
     if len(_KEY_CACHE) < _KEY_CACHE_MAX:
         _KEY_CACHE[name] = key
     return key
+
+
+class _Layout:
+    """A field-name sequence seen before: `fullmatch(head, first_lf)` matches a head whose field
+    lines carry exactly these names in this order, from the LF that ends the request line to the
+    head's last LF; its groups are the values. `keys` are the names' environ keys (distinct, none
+    "")."""
+
+    __slots__ = ("fullmatch", "keys")
+
+    def __init__(self, names: tuple[str, ...]):
+        line = f":[ \\t]*+({_VALUE_CHAR}*+)\\r(?<![ \\t]\\r)"  # _FIELD_LINE's rules, possessive
+        self.fullmatch = re.compile(
+            "".join("\\n" + re.escape(name) + line for name in names) + "\\n").fullmatch
+        self.keys = tuple(_KEY_CACHE.get(name) or _environ_key(name) for name in names)
+
+
+try:
+    re.compile("a*+")
+    _LAYOUTS_SUPPORTED = True
+except re.error:  # Python 3.10: no possessive quantifiers, so no linear layout regex
+    _LAYOUTS_SUPPORTED = False
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}  # made layouts, oldest first
+_LAYOUTS_MAX = 64
+_LAYOUT_MAX_FIELDS = 32  # a longer head takes the general way
+_SEEN_ONCE: set[tuple[str, ...]] = set()  # sequences accepted once; cleared when it reaches 256
+# Once _LAYOUTS is full, a new layout replaces the oldest only after this many heads went the
+# general way since the last replacement: a client cycling through name sequences costs at most one
+# regex compile (~0.5 ms) per this many requests.
+_MISSES_PER_REPLACEMENT = 1024
+_misses = 0
+
+
+def _record_layout(pairs) -> _Layout | None:
+    """After the general way accepted `pairs` (distinct, mapped names): the names' layout, made on
+    their second sighting within the bounds above, or None."""
+    global _misses
+    names = tuple([pair[0] for pair in pairs])
+    layout = _LAYOUTS.get(names)
+    if layout is not None or not _LAYOUTS_SUPPORTED or len(names) > _LAYOUT_MAX_FIELDS:
+        return layout
+    _misses += 1
+    if names not in _SEEN_ONCE:
+        if len(_SEEN_ONCE) >= 256:
+            _SEEN_ONCE.clear()
+        _SEEN_ONCE.add(names)
+        return None
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        if _misses < _MISSES_PER_REPLACEMENT:
+            return None
+        _LAYOUTS.pop(next(iter(_LAYOUTS)), None)  # the oldest (another thread may race us)
+        _misses = 0
+    _SEEN_ONCE.discard(names)
+    layout = _LAYOUTS[names] = _Layout(names)
+    return layout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,12 +482,27 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
 
     if "%" in path:
         path = unquote(path, encoding="latin-1")  # %XX -> byte; any other "%" kept as is
-    return Head(consumed, method, target, path, query, version, minor, headers, content_length,
-                chunked, keep_alive, expect_continue, upgrade)
+    head = _new_head(Head)  # slots filled in place: cheaper than a 13-argument __init__
+    head.consumed = consumed
+    head.method = method
+    head.target = target
+    head.path = path
+    head.query = query
+    head.version = version
+    head.minor = minor
+    head.headers = headers
+    head.content_length = content_length
+    head.chunked = chunked
+    head.keep_alive = keep_alive
+    head.expect_continue = expect_continue
+    head.upgrade = upgrade
+    return head
 
 
-def _parse_whole_head(buf, first_lf: int, limits: Limits):
-    """Fast path: parse a whole, valid, CRLF-only head starting at offset 0, or return None."""
+def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None):
+    """Fast path: parse a whole, valid, CRLF-only head starting at offset 0, or return None.
+
+    `layout` is the parser's last layout (or None). Returns (Head, the layout to keep) or None."""
     if first_lf == 0 or buf[first_lf - 1] != _CR:
         return None
     end = buf.find(b"\r\n\r\n", first_lf - 1, limits.max_head_size)
@@ -438,18 +516,26 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
         return None
     block_start = first_lf + 1
     if block_start < len(head):
-        pairs = _FIELD_LINE.findall(head, first_lf)
-        # each match is one whole line (from the LF before it to its CR, no CR or LF inside), so
-        # as many matches as field lines (LFs after the request line) means every line matched
-        if len(pairs) != head.count("\n", block_start) or len(pairs) > limits.max_header_count:
-            return None
         if len(head) - block_start > limits.max_header_line and \
                 max(map(len, head[block_start:].split("\r\n"))) + 1 > limits.max_header_line:
             return None
-        get_key = _KEY_CACHE.get
-        headers = {get_key(name) or _environ_key(name): value for name, _, value in pairs}
+        match = None if layout is None else layout.fullmatch(head, first_lf)
+        if match is not None and len(layout.keys) <= limits.max_header_count:
+            fields = layout.keys  # distinct and mapped: _build_head only takes their number
+            headers = dict(zip(fields, match.groups()))
+        else:
+            fields = _FIELD_LINE.findall(head, first_lf)
+            # each match is one whole line (from the LF before it to its CR, no CR or LF inside),
+            # so as many matches as field lines (LFs after the request line) means every line
+            # matched
+            if len(fields) != head.count("\n", block_start) or len(fields) > limits.max_header_count:
+                return None
+            get_key = _KEY_CACHE.get
+            headers = {get_key(name) or _environ_key(name): value for name, _, value in fields}
+            if len(headers) == len(fields) and "" not in headers:
+                layout = _record_layout(fields)
     else:
-        pairs = ()
+        fields = ()
         headers = {}
     method, target, minor = request_line.groups()
     if "#" in target:  # a fragment (refused): one VCHAR range keeps the regex fast, str.find is cheap
@@ -459,7 +545,7 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
     else:
         path, query = _split_target(method, target)
     return _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
-                       _DIGITS[minor], pairs, headers, limits)
+                       _DIGITS[minor], fields, headers, limits), layout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,10 +555,14 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits):
 class RequestParser(StickyParser):
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields")
+    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layout")
+
+    def __init__(self, limits: Limits | None = None):
+        self._layout = None  # the layout of the last head the fast path took: kept across reset()
+        super().__init__(limits)
 
     def reset(self) -> None:
-        super().reset()
+        self._result = self._error = None  # StickyParser.reset, without the super() call's cost
         self._line_start = 0  # offset of the first line not yet complete
         self._scan = 0  # bytes before this hold no LF past _line_start
         self._method_scan = 0  # request line bytes before this are tchar; None: the prefix ended
@@ -488,8 +578,9 @@ class RequestParser(StickyParser):
             else:
                 self._fresh = False
                 self._scan = first_lf
-                head = _parse_whole_head(buf, first_lf, self._limits)
-                if head is not None:
+                parsed = _parse_whole_head(buf, first_lf, self._limits, self._layout)
+                if parsed is not None:
+                    head, self._layout = parsed
                     return head
         return self._parse_lines(buf)
 

@@ -58,13 +58,15 @@ def typed(value):
 
 # ---- heads ---------------------------------------------------------------------------------------
 
-def feed_head(backend, limits, pieces, parser_class: str = "RequestParser"):
-    """Feed pieces to one RequestParser (or `parser_class`) through one growing bytearray.
+def feed_head(backend, limits, pieces, parser_class: str = "RequestParser", parser=None):
+    """Feed pieces to one RequestParser (or `parser_class`) through one growing bytearray; a given
+    `parser` (already reset) is used instead of a new one.
 
     Returns (outcome, calls) where outcome is ("head", Head.as_dict()), ("error", code, status) or
     ("incomplete",), and calls lists (buffer length, result kind) per parse() call.
     """
-    parser = getattr(backend, parser_class)(limits)
+    if parser is None:
+        parser = getattr(backend, parser_class)(limits)
     buf = bytearray()
     calls = []
     for piece in pieces:
