@@ -21,9 +21,9 @@ is split into pieces. The code is organised around that contract, with two ways 
 * Inside the fast path, a **layout** (`_Layout`) takes the field block in one step. Clients send the
   same field names in the same order request after request (the C backend memoizes them too). Once
   a sequence of distinct, mapped names has been accepted twice, a regex made for it (the names as
-  literals, each value captured, the same value rules as `_FIELD_LINE`) matches the whole block in
-  one `fullmatch`: no per-line search, no name substrings, no hashing, and the environ keys come
-  with the layout. A parser keeps the layout it last used; a head it does not fit (other names, or
+  literals without regard to ASCII case, like their environ keys; each value captured under
+  `_FIELD_LINE`'s rules) matches the whole block in one `fullmatch`: no per-line search, no name
+  substrings, no hashing, and the environ keys come with the layout. A parser keeps the layout it last used; a head it does not fit (other names, or
   a line the rules refuse) goes the general way, which gives the same result. Layouts are bounded
   in number and in how often they may be made (`_record_layout`); possessive quantifiers keep each
   match linear, so they exist from Python 3.11 (3.10 always takes the general way).
@@ -171,18 +171,18 @@ def _environ_key(name: str) -> str:
 
 
 class _Layout:
-    """A field-name sequence seen before: `fullmatch(head, first_lf)` matches a head whose field
-    lines carry exactly these names in this order, from the LF that ends the request line to the
-    head's last LF; its groups are the values. `keys` are the names' environ keys (distinct, none
-    "")."""
+    """The field names of heads seen before, as their environ keys: `fullmatch(head, first_lf)`
+    matches a head whose field lines carry names with exactly these keys in this order (names
+    compared without regard to ASCII case, as the keys are), from the LF that ends the request line
+    to the head's last LF; its groups are the values."""
 
     __slots__ = ("fullmatch", "keys")
 
-    def __init__(self, names: tuple[str, ...]):
+    def __init__(self, names: list[str], keys: tuple[str, ...]):
         line = f":[ \\t]*+({_VALUE_CHAR}*+)\\r(?<![ \\t]\\r)"  # _FIELD_LINE's rules, possessive
         self.fullmatch = re.compile(
-            "".join("\\n" + re.escape(name) + line for name in names) + "\\n").fullmatch
-        self.keys = tuple(_KEY_CACHE.get(name) or _environ_key(name) for name in names)
+            "".join(f"\\n(?i:{re.escape(name)})" + line for name in names) + "\\n", re.ASCII).fullmatch
+        self.keys = keys
 
 
 try:
@@ -190,10 +190,10 @@ try:
     _LAYOUTS_SUPPORTED = True
 except re.error:  # Python 3.10: no possessive quantifiers, so no linear layout regex
     _LAYOUTS_SUPPORTED = False
-_LAYOUTS: dict[tuple[str, ...], _Layout] = {}  # made layouts, oldest first
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}  # by keys; oldest first
 _LAYOUTS_MAX = 64
 _LAYOUT_MAX_FIELDS = 32  # a longer head takes the general way
-_SEEN_ONCE: set[tuple[str, ...]] = set()  # sequences accepted once; cleared when it reaches 256
+_SEEN_ONCE: set[tuple[str, ...]] = set()  # keys accepted once; cleared when it reaches 256
 # Once _LAYOUTS is full, a new layout replaces the oldest only after this many heads went the
 # general way since the last replacement: a client cycling through name sequences costs at most one
 # regex compile (~0.5 ms) per this many requests.
@@ -201,27 +201,26 @@ _MISSES_PER_REPLACEMENT = 1024
 _misses = 0
 
 
-def _record_layout(pairs) -> _Layout | None:
-    """After the general way accepted `pairs` (distinct, mapped names): the names' layout, made on
-    their second sighting within the bounds above, or None."""
+def _record_layout(keys: tuple[str, ...], pairs) -> _Layout | None:
+    """After the general way accepted a head whose field lines `pairs` have the distinct, mapped
+    `keys`: their layout, made on their second sighting within the bounds above, or None."""
     global _misses
-    names = tuple([pair[0] for pair in pairs])
-    layout = _LAYOUTS.get(names)
-    if layout is not None or not _LAYOUTS_SUPPORTED or len(names) > _LAYOUT_MAX_FIELDS:
+    layout = _LAYOUTS.get(keys)
+    if layout is not None or not _LAYOUTS_SUPPORTED or len(keys) > _LAYOUT_MAX_FIELDS:
         return layout
     _misses += 1
-    if names not in _SEEN_ONCE:
+    if keys not in _SEEN_ONCE:
         if len(_SEEN_ONCE) >= 256:
             _SEEN_ONCE.clear()
-        _SEEN_ONCE.add(names)
+        _SEEN_ONCE.add(keys)
         return None
     if len(_LAYOUTS) >= _LAYOUTS_MAX:
         if _misses < _MISSES_PER_REPLACEMENT:
             return None
         _LAYOUTS.pop(next(iter(_LAYOUTS)), None)  # the oldest (another thread may race us)
         _misses = 0
-    _SEEN_ONCE.discard(names)
-    layout = _LAYOUTS[names] = _Layout(names)
+    _SEEN_ONCE.discard(keys)
+    layout = _LAYOUTS[keys] = _Layout([pair[0] for pair in pairs], keys)
     return layout
 
 
@@ -533,7 +532,7 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
             get_key = _KEY_CACHE.get
             headers = {get_key(name) or _environ_key(name): value for name, _, value in fields}
             if len(headers) == len(fields) and "" not in headers:
-                layout = _record_layout(fields)
+                layout = _record_layout(tuple(headers), fields)
     else:
         fields = ()
         headers = {}

@@ -109,7 +109,8 @@ def test_a_layout_takes_the_head_without_the_general_way(monkeypatch):
     if not _python._LAYOUTS_SUPPORTED:
         assert parser._layout is None
         return
-    assert parser._layout is _python._LAYOUTS[("Host", "User-Agent", "Accept", "Cookie", "Connection")]
+    assert parser._layout is _python._LAYOUTS[
+        ("HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_COOKIE", "HTTP_CONNECTION")]
 
     class Unusable:
         def findall(self, *args):
@@ -119,6 +120,10 @@ def test_a_layout_takes_the_head_without_the_general_way(monkeypatch):
     again = parser.parse(BROWSER_GET.replace(b"a=1", b"a=2"))
     assert again.headers == {**first.headers, "HTTP_COOKIE": "a=2; b=2"}
     assert again.as_dict() | {"headers": None} == first.as_dict() | {"headers": None}
+    # names are compared without regard to ASCII case, as their environ keys are
+    parser.reset()
+    lower = BROWSER_GET.replace(b"User-Agent", b"user-agent").replace(b"Host:", b"HOST:")
+    assert parser.parse(lower).as_dict() == first.as_dict() | {"consumed": len(lower)}
     # a head the layout does not fit (one more field) needs the general way: here, an error
     parser.reset()
     with pytest.raises(AssertionError, match="general way"):
@@ -129,7 +134,7 @@ def test_layouts_are_bounded(monkeypatch):
     """At most _LAYOUTS_MAX layouts; once full, a new one replaces the oldest only after
     _MISSES_PER_REPLACEMENT heads went the general way; a sequence seen once makes none."""
     if not _python._LAYOUTS_SUPPORTED:
-        assert _python._record_layout([("A", "", "1")] * 1) is None
+        assert _python._record_layout(("HTTP_A",), [("A", "", "1")]) is None
         return
     monkeypatch.setattr(_python, "_LAYOUTS", {})
     monkeypatch.setattr(_python, "_SEEN_ONCE", set())
@@ -138,19 +143,21 @@ def test_layouts_are_bounded(monkeypatch):
     monkeypatch.setattr(_python, "_misses", 0)
 
     def accepted(*names):
-        return _python._record_layout([(name, " ", "v") for name in names])
+        keys = tuple(f"HTTP_{name}" for name in names)
+        return _python._record_layout(keys, [(name, " ", "v") for name in names])
     assert accepted("A") is None  # first sighting
     made = accepted("A")
     assert made is not None and made.keys == ("HTTP_A",) and accepted("A") is made
+    assert made.fullmatch("\na: v\r\n") is not None and made.fullmatch("\nb: v\r\n") is None
     for name in ("B", "C"):
         accepted(name)
         accepted(name)
-    assert list(_python._LAYOUTS) == [("A",), ("B",), ("C",)]
+    assert list(_python._LAYOUTS) == [("HTTP_A",), ("HTTP_B",), ("HTTP_C",)]
     accepted("D")
     assert accepted("D") is None  # full, and fewer than 10 misses since the last replacement
     for _ in range(10):
         accepted("E")
-    assert list(_python._LAYOUTS)[-1] == ("E",) and ("A",) not in _python._LAYOUTS
+    assert list(_python._LAYOUTS)[-1] == ("HTTP_E",) and ("HTTP_A",) not in _python._LAYOUTS
     assert len(_python._LAYOUTS) == 3
     too_many = tuple(f"N{i}" for i in range(_python._LAYOUT_MAX_FIELDS + 1))
     accepted(*too_many)
