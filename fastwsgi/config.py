@@ -15,8 +15,9 @@ short reason, the default and the help text. Everything else is generated from t
   pyproject.toml); unknown keys are rejected with a suggestion. Both kinds take gunicorn's names
   where they differ from ours (a row's `aliases`, e.g. keepalive for keep_alive); one option set
   under two names is an error;
-* `resolve()`: merges the sources, later ones winning: defaults < config file < environment
-  (WEB_CONCURRENCY, PORT, SCRIPT_NAME, then the flags in FASTWSGI_CMD_ARGS) < command-line flags;
+* `resolve()`: merges the sources, later ones winning: defaults < the environment variables gunicorn
+  reads as defaults (`ENVIRONMENT_DEFAULTS`: WEB_CONCURRENCY, PORT, SCRIPT_NAME) < config file < the
+  flags in FASTWSGI_CMD_ARGS < command-line flags;
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
 Rows marked `refused` are gunicorn settings fastwsgi does not implement: their flags and their
@@ -847,22 +848,32 @@ def _check_helper(path: str, name: str) -> None:
                          f"rename it, or start its name with _ if it is a helper")
 
 
+def _port_variable(port: str) -> list:
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid port {port!r}")
+    return [f"0.0.0.0:{port}"]  # as gunicorn (and Heroku-style platforms) expect
+
+
+# gunicorn's environment variables that set an option's default: a config file or a flag overrides
+# them, as in gunicorn (a platform such as Heroku sets WEB_CONCURRENCY and PORT unasked; the file the
+# user wrote wins). (variable, option, converter); an empty variable counts as unset.
+ENVIRONMENT_DEFAULTS = (
+    ("WEB_CONCURRENCY", "workers", BY_NAME["workers"].convert),
+    ("PORT", "bind", _port_variable),
+    ("SCRIPT_NAME", "url_prefix", url_prefix),  # gunicorn mounts the application there
+)
+
+
 def _environment(environ) -> tuple:
-    """-> (options from WEB_CONCURRENCY / PORT / SCRIPT_NAME, app spec and options from
+    """-> (options from the ENVIRONMENT_DEFAULTS variables, app spec and options from
     FASTWSGI_CMD_ARGS)."""
     found = {}
-    if environ.get("WEB_CONCURRENCY"):
-        found["workers"] = environ["WEB_CONCURRENCY"]
-    if environ.get("SCRIPT_NAME"):  # gunicorn mounts the application there
-        try:
-            found["url_prefix"] = url_prefix(environ["SCRIPT_NAME"])
-        except ValueError as exc:
-            raise UsageError(f"environment variable SCRIPT_NAME: {exc}") from None
-    port = environ.get("PORT")
-    if port:
-        if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise UsageError(f"environment variable PORT: invalid port {port!r}")
-        found["bind"] = [f"0.0.0.0:{port}"]  # as gunicorn (and Heroku-style platforms) expect
+    for variable, name, convert in ENVIRONMENT_DEFAULTS:
+        if environ.get(variable):
+            try:
+                found[name] = convert(environ[variable])
+            except ValueError as exc:
+                raise UsageError(f"environment variable {variable}: {exc}") from None
     spec, given = None, {}
     if environ.get("FASTWSGI_CMD_ARGS"):
         try:
@@ -893,13 +904,14 @@ def unread_gunicorn_sources(options: dict, environ, cwd: str) -> list:
 
 def resolve(argv, environ=None, version: str = ""):
     """-> (app spec or None, validated options) from every source:
-    defaults < config file < environment < command-line flags. Raises UsageError."""
+    defaults < environment defaults < config file < FASTWSGI_CMD_ARGS < command-line flags. Raises
+    UsageError."""
     environ = os.environ if environ is None else environ
     spec, flags = _given_flags(argv, version)
-    env_options, env_spec, env_flags = _environment(environ)
+    env_defaults, env_spec, env_flags = _environment(environ)
     path = flags.get("config") or env_flags.get("config")
     from_file = load_config_file(path) if path else {}
-    merged = {**from_file, **env_options, **env_flags, **flags}
+    merged = {**env_defaults, **from_file, **env_flags, **flags}
     try:
         options = validate(merged)
     except (TypeError, ValueError) as exc:

@@ -1,8 +1,8 @@
 """Configuration sources and logging on real processes: a Python config file and a pyproject.toml
 [tool.fastwsgi] table, FASTWSGI_CMD_ARGS, PORT, WEB_CONCURRENCY and flags with their precedence
-(defaults < config file < environment < flags), --print-config, --check-config, unknown keys; the
-access log in gunicorn's text format and as JSON (with USR1 reopening it), --error-logfile, and proxy
-headers from trusted and untrusted peers."""
+(defaults < WEB_CONCURRENCY/PORT/SCRIPT_NAME < config file < FASTWSGI_CMD_ARGS < flags),
+--print-config, --check-config, unknown keys; the access log in gunicorn's text format and as JSON
+(with USR1 reopening it), --error-logfile, and proxy headers from trusted and untrusted peers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from tests.functional.client import get
 from tests.functional.serverproc import REPO_ROOT
 from tests.functional.ops import OPS_APP, wait_booted
+from tests.functional.test_cli import assert_one_error_line
 
 
 def cli(*args: str, env=None, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
@@ -71,6 +72,28 @@ def test_config_file_named_in_fastwsgi_cmd_args(py_config):
 def test_port_environment_variable_binds_all_interfaces():
     assert printed(env={"PORT": "9123"})["bind"] == ["0.0.0.0:9123"]
     assert printed("-b", "127.0.0.1:1", env={"PORT": "9123"})["bind"] == ["127.0.0.1:1"]
+
+
+def test_config_file_wins_over_the_variables_gunicorn_reads_as_defaults(tmp_path):
+    """gunicorn takes WEB_CONCURRENCY, PORT (and SCRIPT_NAME) as defaults, below its config file: a
+    platform that sets them unasked must not override the file the user wrote."""
+    env = {"WEB_CONCURRENCY": "3", "PORT": "9123", "SCRIPT_NAME": "/env"}
+    assert (printed(env=env)["workers"], printed(env=env)["bind"]) == (3, ["0.0.0.0:9123"])
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text('workers = 2\nbind = "127.0.0.1:1"\nurl_prefix = "/file"\n')
+    from_file = printed("-c", str(conf), env=env)
+    assert (from_file["workers"], from_file["bind"], from_file["url_prefix"]) == (2, ["127.0.0.1:1"], "/file")
+    assert printed("-c", str(conf), env={**env, "FASTWSGI_CMD_ARGS": "-w 4"})["workers"] == 4
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("WEB_CONCURRENCY", "four", "expected an integer, got 'four'"),
+    ("WEB_CONCURRENCY", "0", "must be >= 1, got 0"),
+    ("PORT", "http", "invalid port 'http'"),
+])
+def test_bad_environment_defaults_are_one_line_errors_naming_the_variable(variable, value, message):
+    result = cli("--check-config", OPS_APP, env={variable: value})
+    assert assert_one_error_line(result, 2) == f"fastwsgi: error: environment variable {variable}: {message}"
 
 
 def test_pyproject_table_configures_a_real_server(tmp_path):
