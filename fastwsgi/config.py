@@ -16,8 +16,8 @@ short reason, the default and the help text. Everything else is generated from t
   where they differ from ours (a row's `aliases`, e.g. keepalive for keep_alive); one option set
   under two names is an error;
 * `resolve()`: merges the sources, later ones winning: defaults < the environment variables gunicorn
-  reads as defaults (`ENVIRONMENT_DEFAULTS`: WEB_CONCURRENCY, PORT, SCRIPT_NAME) < config file < the
-  flags in FASTWSGI_CMD_ARGS < command-line flags;
+  reads as defaults (`ENVIRONMENT_DEFAULTS`: WEB_CONCURRENCY, PORT, SCRIPT_NAME, FORWARDED_ALLOW_IPS,
+  SENDFILE) < config file < the flags in FASTWSGI_CMD_ARGS < command-line flags;
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
 Rows marked `refused` are gunicorn settings fastwsgi does not implement: their flags and their
@@ -494,7 +494,9 @@ OPTIONS = (
            section="sockets"),
     Option("sendfile", boolean, True,
            "send a wsgi.file_wrapper over a regular file with os.sendfile (the kernel copies it); "
-           "--no-sendfile (gunicorn's): read it and write the pieces instead", section="sockets"),
+           "--no-sendfile (gunicorn's): read it and write the pieces instead; unset: $SENDFILE (as "
+           "gunicorn: 1, y, yes, true: on; 0, n, no, false, off, empty: off), else on",
+           section="sockets"),
     # -- proxy and logging --
     Option("protocol", choice("http", "uwsgi"), "http",
            "protocol of the binds written without one (and of fd:// and systemd sockets): http, or "
@@ -505,7 +507,8 @@ OPTIONS = (
            section="sockets"),
     Option("forwarded_allow_ips", proxy_list, "127.0.0.1,::1",
            "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
-           "removed", metavar="LIST", section="proxy"),
+           "removed; unset: $FORWARDED_ALLOW_IPS (as gunicorn), else the default", metavar="LIST",
+           section="proxy"),
     Option("url_prefix", url_prefix, "",
            "serve the application under this path prefix (e.g. /app): SCRIPT_NAME is the prefix and "
            "PATH_INFO the rest; a path outside it gets 404 (waitress's url_prefix; the SCRIPT_NAME "
@@ -854,13 +857,28 @@ def _port_variable(port: str) -> list:
     return [f"0.0.0.0:{port}"]  # as gunicorn (and Heroku-style platforms) expect
 
 
+def _sendfile_variable(value: str) -> bool:
+    """$SENDFILE as gunicorn reads it (Config.sendfile): 1, y, yes, true (any case) turn sendfile on,
+    and every other value, "" included, turns it off. A value that reads as "on" to a person but off
+    to gunicorn ("on", "enabled") is an error here rather than silently off, as is any other."""
+    if value.lower() in ("1", "y", "yes", "true"):
+        return True
+    if value.lower() in ("", "0", "n", "no", "false", "off"):
+        return False
+    raise ValueError(f"expected 1, y, yes or true (on) or 0, n, no, false, off or empty (off), got {value!r}")
+
+
 # gunicorn's environment variables that set an option's default: a config file or a flag overrides
-# them, as in gunicorn (a platform such as Heroku sets WEB_CONCURRENCY and PORT unasked; the file the
-# user wrote wins). (variable, option, converter); an empty variable counts as unset.
+# them, as in gunicorn (a platform such as Heroku sets WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS
+# unasked; the file the user wrote wins). (variable, option, converter, whether an empty variable is a
+# value): as with gunicorn, an empty FORWARDED_ALLOW_IPS trusts no TCP peer and an empty SENDFILE
+# turns sendfile off; the others count as unset when empty.
 ENVIRONMENT_DEFAULTS = (
-    ("WEB_CONCURRENCY", "workers", BY_NAME["workers"].convert),
-    ("PORT", "bind", _port_variable),
-    ("SCRIPT_NAME", "url_prefix", url_prefix),  # gunicorn mounts the application there
+    ("WEB_CONCURRENCY", "workers", BY_NAME["workers"].convert, False),
+    ("PORT", "bind", _port_variable, False),
+    ("SCRIPT_NAME", "url_prefix", url_prefix, False),  # gunicorn mounts the application there
+    ("FORWARDED_ALLOW_IPS", "forwarded_allow_ips", proxy_list, True),
+    ("SENDFILE", "sendfile", _sendfile_variable, True),
 )
 
 
@@ -868,10 +886,11 @@ def _environment(environ) -> tuple:
     """-> (options from the ENVIRONMENT_DEFAULTS variables, app spec and options from
     FASTWSGI_CMD_ARGS)."""
     found = {}
-    for variable, name, convert in ENVIRONMENT_DEFAULTS:
-        if environ.get(variable):
+    for variable, name, convert, empty_is_a_value in ENVIRONMENT_DEFAULTS:
+        value = environ.get(variable)
+        if value or (value == "" and empty_is_a_value):
             try:
-                found[name] = convert(environ[variable])
+                found[name] = convert(value)
             except ValueError as exc:
                 raise UsageError(f"environment variable {variable}: {exc}") from None
     spec, given = None, {}

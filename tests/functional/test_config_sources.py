@@ -86,10 +86,23 @@ def test_config_file_wins_over_the_variables_gunicorn_reads_as_defaults(tmp_path
     assert printed("-c", str(conf), env={**env, "FASTWSGI_CMD_ARGS": "-w 4"})["workers"] == 4
 
 
+def test_config_file_wins_over_forwarded_allow_ips_and_sendfile_variables(tmp_path):
+    env = {"FORWARDED_ALLOW_IPS": "*", "SENDFILE": "0"}  # Heroku's buildpack exports the first one
+    from_env = printed(env=env)
+    assert (from_env["forwarded_allow_ips"], from_env["sendfile"]) == ("*", False)
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text('forwarded_allow_ips = "10.0.0.1"\nsendfile = True\n')
+    from_file = printed("-c", str(conf), env=env)
+    assert (from_file["forwarded_allow_ips"], from_file["sendfile"]) == ("10.0.0.1", True)
+
+
 @pytest.mark.parametrize("variable, value, message", [
     ("WEB_CONCURRENCY", "four", "expected an integer, got 'four'"),
     ("WEB_CONCURRENCY", "0", "must be >= 1, got 0"),
     ("PORT", "http", "invalid port 'http'"),
+    ("FORWARDED_ALLOW_IPS", "10.0.0.1,proxy",
+     "'proxy' is not an IP address or CIDR network (host names are not resolved)"),
+    ("SENDFILE", "on", "expected 1, y, yes or true (on) or 0, n, no, false, off or empty (off), got 'on'"),
 ])
 def test_bad_environment_defaults_are_one_line_errors_naming_the_variable(variable, value, message):
     result = cli("--check-config", OPS_APP, env={variable: value})
@@ -183,10 +196,15 @@ def test_error_logfile(launch, tmp_path):
     assert get(server.port, "/pid").status == 200
 
 
-@pytest.mark.parametrize("allow, trusted", [((), True), (("--forwarded-allow-ips", "10.9.9.9"), False)],
-                         ids=["trusted-peer", "untrusted-peer"])
-def test_proxy_headers(launch, allow, trusted):
-    server = launch(*allow)
+@pytest.mark.parametrize("allow, env, trusted", [
+    ((), None, True),
+    (("--forwarded-allow-ips", "10.9.9.9"), None, False),
+    ((), {"FORWARDED_ALLOW_IPS": "10.9.9.9"}, False),  # gunicorn's variable sets the default
+    ((), {"FORWARDED_ALLOW_IPS": ""}, False),  # as gunicorn: empty trusts no TCP peer
+    (("--forwarded-allow-ips", "127.0.0.1"), {"FORWARDED_ALLOW_IPS": "10.9.9.9"}, True),  # the flag wins
+], ids=["trusted-peer", "untrusted-peer", "untrusted-by-variable", "empty-variable", "flag-over-variable"])
+def test_proxy_headers(launch, allow, env, trusted):
+    server = launch(*allow, env=env)
     response = get(server.port, "/addr", headers=[("X-Forwarded-For", "203.0.113.7"),
                                                   ("X-Forwarded-Proto", "https")])
     remote, scheme, _host, forwarded_for = response.body.decode().split()

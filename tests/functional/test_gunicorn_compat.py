@@ -2,7 +2,7 @@
 serves with every setting in effect; gunicorn's settings names are renamed to ours, and one option set
 under both names stops the start; -k sync/gthread are served, every other worker class is refused with
 the reason; each gunicorn option fastwsgi does not implement is one error line, exit status 2, on the
-command line and in a config file; --no-sendfile makes wsgi.file_wrapper read the file."""
+command line and in a config file; --no-sendfile (or SENDFILE=0) makes wsgi.file_wrapper read the file."""
 
 from __future__ import annotations
 
@@ -343,17 +343,20 @@ def test_no_sendfile_reads_the_file_wrapper(tmp_path, parser):
     data = tmp_path / "data.txt"
     data.write_bytes(b"sendfile copies these bytes; reading upper-cases them\n" * 2000)
     bodies = {}
-    for flags in ((), ("--no-sendfile",)):
+    for flags, sendfile in (((), None), (("--no-sendfile",), None), ((), "0"), (("--sendfile",), "0")):
         server = ServerProcess(["--bind", "127.0.0.1:0", "--http-parser", parser, *flags,
-                                "tests.functional.test_gunicorn_compat:file_app"]).start()
+                                "tests.functional.test_gunicorn_compat:file_app"],
+                               env=None if sendfile is None else {"SENDFILE": sendfile}).start()
         try:
             response = get(server.port, f"/?{data}")
             assert response.status == 200
-            bodies[flags] = response.body
+            bodies[flags, sendfile] = response.body
         finally:
             server.stop()
-    assert bodies[()] == data.read_bytes()  # os.sendfile: the bytes on disk
-    assert bodies[("--no-sendfile",)] == data.read_bytes().upper()  # read(): what the file object gives
+    assert bodies[(), None] == data.read_bytes()  # os.sendfile: the bytes on disk
+    assert bodies[("--no-sendfile",), None] == data.read_bytes().upper()  # read(): what the file object gives
+    assert bodies[(), "0"] == data.read_bytes().upper()  # gunicorn's $SENDFILE, when no flag is given
+    assert bodies[("--sendfile",), "0"] == data.read_bytes()  # the flag wins over it
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text("sendfile = False\n")
     assert printed("-c", str(conf))["sendfile"] is False

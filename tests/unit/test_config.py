@@ -313,3 +313,19 @@ def test_gunicorn_names_are_aliases_of_one_row_each():
     assert not set(config.ALIASES) & set(config.BY_NAME)  # an alias never shadows a row
     doc = config.render_markdown()
     assert "`keep_alive` (gunicorn: `keepalive`)" in doc and "`--sendfile`, `--no-sendfile`" in doc
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", True), ("y", True), ("Yes", True), ("TRUE", True),  # gunicorn's only "on" values
+    ("0", False), ("n", False), ("no", False), ("False", False), ("off", False), ("", False),
+])
+def test_sendfile_variable_is_read_as_gunicorn_reads_it(value, expected):
+    assert config.resolve([], environ={"SENDFILE": value})[1]["sendfile"] is expected
+    assert config.resolve(["--no-sendfile"], environ={"SENDFILE": value})[1]["sendfile"] is False
+    assert config.resolve(["--sendfile"], environ={"SENDFILE": value})[1]["sendfile"] is True
+
+
+@pytest.mark.parametrize("value", ["on", "2", "enabled"])
+def test_sendfile_variable_gunicorn_would_read_as_off_is_an_error(value):
+    with pytest.raises(config.UsageError, match=f"^environment variable SENDFILE: .*got {value!r}$"):
+        config.resolve([], environ={"SENDFILE": value})
