@@ -109,8 +109,16 @@ def worker_pid(server: ServerProcess) -> int:
 
 
 def children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as file:
-        return {int(child) for child in file.read().split()}
+    """The child processes of `pid`, forked by any of its threads, zombies included: a worker that
+    exited counts until its master has reaped it (a master that never reaps is a bug to see)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found.update(int(child) for child in file.read().split())
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return found
 
 
 def wait_children(pid: int, count: int, timeout: float = 10.0) -> set[int]:

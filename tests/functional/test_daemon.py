@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.functional.ops import children
 from tests.functional.test_cli import assert_one_error_line, http_get, run_cli
 
 PARSERS = ["c", "python"]
@@ -27,20 +28,6 @@ def _state(pid: int):
 
 def gone(pid: int) -> bool:
     return _state(pid) in (None, "Z")  # not our child: a zombie waits for whoever reaps orphans
-
-
-def children(pid: int) -> list:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as file:
-                    fields = file.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture
