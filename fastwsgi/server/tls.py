@@ -304,7 +304,9 @@ class TLSConnection(Connection):
     # -- output ---------------------------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Encrypt the queued plaintext and send what the socket takes; True when nothing waits."""
+        """Encrypt the queued plaintext and send what the socket takes; True when nothing waits.
+        Connection.flush sends the records (`out` holds them for that call only: between calls it
+        holds plaintext, so the records it could not send go back to `cipher`)."""
         out = self.out
         if len(out) > 1 or out[0]:
             try:
@@ -313,30 +315,18 @@ class TLSConnection(Connection):
                 self.broken = True
             else:
                 self.cipher += self.tls_out.read()
-        cipher = self.cipher
-        sent = 0
-        if not self.broken:
-            try:
-                sent = self.sock.send(cipher)
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                self.broken = True
         if self.broken:
             self.out = []
             self.out_size = 0
             self.cipher = b""
             return False
-        if sent == len(cipher):
-            self.out = []
-            self.out_size = 0
-            self.cipher = b""
+        self.out = [self.cipher]
+        self.cipher = b""
+        if Connection.flush(self):
             return True
-        self.cipher = cipher = cipher[sent:]
-        self.out = [b""]
-        self.out_size = len(cipher)
-        if sent:
-            self.send_deadline = self.server.now + self.server.send_timeout
+        if not self.broken:  # the rest of the records, as Connection.flush left it
+            self.cipher = self.out[0]
+            self.out = [b""]
         return False
 
     def sendfile(self, fd: int, offset: int, count: int):
