@@ -2,14 +2,14 @@
 
 Theory of operation: `main(argv)` returns an exit status and never lets a traceback escape for a user
 mistake: usage errors print one `fastwsgi: error: ...` line and return 2, failures to load the
-application or to listen return 1. The options come from `config.resolve` (defaults < WEB_CONCURRENCY,
-PORT, SCRIPT_NAME < config file < FASTWSGI_CMD_ARGS < flags); --print-config stops there. Then, before
-anything is imported, as gunicorn: `prepare_process` sets the --env variables, puts the --pythonpath
-directories in front of sys.path and changes to --chdir DIR (fastwsgi's own relative paths, such as
---pid or log files, are first anchored at the start directory). --check-config stops after loading the
-application. `load_app` resolves `module:name`, `module` (then `application`, else `app`) or a factory
-call `module:create_app("x", 3)` whose arguments are literals parsed with ast (never eval), with the
-current directory on sys.path.
+application or to listen return 1. The options come from `config.resolve` (defaults < the variables
+gunicorn reads as defaults, config.ENVIRONMENT_DEFAULTS < config file < FASTWSGI_CMD_ARGS < flags);
+--print-config stops there. Then, before anything is imported, as gunicorn: `prepare_process` sets the
+--env variables, puts the --pythonpath directories in front of sys.path and changes to --chdir DIR
+(fastwsgi's own relative paths, such as --pid or log files, are first anchored at the start
+directory). --check-config stops after loading the application. `load_app` resolves `module:name`,
+`module` (then `application`, else `app`) or a factory call `module:create_app("x", 3)` whose
+arguments are literals parsed with ast (never eval), with the current directory on sys.path.
 
 -D/--daemon (fastwsgi.daemon): once the options are checked (and --pid's file), the command detaches
 before the application is imported or anything binds, as gunicorn, and the original process exits
