@@ -19,9 +19,23 @@ from tests.functional.serverproc import REPO_ROOT
 ERROR_LINE = re.compile(r"^fastwsgi: error: \S.*$")
 
 
-def run_cli(*args: str, timeout: float = 20, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+def run_cli(*args: str, timeout: float = 30, env=None, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    """`python -m fastwsgi ARGS` in `cwd`, with this process's environment (tests/conftest.py took
+    out the variables that configure fastwsgi) plus `env`. Run elsewhere than the checkout, this
+    checkout's fastwsgi is found through PYTHONPATH."""
+    environ = {**os.environ, **(env or {})}
+    if cwd != REPO_ROOT:
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=environ, stdin=subprocess.DEVNULL)
+
+
+def printed(*args: str, env=None, cwd=REPO_ROOT) -> dict:
+    """The options `fastwsgi --print-config ARGS` reports, as {name: value}."""
+    result = run_cli("--print-config", *args, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return {key: json.loads(value) for key, _, value in
+            (line.partition(" = ") for line in result.stdout.splitlines()[1:] if not line.startswith("#"))}
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess, code: int) -> str:

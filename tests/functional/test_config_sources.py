@@ -9,37 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.functional.client import get
-from tests.functional.serverproc import REPO_ROOT
 from tests.functional.ops import OPS_APP, wait_booted
-from tests.functional.test_cli import assert_one_error_line
-
-
-def cli(*args: str, env=None, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
-    """`fastwsgi ARGS` in `cwd` (this checkout's fastwsgi wherever it runs), with none of the
-    environment variables that configure it unless `env` sets them."""
-    environ = {key: value for key, value in os.environ.items()
-               if key not in ("FASTWSGI_CMD_ARGS", "GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY")}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=20, env={**environ, **(env or {})}, stdin=subprocess.DEVNULL)
-
-
-def printed(*args: str, env=None) -> dict:
-    result = cli("--print-config", *args, env=env)
-    assert result.returncode == 0, result.stderr
-    values = {}
-    for line in result.stdout.splitlines()[1:]:
-        if not line.startswith("#"):
-            key, _, value = line.partition(" = ")
-            values[key] = json.loads(value)
-    return values
+from tests.functional.test_cli import assert_one_error_line, printed, run_cli
 
 
 @pytest.fixture
@@ -105,7 +81,7 @@ def test_config_file_wins_over_forwarded_allow_ips_and_sendfile_variables(tmp_pa
     ("SENDFILE", "on", "expected 1, y, yes or true (on) or 0, n, no, false, off or empty (off), got 'on'"),
 ])
 def test_bad_environment_defaults_are_one_line_errors_naming_the_variable(variable, value, message):
-    result = cli("--check-config", OPS_APP, env={variable: value})
+    result = run_cli("--check-config", OPS_APP, env={variable: value})
     assert assert_one_error_line(result, 2) == f"fastwsgi: error: environment variable {variable}: {message}"
 
 
@@ -135,18 +111,18 @@ def test_pyproject_table_configures_a_real_server(tmp_path):
 def test_bad_config_files_are_one_line_errors(tmp_path, content, suffix, message):
     path = tmp_path / f"conf{suffix}"
     path.write_text(content.replace("true", "True") if suffix == ".py" else content)
-    result = cli("-c", str(path), OPS_APP)
+    result = run_cli("-c", str(path), OPS_APP)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("fastwsgi: error: ") and message in lines[0], lines[0]
 
 
 def test_check_config():
-    ok = cli("--check-config", "-w", "2", OPS_APP)
+    ok = run_cli("--check-config", "-w", "2", OPS_APP)
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
-    missing = cli("--check-config", "no_such_module_xyz:app")
+    missing = run_cli("--check-config", "no_such_module_xyz:app")
     assert missing.returncode == 1 and "no module named" in missing.stderr
-    bad_format = cli("--check-config", "--access-logformat", "%(zz)s")
+    bad_format = run_cli("--check-config", "--access-logformat", "%(zz)s")
     assert bad_format.returncode == 2 and bad_format.stderr.startswith("fastwsgi: error: ")
 
 
@@ -243,7 +219,7 @@ def test_log_config_dictconfig_file(launch, tmp_path):
 def test_bad_log_config_is_a_one_line_error(tmp_path):
     config = tmp_path / "logging.json"
     config.write_text("{not json")
-    result = cli("--log-config", str(config), OPS_APP)
+    result = run_cli("--log-config", str(config), OPS_APP)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("fastwsgi: error: cannot use --log-config")
 
@@ -254,7 +230,7 @@ def test_gunicorn_sources_fastwsgi_does_not_read_are_named(tmp_path):
     (tmp_path / "gunicorn.conf.py").write_text("bind = '0.0.0.0:8000'\n")
 
     def run(*args, env=None):
-        return cli("--print-config", *args, env=env, cwd=tmp_path)
+        return run_cli("--print-config", *args, env=env, cwd=tmp_path)
 
     result = run()
     assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ import pytest
 from tests.functional.client import Conn, get
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import ServerProcess
-from tests.functional.test_cli import assert_one_error_line, run_cli
+from tests.functional.test_cli import assert_one_error_line, printed, run_cli
 
 IMPORTED_IN = os.getpid()  # with preload_app the master imports this module
 APP = "tests.functional.test_gunicorn_compat:report_app"
@@ -82,13 +82,6 @@ def typical_conf(tmp_path):
     path = tmp_path / "gunicorn.conf.py"
     path.write_text(TYPICAL_CONF.format(port=free_port(), pidfile=tmp_path / "g.pid", tmp_dir=tmp_dir))
     return path
-
-
-def printed(*args: str) -> dict:
-    result = run_cli("--print-config", *args)
-    assert result.returncode == 0, result.stderr
-    return {key: json.loads(value) for key, _, value in
-            (line.partition(" = ") for line in result.stdout.splitlines()[1:] if not line.startswith("#"))}
 
 
 def test_typical_gunicorn_conf_is_read_under_our_names(typical_conf):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +18,7 @@ from tests.functional.client import Conn, get
 from tests.functional.conftest import BACKENDS, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess, ServerStartError
+from tests.functional.test_cli import run_cli
 
 CONF = str(REPO_ROOT / "tests" / "functional" / "hooks_conf.py")
 
@@ -385,13 +384,6 @@ def test_a_raising_on_exit_is_exit_status_1(marks_file, backend):
     assert "RuntimeError: boom in on_exit" in server.stderr_text()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    environ = {key: value for key, value in os.environ.items()
-               if key not in ("FASTWSGI_CMD_ARGS", "PORT", "WEB_CONCURRENCY")}
-    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=20, env=environ, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.parametrize("source, message", [
     ("post_fork = 3\n", "option 'post_fork': expected a function (server, worker), got 3"),
     ("def post_fork(server):\n    pass\n",
@@ -404,7 +396,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_bad_hooks_are_one_line_errors_at_startup(tmp_path, backend, source, message):
     path = tmp_path / "conf.py"
     path.write_text(source)
-    result = cli("-c", str(path), "-w", "1", *backend, "tests.functional.ops:ops_app")
+    result = run_cli("-c", str(path), "-w", "1", *backend, "tests.functional.ops:ops_app")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 
@@ -413,13 +405,13 @@ def test_helpers_are_ignored_and_gunicorn_only_hooks_warned_about(tmp_path, back
     path = tmp_path / "conf.py"
     path.write_text("workers = 1\ndef post_data(x):\n    pass\ndef load_settings():\n    pass\n"
                     "def pre_exec(server):\n    pass\n")
-    result = cli("-c", str(path), *backend, "--check-config", "tests.functional.ops:ops_app")
+    result = run_cli("-c", str(path), *backend, "--check-config", "tests.functional.ops:ops_app")
     assert result.returncode == 0, result.stderr
     assert "pre_exec() is a gunicorn hook that fastwsgi never calls" in result.stderr
 
 
 def test_print_config_names_the_hooks_as_comments(backend):
-    result = cli("-c", CONF, *backend, "--print-config")
+    result = run_cli("-c", CONF, *backend, "--print-config")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "# post_fork = post_fork (a function: set it in a Python config file)" in lines

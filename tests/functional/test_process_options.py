@@ -22,7 +22,7 @@ import pytest
 from tests.functional.client import get
 from tests.functional.ops import OPS_APP, wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
-from tests.functional.test_cli import assert_one_error_line
+from tests.functional.test_cli import assert_one_error_line, run_cli
 
 PARSERS = ["c", "python"]
 # the process models --chdir/--pythonpath/--env must hold in: (extra flags, workers to wait for)
@@ -57,13 +57,6 @@ def report(server: ServerProcess) -> dict:
     response = get(server.port, "/")
     assert response.status == 200, (response.status, response.body, server.stderr_text())
     return json.loads(response.body)
-
-
-def cli(*args: str, cwd=REPO_ROOT, env=None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, **(env or {})}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "fastwsgi", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=30, env=environ, stdin=subprocess.DEVNULL)
 
 
 # -- --chdir ---------------------------------------------------------------------------------------
@@ -135,7 +128,7 @@ def test_relative_paths_of_the_server_stay_relative_to_the_start_directory(start
 
 
 def test_missing_chdir_directory_is_one_line_and_exit_1(tmp_path):
-    result = cli("--bind", "127.0.0.1:0", "--chdir", str(tmp_path / "missing"), OPS_APP)
+    result = run_cli("--bind", "127.0.0.1:0", "--chdir", str(tmp_path / "missing"), OPS_APP)
     assert "missing" in assert_one_error_line(result, 1)
 
 
@@ -173,7 +166,7 @@ def test_env_is_set_before_the_application_is_imported(started, tmp_path, parser
 
 @pytest.mark.parametrize("value", ["NOEQUALS", "=value"])
 def test_env_without_a_key_and_equals_sign_is_one_line_and_exit_2(value):
-    assert value in assert_one_error_line(cli("--bind", "127.0.0.1:0", "-e", value, OPS_APP), 2)
+    assert value in assert_one_error_line(run_cli("--bind", "127.0.0.1:0", "-e", value, OPS_APP), 2)
 
 
 def test_check_config_honours_chdir_pythonpath_and_env(tmp_path):
@@ -181,9 +174,9 @@ def test_check_config_honours_chdir_pythonpath_and_env(tmp_path):
     write_app(tmp_path / "site", "fw_cc_app",
               prelude='import os\nimport fw_cc_helper\nREQUIRED = os.environ["FW_TEST_OTHER"]\n')
     args = ["--check-config", "--chdir", "site", "--pythonpath", "lib", "fw_cc_app:app"]
-    ok = cli(*args, "-e", "FW_TEST_OTHER=1", cwd=tmp_path)
+    ok = run_cli(*args, "-e", "FW_TEST_OTHER=1", cwd=tmp_path)
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
-    without_env = cli(*args, cwd=tmp_path)
+    without_env = run_cli(*args, cwd=tmp_path)
     assert without_env.returncode == 1 and "KeyError: 'FW_TEST_OTHER'" in without_env.stderr
 
 
@@ -234,11 +227,11 @@ def test_term_sent_as_soon_as_the_pid_file_appears_is_a_graceful_stop(tmp_path, 
 def test_pid_file_of_a_running_process_refuses_the_start(tmp_path, mode):
     pidfile = tmp_path / "fw.pid"
     pidfile.write_text(f"{os.getpid()}\n")  # this test process: alive
-    result = cli("--bind", "127.0.0.1:0", "--pid", str(pidfile), *MODES[mode][0], OPS_APP)
+    result = run_cli("--bind", "127.0.0.1:0", "--pid", str(pidfile), *MODES[mode][0], OPS_APP)
     line = assert_one_error_line(result, 1)
     assert str(pidfile) in line and str(os.getpid()) in line
     assert pidfile.read_text() == f"{os.getpid()}\n"
-    checked = cli("--check-config", "--pid", str(pidfile), OPS_APP)  # checking a running setup is fine
+    checked = run_cli("--check-config", "--pid", str(pidfile), OPS_APP)  # checking a running setup is fine
     assert checked.returncode == 0, checked.stderr
 
 
@@ -264,7 +257,7 @@ def test_pid_file_taken_over_by_another_process_is_left_alone(started, tmp_path)
 
 
 def test_pid_file_in_a_missing_directory_is_one_line_and_exit_1(tmp_path):
-    result = cli("--bind", "127.0.0.1:0", "--pid", str(tmp_path / "missing" / "fw.pid"), OPS_APP)
+    result = run_cli("--bind", "127.0.0.1:0", "--pid", str(tmp_path / "missing" / "fw.pid"), OPS_APP)
     assert "missing" in assert_one_error_line(result, 1)
 
 
