@@ -13,10 +13,12 @@ packets. Each scenario checks what it gets (status, body bytes, framing, close w
 raises `Unexpected` otherwise; every failure is counted by (scenario, kind) with its first messages.
 
 Phases: a warm-up with load, then the load pauses until every connection has timed out (the *warm
-idle* sample), then the measured run with a sample every `--every` seconds (RSS from /proc/PID/status
+idle* sample), then the measured run with a sample every `--fine` seconds (RSS from /proc/PID/status
 VmRSS and the number of entries in /proc/PID/fd, for the process and, with -w, each worker), then the
-load stops and, once idle again, the *end idle* sample. The verdict: RSS growth from the sample nearest
-25 % of the measured run to its last sample (per process), and idle fd count at the end vs warm idle.
+load stops and, once idle again, the *end idle* sample. The verdict, per process: RSS growth from the
+sample nearest 25 % of the measured run to its last one; the RSS floor (lowest sample) of each quarter
+of the run, since transient multi-MiB buffers make single samples jump and a leak raises the floor; fds
+under load; and the idle fd count at the end vs warm idle (equal when nothing leaks).
 Output: markdown on stdout (the command, the samples, totals by scenario, errors, the server's log
 lines grouped). Usage:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import faulthandler
 import hashlib
 import os
 import random
@@ -154,8 +157,10 @@ def s_length_upload(c: Client, rng) -> int:
 def s_unread_upload(c: Client, rng) -> int:
     """512 KiB the app never reads (the server drains it and keeps the connection), or 2.5 MiB (over
     the drain limit: the response closes; the rest of the body may then meet a reset, which is fine
-    for the sender but must not destroy the response)."""
-    size = rng.choice((512 << 10, (5 << 20) // 2))
+    for the sender but must not destroy the response). The large one needs a sender thread beside
+    the reader, which an ssl.SSLSocket does not allow (one SSL object used from two threads at once
+    crashed this client with a segmentation fault): over TLS only the small one, sent first."""
+    size = 512 << 10 if c.tls else rng.choice((512 << 10, (5 << 20) // 2))
     with c.connect() as conn:
         request = build_request("POST", "/ignore-body", body=UPLOAD[:size] if size <= len(UPLOAD)
                                 else pattern_bytes(size))
@@ -167,11 +172,15 @@ def s_unread_upload(c: Client, rng) -> int:
                 pass
 
         sender = threading.Thread(target=send, daemon=True)
-        sender.start()
+        if c.tls:
+            send()
+        else:
+            sender.start()
         resp = conn.read_response(timeout=20)
         expect_status(resp, 200, f"unread {size}-byte upload")
         expect(resp.body == b"ignored", "body", f"unread upload: {resp.body[:100]!r}")
-        sender.join(20)
+        if sender.is_alive():
+            sender.join(20)
         if "close" in resp.connection_tokens():
             conn.read_available(0.5)  # the close may be a reset once we sent past its linger: not counted
             return 1
@@ -181,22 +190,21 @@ def s_unread_upload(c: Client, rng) -> int:
     return 2
 
 
-def s_download(c: Client, rng) -> int:
+def fetch(c: Client, target: str, want: bytes, what: str) -> int:
     with c.connect(timeout=20) as conn:
-        conn.request("GET", f"/download?n={len(DOWNLOAD)}")
+        conn.request("GET", target)
         resp = conn.read_response(timeout=30)
-        expect_status(resp, 200, "download")
-        expect(resp.body == DOWNLOAD, "body", f"download: {len(resp.body)} bytes, wanted {len(DOWNLOAD)}")
+        expect_status(resp, 200, what)
+        expect(resp.body == want, "body", f"{what}: {len(resp.body)} bytes, wanted {len(want)}")
     return 1
+
+
+def s_download(c: Client, rng) -> int:
+    return fetch(c, f"/download?n={len(DOWNLOAD)}", DOWNLOAD, "download")
 
 
 def s_sendfile(c: Client, rng) -> int:
-    with c.connect(timeout=20) as conn:
-        conn.request("GET", f"/file?n={FILE_SIZE}&kind=real")
-        resp = conn.read_response(timeout=30)
-        expect_status(resp, 200, "file_wrapper")
-        expect(resp.body == FILE_BODY, "body", f"file_wrapper: {len(resp.body)} bytes")
-    return 1
+    return fetch(c, f"/file?n={FILE_SIZE}&kind=real", FILE_BODY, "file_wrapper")
 
 
 def s_head(c: Client, rng) -> int:
@@ -402,10 +410,16 @@ def main() -> None:
     ap.add_argument("--no-uwsgi", action="store_true", help="no uwsgi bind and no uwsgi scenario")
     ap.add_argument("--duration", type=float, default=240, help="measured seconds (after the warm-up)")
     ap.add_argument("--warmup", type=float, default=20)
-    ap.add_argument("--every", type=float, default=15, help="seconds between samples")
+    ap.add_argument("--every", type=float, default=15, help="seconds between the table's rows")
+    ap.add_argument("--fine", type=float, default=3, help="seconds between samples for the RSS floor")
     ap.add_argument("--clients", type=int, default=3, help="client threads")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--app", default="tests.functional.apps:app",
+                    help="the application (it must answer like tests.functional.apps:app, e.g. a wrapper of it)")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for the server (repeatable), e.g. --server-arg=--max-requests=500")
     args = ap.parse_args()
+    faulthandler.enable()  # a crash of this client shows its threads' stacks
 
     scratch = Path(tempfile.mkdtemp(prefix="fastwsgi-soak-"))
     server_args = ["--bind", "127.0.0.1:0", "--http-parser", args.http_parser, "--threads", str(args.threads),
@@ -423,7 +437,7 @@ def main() -> None:
         certs = make_certs(certs_dir)
         server_args += list(tls_args(certs))
         tls = client_context(certs)
-    server_args.append("tests.functional.apps:app")
+    server_args += [*args.server_arg, args.app]
     server = ServerProcess(server_args, env={EVENTS_ENV: str(scratch)}).start()
     urls = listening_urls(server, 1 if args.no_uwsgi else 2)
     uwsgi_port = None if args.no_uwsgi else int(next(u for u in urls if u.startswith("uwsgi:")).rsplit(":", 1)[1])
@@ -434,6 +448,7 @@ def main() -> None:
 
     load = Load(Client(server.port, uwsgi_port, tls), args.clients, args.seed)
     rows = []  # (label, t, requests Counter copy, errors total, {pid: (rss, fds)})
+    fine = []  # (t, {pid: (rss, fds)}) every --fine seconds of the measured run
 
     def record(label: str, t: float) -> None:
         with load.lock:
@@ -450,11 +465,14 @@ def main() -> None:
         record("warm idle", 0.0)
         load.running.set()
         begin = time.monotonic()
-        while (elapsed := time.monotonic() - begin) < args.duration:
-            time.sleep(min(args.every, args.duration - elapsed))
-            record("load", time.monotonic() - begin)
-            if not server.alive():
-                break
+        next_row = args.every
+        while (elapsed := time.monotonic() - begin) < args.duration and server.alive():
+            time.sleep(min(args.fine, args.duration - elapsed))
+            t = time.monotonic() - begin
+            fine.append((t, sample(server, bool(args.workers))))
+            if t >= next_row - args.fine / 2 or t >= args.duration:
+                record("load", t)
+                next_row += args.every
         load.stop()
         time.sleep(IDLE_WAIT)
         record("end idle", time.monotonic() - begin)
@@ -463,10 +481,22 @@ def main() -> None:
         alive = server.alive()
         code = server.stop(30)
 
-    print_report(args, server, rows, load, alive, code)
+    print_report(args, server, rows, fine, load, alive, code)
 
 
-def print_report(args, server, rows, load, alive, code) -> None:
+def quarter_floors(fine, pid: int, duration: float) -> list[int | None]:
+    """The lowest RSS of `pid` in each quarter of the measured run. Large transient buffers (the 4 and
+    8 MiB downloads) make single samples jump by tens of MiB; what is left between them, the floor,
+    is what a leak raises."""
+    floors = []
+    for q in range(4):
+        values = [procs[pid][0] for t, procs in fine
+                  if pid in procs and q * duration / 4 < t <= (q + 1) * duration / 4]
+        floors.append(min(values) if values else None)
+    return floors
+
+
+def print_report(args, server, rows, fine, load, alive, code) -> None:
     names = load.names
     print(f"## {args.http_parser}, threads {args.threads}, workers {args.workers or '-'}"
           f"{', TLS' if args.tls else ''}\n")
@@ -496,6 +526,12 @@ def print_report(args, server, rows, load, alive, code) -> None:
                 print(f"- {role.get(p, 'worker')} {p}: RSS {quarter[4][p][0]} KiB at t={quarter[1]:.0f} s -> "
                       f"{last[4][p][0]} KiB at t={last[1]:.0f} s: {growth:+d} KiB "
                       f"({100 * growth / quarter[4][p][0]:+.1f} %)")
+            floors = quarter_floors(fine, p, args.duration)
+            if None not in floors:
+                fds = [procs[p][1] for _, procs in fine if p in procs]
+                print(f"  - RSS floor (lowest of the {args.fine:g} s samples) per quarter: "
+                      + ", ".join(f"{f}" for f in floors) + f" KiB; last - second quarter: "
+                      f"{floors[3] - floors[1]:+d} KiB; fds under load {min(fds)}..{max(fds)}")
             if p in warm[4] and end[0] == "end idle" and p in end[4]:
                 print(f"- {role.get(p, 'worker')} {p}: fds warm idle {warm[4][p][1]}, end idle {end[4][p][1]}"
                       f" ({end[4][p][1] - warm[4][p][1]:+d}); RSS warm idle {warm[4][p][0]} KiB, end idle "
