@@ -32,7 +32,7 @@ from tests.functional.client import get
 from tests.functional.ops import children, wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServeScript
 from tests.functional.test_cli import assert_one_error_line
-from tests.functional.test_process_options import cli
+from tests.functional.test_cli import run_cli
 from tests.functional.tlscerts import peer_organization
 from tests.functional.test_uwsgi import unix_exchange
 
@@ -257,7 +257,7 @@ def test_reload_works_from_workers_that_cannot_signal_the_master(started, public
         "initgroups-without-passwd"])
 @pytest.mark.parametrize("mode", [[], ["-w", "2"]], ids=["single", "workers"])
 def test_mistakes_are_one_line_before_anything_listens(args, code, needle, mode):
-    result = cli("--bind", "127.0.0.1:0", *mode, *args, "tests.functional.ops:ops_app")
+    result = run_cli("--bind", "127.0.0.1:0", *mode, *args, "tests.functional.ops:ops_app")
     assert needle in assert_one_error_line(result, code)
     assert "Listening at" not in result.stdout + result.stderr
 
@@ -295,7 +295,7 @@ def test_serve_refuses_group_alone_and_unknown_users():
 
 
 def test_print_config_shows_user_and_group():
-    result = cli("-u", "nobody", "-g", "65534", "--print-config")
+    result = run_cli("-u", "nobody", "-g", "65534", "--print-config")
     assert result.returncode == 0, result.stderr
     assert 'user = "nobody"' in result.stdout and "group = 65534" in result.stdout
     assert "initgroups = false" in result.stdout
