@@ -3,6 +3,8 @@
 Usage (from the repository root):
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c,fastwsgi-py 500 django
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c 500 flask
+    python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py TREE OUT_DIR fastwsgi-py 1000 hello browser
+(the last: each request is test_parser_bench's 10-field BROWSER_GET; parser-callgrind-2026-11-23.md)
 
 Reuses benchmarks/experiments/cloop/callgrind.py (server started under valgrind, warm-up, dump, N
 requests on one keep-alive connection, dump) with the harness's django or flask scenario (GET /json)
@@ -32,6 +34,11 @@ scenario_table.BY_NAME["hello"] = sc
 scenario_table.APPS_DIR = scenario_table.DJANGO_DIR if scen == "django" else scenario_table.APPS_DIR
 def request(port, close):
     return b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (sc.path.encode(), port)
+if len(sys.argv) > 6 and sys.argv[6] == "browser":  # the parser bench's 10-field browser GET instead
+    sys.path.insert(0, wt + "/benchmarks")
+    from test_parser_bench import BROWSER_GET
+    def request(port, close):
+        return BROWSER_GET
 callgrind.request = request
 import os
 os.environ["PYTHONPATH"] = ""
