@@ -9,7 +9,10 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 import time
 
 import pytest
@@ -19,6 +22,7 @@ from fastwsgi.accesslog import (DEFAULT_FORMAT, JSON_FIELDS, AccessLogger, Reque
                                 escape_text)
 
 START = 1700000000.25  # 2023-11-14 22:13:20.250 UTC
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMINGS = RequestTimings(START, queue=0.0015, app=0.0123456, total=1.0138456)
 
 
@@ -360,18 +364,31 @@ def test_render_error_on_odd_input_never_raises(caplog):
     assert "cannot write the access log" in caplog.text
 
 
+FORK_SCRIPT = """
+import io, os
+from tests.unit.test_accesslog import TIMINGS, environ
+from fastwsgi.accesslog import AccessLogger
+logger = AccessLogger("%(p)s", io.StringIO())
+parent_line = logger.render(environ(), "200 OK", [], 0, TIMINGS)  # cached before the fork
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.write(write_end, logger.render(environ(), "200 OK", [], 0, TIMINGS).encode())
+    finally:
+        os._exit(0)
+os.close(write_end)
+child_line = os.read(read_end, 100).decode()
+os.waitpid(pid, 0)
+print(os.getpid(), pid, parent_line, child_line, logger.render(environ(), "200 OK", [], 0, TIMINGS))
+"""
+
+
 def test_pid_atom_follows_fork():
-    logger = AccessLogger("%(p)s", io.StringIO())
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: render and report, then leave without running pytest's teardown
-        try:
-            os.write(write_end, logger.render(environ(), "200 OK", [], 0, TIMINGS).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    child_line = os.read(read_end, 100).decode()
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    assert child_line == f"<{pid}>"
-    assert logger.render(environ(), "200 OK", [], 0, TIMINGS) == f"<{os.getpid()}>"
+    """The child of a fork logs its own pid. Forked in a fresh single-threaded interpreter: forking
+    pytest's process, which has threads, is unsafe (CPython 3.12+ warns)."""
+    result = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                            timeout=30, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    parent, child, before, in_child, after = result.stdout.split()
+    assert (before, in_child, after) == (f"<{parent}>", f"<{child}>", f"<{parent}>")
