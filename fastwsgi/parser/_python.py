@@ -19,14 +19,15 @@ is split into pieces. The code is organised around that contract, with two ways 
   from the first byte, so the error for a bad line always comes from the slow path. It is tried at
   most once per request (when the first LF arrives), so it never spoils linearity.
 * Inside the fast path, a **layout** (`_Layout`) takes the field block in one step. Clients send the
-  same field names in the same order request after request (the C backend memoizes them too). Once
-  a sequence of distinct, mapped names has been accepted twice, a regex made for it (the names as
+  same field names in the same order request after request (the C backend memoizes them too). Once a
+  sequence of distinct, mapped names has been accepted twice, a regex made for it (the names as
   literals without regard to ASCII case, like their environ keys; each value captured under
   `_FIELD_LINE`'s rules) matches the whole block in one `fullmatch`: no per-line search, no name
-  substrings, no hashing, and the environ keys come with the layout. A parser keeps the layout it last used; a head it does not fit (other names, or
-  a line the rules refuse) goes the general way, which gives the same result. Layouts are bounded
-  in number and in how often they may be made (`_record_layout`); possessive quantifiers keep each
-  match linear, so they exist from Python 3.11 (3.10 always takes the general way).
+  substrings, no hashing, and the environ keys come with the layout. A parser keeps the layout it last
+  used; a head it does not fit (other names, or a line the rules refuse) goes the general way, which
+  gives the same result. Layouts are bounded in number and in how often they may be made
+  (`_record_layout`); possessive quantifiers keep each match linear, so they exist from Python 3.11
+  (3.10 always takes the general way).
 
 Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
 runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
@@ -531,8 +532,9 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
                 return None
             get_key = _KEY_CACHE.get
             headers = {get_key(name) or _environ_key(name): value for name, _, value in fields}
-            if len(headers) == len(fields) and "" not in headers:
-                layout = _record_layout(tuple(headers), fields)
+            # a name repeated or never mapped: no layout fits, so the parser stops trying its old one
+            layout = (_record_layout(tuple(headers), fields)
+                      if len(headers) == len(fields) and "" not in headers else None)
     else:
         fields = ()
         headers = {}
