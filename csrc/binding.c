@@ -77,6 +77,7 @@ static uint32_t fw_memo_store(fw_names_memo *memo, const unsigned char *b, const
     memcpy(memo->next[slot], next, n * sizeof *next);
     memo->nfields[slot] = n;
     memo->names_len[slot] = (uint32_t)size;
+    memo->stamp[slot] = ++memo->stores;
     return slot;
 }
 
@@ -84,6 +85,7 @@ static uint32_t fw_memo_store(fw_names_memo *memo, const unsigned char *b, const
 
 typedef struct fw_packed {
     size_t len;          /* bytes written */
+    size_t values_len;   /* of which the fields' values (each followed by its separator) */
     uint32_t nkeys;
     int path_has_sep;    /* PATH_INFO holds a NUL or the separator: a split would be ambiguous */
     int keys_written;
@@ -141,6 +143,7 @@ static int fw_pack(const unsigned char *b, const fw_request *req, const fw_heade
         pos = fw_put_field(o, pos, b + host.off, host.len, sep);
         nkeys++;
     }
+    res->values_len = pos;
     pos = fw_put_field(o, pos, b + req->method_off, req->method_len, sep);
     pos = fw_put_field(o, pos, b + req->target_off, req->target_len, sep);
     pos = fw_put_field(o, pos, b + req->version_off, 8, sep);
@@ -215,6 +218,29 @@ static long long fw_head_incomplete(const fw_parser *p)
     return p->req.num_headers > 0 && p->own_headers == NULL ? FW_HEAD_KEEP_FIELDS : FW_INCOMPLETE;
 }
 
+/* For a head whose names are in memo slot res->memo_slot, packed in p->scratch->out:
+ * FW_HEAD_REPEAT if its names and values are those p kept last (the values are then
+ * dropped from the output), else FW_HEAD_FOUND + slot, after keeping them (when they fit). */
+static unsigned long fw_keep_values(fw_parser *p, fw_packed *res)
+{
+    fw_scratch *s = p->scratch;
+    uint64_t stamp = s->memo.stamp[res->memo_slot];
+    if (p->prev_stamp == stamp && p->prev_len == res->values_len &&
+        memcmp(p->prev, s->out, res->values_len) == 0) {
+        res->len -= res->values_len;
+        memmove(s->out, s->out + res->values_len, res->len);
+        return FW_HEAD_REPEAT;
+    }
+    if (res->values_len <= p->prev_cap) {
+        memcpy(p->prev, s->out, res->values_len);
+        p->prev_len = (uint32_t)res->values_len;
+        p->prev_stamp = stamp;
+    } else {
+        p->prev_stamp = 0;
+    }
+    return (unsigned long)res->memo_slot;
+}
+
 static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, size_t len,
                                                 int fresh)
 {
@@ -241,11 +267,15 @@ static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, s
         keys = FW_HEAD_SLOW;
         head = 0;       /* may not fit its bits: the caller reads the length from the struct */
     } else if (!res.keys_written) {
-        keys = (unsigned long)res.memo_slot;        /* FW_HEAD_FOUND + slot */
+        keys = fw_keep_values(p, &res);             /* FW_HEAD_FOUND + slot, or FW_HEAD_REPEAT */
     } else {
         keys = res.memo_slot >= 0 ? FW_HEAD_STORED + (unsigned long)res.memo_slot : FW_HEAD_NEW;
         if (res.nkeys == 0)
             res.len--;                              /* no separator after PATH_INFO */
+        if (res.memo_slot >= 0) {
+            p->prev_stamp = 0;                      /* new names: keep their values, no compare */
+            fw_keep_values(p, &res);
+        }
     }
     s->out[res.len] = '\0';                         /* fewer than `need` bytes were written */
     return (long long)((unsigned long)head |

@@ -65,7 +65,13 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
  *
  * with the keys present exactly when the keys state is FW_HEAD_STORED + slot
  * or FW_HEAD_NEW (so a split on SEP gives n values, 5 fields and n or 0
- * keys).  A head with an absolute-form target and no Host field gets an
+ * keys).  The parser also keeps (in p->prev, when they fit p->prev_cap) the
+ * values it last packed for memoised names, stamped with the memo slot's
+ * store count: a head with the same names in a slot of the same stamp and
+ * byte-identical values (a keep-alive client's next request, usually) comes
+ * back as FW_HEAD_REPEAT with only METHOD ... PATH_INFO written, and Python
+ * reuses the strings (and environ template) of the head it kept them from.
+ * A head with an absolute-form target and no Host field gets an
  * HTTP_HOST key its names do not give (RFC 9112 3.2.2, parser.c
  * fw_env_host_of): it is neither looked up in the memo nor stored, so its
  * keys are always written (FW_HEAD_NEW).  The result is below 2**30 (one CPython long digit: cheap to take
@@ -78,6 +84,8 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
 
 typedef struct fw_names_memo {
     uint32_t clock;                              /* the slot to fill next */
+    uint64_t stores;                             /* names stored so far: stamps the slots */
+    uint64_t stamp[FW_MEMO_SLOTS];               /* `stores` when each slot was filled */
     uint32_t nfields[FW_MEMO_SLOTS];             /* 0: empty slot */
     uint32_t names_len[FW_MEMO_SLOTS];
     uint32_t next[FW_MEMO_SLOTS][FW_MEMO_FIELDS];  /* fw_index_names' result */
@@ -97,6 +105,13 @@ typedef struct fw_parser {
     fw_header *own_headers;  /* NULL: scratch->headers (the Python layer sets this when a head
                                 with fields arrives in pieces, after copying them over) */
     fw_scratch *scratch;
+    /* The values this parser last packed for memoised names (fw_parse_head keeps them when they
+     * fit prev_cap; the Python layer allocates `prev` and clears prev_stamp when it rebinds the
+     * parser to another thread's scratch): */
+    char *prev;
+    uint32_t prev_cap;
+    uint32_t prev_len;
+    uint64_t prev_stamp;     /* memo.stamp of the names' slot then; 0: nothing kept */
 } fw_parser;
 
 #define FW_HEAD_SEP '\x01'   /* no byte of a value, key, method, target or query */
@@ -114,6 +129,8 @@ typedef struct fw_parser {
 #define FW_HEAD_STORED  8u   /* + slot: keys written; the names were stored in that slot */
 #define FW_HEAD_NEW    16u   /* keys written; not memoised */
 #define FW_HEAD_SLOW   17u   /* nothing usable written: build the head from the struct */
+#define FW_HEAD_REPEAT 18u   /* the names and every value are those this parser last kept (prev):
+                                only METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO written */
 
 /*
  * fw_request_init when `fresh`, fw_parse_request, then on a complete head the

@@ -23,6 +23,12 @@
  * hold, and the bytes: fw_parse_packed's with FW_HEAD_SEP for NUL, ended by
  * a NUL within the capacity, the keys present unless the memo says FOUND,
  * and then the keys Python holds for that slot equal to the head's own.
+ * Each parser has a prev buffer (fw_parser.prev) and the checker notes the
+ * keys and values of every FOUND or STORED answer whose values fit it: an
+ * FW_HEAD_REPEAT answer must come after one with exactly these keys and
+ * values and write only the request fields; a head parsed again right after
+ * its values were kept must repeat, and the same head with one value byte
+ * changed (check_one_value_changed) must not.
  *
  * Two scratches: `shared` lives for the whole run (test program or fuzzer),
  * so heads find names earlier inputs left in the memo, and `fresh` is
@@ -48,10 +54,15 @@
 #define PIPELINED_MAX 256         /* heads after the first one, per input */
 #define SMALL_OUTPUT_SAMPLES 64   /* capacities tried away from the edges */
 
-/* A parser's guard buffers: its input (copied anew for each call) and its own header array. */
+/* A parser's guard buffers: its input (copied anew for each call), its own header array and its
+ * copy of the values it last packed (fw_parser.prev). */
 typedef struct parser_buffers {
-    guard_buf input, own;
+    guard_buf input, own, prev;
+    bytes kept_keys, kept_values;  /* the keys and values (SEP-joined) of the head whose values C
+                                      kept last, when `kept` */
 } parser_buffers;
+
+static size_t g_prev_cap;  /* the prev capacity parser_init gives (the Python layer's varies) */
 
 static parser_buffers g_tested, g_other;
 
@@ -190,8 +201,12 @@ typedef struct head_parser {
     parser_buffers *bufs;
     int fresh;             /* the next call starts the request */
     int expect_hit;        /* its names were just seen: a complete head must be FOUND */
+    int expect_repeat;     /* its names and values were just kept: must be FW_HEAD_REPEAT */
+    int kept;              /* C kept the values of its last FOUND or STORED head (bufs->kept_*) */
     unsigned long refusals;
 } head_parser;
+
+static unsigned long repeats;
 
 static void parser_init(head_parser *hp, head_scratch *hs, const fw_limits *lim, parser_buffers *bufs)
 {
@@ -202,9 +217,50 @@ static void parser_init(head_parser *hp, head_scratch *hs, const fw_limits *lim,
     hp->hs = hs;
     hp->bufs = bufs;
     hp->fresh = 1;
+    hp->p.prev = (char *)guard_blank(&bufs->prev, g_prev_cap, 0xC3);
+    hp->p.prev_cap = (uint32_t)g_prev_cap;
 }
 
-static void check_success(const head_parser *hp, long long r, const head_ref *want, const char *how)
+/* The length of the values part of a packed head: everything before METHOD, which starts after
+ * the fifth SEP from the end (no request field holds SEP when the head is not FW_HEAD_SLOW). */
+static size_t values_len_of(const bytes *packed)
+{
+    size_t seps = 0, at = packed->len;
+    while (at > 0)
+        if (packed->p[--at] == FW_HEAD_SEP && ++seps == 5)
+            return at + 1;
+    return 0;
+}
+
+/* FW_HEAD_REPEAT: the head's names and values are those C kept, only the request fields written. */
+static void check_repeat(const head_parser *hp, const head_ref *want, size_t len, const char *how)
+{
+    const fw_scratch *s = hp->hs->c;
+    size_t values = values_len_of(&want->packed);
+    repeats++;
+    if (!hp->kept)
+        fail("fw_parse_head (%s, %s): FW_HEAD_REPEAT with no values kept", how, hp->hs->name);
+    else if (!same_bytes(hp->bufs->kept_keys.p, hp->bufs->kept_keys.len, want->keys.p, want->keys.len) ||
+             !same_bytes(hp->bufs->kept_values.p, hp->bufs->kept_values.len, want->packed.p, values))
+        fail("fw_parse_head (%s, %s): FW_HEAD_REPEAT for keys %s values %s; kept: keys %s values %s", how,
+             hp->hs->name, show(want->keys.p, want->keys.len), show(want->packed.p, values),
+             show(hp->bufs->kept_keys.p, hp->bufs->kept_keys.len), show(hp->bufs->kept_values.p, hp->bufs->kept_values.len));
+    if (!same_bytes(s->out, len, want->packed.p + values, want->packed.len - values))
+        fail("fw_parse_head (%s, %s): FW_HEAD_REPEAT wrote %s, expected %s", how, hp->hs->name,
+             show(s->out, len), show(want->packed.p + values, want->packed.len - values));
+}
+
+/* After a FOUND or STORED answer: what C keeps in prev (its values, when they fit). */
+static void note_kept(head_parser *hp, const head_ref *want)
+{
+    size_t values = values_len_of(&want->packed);
+    hp->kept = values <= hp->p.prev_cap;
+    hp->bufs->kept_keys.len = hp->bufs->kept_values.len = 0;
+    bytes_put(&hp->bufs->kept_keys, want->keys.p, want->keys.len);
+    bytes_put(&hp->bufs->kept_values, want->packed.p, values);
+}
+
+static void check_success(head_parser *hp, long long r, const head_ref *want, const char *how)
 {
     head_scratch *hs = hp->hs;
     const fw_scratch *s = hs->c;
@@ -235,6 +291,13 @@ static void check_success(const head_parser *hp, long long r, const head_ref *wa
     size_t len = (size_t)(nul - s->out);
     const bytes *keys;
     int found = state < FW_HEAD_STORED;
+    if (hp->expect_repeat && state != FW_HEAD_REPEAT)
+        fail("fw_parse_head (%s, %s): keys state %u right after the same names and values: not "
+             "FW_HEAD_REPEAT", how, hs->name, state);
+    if (state == FW_HEAD_REPEAT) {
+        check_repeat(hp, want, len, how);
+        return;
+    }
     if (found) {
         if (hs->stores == 0)
             fail("fw_parse_head (%s, %s): FOUND in slot %u of an empty memo", how, hs->name, state);
@@ -270,10 +333,12 @@ static void check_success(const head_parser *hp, long long r, const head_ref *wa
         bytes_put(slot, want->keys.p, want->keys.len);
         hs->stores++;
     }
+    if (state < FW_HEAD_NEW)
+        note_kept(hp, want);
 }
 
 /* The answer r of hp's call on data[0:n] (had_own: it had its own header array). */
-static void check_answer(const head_parser *hp, const unsigned char *data, size_t n, long long r,
+static void check_answer(head_parser *hp, const unsigned char *data, size_t n, long long r,
                          int had_own, const char *how)
 {
     const head_ref *want = ref_parse(data, n, hp->p.lim);
@@ -355,6 +420,7 @@ static void parse_following(head_parser *hp, const unsigned char *data, size_t l
             break;
         hp->fresh = 1;
         hp->expect_hit = 0;
+        hp->expect_repeat = 0;
         r = parse_call(hp, data + at, len - at, "pipelined");
     }
 }
@@ -413,6 +479,27 @@ static void check_small_outputs(head_scratch *hs, const unsigned char *data, siz
     }
 }
 
+/* The head with one byte of its last non-empty field value changed (the values' length stays):
+ * through hp, whose last head it is, its answer must not repeat the values kept (check_repeat). */
+static void check_one_value_changed(head_parser *hp, const unsigned char *data, size_t len)
+{
+    const fw_header *headers = hp->p.own_headers != NULL ? hp->p.own_headers : hp->hs->c->headers;
+    uint32_t i = hp->p.req.num_headers;
+    while (i > 0 && headers[i - 1].value_len == 0)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char *changed = malloc(len);
+    if (changed == NULL)
+        abort();
+    memcpy(changed, data, len);
+    unsigned char *c = changed + headers[i - 1].value_off;
+    *c = *c >= '0' && *c <= '8' ? (unsigned char)(*c + 1) : *c == 'a' ? 'b' : 'a';
+    hp->fresh = 1;
+    parse_call(hp, changed, len, "one value changed");
+    free(changed);
+}
+
 /* A complete head parsed whole: the memo's misses and hits, small outputs. */
 static void check_whole(const unsigned char *data, size_t len, const fw_limits *lim)
 {
@@ -430,9 +517,18 @@ static void check_whole(const unsigned char *data, size_t len, const fw_limits *
     parser_init(&hp, &g_fresh, lim, &g_tested);
     hp.expect_hit = 1;
     parse_call(&hp, data, len, "whole again");
+    hp.fresh = 1;  /* the same head once more on this parser: its values were kept, if they fit */
+    hp.expect_repeat = hp.kept;
+    r = parse_call(&hp, data, len, "whole repeated");
+    hp.expect_repeat = 0;
+    check_one_value_changed(&hp, data, len);
+    hp.fresh = 1;
+    r = parse_call(&hp, data, len, "whole after one value changed");
     parse_following(&hp, data, len, r);
 
-    /* the run's memo: a hit when an earlier input had these names, then surely */
+    /* the run's memo: a hit when an earlier input had these names, then surely; room for the
+     * values of heads up to a quarter of this one (the Python layer grows prev after the fact) */
+    g_prev_cap = len / 4;
     scratch_prepare(&g_shared, lim, 0);
     parser_init(&hp, &g_shared, lim, &g_tested);
     scratch_set_out(&g_shared, enough_for(len));
@@ -456,7 +552,9 @@ void check_head(const unsigned char *data, size_t len, const fw_limits *lim, uns
     g_whole.data = data;
     g_whole.len = len;
     g_whole.known = 0;
+    g_prev_cap = len;  /* every head's values fit */
     check_whole(data, len, lim);
+    g_prev_cap = len;
     scratch_prepare(&g_shared, lim, 0);
     if (opts & CHECK_PREFIXES)
         for (size_t i = 0; i < ncuts; i++) {
@@ -483,4 +581,9 @@ void check_head(const unsigned char *data, size_t len, const fw_limits *lim, uns
 unsigned long check_head_history_hits(void)
 {
     return history_hits;
+}
+
+unsigned long check_head_repeats(void)
+{
+    return repeats;
 }

@@ -143,5 +143,6 @@ void check_head(const unsigned char *data, size_t len, const fw_limits *lim,
                 unsigned opts, size_t split);
 /* Heads whose names an earlier input of the run had left in the shared memo. */
 unsigned long check_head_history_hits(void);
+unsigned long check_head_repeats(void);  /* answers FW_HEAD_REPEAT so far */
 
 #endif

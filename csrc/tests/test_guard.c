@@ -931,8 +931,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "FAIL [memo] no head found its names in the memo left by earlier inputs\n");
             failed++;
         }
+        if (check_head_repeats() > 0)  /* and heads parsed again repeated their kept values */
+            passed++;
+        else {
+            fprintf(stderr, "FAIL [repeat] no head came back as FW_HEAD_REPEAT\n");
+            failed++;
+        }
     }
-    printf("%lu passed, %lu failed (fw_parse_head memo: %lu heads found names of earlier inputs)\n",
-           passed, failed, check_head_history_hits());
+    printf("%lu passed, %lu failed (fw_parse_head memo: %lu heads found names of earlier inputs, "
+           "%lu repeated kept values)\n", passed, failed, check_head_history_hits(), check_head_repeats());
     return failed == 0 ? 0 : 1;
 }

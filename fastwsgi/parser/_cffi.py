@@ -17,7 +17,15 @@ few crossings as possible because each one costs more than parsing a short line 
   PackedHead's `values`, the slot's tuple (the names' keys, then REQUEST_KEYS) its `keys`, and the
   server's `head.environ(base)` is then one dict copy and one `update(zip(keys, values))`: no
   intermediate dict, no new key strings, no hashing. The Head's slots are filled in place (no
-  13-argument __init__); no per-header cffi access happens in Python. fw_pack_environ (the
+  13-argument __init__); no per-header cffi access happens in Python.
+* Repeats: a keep-alive client usually sends the same field values request after request. C keeps,
+  in a per-parser buffer (`fw_parser.prev`, allocated here once a memoised head arrives), the values
+  it last packed for memoised names, with the memo slot's stamp; when the next head has the same
+  names (same slot, same stamp) and byte-identical values, C writes only the 5 request fields and
+  answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead` pointing at the PackedHead those
+  values came from (`_source`, set exactly when C may have kept values), whose environ is a copy of
+  a template (the base plus the fields' variables, made on the first repeat over that base) with 6
+  request keys stored: no field value is decoded, split or inserted again. fw_pack_environ (the
   public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
   decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
@@ -51,7 +59,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 4
+EXPECTED_ABI_VERSION = 5
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "
@@ -106,6 +114,7 @@ _KEYS_SHIFT = lib.FW_HEAD_KEYS_SHIFT
 _STORED = lib.FW_HEAD_STORED  # keys state: < _STORED found in slot, < _NEW stored in slot - 8
 _NEW = lib.FW_HEAD_NEW
 _SLOW = lib.FW_HEAD_SLOW
+_REPEAT = lib.FW_HEAD_REPEAT
 _string = ffi.string
 assert lib.FW_HEAD_FOUND == 0 and _STORED == lib.FW_MEMO_SLOTS and _NEW == 2 * _STORED
 assert lib.FW_HEAD_MINOR_SHIFT == _FLAGS_SHIFT + 4
@@ -131,7 +140,7 @@ class PackedHead(Head):
     copy and one update, with no intermediate dict (-3.3k instructions per browser-like request,
     callgrind); `headers` is built only when asked for (tests, introspection)."""
 
-    __slots__ = ("keys", "values")
+    __slots__ = ("keys", "values", "template", "template_base")
 
     @property
     def headers(self) -> dict:
@@ -141,6 +150,41 @@ class PackedHead(Head):
         environ = base.copy()
         environ.update(zip(self.keys, self.values))
         environ["REQUEST_URI"] = self.target
+        return environ
+
+
+class RepeatHead(PackedHead):
+    """A head whose field names and values are exactly those of `source`, the PackedHead its parser
+    last had them from (C said FW_HEAD_REPEAT): only the 5 request fields are new. Its
+    environ is a copy of `source.template` (base + the fields' CGI variables, made by the first
+    repeat on that base) with the request's variables set: no field value is decoded or inserted.
+    `keys`, `values` and `headers` are source's, with this request's own fields."""
+
+    __slots__ = ("source",)
+
+    @property
+    def keys(self) -> tuple:
+        return self.source.keys
+
+    @property
+    def values(self) -> list:
+        return [*self.source.values[:len(self.keys) - _REQUEST_FIELDS],
+                self.method, self.target, self.version, self.query, self.path]
+
+    def environ(self, base: dict) -> dict:
+        source = self.source
+        if source.template_base is base:
+            environ = source.template.copy()
+        else:  # the fields' variables on this base, kept for the next repeats of source
+            environ = base.copy()
+            environ.update(zip(source.keys, source.values))
+            source.template = environ.copy()
+            source.template_base = base
+        environ["REQUEST_METHOD"] = self.method  # REQUEST_KEYS, as stores: cheaper than a zip
+        environ["RAW_URI"] = environ["REQUEST_URI"] = self.target
+        environ["SERVER_PROTOCOL"] = self.version
+        environ["QUERY_STRING"] = self.query
+        environ["PATH_INFO"] = self.path
         return environ
 
 
@@ -198,13 +242,16 @@ def _thread_scratch(header_count: int) -> _ThreadScratch:
 class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_limits", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result")
+    __slots__ = ("_limits", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
+                 "_prev", "_prev_cap", "_source")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
         self._p = ffi.new("fw_parser *")  # own_headers NULL: the thread's array
         self._p.lim = _c_limits(self._limits)  # kept alive by the lru_cache
         self._own_headers = None  # allocated only when a head with fields arrives in pieces
+        self._prev = self._source = None  # C's copy of the last values, and their PackedHead
+        self._prev_cap = 0
         self._bind_thread()
         self.reset()
 
@@ -212,6 +259,7 @@ class RequestParser:
         self._thread = _get_ident()
         self._scratch = _thread_scratch(max(1, self._limits.max_header_count))
         self._p.scratch = self._scratch.c
+        self._p.prev_stamp = 0  # the values kept were for the other thread's memo slots
 
     def reset(self) -> None:
         self._fresh = 1  # the next C call starts with fw_request_init
@@ -238,6 +286,17 @@ class RequestParser:
         keys_state = result >> _KEYS_SHIFT  # the result is < 2**30: one-digit int arithmetic
         # value 1..n, method, target, version, query, path[, key 1..n], \x01-separated (fw_binding.h)
         scratch = self._scratch
+        if keys_state == _REPEAT:  # names and values of self._source: only the request fields
+            head = _new_head(RepeatHead)
+            head.method, head.target, head.version, head.query, head.path = \
+                _string(scratch.out).decode("latin-1").split("\x01")
+            head.source = source = self._source
+            head.consumed = result & _CONSUMED_MASK
+            head.content_length = source.content_length
+            head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
+                _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
+            self._result = head
+            return head
         if keys_state < _STORED:  # the names of an earlier head: its keys
             keys, length_at = scratch.keys[keys_state]
             items = _string(scratch.out).decode("latin-1").split("\x01")
@@ -259,8 +318,20 @@ class RequestParser:
         head.content_length = -1 if length_at < 0 else int(items[length_at])
         head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
             _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
+        if keys_state < _NEW:  # C kept these values (if they fit): a repeat of them is of this head
+            head.template_base = None
+            self._source = head
+            if head.consumed > self._prev_cap:
+                self._grow_prev(head.consumed)
         self._result = head
         return head
+
+    def _grow_prev(self, size: int) -> None:
+        """Room for C to keep the values of heads up to `size` bytes (they take fewer)."""
+        self._prev = _new_unzeroed("char[]", size)
+        self._p.prev = self._prev
+        self._p.prev_cap = self._prev_cap = size
+        self._p.prev_stamp = 0
 
     def _not_packed(self, result: int, buf) -> None:
         """parse() when C returned no head: fields to keep, output too small, or an error."""

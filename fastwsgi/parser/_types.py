@@ -29,7 +29,10 @@ class Head:
 
     `environ(base)` is the request's WSGI environ on top of a copy of `base`. The C backend returns
     a subclass (_cffi.PackedHead) that keeps the CGI variables as the key tuple and value list it
-    gets from C and builds `headers` only on demand: same attributes, same results.
+    gets from C and builds `headers` only on demand: same attributes, same results. Its RepeatHead
+    (the same field values as the parser's previous head) may copy a template made from `base` by
+    an earlier head: a base must not change once it has been used (the server fills each
+    connection's base before its first request).
     """
 
     __slots__ = (

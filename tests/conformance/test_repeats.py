@@ -1,0 +1,164 @@
+"""The corpus again, through parsers that have just parsed the very same head.
+
+Theory of operation
+-------------------
+On a keep-alive connection a client usually sends the same field values request after request.
+The C backend keeps, per parser, the values it last packed for a remembered name sequence
+(csrc/binding.c fw_keep_values); when the next head's names and values are exactly those, C writes
+only the request fields and the parser returns a `_cffi.RepeatHead`, whose environ is a copy of a
+per-source template (the base plus the fields' variables) with the request's variables set. That
+must change nothing but the cost, so:
+
+* every head case is parsed three times by one parser (each head's environ built over the
+  conformance base, so the later ones take the template), then a fourth time checked against the
+  corpus, on both backends;
+* an environ the application changes, another base, a parser used from another thread, and
+  sequences of mutated heads through one parser (hypothesis) must all give what a fresh parser
+  gives.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, strategies as st
+
+from fastwsgi.parser import Limits, get_backend
+
+from . import corpus
+from .runner import BACKENDS, check_head_outcome, feed_head, parse_once, typed
+from .test_parity import SETTINGS, mutated, valid_heads
+
+CASES = corpus.load("head")
+BROWSER_GET = (b"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1.0\r\n"
+               b"Accept: */*\r\nCookie: a=1; b=2\r\nContent-Length: 0\r\n\r\n")
+
+
+def parsed_three_times(backend, limits: Limits, data: bytes):
+    """A parser that has parsed `data` three times (outcomes with environs, as the corpus checks
+    them), reset for the next request."""
+    parser = backend.RequestParser(limits)
+    for _ in range(3):
+        parse_once(parser, data)
+        parser.reset()
+    return parser
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_head_after_the_same_head(case, backend_name):
+    backend = get_backend(backend_name)
+    parser = parsed_three_times(backend, case.limits, case.data)
+    outcome, calls = feed_head(backend, case.limits, [case.data], parser=parser)
+    check_head_outcome(case, outcome, calls, [case.data])
+
+
+def repeats(data: bytes, limits: Limits) -> bool:
+    parser = parsed_three_times(get_backend("c"), limits, data)
+    try:
+        return type(parser.parse(data)).__name__ == "RepeatHead"
+    except Exception:
+        return False
+
+
+def test_most_valid_heads_of_the_corpus_repeat():
+    """The test above is only worth something if the C parsers it warms take the repeat path."""
+    valid = [case for case in CASES if case.expected is not None and not case.error]
+    repeated = [case.id for case in valid if repeats(case.data, case.limits)]
+    assert len(repeated) >= 100, (len(repeated), len(valid))
+
+
+def fresh_environ(data: bytes, base: dict) -> dict:
+    return get_backend("python").RequestParser(Limits()).parse(data).environ(base)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_repeated_head_gets_a_fresh_environ(backend_name):
+    """Changes an application makes to its environ, and another base (a new connection taking a
+    spare parser), never show in the next request's environ."""
+    parser = get_backend(backend_name).RequestParser(Limits())
+    base = {"REMOTE_ADDR": "10.0.0.1", "wsgi.url_scheme": "http"}
+    for path in (b"/1", b"/2", b"/3", b"/4", b"/5", b"/6"):
+        data = BROWSER_GET.replace(b"/a", path)
+        parser.reset()
+        environ = parser.parse(data).environ(base)
+        assert environ == fresh_environ(data, base)
+        environ["HTTP_COOKIE"] = "changed"
+        environ["wsgi.input"] = object()
+        del environ["HTTP_HOST"]
+    assert base == {"REMOTE_ADDR": "10.0.0.1", "wsgi.url_scheme": "http"}
+    if backend_name == "c":
+        assert type(parser.parse(data)).__name__ == "RepeatHead"  # what this test is about
+    other = {"REMOTE_ADDR": "10.0.0.2", "SERVER_PORT": "81"}
+    parser.reset()
+    assert parser.parse(BROWSER_GET).environ(other) == fresh_environ(BROWSER_GET, other)
+    parser.reset()
+    changed = BROWSER_GET.replace(b"a=1", b"a=9")
+    assert parser.parse(changed).environ(base) == fresh_environ(changed, base)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_parser_used_from_another_thread(backend_name):
+    """The C memo is per thread: a parser that kept values under one thread's memo must not take
+    them for a head of the other thread whose names (another sequence, same values) sit in a memo
+    slot with the same stamp."""
+    backend = get_backend(backend_name)
+    first = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: v\r\n\r\n"
+    second = first.replace(b"X-A", b"X-B")
+    results = {}
+    b_done = threading.Event()
+
+    def in_a_new_thread(name, work):  # thread a lives until b is done: no thread id is reused
+        def run():
+            results[name] = work()
+            if name == "a":
+                b_done.wait(30)
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    parser = backend.RequestParser(Limits())
+
+    def thread_a():  # the first names this thread's memo stores, twice: C keeps the values
+        for _ in range(2):
+            parser.reset()
+            parser.parse(first)
+        return parser.parse(first).environ({})
+
+    def thread_b():  # the same stamp in this thread's memo, for other names with the same values
+        backend.RequestParser(Limits()).parse(second)
+        parser.reset()
+        return parser.parse(second).environ({})
+
+    a = in_a_new_thread("a", thread_a)
+    while "a" not in results and a.is_alive():
+        a.join(0.01)
+    in_a_new_thread("b", thread_b).join()
+    b_done.set()
+    a.join()
+    assert results["a"] == fresh_environ(first, {})
+    assert results["b"] == fresh_environ(second, {})
+
+
+CRLF_HEADS = valid_heads().filter(lambda data: b"\n" not in data.replace(b"\r\n", b""))
+
+
+def test_repeat_parity():
+    """One parser of each backend takes a sequence of heads, each the seed again or a mutation of
+    it; every outcome is a fresh Python parser's."""
+    backends = [get_backend(name) for name in ("c", "python")]
+
+    @SETTINGS
+    @given(seed=CRLF_HEADS, draw=st.data())
+    def check(seed, draw):
+        limits = Limits()
+        parsers = [backend.RequestParser(limits) for backend in backends]
+        for _ in range(5):
+            data = draw.draw(st.one_of(st.just(seed), mutated(st.just(seed))))
+            reference = typed(parse_once(backends[1].RequestParser(limits), data))
+            for parser in parsers:
+                parser.reset()
+                assert typed(parse_once(parser, data)) == reference, (parser, data)
+
+    check()
