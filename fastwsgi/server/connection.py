@@ -14,11 +14,16 @@ buffer grows without bound however the client pipelines.
 
 Unread request bodies are drained from the input (up to DRAIN_LIMIT bytes, else the response says
 Connection: close) so the next head is never parsed out of body bytes. Rejections and "Connection:
-close" responses end with a lingering close: shutdown(SHUT_WR), then input is discarded until the
-client closes or LINGER_TIME passes, so the client reads the response instead of a reset (RFC 9112
-§9.6). The one exception is a client that said it sends nothing more (`Connection: close`, or HTTP/1.0
-without keep-alive) and whose request we read to its last byte, with nothing buffered behind it: no
-unread input can turn the close into a reset, so the socket is closed at once (a plain FIN).
+close" responses end with a lingering close (RFC 9112 §9.6): shutdown(SHUT_WR), then input is read
+and discarded until the client closes, until no byte has arrived for LINGER_TIME (at most
+read_timeout), or until LINGER_TOTAL has passed since the shutdown, whichever comes first (nginx's
+lingering_timeout and lingering_time). There is no byte cap: a close while the client still sends
+makes the kernel answer with a reset, which destroys the response the client has not read yet, so a
+client that writes all of a refused body before it reads gets its 413 whatever the body's size. A
+client that trickles bytes holds the socket for LINGER_TOTAL at most. The one exception is a client
+that said it sends nothing more (`Connection: close`, or HTTP/1.0 without keep-alive) and whose
+request we read to its last byte, with nothing buffered behind it: no unread input can turn the
+close into a reset, so the socket is closed at once (a plain FIN).
 
 A new connection is not in the poller set until it needs to be: the loop reads it once right after
 accept (threads = 0) and `settle()` registers it only if it outlives that read, so a one-request
@@ -28,9 +33,10 @@ Parsers of closed connections are reset and kept (up to SPARE_PARSERS) for new o
 
 Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
 head (from accept for the first one), keep_alive while idle between requests, read_timeout while
-draining a body, send_timeout while output is stuck. Reads and writes that must wait inside the
-application (wsgi.input, write(), a worker's response) wait with poll() on this socket only, for at
-most read_timeout / send_timeout per step.
+draining a body, send_timeout while output is stuck, and the lingering close's bounds (each
+discarded read moves the deadline to `linger_idle` later, never past `linger_end`). Reads and
+writes that must wait inside the application (wsgi.input, write(), a worker's response) wait with
+poll() on this socket only, for at most read_timeout / send_timeout per step.
 
 The connection marks itself `broken` when the client's side fails (reset, EOF inside a body, timeout):
 such failures end the exchange quietly.
@@ -49,8 +55,8 @@ __all__ = ["Connection"]
 
 READ_SIZE = 65536
 LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
-LINGER_TIME = 2.0  # seconds to discard input after shutdown(SHUT_WR) before closing
-LINGER_BYTES = 1 << 20
+LINGER_TIME = 2.0  # lingering close: seconds without input (at most read_timeout) before closing
+LINGER_TOTAL = 30.0  # lingering close: seconds from shutdown(SHUT_WR) to the close, at most
 SPARE_PARSERS = 64  # parsers of closed connections kept for new ones (creating one costs microseconds)
 
 
@@ -58,7 +64,7 @@ class Connection:
     __slots__ = ("server", "sock", "fd", "environ_base", "parser", "inbuf", "out", "out_size",
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
-                 "discarded", "output_full", "peer_done")
+                 "linger_idle", "linger_end", "output_full", "peer_done")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -81,7 +87,8 @@ class Connection:
         self.head_deadline = self.deadline = server.now + server.header_timeout
         self.send_deadline = 0.0
         self.events = 0  # the poller interest; 0 until the loop or settle() registers the socket
-        self.discarded = 0
+        self.linger_idle = 0.0  # lingering: the longest gap between two reads
+        self.linger_end = 0.0  # lingering: the close comes by then, however the client sends
         self.output_full = False  # process() stopped at the output high-water mark
         self.peer_done = False  # the last request said the client sends nothing more (close)
 
@@ -108,11 +115,13 @@ class Connection:
             self.broken = True
             self.close()
             return
-        if self.lingering:
-            self.discarded += len(data)
-            if not data or self.discarded > LINGER_BYTES:
+        if self.lingering:  # discard; input pushes the idle deadline on, never past linger_end
+            if not data:
                 self.close()
-            elif self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
+                return
+            deadline = self.server.now + self.linger_idle
+            self.deadline = deadline if deadline < self.linger_end else self.linger_end
+            if self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
                 self.server.poller.modify(self.fd, IN | self.server.oneshot)
             return
         if data:
@@ -389,8 +398,9 @@ class Connection:
                     or self.body is not None or self.lingering or self.closed)
 
     def linger(self) -> None:
-        """Half-close after the last response and discard input briefly (RFC 9112 §9.6), unless
-        the client can send nothing we would fail to read: then close at once (a plain FIN)."""
+        """Half-close after the last response and discard input (RFC 9112 §9.6; the bounds are in
+        the module docstring), unless the client can send nothing we would fail to read: then close
+        at once (a plain FIN)."""
         if self.peer_done and not self.inbuf and (self.body is None or self.body.complete):
             self.close()
             return
@@ -400,7 +410,10 @@ class Connection:
             self.close()
             return
         self.lingering = True
-        self.deadline = self.server.now + min(LINGER_TIME, self.server.read_timeout)
+        now = self.server.now
+        self.linger_idle = min(LINGER_TIME, self.server.read_timeout)
+        self.linger_end = now + LINGER_TOTAL
+        self.deadline = min(now + self.linger_idle, self.linger_end)
         if self.events != IN or self.server.oneshot:
             self.watch(IN)
 

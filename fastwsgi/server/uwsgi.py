@@ -20,9 +20,10 @@ parser is the HTTP path, reused as is:
 * closing: after the response the connection closes. It closes at once when everything the peer
   will send has been read (the packet and the whole body), which sends a plain FIN; otherwise it takes
   the HTTP lingering close (shut down writing, discard input), so the front end reads the response
-  instead of a reset. A body the application left unread is discarded to its last byte (within
-  read_timeout), since nginx writes all of it before reading the answer; after a rejected packet or a
-  413 the usual linger bounds apply (LINGER_BYTES, LINGER_TIME).
+  instead of a reset. Input is discarded until the front end closes, goes quiet or LINGER_TOTAL
+  (30 s) has passed (connection.py); the quiet gap allowed is LINGER_TIME (2 s) after a rejected
+  packet or a 413, and read_timeout while a body the application left unread is still arriving, since
+  nginx writes all of it before it reads the answer.
 
 Admission: a TCP peer outside --uwsgi-allow-from (default 127.0.0.1,::1; "*" any) is closed at
 accept, with a warning on `fastwsgi.error`, before a byte is read (`peer_filter`, on
@@ -90,7 +91,7 @@ class UwsgiConnection(Connection):
         # is False, so the peer sends nothing more); else shuts down writing and discards input
         if self.lingering and body is not None and not body.complete:
             # the front end sends the whole body whatever the answer (nginx writes all of it before it
-            # reads the response): discard all of it, not just LINGER_BYTES, within read_timeout, or
-            # the close would reset nginx's write and turn the response into a 502
-            self.discarded = min(0, len(self.inbuf) - body.unread_hint)
-            self.deadline = self.server.now + self.server.read_timeout
+            # reads the response): wait for it as a body read waits (read_timeout between two reads),
+            # or the close would reset nginx's write and turn the response into a 502
+            self.linger_idle = self.server.read_timeout
+            self.deadline = min(self.server.now + self.linger_idle, self.linger_end)

@@ -1,7 +1,10 @@
-"""Configured limits: request body (413 before the body is sent), request line / fields / head sizes,
-and --worker-connections (extra connections wait in the backlog and are served later), which a client
-that connects and stays silent does not use up while the kernel defers its accept (--defer-accept)."""
+"""Configured limits: request body (413 before the body is sent, and read by a client that sends the
+refused body anyway), request line / fields / head sizes, and --worker-connections (extra connections
+wait in the backlog and are served later), which a client that connects and stays silent does not use
+up while the kernel defers its accept (--defer-accept)."""
 
+import socket
+import threading
 import time
 
 import pytest
@@ -14,6 +17,9 @@ limited = server_fixture("--limit-request-body", "1000", "--limit-request-line",
                          "--limit-request-head", "2000", matrix=BACKENDS)
 two_connections = server_fixture("--worker-connections", "2", matrix=BACKENDS)
 DEFER = 2  # seconds: Linux hands a silent connection over after its SYN-ACK retransmits (~3 s for 2)
+# the lingering close after a 413 allows min(LINGER_TIME 2 s, --read-timeout) between two bytes: 1 s
+refusing = server_fixture("--limit-request-body", "1000000", "--read-timeout", "1", matrix=BACKENDS)
+LINGER_GAP = 1.0
 one_slot_deferred = server_fixture("--worker-connections", "1", "--defer-accept", str(DEFER),
                                    "--header-timeout", "1", matrix=BACKENDS)
 
@@ -33,6 +39,73 @@ def test_body_over_the_limit_with_100_continue_gets_413_not_100(limited):
         conn.send(build_request("POST", "/echo", headers=[("Content-Length", "5000"), ("Expect", "100-continue")]))
         resp = conn.read_response(timeout=3)
         assert resp.status == 413 and resp.interim == []
+
+
+def test_refused_body_sent_whole_without_waiting_still_gets_its_413(refusing):
+    """The client sends a Content-Length over the limit and then the whole body (16 MiB, more than the
+    socket buffers hold) without waiting for the answer, reading all along: it reads the 413 and a
+    clean EOF, and its write completes. The lingering close discards the body to its end; a close
+    while the body still arrives would be answered with a reset, failing the write (and losing the
+    413 if the client had not read it yet). Three times, so a lucky pass is unlikely."""
+    size = 16 * 1024 * 1024
+    head = build_request("POST", "/echo", headers=[("Content-Length", str(size))])
+    body = b"b" * size
+    for attempt in range(3):
+        with socket.create_connection(("127.0.0.1", refusing.port), timeout=20) as sock:
+            failures = []
+
+            def write():
+                try:
+                    sock.sendall(head)
+                    sock.sendall(body)
+                except OSError as exc:
+                    failures.append(exc)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            received, ending = b"", "EOF"
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                ending = "reset"
+            writer.join(30)
+            assert not writer.is_alive(), f"try {attempt}: the write of the refused body is stuck"
+        assert received.startswith(b"HTTP/1.1 413 "), f"try {attempt}: {received[:200]!r}"
+        assert ending == "EOF" and failures == [], f"try {attempt}: {ending}, write failures {failures}"
+
+
+def _reset_by_server(sock) -> bool:
+    """Send a byte, then more for up to 1 s: True once a send fails (the server had closed, so its
+    kernel answered the first byte with a reset); False if the server still reads."""
+    deadline = time.monotonic() + 1.0
+    try:
+        while time.monotonic() < deadline:
+            sock.send(b"x")
+            time.sleep(0.05)
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    return False
+
+
+def test_lingering_close_discards_while_bytes_arrive_and_closes_after_a_quiet_gap(refusing):
+    """After a 413 the client trickles a byte every 0.25 s for twice the idle gap: the server keeps
+    reading (it did close LINGER_GAP after the 413 when the bound was on the whole linger). Once the
+    client stops, the server closes about LINGER_GAP later (plus the loop's sweep, 0.25 s here)."""
+    with socket.create_connection(("127.0.0.1", refusing.port), timeout=5) as sock:
+        sock.sendall(build_request("POST", "/echo", headers=[("Content-Length", str(16 * 1024 * 1024))]))
+        received = b""
+        while chunk := sock.recv(65536):  # the 413, then the EOF of the server's shutdown(SHUT_WR)
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+        for i in range(int(2 * LINGER_GAP / 0.25)):
+            time.sleep(0.25)
+            try:
+                sock.send(b"x")
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                pytest.fail(f"the server closed while bytes kept arriving ({exc!r} at byte {i})")
+        time.sleep(LINGER_GAP + 1.0)
+        assert _reset_by_server(sock), "the server still reads after a quiet gap longer than the linger"
 
 
 def test_body_at_the_limit_is_accepted(limited):

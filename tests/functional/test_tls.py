@@ -44,6 +44,7 @@ tls_server = tls_server_fixture(matrix=FULL_MATRIX)
 tls_backend_server = tls_server_fixture()
 tls_quick_timeout = tls_server_fixture("--header-timeout", "1")
 tls_short_keep_alive = tls_server_fixture("--keep-alive", "1", matrix=FULL_MATRIX)
+tls_refusing = tls_server_fixture("--limit-request-body", "1000000")
 required_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "2")  # gunicorn's spelling
 optional_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "optional")
 
@@ -194,6 +195,27 @@ def test_large_request_body_streamed_over_tls(tls_server, certs):
         assert response.read() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode()
     finally:
         conn.close()
+
+
+def test_refused_body_sent_whole_over_tls_still_gets_its_413(tls_refusing, certs):
+    """test_limits' refused-body test over TLS: the client writes the head and all of a 4 MiB body
+    over the 1 MB limit (one thread: an SSLSocket is not shared between threads, and the small
+    answer waits in the socket buffer meanwhile), then reads the 413, the close_notify (ragged EOFs
+    are errors here) and the EOF. The lingering close discards raw records to the end of the body.
+    Three times, so a lucky pass is unlikely."""
+    size = 4 * 1024 * 1024
+    head = build_request("POST", "/echo", headers=[("Content-Length", str(size))])
+    for attempt in range(3):
+        with TLSConn(tls_refusing.port, client_context(certs), suppress_ragged_eofs=False,
+                     timeout=20) as conn:
+            try:
+                conn.send(head)
+                conn.send(b"t" * size)
+                received = conn.read_to_eof()
+            except OSError as exc:  # ssl.SSLError included
+                pytest.fail(f"try {attempt}: {exc!r}")
+            assert received.startswith(b"HTTP/1.1 413 "), f"try {attempt}: {received[:200]!r}"
+            assert not conn.reset, f"try {attempt}: the 413 ended with a reset"
 
 
 def test_large_response_to_a_slow_reader(tls_server, certs):
