@@ -28,6 +28,12 @@ is split into pieces. The code is organised around that contract, with two ways 
   gives the same result. Layouts are bounded in number and in how often they may be made
   (`_record_layout`); possessive quantifiers keep each match linear, so they exist from Python 3.11
   (3.10 always takes the general way).
+* Before either, a **repeat** (`_repeat_head`): a keep-alive client usually sends the same field lines
+  again. The parser keeps the last origin-form head its fast path built and that head's field block
+  as text; a head whose block is the same text, whose version is the same and whose target is again
+  origin-form (those are all the end-of-head checks depend on besides the block) gets that head's
+  headers dict (shared: nothing changes a Head's headers) and framing facts, and only its request
+  line is parsed. The C backend does the same from its kept values (FW_HEAD_REPEAT).
 
 Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
 runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
@@ -499,10 +505,13 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
     return head
 
 
-def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None):
+def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None,
+                      source: Head | None, source_block: str | None):
     """Fast path: parse a whole, valid, CRLF-only head starting at offset 0, or return None.
 
-    `layout` is the parser's last layout (or None). Returns (Head, the layout to keep) or None."""
+    `layout` is the parser's last layout (or None); `source` an origin-form head this parser
+    accepted whose field block (from the request line's LF to the last CRLF) was `source_block`.
+    Returns (Head, the layout to keep, the source and block to keep) or None."""
     if first_lf == 0 or buf[first_lf - 1] != _CR:
         return None
     end = buf.find(b"\r\n\r\n", first_lf - 1, limits.max_head_size)
@@ -514,6 +523,14 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
     request_line = _REQUEST_LINE.fullmatch(head, 0, first_lf - 1)
     if request_line is None:
         return None
+    method, target, minor = request_line.groups()
+    block = head[first_lf:]
+    if block == source_block and target[0] == "/" and _DIGITS[minor] == source.minor \
+            and method != "CONNECT" and "#" not in target:
+        # the field lines of `source` again, byte for byte, under the same HTTP version and an
+        # origin-form target: the same headers and framing facts (they depend on nothing else)
+        return _repeat_head(end + 4, method, target, head[first_lf - 9:first_lf - 1], source), \
+            layout, source, block
     block_start = first_lf + 1
     if block_start < len(head):
         if len(head) - block_start > limits.max_header_line and \
@@ -538,15 +555,31 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
     else:
         fields = ()
         headers = {}
-    method, target, minor = request_line.groups()
     if "#" in target:  # a fragment (refused): one VCHAR range keeps the regex fast, str.find is cheap
         return None
     if target[0] == "/" and method != "CONNECT":  # origin-form, the common case of _split_target
         path, _, query = target.partition("?")
-    else:
-        path, query = _split_target(method, target)
+        built = _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
+                            _DIGITS[minor], fields, headers, limits)
+        return built, layout, built, block
+    path, query = _split_target(method, target)
     return _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
-                       _DIGITS[minor], fields, headers, limits), layout
+                       _DIGITS[minor], fields, headers, limits), layout, None, None
+
+
+def _repeat_head(consumed: int, method: str, target: str, version: str, source: Head) -> Head:
+    """A head with its own origin-form request line and `source`'s field lines: `source`'s headers
+    (the same dict: nothing changes a Head's headers) and framing facts."""
+    path, _, query = target.partition("?")
+    if "%" in path:
+        path = unquote(path, encoding="latin-1")
+    head = _new_head(Head)
+    head.consumed, head.method, head.target, head.path, head.query, head.version = \
+        consumed, method, target, path, query, version
+    head.minor, head.headers, head.content_length, head.chunked, head.keep_alive, \
+        head.expect_continue, head.upgrade = source.minor, source.headers, source.content_length, \
+        source.chunked, source.keep_alive, source.expect_continue, source.upgrade
+    return head
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,10 +589,12 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
 class RequestParser(StickyParser):
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layout")
+    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layout",
+                 "_source", "_source_block")
 
     def __init__(self, limits: Limits | None = None):
         self._layout = None  # the layout of the last head the fast path took: kept across reset()
+        self._source = self._source_block = None  # the last origin-form head it took, its fields
         super().__init__(limits)
 
     def reset(self) -> None:
@@ -579,9 +614,10 @@ class RequestParser(StickyParser):
             else:
                 self._fresh = False
                 self._scan = first_lf
-                parsed = _parse_whole_head(buf, first_lf, self._limits, self._layout)
+                parsed = _parse_whole_head(buf, first_lf, self._limits, self._layout, self._source,
+                                           self._source_block)
                 if parsed is not None:
-                    head, self._layout = parsed
+                    head, self._layout, self._source, self._source_block = parsed
                     return head
         return self._parse_lines(buf)
 

@@ -2,12 +2,19 @@
 
 Theory of operation
 -------------------
-On a keep-alive connection a client usually sends the same field values request after request.
-The C backend keeps, per parser, the values it last packed for a remembered name sequence
-(csrc/binding.c fw_keep_values); when the next head's names and values are exactly those, C writes
-only the request fields and the parser returns a `_cffi.RepeatHead`, whose environ is a copy of a
-per-source template (the base plus the fields' variables) with the request's variables set. That
-must change nothing but the cost, so:
+On a keep-alive connection a client usually sends the same field values request after request, and
+both backends take a shortcut for it:
+
+* the C backend keeps, per parser, the values it last packed for a remembered name sequence
+  (csrc/binding.c fw_keep_values); when the next head's names and values are exactly those, C writes
+  only the request fields and the parser returns a `_cffi.RepeatHead`, whose environ is a copy of a
+  per-source template (the base plus the fields' variables) with the request's variables set;
+* the Python backend's fast path keeps the last origin-form head it built and its field block as
+  text: a head whose field block is the same text, under the same HTTP version and again with an
+  origin-form target, gets that head's headers dict and framing facts (`_python._repeat_head`),
+  with no field line matched or checked again.
+
+That must change nothing but the cost, so:
 
 * every head case is parsed three times by one parser (each head's environ built over the
   conformance base, so the later ones take the template), then a fourth time checked against the
@@ -24,7 +31,8 @@ import threading
 import pytest
 from hypothesis import given, strategies as st
 
-from fastwsgi.parser import Limits, get_backend
+from fastwsgi.errors import ParseError
+from fastwsgi.parser import Limits, _python, get_backend
 
 from . import corpus
 from .runner import BACKENDS, check_head_outcome, feed_head, parse_once, typed
@@ -54,19 +62,65 @@ def test_head_after_the_same_head(case, backend_name):
     check_head_outcome(case, outcome, calls, [case.data])
 
 
-def repeats(data: bytes, limits: Limits) -> bool:
-    parser = parsed_three_times(get_backend("c"), limits, data)
+def took_the_repeat_path(backend, parser, data: bytes) -> bool:
     try:
-        return type(parser.parse(data)).__name__ == "RepeatHead"
-    except Exception:
+        head = parser.parse(data)
+    except ParseError:
         return False
+    if backend.NAME == "c":
+        return type(head).__name__ == "RepeatHead"
+    source = parser._source
+    return source is not None and head is not source and head.headers is source.headers
 
 
-def test_most_valid_heads_of_the_corpus_repeat():
-    """The test above is only worth something if the C parsers it warms take the repeat path."""
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_most_valid_heads_of_the_corpus_repeat(backend_name):
+    """The test above is only worth something if the parsers it warms take the repeat path."""
+    backend = get_backend(backend_name)
     valid = [case for case in CASES if case.expected is not None and not case.error]
-    repeated = [case.id for case in valid if repeats(case.data, case.limits)]
+    repeated = [case.id for case in valid if took_the_repeat_path(
+        backend, parsed_three_times(backend, case.limits, case.data), case.data)]
     assert len(repeated) >= 100, (len(repeated), len(valid))
+
+
+SAME_FIELDS = [  # (what differs from BROWSER_GET, the head): the same field lines each time
+    ("path", BROWSER_GET.replace(b"/a?b=1", b"/%41%2fb?c")),
+    ("HTTP/1.0 (other framing defaults)", BROWSER_GET.replace(b"HTTP/1.1", b"HTTP/1.0")),
+    ("absolute-form (its authority is HTTP_HOST)", BROWSER_GET.replace(b"/a?b=1", b"http://other:81/x")),
+    ("asterisk-form", BROWSER_GET.replace(b"GET /a?b=1", b"OPTIONS *")),
+    ("CONNECT", BROWSER_GET.replace(b"GET /a?b=1", b"CONNECT example.com:443")),
+    ("CONNECT, origin-form (refused)", BROWSER_GET.replace(b"GET", b"CONNECT")),
+    ("a fragment (refused)", BROWSER_GET.replace(b"/a?b=1", b"/a#f")),
+    ("POST", BROWSER_GET.replace(b"GET", b"POST")),
+]
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("differs, data", SAME_FIELDS, ids=[differs for differs, _ in SAME_FIELDS])
+def test_same_field_lines_under_another_request_line(differs, data, backend_name):
+    """A head whose field lines repeat the last head's but whose request line changes what they
+    mean (version, target form) gets what a fresh parser gives."""
+    parser = parsed_three_times(get_backend(backend_name), Limits(), BROWSER_GET)
+    assert typed(parse_once(parser, data)) == typed(parse_once(
+        get_backend("python").RequestParser(Limits()), data)), differs
+
+
+def test_a_python_repeat_checks_no_field_line_again(monkeypatch):
+    """The Python backend's repeat takes nothing from the general way or a layout: with both
+    unusable, it still returns the head a fresh parser returned."""
+    parser = _python.RequestParser(Limits())
+    first = parser.parse(BROWSER_GET)
+    parser.reset()
+
+    class Unusable:
+        def __getattr__(self, name):
+            raise AssertionError("a field line was matched again")
+    monkeypatch.setattr(_python, "_FIELD_LINE", Unusable())
+    monkeypatch.setattr(_python, "_build_head", Unusable())
+    parser._layout = Unusable()
+    again = parser.parse(BROWSER_GET.replace(b"/a?b=1", b"/b"))
+    assert again.as_dict() == first.as_dict() | {"path": "/b", "target": "/b", "query": "",
+                                                 "consumed": len(BROWSER_GET) - 4}
 
 
 def fresh_environ(data: bytes, base: dict) -> dict:
