@@ -19,10 +19,10 @@ few crossings as possible because each one costs more than parsing a short line 
   intermediate dict, no new key strings, no hashing. The Head's slots are filled in place (no
   13-argument __init__); no per-header cffi access happens in Python.
 * Repeats: a keep-alive client usually sends the same field values request after request. C keeps,
-  in a per-parser buffer (`fw_parser.prev`, allocated here once a memoised head arrives), the values
-  it last packed for memoised names, with the memo slot's stamp; when the next head has the same
-  names (same slot, same stamp) and byte-identical values, C writes only the 5 request fields and
-  answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead` pointing at the PackedHead those
+  in a per-parser buffer (`fw_parser.prev`, allocated here once a memoised head arrives, at most
+  REPEAT_MAX_HEAD bytes), the values it last packed for memoised names, with the memo slot's stamp;
+  when the next head has the same names (same slot, same stamp) and byte-identical values, C writes
+  only the 5 request fields and answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead` pointing at the PackedHead those
   values came from (`_source`, set exactly when C may have kept values), whose environ is a copy of
   a template (the base plus the fields' variables, made on the first repeat over that base) with 6
   request keys stored: no field value is decoded, split or inserted again. fw_pack_environ (the
@@ -53,7 +53,7 @@ import threading
 
 from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError, ResponseError
-from ._types import Head, Limits
+from ._types import REPEAT_MAX_HEAD, Head, Limits
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
@@ -321,8 +321,8 @@ class RequestParser:
         if keys_state < _NEW:  # C kept these values (if they fit): a repeat of them is of this head
             head.template_base = None
             self._source = head
-            if head.consumed > self._prev_cap:
-                self._grow_prev(head.consumed)
+            if head.consumed > self._prev_cap and self._prev_cap < REPEAT_MAX_HEAD:
+                self._grow_prev(min(head.consumed, REPEAT_MAX_HEAD))
         self._result = head
         return head
 

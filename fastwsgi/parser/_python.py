@@ -30,10 +30,10 @@ is split into pieces. The code is organised around that contract, with two ways 
   (3.10 always takes the general way).
 * Before either, a **repeat** (`_repeat_head`): a keep-alive client usually sends the same field lines
   again. The parser keeps the last origin-form head its fast path built and that head's field block
-  as text; a head whose block is the same text, whose version is the same and whose target is again
-  origin-form (those are all the end-of-head checks depend on besides the block) gets that head's
-  headers dict (shared: nothing changes a Head's headers) and framing facts, and only its request
-  line is parsed. The C backend does the same from its kept values (FW_HEAD_REPEAT).
+  as text (up to REPEAT_MAX_HEAD characters); a head whose block is the same text, whose version is
+  the same and whose target is again origin-form (all the end-of-head checks depend on besides the
+  block) gets that head's headers dict (shared: nothing changes a Head's headers) and framing facts,
+  and only its request line is parsed. The C backend does the same from its kept values (FW_HEAD_REPEAT).
 
 Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
 runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
@@ -57,7 +57,7 @@ import re
 from urllib.parse import unquote
 
 from ..errors import ParseError, ResponseError
-from ._types import Head, Limits, StickyParser
+from ._types import REPEAT_MAX_HEAD, Head, Limits, StickyParser
 from ._uwsgi_python import UwsgiParser  # noqa: F401  (docs/uwsgi-spec.md)
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head", "UwsgiParser"]
@@ -561,6 +561,8 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
         path, _, query = target.partition("?")
         built = _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
                             _DIGITS[minor], fields, headers, limits)
+        if len(block) > REPEAT_MAX_HEAD:  # not kept: an idle connection holds little
+            return built, layout, None, None
         return built, layout, built, block
     path, query = _split_target(method, target)
     return _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 from ..errors import ParseError
 
-__all__ = ["Limits", "Head", "StickyParser"]
+__all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD"]
+
+# Both backends keep the last head's field lines (C: its values; Python: its field block) so that a
+# head repeating them reuses that head's strings; only for heads up to this size, so an idle
+# connection never holds more than this for it however large the head it sent.
+REPEAT_MAX_HEAD = 8192
 
 
 @dataclass(frozen=True)

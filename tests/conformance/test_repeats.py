@@ -33,6 +33,7 @@ from hypothesis import given, strategies as st
 
 from fastwsgi.errors import ParseError
 from fastwsgi.parser import Limits, _python, get_backend
+from fastwsgi.parser._types import REPEAT_MAX_HEAD
 
 from . import corpus
 from .runner import BACKENDS, check_head_outcome, feed_head, parse_once, typed
@@ -103,6 +104,30 @@ def test_same_field_lines_under_another_request_line(differs, data, backend_name
     parser = parsed_three_times(get_backend(backend_name), Limits(), BROWSER_GET)
     assert typed(parse_once(parser, data)) == typed(parse_once(
         get_backend("python").RequestParser(Limits()), data)), differs
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_head_over_repeat_max_head_is_not_kept(backend_name):
+    """Heads beyond REPEAT_MAX_HEAD bytes are parsed in full every time: an idle connection never
+    keeps more than that for repeats; a smaller head after one is kept again."""
+    backend = get_backend(backend_name)
+    big = BROWSER_GET.replace(b"\r\n\r\n", b"".join(
+        b"\r\nX-Big-%d: %s" % (i, b"x" * 3000) for i in range(3)) + b"\r\n\r\n")
+    assert len(big) > REPEAT_MAX_HEAD
+    parser = parsed_three_times(backend, Limits(), big)
+    assert not took_the_repeat_path(backend, parser, big)
+    parser.reset()
+    outcome = parse_once(parser, big)
+    assert outcome[0] == "head" and outcome == parse_once(backend.RequestParser(Limits()), big)
+    if backend_name == "c":
+        assert parser._prev_cap == REPEAT_MAX_HEAD
+    else:
+        assert parser._source is None and parser._source_block is None
+    for _ in range(2):
+        parser.reset()
+        parser.parse(BROWSER_GET)
+    parser.reset()
+    assert took_the_repeat_path(backend, parser, BROWSER_GET)
 
 
 def test_a_python_repeat_checks_no_field_line_again(monkeypatch):
