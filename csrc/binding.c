@@ -231,7 +231,7 @@ static unsigned long fw_keep_values(fw_parser *p, fw_packed *res)
         memmove(s->out, s->out + res->values_len, res->len);
         return FW_HEAD_REPEAT;
     }
-    if (res->values_len <= p->prev_cap) {
+    if (p->prev != NULL && res->values_len <= p->prev_cap) {  /* prev is NULL until Python sets it */
         memcpy(p->prev, s->out, res->values_len);
         p->prev_len = (uint32_t)res->values_len;
         p->prev_stamp = stamp;

@@ -403,10 +403,16 @@ static long long parse_call(head_parser *hp, const unsigned char *data, size_t n
 static void other_turn(head_scratch *hs, const fw_limits *lim)
 {
     static const char head[] = "GET /n HTTP/1.1\r\nHost: n\r\nX-N: 1\r\n\r\n";
+    /* names that map to no key: no values at all (a memoised head with nothing to keep) */
+    static const char keyless[] = "GET /n HTTP/1.0\r\nX_N: 1\r\n\r\n";
     head_parser other;
     memset(hs->c->headers, 0x5A, header_slots(lim) * sizeof(fw_header));
     parser_init(&other, hs, lim, &g_other);
     parse_call(&other, (const unsigned char *)head, sizeof head - 1, "another parser's turn");
+    parser_init(&other, hs, lim, &g_other);
+    other.p.prev = NULL;  /* as a new Python parser's, until its first memoised head */
+    other.p.prev_cap = 0;
+    parse_call(&other, (const unsigned char *)keyless, sizeof keyless - 1, "another parser's turn");
 }
 
 /* The bytes after the head just parsed as the connection's next requests
