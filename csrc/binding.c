@@ -218,27 +218,31 @@ static long long fw_head_incomplete(const fw_parser *p)
     return p->req.num_headers > 0 && p->own_headers == NULL ? FW_HEAD_KEEP_FIELDS : FW_INCOMPLETE;
 }
 
-/* For a head whose names are in memo slot res->memo_slot, packed in p->scratch->out:
- * FW_HEAD_REPEAT if its names and values are those p kept last (the values are then
- * dropped from the output), else FW_HEAD_FOUND + slot, after keeping them (when they fit). */
-static unsigned long fw_keep_values(fw_parser *p, fw_packed *res)
+/* Whether the head packed in p->scratch->out (names in memo slot res->memo_slot) has the names
+ * and values p kept last; if so, its values are dropped from the output (FW_HEAD_REPEAT). */
+static int fw_repeats_kept(fw_parser *p, fw_packed *res)
 {
     fw_scratch *s = p->scratch;
-    uint64_t stamp = s->memo.stamp[res->memo_slot];
-    if (p->prev_stamp == stamp && p->prev_len == res->values_len &&
-        memcmp(p->prev, s->out, res->values_len) == 0) {
-        res->len -= res->values_len;
-        memmove(s->out, s->out + res->values_len, res->len);
-        return FW_HEAD_REPEAT;
-    }
-    if (p->prev != NULL && res->values_len <= p->prev_cap) {  /* prev is NULL until Python sets it */
+    if (p->prev_stamp != s->memo.stamp[res->memo_slot] || p->prev_len != res->values_len ||
+        memcmp(p->prev, s->out, res->values_len) != 0)
+        return 0;
+    res->len -= res->values_len;
+    memmove(s->out, s->out + res->values_len, res->len);
+    return 1;
+}
+
+/* Keep the values of the head packed in p->scratch->out (names in memo slot res->memo_slot) for
+ * the next head to repeat, when they fit p->prev (NULL until Python sets it). */
+static void fw_keep_values(fw_parser *p, const fw_packed *res)
+{
+    fw_scratch *s = p->scratch;
+    if (p->prev != NULL && res->values_len <= p->prev_cap) {
         memcpy(p->prev, s->out, res->values_len);
         p->prev_len = (uint32_t)res->values_len;
-        p->prev_stamp = stamp;
+        p->prev_stamp = s->memo.stamp[res->memo_slot];
     } else {
         p->prev_stamp = 0;
     }
-    return (unsigned long)res->memo_slot;
 }
 
 static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, size_t len,
@@ -267,15 +271,18 @@ static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, s
         keys = FW_HEAD_SLOW;
         head = 0;       /* may not fit its bits: the caller reads the length from the struct */
     } else if (!res.keys_written) {
-        keys = fw_keep_values(p, &res);             /* FW_HEAD_FOUND + slot, or FW_HEAD_REPEAT */
+        if (fw_repeats_kept(p, &res)) {
+            keys = FW_HEAD_REPEAT;
+        } else {
+            keys = (unsigned long)res.memo_slot;    /* FW_HEAD_FOUND + slot */
+            fw_keep_values(p, &res);
+        }
     } else {
         keys = res.memo_slot >= 0 ? FW_HEAD_STORED + (unsigned long)res.memo_slot : FW_HEAD_NEW;
         if (res.nkeys == 0)
             res.len--;                              /* no separator after PATH_INFO */
-        if (res.memo_slot >= 0) {
-            p->prev_stamp = 0;                      /* new names: keep their values, no compare */
-            fw_keep_values(p, &res);
-        }
+        if (res.memo_slot >= 0)
+            fw_keep_values(p, &res);                /* new names: nothing kept can match them */
     }
     s->out[res.len] = '\0';                         /* fewer than `need` bytes were written */
     return (long long)((unsigned long)head |

@@ -525,7 +525,7 @@ static void check_whole(const unsigned char *data, size_t len, const fw_limits *
     parse_call(&hp, data, len, "whole again");
     hp.fresh = 1;  /* the same head once more on this parser: its values were kept, if they fit */
     hp.expect_repeat = hp.kept;
-    r = parse_call(&hp, data, len, "whole repeated");
+    parse_call(&hp, data, len, "whole repeated");
     hp.expect_repeat = 0;
     check_one_value_changed(&hp, data, len);
     hp.fresh = 1;
