@@ -22,10 +22,11 @@ few crossings as possible because each one costs more than parsing a short line 
   in a per-parser buffer (`fw_parser.prev`, allocated here once a memoised head arrives, at most
   REPEAT_MAX_HEAD bytes), the values it last packed for memoised names, with the memo slot's stamp;
   when the next head has the same names (same slot, same stamp) and byte-identical values, C writes
-  only the 5 request fields and answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead` pointing at the PackedHead those
-  values came from (`_source`, set exactly when C may have kept values), whose environ is a copy of
-  a template (the base plus the fields' variables, made on the first repeat over that base) with 6
-  request keys stored: no field value is decoded, split or inserted again. fw_pack_environ (the
+  only the 5 request fields and answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead`
+  pointing at the PackedHead those values came from (`_source`, set exactly when C may have kept
+  values), whose environ is a copy of a template (the base plus the fields' variables, made on the
+  first repeat over that base) with 6 request keys stored: no field value is decoded, split or
+  inserted again. fw_pack_environ (the
   public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
   decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
@@ -175,9 +176,9 @@ class RepeatHead(PackedHead):
         source = self.source
         if source.template_base is base:
             environ = source.template.copy()
-        else:  # the fields' variables on this base, kept for the next repeats of source
-            environ = base.copy()
-            environ.update(zip(source.keys, source.values))
+        else:  # source's own environ on this base, kept for its next repeats; the request keys
+            # in it are overwritten below, as on every copy
+            environ = source.environ(base)
             source.template = environ.copy()
             source.template_base = base
         environ["REQUEST_METHOD"] = self.method  # REQUEST_KEYS, as stores: cheaper than a zip
@@ -251,7 +252,7 @@ class RequestParser:
         self._p.lim = _c_limits(self._limits)  # kept alive by the lru_cache
         self._own_headers = None  # allocated only when a head with fields arrives in pieces
         self._prev = self._source = None  # C's copy of the last values, and their PackedHead
-        self._prev_cap = 0
+        self._prev_cap = 0  # _p.prev_cap, read here without a cffi field access
         self._bind_thread()
         self.reset()
 
