@@ -524,12 +524,17 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
     if request_line is None:
         return None
     method, target, minor = request_line.groups()
+    if "#" in target:  # a fragment (refused): one VCHAR range keeps the regex fast, str.find is cheap
+        return None
+    version = head[first_lf - 9:first_lf - 1]
+    origin_form = target[0] == "/" and method != "CONNECT"  # the common case of _split_target
+    if origin_form:
+        path, _, query = target.partition("?")
     block = head[first_lf:]
-    if block == source_block and target[0] == "/" and _DIGITS[minor] == source.minor \
-            and method != "CONNECT" and "#" not in target:
+    if origin_form and block == source_block and _DIGITS[minor] == source.minor:
         # the field lines of `source` again, byte for byte, under the same HTTP version and an
         # origin-form target: the same headers and framing facts (they depend on nothing else)
-        return _repeat_head(end + 4, method, target, head[first_lf - 9:first_lf - 1], source), \
+        return _repeat_head(end + 4, method, target, path, query, version, source), \
             layout, source, block
     block_start = first_lf + 1
     if block_start < len(head):
@@ -555,24 +560,19 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
     else:
         fields = ()
         headers = {}
-    if "#" in target:  # a fragment (refused): one VCHAR range keeps the regex fast, str.find is cheap
-        return None
-    if target[0] == "/" and method != "CONNECT":  # origin-form, the common case of _split_target
-        path, _, query = target.partition("?")
-        built = _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
-                            _DIGITS[minor], fields, headers, limits)
-        if len(block) > REPEAT_MAX_HEAD:  # not kept: an idle connection holds little
-            return built, layout, None, None
-        return built, layout, built, block
-    path, query = _split_target(method, target)
-    return _build_head(end + 4, method, target, path, query, head[first_lf - 9:first_lf - 1],
-                       _DIGITS[minor], fields, headers, limits), layout, None, None
+    if not origin_form:
+        path, query = _split_target(method, target)
+    built = _build_head(end + 4, method, target, path, query, version, _DIGITS[minor], fields,
+                        headers, limits)
+    if not origin_form or len(block) > REPEAT_MAX_HEAD:  # kept: origin-form heads up to the bound
+        return built, layout, None, None
+    return built, layout, built, block
 
 
-def _repeat_head(consumed: int, method: str, target: str, version: str, source: Head) -> Head:
+def _repeat_head(consumed: int, method: str, target: str, path: str, query: str, version: str,
+                 source: Head) -> Head:
     """A head with its own origin-form request line and `source`'s field lines: `source`'s headers
     (the same dict: nothing changes a Head's headers) and framing facts."""
-    path, _, query = target.partition("?")
     if "%" in path:
         path = unquote(path, encoding="latin-1")
     head = _new_head(Head)
