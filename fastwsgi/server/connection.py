@@ -119,8 +119,7 @@ class Connection:
             if not data:
                 self.close()
                 return
-            deadline = self.server.now + self.linger_idle
-            self.deadline = deadline if deadline < self.linger_end else self.linger_end
+            self.push_linger_deadline()
             if self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
                 self.server.poller.modify(self.fd, IN | self.server.oneshot)
             return
@@ -410,12 +409,16 @@ class Connection:
             self.close()
             return
         self.lingering = True
-        now = self.server.now
         self.linger_idle = min(LINGER_TIME, self.server.read_timeout)
-        self.linger_end = now + LINGER_TOTAL
-        self.deadline = min(now + self.linger_idle, self.linger_end)
+        self.linger_end = self.server.now + LINGER_TOTAL
+        self.push_linger_deadline()
         if self.events != IN or self.server.oneshot:
             self.watch(IN)
+
+    def push_linger_deadline(self) -> None:
+        """Lingering: close after linger_idle more seconds without input, never after linger_end."""
+        deadline = self.server.now + self.linger_idle
+        self.deadline = deadline if deadline < self.linger_end else self.linger_end
 
     def close(self) -> None:
         if self.closed:

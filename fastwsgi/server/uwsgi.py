@@ -94,4 +94,4 @@ class UwsgiConnection(Connection):
             # reads the response): wait for it as a body read waits (read_timeout between two reads),
             # or the close would reset nginx's write and turn the response into a 502
             self.linger_idle = self.server.read_timeout
-            self.deadline = min(self.server.now + self.linger_idle, self.linger_end)
+            self.push_linger_deadline()
