@@ -3,7 +3,6 @@ refused body anyway), request line / fields / head sizes, and --worker-connectio
 wait in the backlog and are served later), which a client that connects and stays silent does not use
 up while the kernel defers its accept (--defer-accept)."""
 
-import socket
 import threading
 import time
 
@@ -51,24 +50,20 @@ def test_refused_body_sent_whole_without_waiting_still_gets_its_413(refusing):
     head = build_request("POST", "/echo", headers=[("Content-Length", str(size))])
     body = b"b" * size
     for attempt in range(3):
-        with socket.create_connection(("127.0.0.1", refusing.port), timeout=20) as sock:
+        with Conn(refusing.port, timeout=20) as conn:
             failures = []
 
             def write():
                 try:
-                    sock.sendall(head)
-                    sock.sendall(body)
+                    conn.send(head)
+                    conn.send(body)
                 except OSError as exc:
                     failures.append(exc)
 
             writer = threading.Thread(target=write)
             writer.start()
-            received, ending = b"", "EOF"
-            try:
-                while chunk := sock.recv(65536):
-                    received += chunk
-            except ConnectionResetError:
-                ending = "reset"
+            received = conn.read_to_eof()
+            ending = "reset" if conn.reset else "EOF"
             writer.join(30)
             assert not writer.is_alive(), f"try {attempt}: the write of the refused body is stuck"
         assert received.startswith(b"HTTP/1.1 413 "), f"try {attempt}: {received[:200]!r}"
@@ -92,11 +87,10 @@ def test_lingering_close_discards_while_bytes_arrive_and_closes_after_a_quiet_ga
     """After a 413 the client trickles a byte every 0.25 s for twice the idle gap: the server keeps
     reading (it did close LINGER_GAP after the 413 when the bound was on the whole linger). Once the
     client stops, the server closes about LINGER_GAP later (plus the loop's sweep, 0.25 s here)."""
-    with socket.create_connection(("127.0.0.1", refusing.port), timeout=5) as sock:
-        sock.sendall(build_request("POST", "/echo", headers=[("Content-Length", str(16 * 1024 * 1024))]))
-        received = b""
-        while chunk := sock.recv(65536):  # the 413, then the EOF of the server's shutdown(SHUT_WR)
-            received += chunk
+    with Conn(refusing.port, timeout=5) as conn:
+        sock = conn.sock
+        conn.request("POST", "/echo", headers=[("Content-Length", str(16 * 1024 * 1024))])
+        received = conn.read_to_eof()  # the 413, then the EOF of the server's shutdown(SHUT_WR)
         assert received.startswith(b"HTTP/1.1 413 "), received[:200]
         for i in range(int(2 * LINGER_GAP / 0.25)):
             time.sleep(0.25)
