@@ -11,6 +11,10 @@ stdout become /dev/null (stdout: the error log under --capture-output, fastwsgi.
 the working directory are kept (gunicorn sets umask 0o22; fastwsgi leaves the caller's: --umask
 covers the unix sockets).
 
+Socket activation (systemd's Type=forking): LISTEN_PID names the command, so the daemon, a
+grandchild, rewrites it to its own PID and adopts the passed sockets as the command would have
+(sd_listen_fds(3) takes them only in the process LISTEN_PID names), instead of falling back to --bind.
+
 Unlike gunicorn, whose command exits 0 as soon as it forked, the original process waits to learn how
 the start went (daemon(7): "notify the original process ... that initialization is complete"):
 until the daemon serves, the daemon's stderr is a pipe whose bytes the original process copies to its
@@ -38,6 +42,7 @@ def detach(options: dict):
     its exit status (0 or 1)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    activated = os.environ.get("LISTEN_PID") == str(os.getpid())
     read_end, write_end = os.pipe()
     child = os.fork()
     if child:
@@ -51,6 +56,8 @@ def detach(options: dict):
             status = 0
             return None  # never reached: the finally exits
         global _pending
+        if activated:
+            os.environ["LISTEN_PID"] = str(os.getpid())
         logfile = options["error_logfile"]
         _pending = (os.getpid(), os.devnull if logfile == "-" else logfile)
         null = os.open(os.devnull, os.O_RDWR)

@@ -1,17 +1,22 @@
 """-D/--daemon over real processes: the command returns once the daemon serves, the daemon is in a
 session of its own, --pid names it, SIGTERM stops it and removes the file, with and without a master;
-a daemon that cannot start says why on the terminal and exits 1 (and in the error log file)."""
+a daemon that cannot start says why on the terminal and exits 1 (and in the error log file); systemd's
+sockets (LISTEN_FDS/LISTEN_PID naming the command) become the daemon's."""
 
 import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.functional.ops import children
+from tests.functional.ops import OPS_APP, children
+from tests.functional.serverproc import REPO_ROOT
 from tests.functional.test_cli import assert_one_error_line, http_get, run_cli
+from tests.functional.test_sockets import SYSTEMD_WRAPPER
 
 PARSERS = ["c", "python"]
 LISTENING = re.compile(r"^Listening at: http://127\.0\.0\.1:(\d+) ", re.M)
@@ -135,3 +140,25 @@ def test_daemon_without_a_log_file_warns(daemons, tmp_path):
     os.kill(pid, signal.SIGTERM)
     assert wait_gone(pid)
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
+def test_daemon_serves_on_systemd_sockets(tmp_path, daemons, listening_socket, workers):
+    # Type=forking with socket activation: LISTEN_PID names the command that forks; the daemon (its
+    # grandchild) takes the sockets as its own instead of falling back to --bind
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
+    fd, port = listening_socket.fileno(), listening_socket.getsockname()[1]
+    extra = ["-w", str(workers)] if workers else []
+    result = subprocess.run([sys.executable, "-c", SYSTEMD_WRAPPER, str(fd), "-D", "--pid", str(pidfile),
+                             "--log-file", str(logfile), "--bind", "127.0.0.1:1", *extra, OPS_APP],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=20,
+                            stdin=subprocess.DEVNULL, pass_fds=(fd,))
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    assert [int(found) for found in LISTENING.findall(result.stderr)] == [port], result.stderr
+    status, body = http_get(port, "/pid")
+    assert status == 200
+    assert (int(body.split()[0]) == pid) == (workers is None)  # a worker answers under a master
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid), f"the daemon did not stop; log:\n{logfile.read_text()}"
