@@ -15,8 +15,13 @@ it, then called once per request:
 * `stdlib`: the request line read from a `BytesIO`, then `http.client.parse_headers` (what
   `http.server` / wsgiref do).
 
-Every contender's result is checked (method, path, header count) before it is timed, so no number comes
-from an error path. The serializer benchmark builds a typical response head with both backends. The
+A request is one input or a cycle of inputs a keep-alive client sends in turn. "browser GET" repeats
+one head, which the fastwsgi parsers recognise (a keep-alive client's unchanged field lines are not
+decoded again); "next page" alternates two navigations whose target and Referer differ, and "all
+values new" two heads in which every value differs, the case nothing can be reused in.
+
+Every contender's result is checked (method, path, header count) for every input before it is timed,
+so no number comes from an error path. The serializer benchmark builds a typical response head with both backends. The
 linearity benchmark feeds a 64 KiB head (and a 32 KiB one) whole, in 1 KiB pieces and one byte at a
 time into a growing bytearray, as the server does; a parser that rescans from the start would grow 4x
 from 32 to 64 KiB at one byte per call, a linear one 2x. Through Python the 1-byte column is mostly
@@ -37,6 +42,7 @@ import argparse
 import datetime
 import http.client
 import io
+import itertools
 import platform
 import re
 import sys
@@ -70,6 +76,27 @@ BROWSER_GET = (
     b"\r\n"
 )
 
+# Following a link: the target and the Referer change, the other nine fields repeat.
+BROWSER_NEXT_PAGE = BROWSER_GET.replace(b"page=2 HTTP", b"page=3 HTTP").replace(
+    b"Referer: https://www.example.com/articles/\r\n",
+    b"Referer: https://www.example.com/articles/2024/fast-wsgi-servers?utm_source=newsletter&page=2\r\n")
+
+# Ten fields of the same size as BROWSER_GET's, every value different (one field another).
+BROWSER_GET_OTHER_VALUES = (
+    b"GET /articles/2024/fast-wsgi-servers?utm_source=feed&page=7 HTTP/1.1\r\n"
+    b"Host: blog.example.org\r\n"
+    b"User-Agent: Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.7\r\n"
+    b"Accept-Language: de-DE,de;q=0.8,en;q=0.3\r\n"
+    b"Accept-Encoding: gzip, deflate, br\r\n"
+    b"Referer: https://blog.example.org/\r\n"
+    b"Connection: Keep-Alive\r\n"
+    b"Cookie: sessionid=1a9b8c7d6e5f4a3b2c; csrftoken=ZXhhbXBsZS1vdGhlci10b2tlbg\r\n"
+    b"Priority: u=0, i\r\n"
+    b"Sec-Fetch-Dest: iframe\r\n"
+    b"\r\n"
+)
+
 JSON_BODY = b'{"item": "book", "quantity": 2, "gift": false}'
 JSON_POST = (
     b"POST /api/v1/orders HTTP/1.1\r\n"
@@ -82,9 +109,13 @@ JSON_POST = (
     b"\r\n" + JSON_BODY
 )
 
+# name: (the inputs a keep-alive client sends in turn, method, path, header count)
 REQUESTS = {
-    "browser GET": (BROWSER_GET, "GET", "/articles/2024/fast-wsgi-servers", 10),
-    "JSON POST": (JSON_POST, "POST", "/api/v1/orders", 6),
+    "browser GET": ((BROWSER_GET,), "GET", "/articles/2024/fast-wsgi-servers", 10),
+    "browser GET, next page": ((BROWSER_GET, BROWSER_NEXT_PAGE), "GET", "/articles/2024/fast-wsgi-servers", 10),
+    "browser GET, all values new": ((BROWSER_GET, BROWSER_GET_OTHER_VALUES), "GET",
+                                    "/articles/2024/fast-wsgi-servers", 10),
+    "JSON POST": ((JSON_POST,), "POST", "/api/v1/orders", 6),
 }
 
 RESPONSE_STATUS = "200 OK"
@@ -210,12 +241,23 @@ CONTENDERS = {
 
 
 def ready_parser(contender: str, request: str):
-    """The contender's parse function, after checking it parses `request` correctly."""
+    """The contender's parse function and the request's inputs, after checking it parses each input
+    correctly (twice, so that a second sight of a head is checked too)."""
     parse, summary = CONTENDERS[contender]()
-    data, method, path, header_count = REQUESTS[request]
-    got = summary(parse(data))
-    assert got == (method, path, header_count), f"{contender} parsed {request} as {got}"
-    return parse, data
+    inputs, method, path, header_count = REQUESTS[request]
+    for data in inputs + inputs:
+        got = summary(parse(data))
+        assert got == (method, path, header_count), f"{contender} parsed {request} as {got}"
+    return parse, inputs
+
+
+def calls(parse, inputs):
+    """A function of no arguments parsing the next input, as the timers want it."""
+    if len(inputs) == 1:
+        data = inputs[0]
+        return lambda: parse(data)
+    next_input = itertools.cycle(inputs).__next__
+    return lambda: parse(next_input())
 
 
 def serializer(backend: str):
@@ -350,9 +392,9 @@ if pytest is not None:
     @pytest.mark.parametrize("contender", list(CONTENDERS))
     @pytest.mark.parametrize("request_name", list(REQUESTS))
     def test_parse(benchmark, contender, request_name):
-        parse, data = _available(lambda: ready_parser(contender, request_name))
+        parse, inputs = _available(lambda: ready_parser(contender, request_name))
         benchmark.group = f"parse {request_name}"
-        benchmark(parse, data)
+        benchmark(calls(parse, inputs))
 
     @pytest.mark.parametrize("backend", ["c", "python"])
     def test_serialize_head(benchmark, backend):
@@ -393,11 +435,11 @@ def measure_all(quick: bool) -> dict:
         row = {}
         for request in REQUESTS:
             try:
-                parse, data = ready_parser(contender, request)
+                parse, inputs = ready_parser(contender, request)
             except Unavailable as exc:
                 row[request] = str(exc)
                 continue
-            row[request] = best_seconds(lambda: parse(data), repeat, min_time)
+            row[request] = best_seconds(calls(parse, inputs), repeat, min_time)
         parse_times[contender] = row
     serialize_times = {}
     for backend in ("c", "python"):

@@ -231,6 +231,58 @@ static int fw_repeats_kept(fw_parser *p, fw_packed *res)
     return 1;
 }
 
+/* Whether the head packed in p->scratch->out (names in memo slot res->memo_slot, values not all
+ * those kept) has the names p kept last and at most FW_HEAD_CHANGED_MAX values that differ from
+ * theirs; if so, the output becomes those values, the request fields and the values' indexes
+ * (FW_HEAD_CHANGED, fw_binding.h).  Compares value by value (each ends at a SEP: none is inside);
+ * the output is rewritten only once the answer is known, front to back.  It grows by at most
+ * nkeys + 1 bytes, and fw_pack's `need` counted the keys, which a head found in the memo does not
+ * write (at least 6 bytes each): the capacity holds it and its NUL. */
+static int fw_changes_kept(fw_parser *p, fw_packed *res)
+{
+    fw_scratch *s = p->scratch;
+    unsigned char *o = (unsigned char *)s->out;
+    const unsigned char *kept = (const unsigned char *)p->prev;
+    size_t kept_left = p->prev_len, at = 0, to, i, n = res->nkeys, changed = 0;
+    size_t max_changed = FW_HEAD_CHANGED_MAX(n);
+    uint32_t off[FW_MEMO_FIELDS / 2], len[FW_MEMO_FIELDS / 2];
+    unsigned char index[FW_MEMO_FIELDS / 2];
+
+    if (p->prev_stamp != s->memo.stamp[res->memo_slot] || max_changed == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        const unsigned char *v_end = memchr(o + at, FW_HEAD_SEP, res->values_len - at);
+        const unsigned char *k_end = memchr(kept, FW_HEAD_SEP, kept_left);
+        size_t v_len, k_len;
+        if (v_end == NULL || k_end == NULL)
+            return 0;                               /* not the layout kept: cannot happen */
+        v_len = (size_t)(v_end - (o + at));
+        k_len = (size_t)(k_end - kept);
+        if (v_len != k_len || memcmp(o + at, kept, v_len) != 0) {
+            if (changed == max_changed)
+                return 0;
+            off[changed] = (uint32_t)at;
+            len[changed] = (uint32_t)v_len + 1;     /* with its SEP */
+            index[changed++] = (unsigned char)(FW_HEAD_CHANGE_INDEX_BASE + i);
+        }
+        at += v_len + 1;
+        kept = k_end + 1;
+        kept_left -= k_len + 1;
+    }
+    if (changed == 0)
+        return 0;                                   /* fw_repeats_kept's case */
+    for (i = 0, to = 0; i < changed; i++) {         /* to <= off[i]: moves go forward */
+        memmove(o + to, o + off[i], len[i]);
+        to += len[i];
+    }
+    memmove(o + to, o + res->values_len, res->len - res->values_len);  /* METHOD ... PATH_INFO */
+    to += res->len - res->values_len;
+    o[to++] = FW_HEAD_SEP;
+    memcpy(o + to, index, changed);
+    res->len = to + changed;
+    return 1;
+}
+
 /* Keep the values of the head packed in p->scratch->out (names in memo slot res->memo_slot) for
  * the next head to repeat, when they fit p->prev (NULL until Python sets it). */
 static void fw_keep_values(fw_parser *p, const fw_packed *res)
@@ -273,6 +325,8 @@ static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, s
     } else if (!res.keys_written) {
         if (fw_repeats_kept(p, &res)) {
             keys = FW_HEAD_REPEAT;
+        } else if (fw_changes_kept(p, &res)) {
+            keys = FW_HEAD_CHANGED;                 /* the values kept stay: the next may repeat */
         } else {
             keys = (unsigned long)res.memo_slot;    /* FW_HEAD_FOUND + slot */
             fw_keep_values(p, &res);

@@ -71,6 +71,15 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
  * byte-identical values (a keep-alive client's next request, usually) comes
  * back as FW_HEAD_REPEAT with only METHOD ... PATH_INFO written, and Python
  * reuses the strings (and environ template) of the head it kept them from.
+ * When only a few values differ from those kept (a link followed: the target
+ * and the Referer change), the answer is FW_HEAD_CHANGED: only the values
+ * that differ, the request fields and the changed values' indexes:
+ *
+ *     ( VALUE SEP )* METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO SEP INDEXES NUL
+ *
+ * INDEXES holds one byte per value written, FW_HEAD_CHANGE_INDEX_BASE + its
+ * index among the head's values, in order; the values kept stay those of the
+ * head they were kept from.
  * A head with an absolute-form target and no Host field gets an
  * HTTP_HOST key its names do not give (RFC 9112 3.2.2, parser.c
  * fw_env_host_of): it is neither looked up in the memo nor stored, so its
@@ -131,6 +140,11 @@ typedef struct fw_parser {
 #define FW_HEAD_SLOW   17u   /* nothing usable written: build the head from the struct */
 #define FW_HEAD_REPEAT 18u   /* the names and every value are those this parser last kept (prev):
                                 only METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO written */
+#define FW_HEAD_CHANGED 19u  /* the names kept, and values that differ from those kept in at least
+                                one and at most FW_HEAD_CHANGED_MAX(n) of its n values: only
+                                those, the request fields and their indexes written (above) */
+#define FW_HEAD_CHANGED_MAX(n) ((n) / 2u)  /* more go the FOUND way, and are kept */
+#define FW_HEAD_CHANGE_INDEX_BASE 0x21u  /* '!': indexes 0..63 are '!'..'`', never SEP or NUL */
 
 /*
  * fw_request_init when `fresh`, fw_parse_request, then on a complete head the

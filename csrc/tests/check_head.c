@@ -28,7 +28,12 @@
  * FW_HEAD_REPEAT answer must come after one with exactly these keys and
  * values and write only the request fields; a head parsed again right after
  * its values were kept must repeat, and the same head with one value byte
- * changed (check_one_value_changed) must not.
+ * changed (check_one_value_changed) must not.  An FW_HEAD_CHANGED answer
+ * must come after one with these keys, differ from the values kept in 1 to
+ * FW_HEAD_CHANGED_MAX of them and write exactly those values, the request
+ * fields and their indexes; it keeps nothing new.  Right after values were
+ * kept, a head with one value changed must be FW_HEAD_CHANGED when that
+ * bound allows one change, and FOUND otherwise.
  *
  * Two scratches: `shared` lives for the whole run (test program or fuzzer),
  * so heads find names earlier inputs left in the memo, and `fresh` is
@@ -202,11 +207,13 @@ typedef struct head_parser {
     int fresh;             /* the next call starts the request */
     int expect_hit;        /* its names were just seen: a complete head must be FOUND */
     int expect_repeat;     /* its names and values were just kept: must be FW_HEAD_REPEAT */
+    int expect_change;     /* its names were just kept and a value changed: CHANGED if the bound
+                              allows it, else FOUND */
     int kept;              /* C kept the values of its last FOUND or STORED head (bufs->kept_*) */
     unsigned long refusals;
 } head_parser;
 
-static unsigned long repeats;
+static unsigned long repeats, changes;
 
 static void parser_init(head_parser *hp, head_scratch *hs, const fw_limits *lim, parser_buffers *bufs)
 {
@@ -248,6 +255,85 @@ static void check_repeat(const head_parser *hp, const head_ref *want, size_t len
     if (!same_bytes(s->out, len, want->packed.p + values, want->packed.len - values))
         fail("fw_parse_head (%s, %s): FW_HEAD_REPEAT wrote %s, expected %s", how, hp->hs->name,
              show(s->out, len), show(want->packed.p + values, want->packed.len - values));
+}
+
+/* The values (SEP-terminated, `count` of them in both) at which `now` differs from `kept`, as
+ * FW_HEAD_CHANGE_INDEX_BASE + index, in order, into `index`; returns how many, or -1 when the two
+ * do not hold `count` values each. */
+static long differing_values(const bytes *kept, const unsigned char *now, size_t now_len, size_t count,
+                             bytes *index, bytes *values)
+{
+    size_t k = 0, v = 0, i;
+    long differ = 0;
+    index->len = values->len = 0;
+    for (i = 0; i < count; i++) {
+        const unsigned char *k_end = memchr(kept->p + k, FW_HEAD_SEP, kept->len - k);
+        const unsigned char *v_end = memchr(now + v, FW_HEAD_SEP, now_len - v);
+        if (k_end == NULL || v_end == NULL)
+            return -1;
+        size_t k_len = (size_t)(k_end - (kept->p + k)), v_len = (size_t)(v_end - (now + v));
+        if (!same_bytes(kept->p + k, k_len, now + v, v_len)) {
+            bytes_putc(index, (unsigned char)(FW_HEAD_CHANGE_INDEX_BASE + i));
+            bytes_put(values, now + v, v_len + 1);
+            differ++;
+        }
+        k += k_len + 1;
+        v += v_len + 1;
+    }
+    return k == kept->len && v == now_len ? differ : -1;
+}
+
+/* How many keys (values) a head with these SEP-joined keys has. */
+static size_t keys_count(const bytes *keys)
+{
+    size_t n = keys->len > 0;
+    for (size_t i = 0; i < keys->len; i++)
+        n += keys->p[i] == FW_HEAD_SEP;
+    return n;
+}
+
+/* FW_HEAD_CHANGED: names kept, 1 to FW_HEAD_CHANGED_MAX values differ, exactly those written. */
+static void check_change(const head_parser *hp, const head_ref *want, size_t len, const char *how)
+{
+    static bytes index, values, expected;
+    const fw_scratch *s = hp->hs->c;
+    size_t n = keys_count(&want->keys), at = values_len_of(&want->packed);
+    long differ;
+    changes++;
+    if (!hp->kept || !same_bytes(hp->bufs->kept_keys.p, hp->bufs->kept_keys.len, want->keys.p, want->keys.len)) {
+        fail("fw_parse_head (%s, %s): FW_HEAD_CHANGED for keys %s; kept: %s", how, hp->hs->name,
+             show(want->keys.p, want->keys.len),
+             hp->kept ? show(hp->bufs->kept_keys.p, hp->bufs->kept_keys.len) : "nothing");
+        return;
+    }
+    differ = differing_values(&hp->bufs->kept_values, want->packed.p, at, n, &index, &values);
+    if (differ < 1 || (size_t)differ > FW_HEAD_CHANGED_MAX(n)) {
+        fail("fw_parse_head (%s, %s): FW_HEAD_CHANGED with %ld of %zu values changed (values %s, kept %s)",
+             how, hp->hs->name, differ, n, show(want->packed.p, at),
+             show(hp->bufs->kept_values.p, hp->bufs->kept_values.len));
+        return;
+    }
+    expected.len = 0;  /* ( VALUE SEP )* METHOD ... PATH_INFO SEP INDEXES */
+    bytes_put(&expected, values.p, values.len);
+    bytes_put(&expected, want->packed.p + at, want->packed.len - at);
+    bytes_putc(&expected, (unsigned char)FW_HEAD_SEP);
+    bytes_put(&expected, index.p, index.len);
+    if (!same_bytes(s->out, len, expected.p, expected.len))
+        fail("fw_parse_head (%s, %s): FW_HEAD_CHANGED wrote %s, expected %s", how, hp->hs->name,
+             show(s->out, len), show(expected.p, expected.len));
+}
+
+/* Whether a head with want's keys, right after hp kept values for them, must be FW_HEAD_CHANGED. */
+static int change_expected(const head_parser *hp, const head_ref *want)
+{
+    static bytes index, values;
+    size_t n = keys_count(&want->keys);
+    long differ;
+    if (!hp->kept || !same_bytes(hp->bufs->kept_keys.p, hp->bufs->kept_keys.len, want->keys.p, want->keys.len))
+        return 0;
+    differ = differing_values(&hp->bufs->kept_values, want->packed.p, values_len_of(&want->packed), n,
+                              &index, &values);
+    return differ >= 1 && (size_t)differ <= FW_HEAD_CHANGED_MAX(n);
 }
 
 /* After a FOUND or STORED answer: what C keeps in prev (its values, when they fit). */
@@ -296,6 +382,13 @@ static void check_success(head_parser *hp, long long r, const head_ref *want, co
              "FW_HEAD_REPEAT", how, hs->name, state);
     if (state == FW_HEAD_REPEAT) {
         check_repeat(hp, want, len, how);
+        return;
+    }
+    if (hp->expect_change && (state == FW_HEAD_CHANGED) != change_expected(hp, want))
+        fail("fw_parse_head (%s, %s): keys state %u right after values were kept, one changed: "
+             "expected %s", how, hs->name, state, change_expected(hp, want) ? "FW_HEAD_CHANGED" : "FOUND");
+    if (state == FW_HEAD_CHANGED) {
+        check_change(hp, want, len, how);
         return;
     }
     if (found) {
@@ -502,7 +595,9 @@ static void check_one_value_changed(head_parser *hp, const unsigned char *data, 
     unsigned char *c = changed + headers[i - 1].value_off;
     *c = *c >= '0' && *c <= '8' ? (unsigned char)(*c + 1) : *c == 'a' ? 'b' : 'a';
     hp->fresh = 1;
+    hp->expect_change = hp->kept;
     parse_call(hp, changed, len, "one value changed");
+    hp->expect_change = 0;
     free(changed);
 }
 
@@ -592,4 +687,9 @@ unsigned long check_head_history_hits(void)
 unsigned long check_head_repeats(void)
 {
     return repeats;
+}
+
+unsigned long check_head_changes(void)
+{
+    return changes;
 }

@@ -144,5 +144,6 @@ void check_head(const unsigned char *data, size_t len, const fw_limits *lim,
 /* Heads whose names an earlier input of the run had left in the shared memo. */
 unsigned long check_head_history_hits(void);
 unsigned long check_head_repeats(void);  /* answers FW_HEAD_REPEAT so far */
+unsigned long check_head_changes(void);  /* answers FW_HEAD_CHANGED so far */
 
 #endif

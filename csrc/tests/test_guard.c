@@ -937,8 +937,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "FAIL [repeat] no head came back as FW_HEAD_REPEAT\n");
             failed++;
         }
+        if (check_head_changes() > 0)  /* and heads with a value changed wrote only that one */
+            passed++;
+        else {
+            fprintf(stderr, "FAIL [change] no head came back as FW_HEAD_CHANGED\n");
+            failed++;
+        }
     }
     printf("%lu passed, %lu failed (fw_parse_head memo: %lu heads found names of earlier inputs, "
-           "%lu repeated kept values)\n", passed, failed, check_head_history_hits(), check_head_repeats());
+           "%lu repeated kept values, %lu changed a few)\n", passed, failed, check_head_history_hits(),
+           check_head_repeats(), check_head_changes());
     return failed == 0 ? 0 : 1;
 }

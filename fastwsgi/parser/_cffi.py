@@ -26,7 +26,11 @@ few crossings as possible because each one costs more than parsing a short line 
   pointing at the PackedHead those values came from (`_source`, set exactly when C may have kept
   values), whose environ is a copy of a template (the base plus the fields' variables, made on the
   first repeat over that base) with 6 request keys stored: no field value is decoded, split or
-  inserted again. fw_pack_environ (the
+  inserted again. When only a few values differ (a link followed: target and Referer; an API
+  client's next Content-Length), C writes just those with their indexes (FW_HEAD_CHANGED) and the
+  parser returns a `ChangedHead`: the same template copy, plus one store per changed value. The
+  values C keeps stay the source's, so a client alternating between two requests repeats one and
+  changes a little of the other. fw_pack_environ (the
   public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
   decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
@@ -60,7 +64,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 5
+EXPECTED_ABI_VERSION = 6
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "
@@ -116,6 +120,8 @@ _STORED = lib.FW_HEAD_STORED  # keys state: < _STORED found in slot, < _NEW stor
 _NEW = lib.FW_HEAD_NEW
 _SLOW = lib.FW_HEAD_SLOW
 _REPEAT = lib.FW_HEAD_REPEAT
+_CHANGED = lib.FW_HEAD_CHANGED
+_CHANGE_INDEX_BASE = lib.FW_HEAD_CHANGE_INDEX_BASE
 _string = ffi.string
 assert lib.FW_HEAD_FOUND == 0 and _STORED == lib.FW_MEMO_SLOTS and _NEW == 2 * _STORED
 assert lib.FW_HEAD_MINOR_SHIFT == _FLAGS_SHIFT + 4
@@ -141,7 +147,7 @@ class PackedHead(Head):
     copy and one update, with no intermediate dict (-3.3k instructions per browser-like request,
     callgrind); `headers` is built only when asked for (tests, introspection)."""
 
-    __slots__ = ("keys", "values", "template", "template_base")
+    __slots__ = ("keys", "values", "template", "template_base", "changes")
 
     @property
     def headers(self) -> dict:
@@ -187,6 +193,36 @@ class RepeatHead(PackedHead):
         environ["QUERY_STRING"] = self.query
         environ["PATH_INFO"] = self.path
         return environ
+
+
+class ChangedHead(RepeatHead):
+    """A head with `source`'s field names and a few values of its own (C said FW_HEAD_CHANGED):
+    `changed_keys` are their keys and `changed_values` starts with their values (zip stops there).
+    Its environ is a RepeatHead's with those stored over the template's."""
+
+    __slots__ = ("changed_keys", "changed_values")
+
+    @property
+    def values(self) -> list:
+        values = RepeatHead.values.fget(self)
+        for key, value in zip(self.changed_keys, self.changed_values):
+            values[self.keys.index(key)] = value
+        return values
+
+    def environ(self, base: dict) -> dict:
+        environ = RepeatHead.environ(self, base)
+        environ.update(zip(self.changed_keys, self.changed_values))
+        return environ
+
+
+def _changes_of(source: PackedHead, indexes: str) -> tuple:
+    """(the keys of the values at these FW_HEAD_CHANGED indexes, the position of CONTENT_LENGTH's
+    among them or -1), remembered by `source` (clients change the same fields again)."""
+    if source.changes is None:
+        source.changes = {}
+    keys = tuple(source.keys[ord(index) - _CHANGE_INDEX_BASE] for index in indexes)
+    change = source.changes[indexes] = (keys, keys.index("CONTENT_LENGTH") if "CONTENT_LENGTH" in keys else -1)
+    return change
 
 
 def _keys_of(items: list) -> tuple:
@@ -298,6 +334,24 @@ class RequestParser:
                 _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
             self._result = head
             return head
+        if keys_state == _CHANGED:  # self._source's names, a few values of its own (fw_binding.h)
+            items = _string(scratch.out).decode("latin-1").split("\x01")
+            source = self._source
+            indexes = items[-1]
+            count = len(indexes)
+            head = _new_head(ChangedHead)
+            head.method, head.target, head.version, head.query, head.path = \
+                items[count:count + _REQUEST_FIELDS]
+            head.source = source
+            head.changed_keys, length_at = (source.changes is not None and source.changes.get(indexes)
+                                            or _changes_of(source, indexes))
+            head.changed_values = items
+            head.consumed = result & _CONSUMED_MASK
+            head.content_length = source.content_length if length_at < 0 else int(items[length_at])
+            head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
+                _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
+            self._result = head
+            return head
         if keys_state < _STORED:  # the names of an earlier head: its keys
             keys, length_at = scratch.keys[keys_state]
             items = _string(scratch.out).decode("latin-1").split("\x01")
@@ -320,7 +374,7 @@ class RequestParser:
         head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
             _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
         if keys_state < _NEW:  # C kept these values (if they fit): a repeat of them is of this head
-            head.template_base = None
+            head.template_base = head.changes = None
             self._source = head
             if head.consumed > self._prev_cap and self._prev_cap < REPEAT_MAX_HEAD:
                 self._grow_prev(min(head.consumed, REPEAT_MAX_HEAD))

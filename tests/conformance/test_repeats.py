@@ -8,7 +8,9 @@ both backends take a shortcut for it:
 * the C backend keeps, per parser, the values it last packed for a remembered name sequence
   (csrc/binding.c fw_keep_values); when the next head's names and values are exactly those, C writes
   only the request fields and the parser returns a `_cffi.RepeatHead`, whose environ is a copy of a
-  per-source template (the base plus the fields' variables) with the request's variables set;
+  per-source template (the base plus the fields' variables) with the request's variables set; when
+  a few values differ from those kept, C writes only those (FW_HEAD_CHANGED) and the parser returns
+  a `_cffi.ChangedHead`, the same copy with those values stored over it;
 * the Python backend's fast path keeps the last origin-form head it built and its field block as
   text: a head whose field block is the same text, under the same HTTP version and again with an
   origin-form target, gets that head's headers dict and framing facts (`_python._repeat_head`),
@@ -18,7 +20,8 @@ That must change nothing but the cost, so:
 
 * every head case is parsed three times by one parser (each head's environ built over the
   conformance base, so the later ones take the template), then a fourth time checked against the
-  corpus, on both backends;
+  corpus, on both backends; likewise after three parses of the same head with one field value
+  changed (`one_value_changed`);
 * an environ the application changes, another base, a parser used from another thread, and
   sequences of mutated heads through one parser (hypothesis) must all give what a fresh parser
   gives.
@@ -36,7 +39,7 @@ from fastwsgi.parser import Limits, _python, get_backend
 from fastwsgi.parser._types import REPEAT_MAX_HEAD
 
 from . import corpus
-from .runner import BACKENDS, check_head_outcome, feed_head, parse_once, typed
+from .runner import BACKENDS, check_head_outcome, feed_head, head_outcome, parse_once, typed
 from .test_parity import SETTINGS, mutated, valid_heads
 
 CASES = corpus.load("head")
@@ -72,6 +75,88 @@ def took_the_repeat_path(backend, parser, data: bytes) -> bool:
         return type(head).__name__ == "RepeatHead"
     source = parser._source
     return source is not None and head is not source and head.headers is source.headers
+
+
+FRAMING_NAMES = {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
+
+
+def one_value_changed(data: bytes) -> bytes | None:
+    """`data` with the last letter or digit of its last field value (of a name that does not frame
+    the request) changed to another of its kind, or None when there is none."""
+    end = data.find(b"\r\n\r\n")
+    lines = data[:end].split(b"\r\n") if end > 0 else []
+    for number in range(len(lines) - 1, 0, -1):
+        name, colon, value = lines[number].partition(b":")
+        if not colon or name.strip().lower() in FRAMING_NAMES:
+            continue
+        for at in range(len(value) - 1, -1, -1):
+            char = value[at:at + 1]
+            if char.isalnum():
+                other = b"0" if char == b"9" else b"a" if char == b"z" else bytes([char[0] + 1])
+                lines[number] = name + colon + value[:at] + other + value[at + 1:]
+                return b"\r\n".join(lines) + data[end:]
+    return None
+
+
+CHANGEABLE = [(case, one_value_changed(case.data)) for case in CASES if one_value_changed(case.data)]
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("case, warm", CHANGEABLE, ids=[case.id for case, _ in CHANGEABLE])
+def test_head_after_the_same_names_with_a_value_changed(case, warm, backend_name):
+    backend = get_backend(backend_name)
+    parser = parsed_three_times(backend, case.limits, warm)
+    outcome, calls = feed_head(backend, case.limits, [case.data], parser=parser)
+    check_head_outcome(case, outcome, calls, [case.data])
+
+
+def test_most_changeable_heads_of_the_corpus_take_the_change_path():
+    """The test above is worth something for the C backend only if it writes just the changed
+    values for many of them (the Python backend has no such path: it parses them in full)."""
+    backend = get_backend("c")
+    changed = []
+    for case, warm in CHANGEABLE:
+        if case.expected is None or case.error:
+            continue
+        parser = parsed_three_times(backend, case.limits, warm)
+        if type(parser.parse(case.data)).__name__ == "ChangedHead":
+            changed.append(case.id)
+    # most corpus heads have one or two fields (FW_HEAD_CHANGED_MAX allows no change of one value)
+    assert len(changed) >= 20, (len(changed), len(CHANGEABLE))
+
+
+UPLOAD = (b"POST /u?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nContent-Length: 5\r\n"
+          b"Connection: keep-alive\r\nExpect: 100-continue\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n")
+FRAMING_CHANGES = [  # (what changes, the head): one or two values of UPLOAD's, the same names
+    ("Content-Length", UPLOAD.replace(b"Length: 5", b"Length: 1234567")),
+    ("Content-Length 0", UPLOAD.replace(b"Length: 5", b"Length: 0")),
+    ("Connection: close", UPLOAD.replace(b"keep-alive", b"close")),
+    ("Expect in other case", UPLOAD.replace(b"100-continue", b"100-Continue")),
+    ("Host", UPLOAD.replace(b"example.com", b"other.example:8080")),
+    ("a joined value", UPLOAD.replace(b"b=2", b"b=3")),
+    ("target, Content-Length and Cookie", UPLOAD.replace(b"/u?x=1", b"/v").replace(b"Length: 5", b"Length: 7")
+     .replace(b"a=1", b"a=%")),
+    ("HTTP/1.0", UPLOAD.replace(b"HTTP/1.1", b"HTTP/1.0").replace(b"keep-alive", b"x")),
+]
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_values_that_frame_the_request_change(backend_name):
+    """Each of FRAMING_CHANGES after UPLOAD was kept (and after each other, through one parser):
+    the head (Content-Length, keep-alive, 100-continue...) and environ a fresh parser gives; the C
+    backend writes only the changed values for each."""
+    backend = get_backend(backend_name)
+    parser = parsed_three_times(backend, Limits(), UPLOAD)
+    kinds = []
+    for differs, data in FRAMING_CHANGES + FRAMING_CHANGES[::-1]:
+        parser.reset()
+        head = parser.parse(data)
+        kinds.append(type(head).__name__)
+        assert typed(head_outcome(head)) == typed(parse_once(
+            get_backend("python").RequestParser(Limits()), data)), differs
+        assert head.headers == get_backend("python").RequestParser(Limits()).parse(data).headers, differs
+    if backend_name == "c":
+        assert kinds == ["ChangedHead"] * len(kinds)
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
@@ -241,3 +326,41 @@ def test_repeat_parity():
                 assert typed(parse_once(parser, data)) == reference, (parser, data)
 
     check()
+
+
+FIELD_POOLS = [  # the same names in every head, each value one of a few: repeats, changes, misses
+    (b"Host", [b"a.example", b"b.example:81"]),
+    (b"User-Agent", [b"x/1", b"y/2"]),
+    (b"Accept", [b"*/*", b"text/html"]),
+    (b"Cookie", [b"a=1", b"b=2", b""]),
+    (b"Content-Length", [b"0", b"12"]),
+    (b"Connection", [b"keep-alive", b"close"]),
+    (b"Cookie", [b"c=3", b"d=%41"]),
+    (b"X-Trace", [b"1", b"22", b"333"]),
+]
+
+
+def test_sequences_of_heads_with_a_few_values_changed():
+    """One parser of each backend takes a sequence of heads with the same field names and values
+    drawn from small pools (so values repeat, a few change, or many do); every outcome is a fresh
+    Python parser's, and the C backend met some of each kind."""
+    backends = [get_backend(name) for name in ("c", "python")]
+    kinds = set()
+
+    @SETTINGS
+    @given(st.lists(st.tuples(st.sampled_from([b"/", b"/a?b", b"/%7e"]),
+                              st.tuples(*[st.sampled_from(values) for _, values in FIELD_POOLS])),
+                    min_size=2, max_size=12))
+    def check(sequence):
+        parsers = [backend.RequestParser(Limits()) for backend in backends]
+        for target, values in sequence:
+            data = b"GET " + target + b" HTTP/1.1\r\n" + b"".join(
+                name + b": " + value + b"\r\n" for (name, _), value in zip(FIELD_POOLS, values)) + b"\r\n"
+            reference = typed(parse_once(backends[1].RequestParser(Limits()), data))
+            for parser in parsers:
+                parser.reset()
+                assert typed(parse_once(parser, data)) == reference, (parser, data)
+            kinds.add(type(parsers[0].parse(data)).__name__)
+
+    check()
+    assert {"PackedHead", "RepeatHead", "ChangedHead"} <= kinds, kinds

@@ -22,7 +22,7 @@ if contender == "capi":
     def parse(data, _environ=capi_environ.environ, _base={}):
         return _environ(data, _base)
 else:
-    parse, data = tb.ready_parser(contender, "browser GET")
+    parse, (data,) = tb.ready_parser(contender, "browser GET")
 for _ in range(300):
     parse(data)
 
