@@ -228,13 +228,16 @@ static int fw_repeats_kept(fw_parser *p, fw_packed *res)
         return 0;
     res->len -= res->values_len;
     memmove(s->out, s->out + res->values_len, res->len);
+    p->last_change = 0;                             /* A, B, A, B: B is a change each time */
     return 1;
 }
 
 /* Whether the head packed in p->scratch->out (names in memo slot res->memo_slot, values not all
  * those kept) has the names p kept last and at most FW_HEAD_CHANGED_MAX values that differ from
- * theirs; if so, the output becomes those values, the request fields and the values' indexes
- * (FW_HEAD_CHANGED, fw_binding.h).  Compares value by value (each ends at a SEP: none is inside);
+ * theirs, other than the last such head's (p->last_change: the FNV-1a hash of their indexes and
+ * values; the same change twice in a row, a cookie set once, goes the FOUND way and is kept, so
+ * that the heads after it repeat); if so, the output becomes the values that differ, the request
+ * fields and those values' indexes (FW_HEAD_CHANGED, fw_binding.h).  Compares value by value (each ends at a SEP: none is inside);
  * the output is rewritten only once the answer is known, front to back.  It grows by at most
  * nkeys + 1 bytes, and fw_pack's `need` counted the keys, which a head found in the memo does not
  * write (at least 6 bytes each): the capacity holds it and its NUL. */
@@ -243,7 +246,8 @@ static int fw_changes_kept(fw_parser *p, fw_packed *res)
     fw_scratch *s = p->scratch;
     unsigned char *o = (unsigned char *)s->out;
     const unsigned char *kept = (const unsigned char *)p->prev;
-    size_t kept_left = p->prev_len, at = 0, to, i, n = res->nkeys, changed = 0;
+    size_t kept_left = p->prev_len, at = 0, to, i, j, n = res->nkeys, changed = 0;
+    uint64_t hash = UINT64_C(0xcbf29ce484222325);
     size_t max_changed = FW_HEAD_CHANGED_MAX(n);
     uint32_t off[FW_MEMO_FIELDS / 2], len[FW_MEMO_FIELDS / 2];
     unsigned char index[FW_MEMO_FIELDS / 2];
@@ -264,13 +268,18 @@ static int fw_changes_kept(fw_parser *p, fw_packed *res)
             off[changed] = (uint32_t)at;
             len[changed] = (uint32_t)v_len + 1;     /* with its SEP */
             index[changed++] = (unsigned char)(FW_HEAD_CHANGE_INDEX_BASE + i);
+            hash = (hash ^ (FW_HEAD_CHANGE_INDEX_BASE + i)) * UINT64_C(0x100000001b3);
+            for (j = 0; j < v_len; j++)
+                hash = (hash ^ o[at + j]) * UINT64_C(0x100000001b3);
         }
         at += v_len + 1;
         kept = k_end + 1;
         kept_left -= k_len + 1;
     }
-    if (changed == 0)
-        return 0;                                   /* fw_repeats_kept's case */
+    hash |= 1;                                      /* 0: no change since the values were kept */
+    if (changed == 0 || hash == p->last_change)
+        return 0;                                   /* fw_repeats_kept's case; the same change again */
+    p->last_change = hash;
     for (i = 0, to = 0; i < changed; i++) {         /* to <= off[i]: moves go forward */
         memmove(o + to, o + off[i], len[i]);
         to += len[i];
@@ -291,6 +300,7 @@ static void fw_keep_values(fw_parser *p, const fw_packed *res)
     if (p->prev != NULL && res->values_len <= p->prev_cap) {
         memcpy(p->prev, s->out, res->values_len);
         p->prev_len = (uint32_t)res->values_len;
+        p->last_change = 0;
         p->prev_stamp = s->memo.stamp[res->memo_slot];
     } else {
         p->prev_stamp = 0;
@@ -326,7 +336,7 @@ static FW_NOINLINE long long fw_parse_head_call(fw_parser *p, const char *buf, s
         if (fw_repeats_kept(p, &res)) {
             keys = FW_HEAD_REPEAT;
         } else if (fw_changes_kept(p, &res)) {
-            keys = FW_HEAD_CHANGED;                 /* the values kept stay: the next may repeat */
+            keys = FW_HEAD_CHANGED;
         } else {
             keys = (unsigned long)res.memo_slot;    /* FW_HEAD_FOUND + slot */
             fw_keep_values(p, &res);

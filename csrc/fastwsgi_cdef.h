@@ -127,6 +127,7 @@ typedef struct fw_parser {
     uint32_t prev_cap;
     uint32_t prev_len;
     uint64_t prev_stamp;
+    uint64_t last_change;
 } fw_parser;
 
 long long fw_parse_head(fw_parser *p, const char *buf, size_t len, int fresh);

@@ -78,8 +78,10 @@ long long fw_parse_packed(const char *buf, size_t len, const fw_limits *lim, fw_
  *     ( VALUE SEP )* METHOD SEP TARGET SEP VERSION SEP QUERY SEP PATH_INFO SEP INDEXES NUL
  *
  * INDEXES holds one byte per value written, FW_HEAD_CHANGE_INDEX_BASE + its
- * index among the head's values, in order; the values kept stay those of the
- * head they were kept from.
+ * index among the head's values, in order.  The values kept stay: a client
+ * alternating two requests repeats one and changes the other.  The same
+ * change as the last answer's (since the last repeat) comes back FOUND and is
+ * kept instead: a value changed for good then changes one head, not all.
  * A head with an absolute-form target and no Host field gets an
  * HTTP_HOST key its names do not give (RFC 9112 3.2.2, parser.c
  * fw_env_host_of): it is neither looked up in the memo nor stored, so its
@@ -121,6 +123,8 @@ typedef struct fw_parser {
     uint32_t prev_cap;
     uint32_t prev_len;
     uint64_t prev_stamp;     /* memo.stamp of the names' slot then; 0: nothing kept */
+    uint64_t last_change;    /* hash of the last FW_HEAD_CHANGED answer's changes since the values
+                                were kept or repeated; 0: none */
 } fw_parser;
 
 #define FW_HEAD_SEP '\x01'   /* no byte of a value, key, method, target or query */

@@ -31,9 +31,11 @@
  * changed (check_one_value_changed) must not.  An FW_HEAD_CHANGED answer
  * must come after one with these keys, differ from the values kept in 1 to
  * FW_HEAD_CHANGED_MAX of them and write exactly those values, the request
- * fields and their indexes; it keeps nothing new.  Right after values were
- * kept, a head with one value changed must be FW_HEAD_CHANGED when that
- * bound allows one change, and FOUND otherwise.
+ * fields and their indexes, and not be the same change as the last such
+ * answer since values were kept or repeated.  Right after values were kept,
+ * a head with one value changed must be FW_HEAD_CHANGED when that bound
+ * allows one change, and FOUND otherwise; the same head again FOUND (kept),
+ * then a repeat.
  *
  * Two scratches: `shared` lives for the whole run (test program or fuzzer),
  * so heads find names earlier inputs left in the memo, and `fresh` is
@@ -65,6 +67,8 @@ typedef struct parser_buffers {
     guard_buf input, own, prev;
     bytes kept_keys, kept_values;  /* the keys and values (SEP-joined) of the head whose values C
                                       kept last, when `kept` */
+    bytes last_change;             /* the indexes and values of the last FW_HEAD_CHANGED answer
+                                      since values were kept or repeated, when `changed` */
 } parser_buffers;
 
 static size_t g_prev_cap;  /* the prev capacity parser_init gives (the Python layer's varies) */
@@ -210,6 +214,7 @@ typedef struct head_parser {
     int expect_change;     /* its names were just kept and a value changed: CHANGED if the bound
                               allows it, else FOUND */
     int kept;              /* C kept the values of its last FOUND or STORED head (bufs->kept_*) */
+    int changed;           /* an FW_HEAD_CHANGED answer since then (bufs->last_change) */
     unsigned long refusals;
 } head_parser;
 
@@ -292,8 +297,9 @@ static size_t keys_count(const bytes *keys)
     return n;
 }
 
-/* FW_HEAD_CHANGED: names kept, 1 to FW_HEAD_CHANGED_MAX values differ, exactly those written. */
-static void check_change(const head_parser *hp, const head_ref *want, size_t len, const char *how)
+/* FW_HEAD_CHANGED: names kept, 1 to FW_HEAD_CHANGED_MAX values differ, exactly those written,
+ * not the same change as the last answer's; noted as the last change. */
+static void check_change(head_parser *hp, const head_ref *want, size_t len, const char *how)
 {
     static bytes index, values, expected;
     const fw_scratch *s = hp->hs->c;
@@ -313,6 +319,11 @@ static void check_change(const head_parser *hp, const head_ref *want, size_t len
              show(hp->bufs->kept_values.p, hp->bufs->kept_values.len));
         return;
     }
+    if (hp->changed && hp->bufs->last_change.len == index.len + values.len &&
+        memcmp(hp->bufs->last_change.p, index.p, index.len) == 0 &&
+        memcmp(hp->bufs->last_change.p + index.len, values.p, values.len) == 0)
+        fail("fw_parse_head (%s, %s): FW_HEAD_CHANGED for the same change as the last answer's "
+             "(it must be kept: FOUND)", how, hp->hs->name);
     expected.len = 0;  /* ( VALUE SEP )* METHOD ... PATH_INFO SEP INDEXES */
     bytes_put(&expected, values.p, values.len);
     bytes_put(&expected, want->packed.p + at, want->packed.len - at);
@@ -321,6 +332,10 @@ static void check_change(const head_parser *hp, const head_ref *want, size_t len
     if (!same_bytes(s->out, len, expected.p, expected.len))
         fail("fw_parse_head (%s, %s): FW_HEAD_CHANGED wrote %s, expected %s", how, hp->hs->name,
              show(s->out, len), show(expected.p, expected.len));
+    hp->changed = 1;
+    hp->bufs->last_change.len = 0;
+    bytes_put(&hp->bufs->last_change, index.p, index.len);
+    bytes_put(&hp->bufs->last_change, values.p, values.len);
 }
 
 /* Whether a head with want's keys, right after hp kept values for them, must be FW_HEAD_CHANGED. */
@@ -341,6 +356,7 @@ static void note_kept(head_parser *hp, const head_ref *want)
 {
     size_t values = values_len_of(&want->packed);
     hp->kept = values <= hp->p.prev_cap;
+    hp->changed = 0;
     hp->bufs->kept_keys.len = hp->bufs->kept_values.len = 0;
     bytes_put(&hp->bufs->kept_keys, want->keys.p, want->keys.len);
     bytes_put(&hp->bufs->kept_values, want->packed.p, values);
@@ -382,6 +398,7 @@ static void check_success(head_parser *hp, long long r, const head_ref *want, co
              "FW_HEAD_REPEAT", how, hs->name, state);
     if (state == FW_HEAD_REPEAT) {
         check_repeat(hp, want, len, how);
+        hp->changed = 0;
         return;
     }
     if (hp->expect_change && (state == FW_HEAD_CHANGED) != change_expected(hp, want))
@@ -596,8 +613,19 @@ static void check_one_value_changed(head_parser *hp, const unsigned char *data, 
     *c = *c >= '0' && *c <= '8' ? (unsigned char)(*c + 1) : *c == 'a' ? 'b' : 'a';
     hp->fresh = 1;
     hp->expect_change = hp->kept;
-    parse_call(hp, changed, len, "one value changed");
+    long long r = parse_call(hp, changed, len, "one value changed");
     hp->expect_change = 0;
+    if (r >= 0 && KEYS_STATE(r) == FW_HEAD_CHANGED) {  /* the same change again: kept (FOUND) */
+        hp->fresh = 1;
+        r = parse_call(hp, changed, len, "the changed head again");
+        if (r >= 0 && KEYS_STATE(r) >= FW_HEAD_STORED)
+            fail("fw_parse_head (the changed head again, %s): keys state %u, expected FOUND",
+                 hp->hs->name, KEYS_STATE(r));
+    }
+    hp->fresh = 1;  /* its values were kept in turn: it repeats them */
+    hp->expect_repeat = hp->kept;
+    parse_call(hp, changed, len, "the changed head once more");
+    hp->expect_repeat = 0;
     free(changed);
 }
 

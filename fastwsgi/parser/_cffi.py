@@ -30,7 +30,8 @@ few crossings as possible because each one costs more than parsing a short line 
   client's next Content-Length), C writes just those with their indexes (FW_HEAD_CHANGED) and the
   parser returns a `ChangedHead`: the same template copy, plus one store per changed value. The
   values C keeps stay the source's, so a client alternating between two requests repeats one and
-  changes a little of the other. fw_pack_environ (the
+  changes a little of the other; only the same change twice in a row (a cookie set once, kept
+  from then on) makes C answer FOUND and keep the new values, so that the next ones repeat. fw_pack_environ (the
   public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
   decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
@@ -377,16 +378,19 @@ class RequestParser:
             head.template_base = head.changes = None
             self._source = head
             if head.consumed > self._prev_cap and self._prev_cap < REPEAT_MAX_HEAD:
-                self._grow_prev(min(head.consumed, REPEAT_MAX_HEAD))
+                self._grow_prev(head.consumed)
         self._result = head
         return head
 
-    def _grow_prev(self, size: int) -> None:
-        """Room for C to keep the values of heads up to `size` bytes (they take fewer)."""
-        self._prev = _new_unzeroed("char[]", size)
-        self._p.prev = self._prev
+    def _grow_prev(self, consumed: int) -> None:
+        """Room for C to keep the values of heads half as long again as `consumed` bytes (values
+        take fewer bytes than their head), up to REPEAT_MAX_HEAD; the values kept stay kept."""
+        size = min(consumed + consumed // 2, REPEAT_MAX_HEAD)
+        prev = _new_unzeroed("char[]", size)
+        if self._prev is not None:
+            ffi.memmove(prev, self._prev, self._p.prev_len)
+        self._prev = self._p.prev = prev
         self._p.prev_cap = self._prev_cap = size
-        self._p.prev_stamp = 0
 
     def _not_packed(self, result: int, buf) -> None:
         """parse() when C returned no head: fields to keep, output too small, or an error."""

@@ -4,7 +4,9 @@ Usage (from the repository root):
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c,fastwsgi-py 500 django
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py . OUT_DIR bjoern,fastwsgi-c 500 flask
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py TREE OUT_DIR fastwsgi-py 1000 hello browser
-(the last: each request is test_parser_bench's 10-field BROWSER_GET; parser-callgrind-2026-11-23.md)
+(the last: each request is test_parser_bench's 10-field BROWSER_GET; parser-callgrind-2026-11-23.md;
+with next-page instead of browser, BROWSER_GET and BROWSER_NEXT_PAGE in turn; with changed-once,
+BROWSER_GET for the warm-up and BROWSER_NEXT_PAGE for every measured request)
 
 Reuses benchmarks/experiments/cloop/callgrind.py (server started under valgrind, warm-up, dump, N
 requests on one keep-alive connection, dump) with the harness's django or flask scenario (GET /json)
@@ -39,7 +41,24 @@ if len(sys.argv) > 6 and sys.argv[6] == "browser":  # the parser bench's 10-fiel
     from test_parser_bench import BROWSER_GET
     def request(port, close):
         return BROWSER_GET
-callgrind.request = request
+if len(sys.argv) > 6 and sys.argv[6] == "next-page":  # BROWSER_GET and BROWSER_NEXT_PAGE in turn
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this tree's bench: the heads
+    from test_parser_bench import BROWSER_GET, BROWSER_NEXT_PAGE
+    def drive(port, count, close):  # callgrind.drive, one keep-alive connection, the heads in turn
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rest = b""
+            for number in range(count):
+                sock.sendall(BROWSER_NEXT_PAGE if number % 2 else BROWSER_GET)
+                rest = callgrind.read_response(sock, rest)
+    callgrind.drive = drive
+if len(sys.argv) > 6 and sys.argv[6] == "changed-once":  # BROWSER_GET warms up, then BROWSER_NEXT_PAGE
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from test_parser_bench import BROWSER_GET, BROWSER_NEXT_PAGE
+    heads = [BROWSER_GET, BROWSER_NEXT_PAGE]  # callgrind.drive asks once per phase
+    def request(port, close):
+        return heads.pop(0)
+callgrind.request = request  # (the modes above that replace drive do not use it)
 import os
 os.environ["PYTHONPATH"] = ""
 out.mkdir(parents=True, exist_ok=True)
