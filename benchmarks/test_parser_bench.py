@@ -18,7 +18,8 @@ it, then called once per request:
 A request is one input or a cycle of inputs a keep-alive client sends in turn. "browser GET" repeats
 one head, which the fastwsgi parsers recognise (a keep-alive client's unchanged field lines are not
 decoded again); "next page" alternates two navigations whose target and Referer differ, and "all
-values new" two heads in which every value differs, the case nothing can be reused in.
+values new" two heads in which every value differs, the case nothing can be reused in; "JSON
+POST, next body" alternates two uploads whose Content-Length differs.
 
 Every contender's result is checked (method, path, header count) for every input before it is timed,
 so no number comes from an error path. The serializer benchmark builds a typical response head with both backends. The
@@ -97,17 +98,23 @@ BROWSER_GET_OTHER_VALUES = (
     b"\r\n"
 )
 
+def json_post(body: bytes) -> bytes:
+    return (
+        b"POST /api/v1/orders HTTP/1.1\r\n"
+        b"Host: api.example.com\r\n"
+        b"User-Agent: python-requests/2.32.3\r\n"
+        b"Accept: application/json\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl\r\n"
+        b"\r\n" + body
+    )
+
+
 JSON_BODY = b'{"item": "book", "quantity": 2, "gift": false}'
-JSON_POST = (
-    b"POST /api/v1/orders HTTP/1.1\r\n"
-    b"Host: api.example.com\r\n"
-    b"User-Agent: python-requests/2.32.3\r\n"
-    b"Accept: application/json\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Content-Length: " + str(len(JSON_BODY)).encode() + b"\r\n"
-    b"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl\r\n"
-    b"\r\n" + JSON_BODY
-)
+JSON_POST = json_post(JSON_BODY)
+# An API client's next order: another body, so another Content-Length.
+JSON_POST_NEXT = json_post(b'{"item": "fountain pen", "quantity": 12, "gift": true}')
 
 # name: (the inputs a keep-alive client sends in turn, method, path, header count)
 REQUESTS = {
@@ -116,6 +123,7 @@ REQUESTS = {
     "browser GET, all values new": ((BROWSER_GET, BROWSER_GET_OTHER_VALUES), "GET",
                                     "/articles/2024/fast-wsgi-servers", 10),
     "JSON POST": ((JSON_POST,), "POST", "/api/v1/orders", 6),
+    "JSON POST, next body": ((JSON_POST, JSON_POST_NEXT), "POST", "/api/v1/orders", 6),
 }
 
 RESPONSE_STATUS = "200 OK"

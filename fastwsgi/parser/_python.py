@@ -24,8 +24,8 @@ is split into pieces. The code is organised around that contract, with two ways 
   literals without regard to ASCII case, like their environ keys; each value captured under
   `_FIELD_LINE`'s rules) matches the whole block in one `fullmatch`: no per-line search, no name
   substrings, no hashing, and the environ keys come with the layout. A parser keeps the layout it last
-  used; a head it does not fit (other names, or a line the rules refuse) goes the general way, which
-  gives the same result. Layouts are bounded in number and in how often they may be made
+  used and the one before (a browser alternates a page's names and its images'); a head neither
+  fits (other names, or a line the rules refuse) goes the general way, which gives the same result. Layouts are bounded in number and in how often they may be made
   (`_record_layout`); possessive quantifiers keep each match linear, so they exist from Python 3.11
   (3.10 always takes the general way).
 * Before either, a **repeat** (`_repeat_head`): a keep-alive client usually sends the same field lines
@@ -505,13 +505,14 @@ def _build_head(consumed, method, target, path, query, version, minor, fields, h
     return head
 
 
-def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None,
+def _parse_whole_head(buf, first_lf: int, limits: Limits, layouts: tuple,
                       source: Head | None, source_block: str | None):
     """Fast path: parse a whole, valid, CRLF-only head starting at offset 0, or return None.
 
-    `layout` is the parser's last layout (or None); `source` an origin-form head this parser
-    accepted whose field block (from the request line's LF to the last CRLF) was `source_block`.
-    Returns (Head, the layout to keep, the source and block to keep) or None."""
+    `layouts` are the parser's last layout and the one before (each may be None); `source` an
+    origin-form head this parser accepted whose field block (from the request line's LF to the last
+    CRLF) was `source_block`. Returns (Head, the layouts to keep, the source and block to keep) or
+    None."""
     if first_lf == 0 or buf[first_lf - 1] != _CR:
         return None
     end = buf.find(b"\r\n\r\n", first_lf - 1, limits.max_head_size)
@@ -535,13 +536,18 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
         # the field lines of `source` again, byte for byte, under the same HTTP version and an
         # origin-form target: the same headers and framing facts (they depend on nothing else)
         return _repeat_head(end + 4, method, target, path, query, version, source), \
-            layout, source, block
+            layouts, source, block
     block_start = first_lf + 1
     if block_start < len(head):
         if len(head) - block_start > limits.max_header_line and \
                 max(map(len, head[block_start:].split("\r\n"))) + 1 > limits.max_header_line:
             return None
+        layout, other = layouts
         match = None if layout is None else layout.fullmatch(head, first_lf)
+        if match is None and other is not None:  # a client alternating two name sequences
+            match = other.fullmatch(head, first_lf)  # (a page and its images...)
+            if match is not None:
+                layouts = layout, other = other, layout
         if match is not None and len(layout.keys) <= limits.max_header_count:
             fields = layout.keys  # distinct and mapped: _build_head only takes their number
             headers = dict(zip(fields, match.groups()))
@@ -554,9 +560,12 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
                 return None
             get_key = _KEY_CACHE.get
             headers = {get_key(name) or _environ_key(name): value for name, _, value in fields}
-            # a name repeated or never mapped: no layout fits, so the parser stops trying its old one
-            layout = (_record_layout(tuple(headers), fields)
-                      if len(headers) == len(fields) and "" not in headers else None)
+            # a name repeated or never mapped: no layout fits (None), so the parser tries its old
+            # one second
+            found = (_record_layout(tuple(headers), fields)
+                     if len(headers) == len(fields) and "" not in headers else None)
+            if found is not layout:
+                layouts = found, layout
     else:
         fields = ()
         headers = {}
@@ -565,8 +574,8 @@ def _parse_whole_head(buf, first_lf: int, limits: Limits, layout: _Layout | None
     built = _build_head(end + 4, method, target, path, query, version, _DIGITS[minor], fields,
                         headers, limits)
     if not origin_form or len(block) > REPEAT_MAX_HEAD:  # kept: origin-form heads up to the bound
-        return built, layout, None, None
-    return built, layout, built, block
+        return built, layouts, None, None
+    return built, layouts, built, block
 
 
 def _repeat_head(consumed: int, method: str, target: str, path: str, query: str, version: str,
@@ -591,11 +600,13 @@ def _repeat_head(consumed: int, method: str, target: str, path: str, query: str,
 class RequestParser(StickyParser):
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layout",
+    __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layouts",
                  "_source", "_source_block")
 
     def __init__(self, limits: Limits | None = None):
-        self._layout = None  # the layout of the last head the fast path took: kept across reset()
+        # the layouts of the last head the fast path took and of the one before (or None): kept
+        # across reset()
+        self._layouts = (None, None)
         self._source = self._source_block = None  # the last origin-form head it took, its fields
         super().__init__(limits)
 
@@ -616,10 +627,10 @@ class RequestParser(StickyParser):
             else:
                 self._fresh = False
                 self._scan = first_lf
-                parsed = _parse_whole_head(buf, first_lf, self._limits, self._layout, self._source,
+                parsed = _parse_whole_head(buf, first_lf, self._limits, self._layouts, self._source,
                                            self._source_block)
                 if parsed is not None:
-                    head, self._layout, self._source, self._source_block = parsed
+                    head, self._layouts, self._source, self._source_block = parsed
                     return head
         return self._parse_lines(buf)
 

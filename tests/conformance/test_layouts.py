@@ -92,7 +92,7 @@ def test_most_of_the_corpus_goes_through_a_layout():
     python = get_backend("python")
     with_layout = [case.id for case in WARMABLE
                    if getattr(warmed_parser(python, case.limits, field_names(case.data)),
-                              "_layout", None) is not None]
+                              "_layouts", (None,))[0] is not None]
     if not _python._LAYOUTS_SUPPORTED:  # Python 3.10: no possessive quantifiers, no layouts
         assert with_layout == []
         return
@@ -113,9 +113,9 @@ def test_a_layout_takes_the_head_without_the_general_way(monkeypatch):
     parser.reset()
     parser.parse(BROWSER_GET.replace(b"a=1", b"a=0"))  # not byte-identical: no repeat (test_repeats)
     if not _python._LAYOUTS_SUPPORTED:
-        assert parser._layout is None
+        assert parser._layouts == (None, None)
         return
-    assert parser._layout is _python._LAYOUTS[
+    assert parser._layouts[0] is _python._LAYOUTS[
         ("HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_COOKIE", "HTTP_CONNECTION")]
 
     class Unusable:
@@ -134,6 +134,34 @@ def test_a_layout_takes_the_head_without_the_general_way(monkeypatch):
     parser.reset()
     with pytest.raises(AssertionError, match="general way"):
         parser.parse(BROWSER_GET.replace(b"\r\n\r\n", b"\r\nX-More: 1\r\n\r\n"))
+
+
+def test_two_name_sequences_in_turn_take_their_layouts(monkeypatch):
+    """A client alternating two name sequences (a page, then its images) keeps both layouts: once
+    both are made, neither needs the general way, and each head is a fresh parser's."""
+    page = BROWSER_GET.replace(b"Accept: */*", b"Upgrade-Insecure-Requests: 1")
+    parser = _python.RequestParser(Limits())
+    for number in range(6):  # each sequence twice makes its layout; different values: no repeats
+        parser.reset()
+        parser.parse((page, BROWSER_GET)[number % 2].replace(b"a=1", b"a=%d" % number))
+    if not _python._LAYOUTS_SUPPORTED:
+        assert parser._layouts == (None, None)
+        return
+    assert {layout.keys[2] for layout in parser._layouts} == {"HTTP_UPGRADE_INSECURE_REQUESTS",
+                                                             "HTTP_ACCEPT"}
+
+    class Unusable:
+        def findall(self, *args):
+            raise AssertionError("the general way was taken")
+    monkeypatch.setattr(_python, "_FIELD_LINE", Unusable())
+    for number in range(6, 12):
+        data = (page, BROWSER_GET)[number % 2].replace(b"a=1", b"a=%d" % number)
+        parser.reset()
+        fresh = _python.RequestParser(Limits())
+        monkeypatch.undo()
+        expected = fresh.parse(data).as_dict()
+        monkeypatch.setattr(_python, "_FIELD_LINE", Unusable())
+        assert parser.parse(data).as_dict() == expected
 
 
 def test_layouts_are_bounded(monkeypatch):

@@ -248,7 +248,7 @@ def test_a_python_repeat_checks_no_field_line_again(monkeypatch):
             raise AssertionError("a field line was matched again")
     monkeypatch.setattr(_python, "_FIELD_LINE", Unusable())
     monkeypatch.setattr(_python, "_build_head", Unusable())
-    parser._layout = Unusable()
+    parser._layouts = (Unusable(), Unusable())
     again = parser.parse(BROWSER_GET.replace(b"/a?b=1", b"/b"))
     assert again.as_dict() == first.as_dict() | {"path": "/b", "target": "/b", "query": "",
                                                  "consumed": len(BROWSER_GET) - 4}
