@@ -237,10 +237,11 @@ static int fw_repeats_kept(fw_parser *p, fw_packed *res)
  * theirs, other than the last such head's (p->last_change: the FNV-1a hash of their indexes and
  * values; the same change twice in a row, a cookie set once, goes the FOUND way and is kept, so
  * that the heads after it repeat); if so, the output becomes the values that differ, the request
- * fields and those values' indexes (FW_HEAD_CHANGED, fw_binding.h).  Compares value by value (each ends at a SEP: none is inside);
- * the output is rewritten only once the answer is known, front to back.  It grows by at most
- * nkeys + 1 bytes, and fw_pack's `need` counted the keys, which a head found in the memo does not
- * write (at least 6 bytes each): the capacity holds it and its NUL. */
+ * fields and those values' indexes (FW_HEAD_CHANGED, fw_binding.h).  Compares value by value
+ * (each ends at a SEP: none is inside); the output is rewritten only once the answer is known,
+ * front to back.  It grows by at most nkeys + 1 bytes, and fw_pack's `need` counted the keys,
+ * which a head found in the memo does not write (at least 6 bytes each): the capacity holds it
+ * and its NUL. */
 static int fw_changes_kept(fw_parser *p, fw_packed *res)
 {
     fw_scratch *s = p->scratch;

@@ -31,9 +31,9 @@ few crossings as possible because each one costs more than parsing a short line 
   parser returns a `ChangedHead`: the same template copy, plus one store per changed value. The
   values C keeps stay the source's, so a client alternating between two requests repeats one and
   changes a little of the other; only the same change twice in a row (a cookie set once, kept
-  from then on) makes C answer FOUND and keep the new values, so that the next ones repeat. fw_pack_environ (the
-  public C API's packer) serves only the rare head that cannot take this path (a PATH_INFO that
-  decodes to a NUL or \\x01, a head beyond 128 KiB).
+  from then on) makes C answer FOUND and keep the new values, so that the next ones repeat.
+  fw_pack_environ (the public C API's packer) serves only the rare head that cannot take this path
+  (a PATH_INFO that decodes to a NUL or \\x01, a head beyond 128 KiB).
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
 * `serialize_head` joins the application's (name, value) pairs into `name\\0value\\0...`, encodes once
   and makes one call. Anything unusual (a NUL, a non-str, a non-latin-1 char) is replaced by a byte
@@ -222,7 +222,8 @@ def _changes_of(source: PackedHead, indexes: str) -> tuple:
     if source.changes is None:
         source.changes = {}
     keys = tuple(source.keys[ord(index) - _CHANGE_INDEX_BASE] for index in indexes)
-    change = source.changes[indexes] = (keys, keys.index("CONTENT_LENGTH") if "CONTENT_LENGTH" in keys else -1)
+    change = source.changes[indexes] = (keys, keys.index("CONTENT_LENGTH")
+                                        if "CONTENT_LENGTH" in keys else -1)
     return change
 
 

@@ -25,9 +25,10 @@ is split into pieces. The code is organised around that contract, with two ways 
   `_FIELD_LINE`'s rules) matches the whole block in one `fullmatch`: no per-line search, no name
   substrings, no hashing, and the environ keys come with the layout. A parser keeps the layout it last
   used and the one before (a browser alternates a page's names and its images'); a head neither
-  fits (other names, or a line the rules refuse) goes the general way, which gives the same result. Layouts are bounded in number and in how often they may be made
-  (`_record_layout`); possessive quantifiers keep each match linear, so they exist from Python 3.11
-  (3.10 always takes the general way).
+  fits (other names, or a line the rules refuse) goes the general way, which gives the same
+  result. Layouts are bounded in number and in how often they may be made (`_record_layout`);
+  possessive quantifiers keep each match linear, so they exist from Python 3.11 (3.10 always takes
+  the general way).
 * Before either, a **repeat** (`_repeat_head`): a keep-alive client usually sends the same field lines
   again. The parser keeps the last origin-form head its fast path built and that head's field block
   as text (up to REPEAT_MAX_HEAD characters); a head whose block is the same text, whose version is
