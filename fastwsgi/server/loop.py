@@ -333,6 +333,8 @@ class Server:
         read_first = self.pool is None
 
         def on_accept(_mask):
+            if not self._accepting:  # paused (a drain began, or the connection limit) by an
+                return  # earlier event of this poll batch: queued connections are for others
             room = self.max_connections - len(connections)
             for sock, addr in listener.accept_batch(room):
                 if admits is not None and not admits(addr):
