@@ -71,14 +71,18 @@ def chunked(*pieces: bytes, trailers: bytes = b"") -> bytes:
 class Conn:
     """One client connection with a receive buffer. Use as a context manager."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT,
-                 rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, port: int | None, host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT,
+                 rcvbuf: int | None = None, source: str | None = None, unix: str | None = None):
+        """TCP to (host, port), from the local address `source` when given; or, with `unix`, to
+        that UNIX socket path (port is then ignored)."""
+        self.sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:  # must be set before connect to shrink the TCP window
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.timeout = timeout
-        self.sock.connect((host, port))
+        if source is not None:
+            self.sock.bind((source, 0))
+        self.sock.connect(unix or (host, port))
         self.buf = bytearray()
         self.eof = False
         self.reset = False
