@@ -20,9 +20,33 @@ sample nearest 25 % of the measured run to its last one; the RSS floor (lowest s
 of the run, since transient multi-MiB buffers make single samples jump and a leak raises the floor; fds
 under load; and the idle fd count at the end vs warm idle (equal when nothing leaks).
 Output: markdown on stdout (the command, the samples, totals by scenario, errors, the server's log
-lines grouped). Usage:
+lines grouped).
+
+Opt-in parts (each off by default, so a run without them is the run this script made before they
+existed; `--all-new` turns on the first four):
+- `--hooks`: `-c benchmarks/soak_hooks.py`, whose pre_request/post_request/post_fork/worker_exit/
+  child_exit hooks count and log every request and worker; the `hooks` scenario checks pre_request's
+  mark in each response's environ, and after the stop `check_hooks` matches post_request's log
+  lines with the responses the client got and each process's pre/post counts.
+- `--proxy-protocol`: the server trusts PROXY headers from 127.0.0.1 (the load balancer); the `proxy`
+  scenario sends v1 and v2 headers from there and checks REMOTE_ADDR/REMOTE_PORT on every keep-alive
+  request, `proxy_refused` checks the two refusals; every other HTTP scenario then connects from
+  127.0.0.2 (a direct client, plain HTTP), which --forwarded-allow-ips also trusts, so they send and
+  check what they did before.
+- `--unix`: a unix: bind and the `unix` scenario (keep-alive, close; behind a PROXY header under
+  --proxy-protocol, since UNIX-socket peers must send one).
+- `--http10`: the `http10` scenario (HTTP/1.0 without keep-alive, with it, and close-delimited).
+- `--max-requests N [--max-requests-jitter J]` (with -w): workers recycle; `check_recycling` wants
+  more worker pids than -w and none that logged reaching its limit left at the end, and the report
+  groups the workers (mean RSS, max fds). A draining worker may close keep-alive connections (after a
+  `Connection: close`, or idle between requests); a scenario meeting such a close without a next
+  response raises ServerClosed, reported apart from errors (a real client retries on a new
+  connection); a fresh connection closed without a response, a cut response or a bad one stays an error.
+
+Usage:
 
     python benchmarks/soak.py --http-parser c --duration 240 [--threads 4] [--workers 2] [--tls]
+    python benchmarks/soak.py --http-parser python -w 2 --max-requests 2000 --max-requests-jitter 500 --all-new
 """
 
 from __future__ import annotations
@@ -31,6 +55,9 @@ import argparse
 import collections
 import faulthandler
 import hashlib
+import ipaddress
+import itertools
+import json
 import os
 import random
 import re
@@ -53,6 +80,7 @@ from tests.functional.client import Conn, ResponseIncomplete, build_request, chu
 from tests.functional.ops import children  # noqa: E402
 from tests.functional.serverproc import ServerProcess  # noqa: E402
 from tests.functional.test_malformed import BAD_REQUESTS  # noqa: E402
+from tests.functional.test_proxy_protocol import v1, v2  # noqa: E402
 from tests.functional.test_uwsgi import listening_urls, packet, request_vars  # noqa: E402
 from tests.functional.tlscerts import client_context, make_certs, tls_args  # noqa: E402
 
@@ -89,14 +117,85 @@ def expect_closed(conn: Conn, what: str, timeout: float = 5.0) -> None:
     expect(not conn.reset, "reset", f"{what}: reset instead of a close")
 
 
+def expect_last_response(conn: Conn, resp, status: int, what: str) -> None:
+    """`resp` has `status` and says `Connection: close`, and then the server closes cleanly."""
+    expect_status(resp, status, what)
+    expect("close" in resp.connection_tokens(), "framing", f"{what}: no Connection: close in the response")
+    expect_closed(conn, what)
+
+
+class ServerClosed(ResponseIncomplete):
+    """The server closed a connection before a byte of the next response, on which it had answered
+    before: after a response with `Connection: close` ("after-close", the client should have stopped),
+    or while the connection sat idle between keep-alive requests ("keepalive-race", RFC 9112 §9.3.1:
+    a client retries). A draining worker (--max-requests) does both; a real client opens a new
+    connection. Raised only with --max-requests; anything else stays a ResponseIncomplete."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+
+
+class SoakConn(Conn):
+    """A Conn that remembers whether the server answered on it and said `Connection: close`, so a
+    close without a response can be told apart (ServerClosed) when `recycling`."""
+
+    recycling = False
+    responses = 0
+    said_close = False
+
+    def closed_kind(self) -> str:
+        return "after-close" if self.said_close else "keepalive-race"
+
+    def send(self, data: bytes) -> None:
+        """A UNIX socket the server closed fails the next send at once (EPIPE), where TCP fails the read."""
+        try:
+            super().send(data)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            if self.recycling and self.responses:
+                raise ServerClosed(self.closed_kind() + "-send", f"{exc!r} after {self.responses} responses") from None
+            raise
+
+    def read_response(self, *args, **kwargs):
+        try:
+            resp = super().read_response(*args, **kwargs)
+        except ResponseIncomplete as exc:
+            if self.recycling and not self.buf and self.responses and "response head" in str(exc):
+                kind = self.closed_kind() + ("-reset" if self.reset else "")
+                raise ServerClosed(kind,
+                                   f"{exc} (reset {self.reset}, after {self.responses} responses)") from None
+            raise
+        self.responses += 1
+        self.said_close = self.said_close or "close" in resp.connection_tokens()
+        return resp
+
+
 class Client:
-    """Opens connections to the server under test (HTTP, over TLS when `tls` is a context; uwsgi)."""
+    """Opens connections to the server under test (HTTP, over TLS when `tls` is a context; uwsgi).
 
-    def __init__(self, port: int, uwsgi_port: int | None, tls: ssl.SSLContext | None):
+    HTTP connections (SoakConn) come from `source` (None: the kernel's choice, 127.0.0.1), or from the address
+    given to connect(), or go to the `unix_path` bind with connect(unix=True); `preamble` (a PROXY
+    header) is sent before TLS starts. `proxy` says whether the server runs --proxy-protocol (the
+    UNIX-socket peers must then send the header). `hooked` collects, for the end check of --hooks,
+    {X-Soak-Id: (pid, body length)} of every hooked request that got its response; `pids` every
+    process that answered one."""
+
+    def __init__(self, port: int, uwsgi_port: int | None, tls: ssl.SSLContext | None,
+                 source: str | None = None, unix_path: str | None = None, proxy: bool = False,
+                 recycling: bool = False):
         self.port, self.uwsgi_port, self.tls = port, uwsgi_port, tls
+        self.source, self.unix_path, self.proxy, self.recycling = source, unix_path, proxy, recycling
+        self.soak_ids = itertools.count(1)
+        self.hooked: dict[str, tuple[int, int]] = {}
+        self.pids: set[int] = set()
 
-    def connect(self, timeout: float = 10.0) -> Conn:
-        conn = Conn(self.port, timeout=timeout)
+    def connect(self, timeout: float = 10.0, source: str | None = None, unix: bool = False,
+                preamble: bytes = b"") -> Conn:
+        conn = SoakConn(self.port, timeout=timeout, source=None if unix else source or self.source,
+                        unix=self.unix_path if unix else None)
+        conn.recycling = self.recycling
+        if preamble:
+            conn.send(preamble)
         if self.tls is not None:
             conn.sock = self.tls.wrap_socket(conn.sock, server_hostname="localhost")
         return conn
@@ -117,10 +216,7 @@ def s_keepalive(c: Client, rng) -> int:
 def s_close(c: Client, rng) -> int:
     with c.connect() as conn:
         conn.request("GET", "/hello", headers=[("Connection", "close")])
-        resp = conn.read_response()
-        expect_status(resp, 200, "Connection: close")
-        expect("close" in resp.connection_tokens(), "framing", "no Connection: close in the response")
-        expect_closed(conn, "Connection: close")
+        expect_last_response(conn, conn.read_response(), 200, "Connection: close")
     return 1
 
 
@@ -226,10 +322,7 @@ def s_malformed(c: Client, rng) -> int:
     name, (data, status) = rng.choice(MALFORMED)
     with c.connect() as conn:
         conn.send(data)
-        resp = conn.read_response()
-        expect_status(resp, status, f"malformed {name}")
-        expect("close" in resp.connection_tokens(), "framing", f"malformed {name}: no Connection: close")
-        expect_closed(conn, f"malformed {name}")
+        expect_last_response(conn, conn.read_response(), status, f"malformed {name}")
     return 1
 
 
@@ -307,10 +400,189 @@ SCENARIOS = {  # name: (function, weight)
 }
 
 
-class Load:
-    """`threads` client threads running the mix while `running` is set, until `stopped`."""
+# -- opt-in scenarios (EXTRA_SCENARIOS), each run only with its option ---------------------------------
 
-    def __init__(self, client: Client, threads: int, seed: int):
+PROXY_SOURCE = "127.0.0.1"  # the L4 load balancer: in --proxy-allow-from, must send a PROXY header
+DIRECT_SOURCE = "127.0.0.2"  # under --proxy-protocol, every other HTTP client: plain HTTP from the first byte
+
+
+def proxy_header(rng) -> tuple[bytes, str, int]:
+    """A PROXY header, v1 or v2, for a random IPv4 or IPv6 client; and that client's address and port."""
+    port = rng.randrange(1024, 65536)
+    if rng.random() < 0.7:
+        addr, dst = f"203.0.113.{rng.randrange(1, 255)}", "192.0.2.80"
+    else:
+        addr, dst = ipaddress.ip_address(f"2001:db8::{rng.randrange(1, 0xffff):x}").compressed, "2001:db8::1"
+    if rng.random() < 0.5:
+        return v1(addr, dst, port, 443, family="TCP6" if ":" in addr else "TCP4"), addr, port
+    return v2(addr, dst, port, 443), addr, port
+
+
+def environ_of(resp, what: str) -> dict:
+    """The environ tests.functional.apps /environ reported in `resp`."""
+    expect_status(resp, 200, what)
+    try:
+        return json.loads(resp.body)
+    except ValueError:
+        raise Unexpected("body", f"{what}: not JSON: {resp.body[:100]!r}") from None
+
+
+def expect_peer(environ: dict, addr: str, port: int, what: str) -> None:
+    seen = (environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT"))
+    expect(seen == (addr, str(port)), "remote-addr", f"{what}: the app saw {seen}, the header said {(addr, port)}")
+
+
+def server_ended(conn: SoakConn, resp, what: str, http10: bool = False) -> bool:
+    """Whether the server ended a keep-alive the client asked for (`Connection: close`; for HTTP/1.0,
+    no `keep-alive`). Allowed only while workers recycle (a draining worker does it), and then the
+    close must be clean; otherwise a `framing` error."""
+    tokens = resp.connection_tokens()
+    if ("keep-alive" in tokens) if http10 else ("close" not in tokens):
+        return False
+    expect(conn.recycling, "framing", f"{what}: the server ended the keep-alive: {resp.raw_head!r}")
+    expect_closed(conn, what)
+    return True
+
+
+def keepalive_run(conn: SoakConn, rng, what: str, peer: tuple[str, int] | None) -> int:
+    """2-9 GETs on `conn` (the first and the last /environ, checked against `peer` when given, the
+    others /p/N), the last one sometimes with `Connection: close` (then the close is checked)."""
+    count = rng.randrange(2, 10)
+    close = rng.random() < 0.3
+    for i in range(count):
+        last = i == count - 1
+        target = "/environ" if i == 0 or last else f"/p/{i}"
+        conn.request("GET", target, headers=[("Connection", "close")] if last and close else ())
+        resp = conn.read_response()
+        if target == "/environ":
+            environ = environ_of(resp, what)
+            if peer is not None:
+                expect_peer(environ, *peer, what)
+        else:
+            expect_status(resp, 200, what)
+            expect(resp.body == f"GET {target}?".encode(), "body", f"{what} #{i}: {resp.body[:100]!r}")
+        if not (last and close) and server_ended(conn, resp, what):
+            return i + 1
+    if close:
+        expect_last_response(conn, resp, resp.status, what)
+    return count
+
+
+def s_proxy(c: Client, rng) -> int:
+    """--proxy-protocol: from the load balancer's address, a PROXY header (in the first request's
+    write or alone), then keep-alive requests: every one on the connection has the header's peer."""
+    header, addr, port = proxy_header(rng)
+    together = c.tls is None and rng.random() < 0.5
+    with c.connect(source=PROXY_SOURCE, preamble=b"" if together else header) as conn:
+        if together:
+            conn.send(header + build_request("GET", "/environ"))
+            expect_peer(environ_of(conn.read_response(), "PROXY + request in one write"), addr, port,
+                        "PROXY + request in one write")
+        return keepalive_run(conn, rng, "behind a PROXY header", (addr, port)) + together
+
+
+def s_proxy_refused(c: Client, rng) -> int:
+    """--proxy-protocol refusals (plain HTTP only): the load balancer's address without a header is
+    closed without a byte of response; a PROXY line from a direct client is a bad request (400)."""
+    if rng.random() < 0.5:
+        with c.connect(source=PROXY_SOURCE) as conn:
+            conn.request("GET", "/hello")
+            rest = conn.read_to_eof(10)
+            expect(rest == b"", "extra-bytes", f"no PROXY header: {rest[:100]!r} instead of a close")
+        return 1
+    header, _, _ = proxy_header(rng)
+    with c.connect(source=DIRECT_SOURCE) as conn:
+        conn.send(header + build_request("GET", "/hello"))
+        expect_last_response(conn, conn.read_response(), 400, "a PROXY line from a direct client")
+    return 1
+
+
+def s_unix(c: Client, rng) -> int:
+    """The unix: bind: keep-alive GETs, the last one sometimes with `Connection: close`; under
+    --proxy-protocol behind a PROXY header (UNIX-socket peers must send one)."""
+    header, addr, port = proxy_header(rng) if c.proxy else (b"", "", 0)
+    with c.connect(unix=True, preamble=header) as conn:
+        return keepalive_run(conn, rng, "unix socket", (addr, port) if c.proxy else None)
+
+
+def s_http10(c: Client, rng) -> int:
+    """HTTP/1.0 clients: without keep-alive one request and the server closes; with `Connection:
+    keep-alive` GETs and Content-Length POSTs stay on the connection (echoed keep-alive, a length),
+    and a response without a length (/chunks) is close-delimited, never chunked."""
+    with c.connect() as conn:
+        if rng.random() < 0.4:
+            conn.request("GET", "/p/one", version="HTTP/1.0", host=rng.choice((None, "localhost")))
+            resp = conn.read_response()
+            expect_status(resp, 200, "HTTP/1.0")
+            expect(resp.body == b"GET /p/one?", "body", f"HTTP/1.0: {resp.body[:100]!r}")
+            expect("keep-alive" not in resp.connection_tokens(), "framing", f"HTTP/1.0: {resp.raw_head!r}")
+            expect_closed(conn, "HTTP/1.0 without keep-alive")
+            return 1
+        count = rng.randrange(2, 6)
+        keep = [("Connection", "keep-alive")]
+        for i in range(count):
+            if i % 2:
+                body = UPLOAD[:rng.randrange(1, 65536)]
+                conn.request("POST", "/hash", version="HTTP/1.0", headers=keep, body=body)
+                want = f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+            else:
+                conn.request("GET", f"/p/{i}", version="HTTP/1.0", headers=keep)
+                want = f"GET /p/{i}?".encode()
+            resp = conn.read_response()
+            expect_status(resp, 200, "HTTP/1.0 keep-alive")
+            expect(resp.body == want, "body", f"HTTP/1.0 keep-alive #{i}: {resp.body[:100]!r}")
+            expect(resp.header("Content-Length") == str(len(want)), "framing",
+                   f"HTTP/1.0 keep-alive #{i}: {resp.raw_head!r}")
+            if server_ended(conn, resp, "HTTP/1.0 keep-alive", http10=True):
+                return i + 1
+        conn.request("GET", "/chunks?n=3", version="HTTP/1.0", headers=keep)
+        resp = conn.read_response()
+        expect_status(resp, 200, "HTTP/1.0 without a length")
+        expect(resp.framing == "close" and "keep-alive" not in resp.connection_tokens(), "framing",
+               f"HTTP/1.0 without a length: {resp.framing}, {resp.raw_head!r}")
+        expect(resp.body == b"piece0;piece1;piece2;", "body", f"HTTP/1.0 without a length: {resp.body[:100]!r}")
+        expect(not conn.reset, "reset", "HTTP/1.0 without a length: reset instead of a close")
+    return count + 1
+
+
+def s_hooks(c: Client, rng) -> int:
+    """--hooks (benchmarks/soak_hooks.py): keep-alive GETs /environ with a fresh `X-Soak-Id`; each must
+    show pre_request's SOAK_HOOK_PRE ("PID SEQ"), one process per connection, SEQ rising. The id,
+    the pid and the body length are kept for the end check of post_request's lines (check_hooks)."""
+    pid = seq = None
+    count = rng.randrange(2, 6)
+    with c.connect() as conn:
+        for i in range(count):
+            soak_id = f"s{next(c.soak_ids)}"
+            conn.request("GET", f"/environ?i={i}", headers=[("X-Soak-Id", soak_id)])
+            resp = conn.read_response()
+            environ = environ_of(resp, "hooked request")
+            mark = environ.get("SOAK_HOOK_PRE", "")
+            expect(environ.get("HTTP_X_SOAK_ID") == soak_id and re.fullmatch(r"\d+ \d+", mark) is not None,
+                   "pre_request", f"hooked request: SOAK_HOOK_PRE {mark!r}, X-Soak-Id {environ.get('HTTP_X_SOAK_ID')!r}")
+            this_pid, this_seq = map(int, mark.split())
+            expect(pid is None or (this_pid == pid and this_seq > seq), "pre_request",
+                   f"hooked request #{i}: {mark!r} after {pid} {seq} on the same connection")
+            pid, seq = this_pid, this_seq
+            c.hooked[soak_id] = (pid, len(resp.body))
+            c.pids.add(pid)
+            if server_ended(conn, resp, "hooked request"):
+                return i + 1
+    return count
+
+
+EXTRA_SCENARIOS = {  # name: (function, weight, the soak.py option that adds it)
+    "proxy": (s_proxy, 3, "proxy_protocol"), "proxy_refused": (s_proxy_refused, 1, "proxy_protocol"),
+    "unix": (s_unix, 3, "unix"), "http10": (s_http10, 3, "http10"), "hooks": (s_hooks, 2, "hooks"),
+}
+ALL_SCENARIOS = {**SCENARIOS, **EXTRA_SCENARIOS}
+
+
+class Load:
+    """`threads` client threads running the mix (SCENARIOS, then the `extras` of EXTRA_SCENARIOS)
+    while `running` is set, until `stopped`."""
+
+    def __init__(self, client: Client, threads: int, seed: int, extras: list[str]):
         self.client = client
         self.running = threading.Event()
         self.stopped = False
@@ -318,9 +590,10 @@ class Load:
         self.busy = 0
         self.requests: collections.Counter = collections.Counter()
         self.errors: collections.Counter = collections.Counter()
+        self.server_closes: collections.Counter = collections.Counter()  # (name, ServerClosed.kind)
         self.examples: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
-        names = [n for n in SCENARIOS if n != "uwsgi" or client.uwsgi_port]
-        self.names, self.weights = names, [SCENARIOS[n][1] for n in names]
+        names = [n for n in SCENARIOS if n != "uwsgi" or client.uwsgi_port] + extras
+        self.names, self.weights = names, [ALL_SCENARIOS[n][1] for n in names]
         self.threads = [threading.Thread(target=self.run, args=(random.Random(seed + i),), daemon=True)
                         for i in range(threads)]
 
@@ -332,11 +605,14 @@ class Load:
             with self.lock:
                 self.busy += 1
             try:
-                done = SCENARIOS[name][0](self.client, rng)
+                done = ALL_SCENARIOS[name][0](self.client, rng)
                 with self.lock:
                     self.requests[name] += done
             except Unexpected as exc:
                 self.error(name, exc.kind, str(exc))
+            except ServerClosed as exc:
+                with self.lock:
+                    self.server_closes[(name, exc.kind)] += 1
             except ResponseIncomplete as exc:
                 self.error(name, "incomplete", str(exc))
             except (ConnectionResetError, BrokenPipeError) as exc:
@@ -418,18 +694,52 @@ def main() -> None:
                     help="the application (it must answer like tests.functional.apps:app, e.g. a wrapper of it)")
     ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                     help="one more argument for the server (repeatable), e.g. --server-arg=--max-requests=500")
+    new = ap.add_argument_group(
+        "opt-in parts (off by default: without them a run is the same as before they existed)")
+    new.add_argument("--hooks", action="store_true",
+                     help="-c benchmarks/soak_hooks.py (pre_request/post_request/post_fork/worker_exit/"
+                          "child_exit) and the `hooks` scenario; checked per response and, after the stop, "
+                          "from the hooks' log")
+    new.add_argument("--proxy-protocol", action="store_true",
+                     help=f"--proxy-protocol --proxy-allow-from {PROXY_SOURCE}: the `proxy` (v1/v2 headers, "
+                          f"REMOTE_ADDR checked) and `proxy_refused` scenarios; every other HTTP client then "
+                          f"connects from {DIRECT_SOURCE}, added to --forwarded-allow-ips")
+    new.add_argument("--unix", action="store_true", help="a unix: bind and the `unix` scenario (keep-alive, close)")
+    new.add_argument("--http10", action="store_true",
+                     help="the `http10` scenario (HTTP/1.0 with and without keep-alive)")
+    new.add_argument("--max-requests", type=int, default=0, metavar="N",
+                     help="the server's --max-requests (needs -w): workers recycle; checks that they were "
+                          "replaced, and the report groups the workers (mean RSS, max fds)")
+    new.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
+                     help="the server's --max-requests-jitter")
+    new.add_argument("--all-new", action="store_true", help="--hooks --proxy-protocol --unix --http10")
     args = ap.parse_args()
+    if args.all_new:
+        args.hooks = args.proxy_protocol = args.unix = args.http10 = True
+    if args.max_requests and not args.workers:
+        ap.error("--max-requests recycles pre-fork workers: give -w")
     faulthandler.enable()  # a crash of this client shows its threads' stacks
 
     scratch = Path(tempfile.mkdtemp(prefix="fastwsgi-soak-"))
+    forwarded = "127.0.0.1" + (f",{DIRECT_SOURCE}" if args.proxy_protocol else "")
     server_args = ["--bind", "127.0.0.1:0", "--http-parser", args.http_parser, "--threads", str(args.threads),
                    "--header-timeout", str(HEADER_TIMEOUT), "--keep-alive", str(KEEP_ALIVE),
                    "--read-timeout", str(READ_TIMEOUT), "--send-timeout", "10", "--defer-accept", "0",
-                   "--access-logfile", str(scratch / "access.log"), "--forwarded-allow-ips", "127.0.0.1"]
+                   "--access-logfile", str(scratch / "access.log"), "--forwarded-allow-ips", forwarded]
     if not args.no_uwsgi:
         server_args += ["--bind", "uwsgi://127.0.0.1:0"]
+    unix_path = str(scratch / "soak.sock") if args.unix else None
+    if unix_path:
+        server_args += ["--bind", f"unix:{unix_path}"]
     if args.workers:
         server_args += ["--workers", str(args.workers)]
+    if args.max_requests:
+        server_args += ["--max-requests", str(args.max_requests),
+                        "--max-requests-jitter", str(args.max_requests_jitter)]
+    if args.hooks:
+        server_args += ["-c", str(REPO / "benchmarks" / "soak_hooks.py")]
+    if args.proxy_protocol:
+        server_args += ["--proxy-protocol", "--proxy-allow-from", PROXY_SOURCE]
     tls = None
     if args.tls:
         certs_dir = scratch / "certs"
@@ -438,15 +748,21 @@ def main() -> None:
         server_args += list(tls_args(certs))
         tls = client_context(certs)
     server_args += [*args.server_arg, args.app]
-    server = ServerProcess(server_args, env={EVENTS_ENV: str(scratch)}).start()
-    urls = listening_urls(server, 1 if args.no_uwsgi else 2)
+    env = {EVENTS_ENV: str(scratch), **({"SOAK_HOOKS_DIR": str(scratch)} if args.hooks else {})}
+    server = ServerProcess(server_args, env=env).start()
+    urls = listening_urls(server, 1 + (not args.no_uwsgi) + bool(unix_path))
     uwsgi_port = None if args.no_uwsgi else int(next(u for u in urls if u.startswith("uwsgi:")).rsplit(":", 1)[1])
     if args.workers:
         deadline = time.monotonic() + 20
         while len(children(server.proc.pid)) < args.workers and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    load = Load(Client(server.port, uwsgi_port, tls), args.clients, args.seed)
+    # refusals over TLS would be TLS handshake failures, not the HTTP behaviour s_proxy_refused checks
+    extras = [name for name, (_, _, option) in EXTRA_SCENARIOS.items()
+              if getattr(args, option) and not (name == "proxy_refused" and args.tls)]
+    client = Client(server.port, uwsgi_port, tls, source=DIRECT_SOURCE if args.proxy_protocol else None,
+                    unix_path=unix_path, proxy=args.proxy_protocol, recycling=bool(args.max_requests))
+    load = Load(client, args.clients, args.seed, extras)
     rows = []  # (label, t, requests Counter copy, errors total, {pid: (rss, fds)})
     fine = []  # (t, {pid: (rss, fds)}) every --fine seconds of the measured run
 
@@ -481,7 +797,86 @@ def main() -> None:
         alive = server.alive()
         code = server.stop(30)
 
-    print_report(args, server, rows, fine, load, alive, code)
+    hooks_log = parse_hooks_log(scratch / "hooks.log") if args.hooks else None
+    checks = []  # lines for the report: what the end checks found
+    if args.hooks:
+        checks += check_hooks(client, load, hooks_log, server.proc.pid, bool(args.workers))
+    if args.max_requests:
+        checks += check_recycling(args, server, rows, fine, client, load, hooks_log)
+        rows = [(*row[:4], group_workers(row[4], server.proc.pid)) for row in rows]
+        fine = [(t, group_workers(procs, server.proc.pid)) for t, procs in fine]
+    print_report(args, server, rows, fine, load, alive, code, checks)
+
+
+def parse_hooks_log(path: Path) -> dict[str, list[list[str]]]:
+    """benchmarks/soak_hooks.py's lines by their first word ("post", "counts", "fork", ...)."""
+    lines = collections.defaultdict(list)
+    for line in path.read_text().splitlines() if path.exists() else ():
+        kind, *rest = line.split()
+        lines[kind].append(rest)
+    return lines
+
+
+def check_hooks(client: Client, load: Load, hooks_log, server_pid: int, workers: bool) -> list[str]:
+    """After the stop: post_request ran once for every hooked request the client got, in the process
+    that answered it, with status 200 and the body length the client read; every process that served
+    counted as many post_request as pre_request calls (its worker_exit line); with workers, child_exit
+    reaped every forked worker."""
+    posted = collections.defaultdict(list)
+    for pid, soak_id, status, sent in hooks_log["post"]:
+        posted[soak_id].append((int(pid), status, sent))
+    for soak_id, (pid, length) in sorted(client.hooked.items()):
+        if posted.get(soak_id) != [(pid, "200", str(length))]:
+            load.error("hooks", "post_request", f"{soak_id}: post lines {posted.get(soak_id)}, "
+                                                f"wanted [({pid}, '200', '{length}')]")
+    counts = {int(pid): (int(pre), int(post)) for pid, pre, post in hooks_log["counts"]}
+    for pid, (pre, post) in sorted(counts.items()):
+        if pre != post:
+            load.error("hooks", "pre-post", f"process {pid}: pre_request {pre}, post_request {post}")
+    for pid in sorted(client.pids - set(counts)):
+        load.error("hooks", "worker_exit", f"process {pid} served hooked requests but wrote no counts")
+    forked = {int(pid) for pid, in hooks_log["fork"]}
+    reaped = {int(pid) for pid, in hooks_log["reaped"]}
+    if workers and forked != reaped:
+        load.error("hooks", "child_exit", f"forked {len(forked)}, reaped {len(reaped)}: "
+                                          f"not reaped {sorted(forked - reaped)[:10]}")
+    served = sum(pre for pre, _ in counts.values())
+    return [f"hooks: {len(client.hooked)} hooked requests, each with its post_request line checked; "
+            f"{len(counts)} processes wrote counts (pre_request = post_request in each: "
+            f"{all(pre == post for pre, post in counts.values())}), {served} requests through the hooks in all"
+            + (f"; post_fork {len(forked)} workers, child_exit {len(reaped)}" if workers else "")]
+
+
+RECYCLED = re.compile(r"Worker (\d+) reached max requests")
+
+
+def check_recycling(args, server, rows, fine, client: Client, load: Load, hooks_log) -> list[str]:
+    """--max-requests: workers were replaced (more worker pids seen than -w, by the samples, the hooks'
+    pids and post_fork lines), and no worker that logged reaching its limit was still there at the end."""
+    master = server.proc.pid
+    seen = {pid for _, procs in fine for pid in procs} | {pid for row in rows for pid in row[4]}
+    seen |= client.pids
+    if hooks_log is not None:
+        seen |= {int(pid) for pid, in hooks_log["fork"]}
+    seen.discard(master)
+    recycled = {int(m.group(1)) for line in server.stderr_lines for m in [RECYCLED.search(line)] if m}
+    at_end = set(rows[-1][4]) - {master}
+    if len(seen) <= args.workers or not recycled:
+        load.error("recycling", "no-recycle", f"{len(seen)} worker pids seen, {len(recycled)} logged reaching "
+                                              f"--max-requests: no worker was replaced")
+    if recycled & at_end:
+        load.error("recycling", "not-replaced", f"still running at the end: {sorted(recycled & at_end)}")
+    return [f"recycling: {len(seen)} worker pids seen in all (-w {args.workers}), {len(recycled)} logged "
+            f"`reached max requests`; workers at the end {sorted(at_end)}"]
+
+
+def group_workers(procs: dict, master: int) -> dict:
+    """{master: (RSS, fds), "workers": (mean RSS, max fds)}: with --max-requests the workers come and go."""
+    workers = [value for pid, value in procs.items() if pid != master]
+    grouped = {pid: value for pid, value in procs.items() if pid == master}
+    if workers:
+        grouped["workers"] = (sum(rss for rss, _ in workers) // len(workers), max(fds for _, fds in workers))
+    return grouped
 
 
 def quarter_floors(fine, pid: int, duration: float) -> list[int | None]:
@@ -496,17 +891,25 @@ def quarter_floors(fine, pid: int, duration: float) -> list[int | None]:
     return floors
 
 
-def print_report(args, server, rows, fine, load, alive, code) -> None:
+def print_report(args, server, rows, fine, load, alive, code, checks=()) -> None:
     names = load.names
+    new = [flag for flag in ("hooks", "proxy_protocol", "unix", "http10") if getattr(args, flag)]
+    if args.max_requests:
+        new.append(f"max-requests {args.max_requests}+{args.max_requests_jitter}")
     print(f"## {args.http_parser}, threads {args.threads}, workers {args.workers or '-'}"
-          f"{', TLS' if args.tls else ''}\n")
+          f"{', TLS' if args.tls else ''}{', ' + ', '.join(new) if new else ''}\n")
     print("```\n" + shlex.join(server.command) + "\n```\n")
     print(f"client: {args.clients} threads, seed {args.seed}, warm-up {args.warmup:g} s, measured "
           f"{args.duration:g} s, sample every {args.every:g} s; server alive at the end: {alive}, exit {code}\n")
-    pids = sorted({pid for row in rows for pid in row[4]})
-    role = {server.proc.pid: "server" if not args.workers else "master"}
+    pids = sorted({pid for row in rows for pid in row[4]}, key=lambda p: (isinstance(p, str), str(p).zfill(12)))
+    role = {server.proc.pid: "server" if not args.workers else "master",
+            "workers": "workers (mean RSS, max fds)"}  # group_workers' key, with --max-requests
+
+    def who(p) -> str:
+        return role[p] if p == "workers" else f"{role.get(p, 'worker')} {p}"
+
     print("| phase | t (s) | " + " | ".join(names) + " | all | errors | "
-          + " | ".join(f"{role.get(p, 'worker')} {p} RSS KiB / fds" for p in pids) + " |")
+          + " | ".join(f"{who(p)} RSS KiB / fds" for p in pids) + " |")
     print("|" + "---|" * (len(names) + 5 + len(pids)))
     for label, t, requests, errors, procs in rows:
         cells = [str(requests[n]) for n in names]
@@ -523,7 +926,7 @@ def print_report(args, server, rows, fine, load, alive, code) -> None:
         for p in pids:
             if p in quarter[4] and p in last[4]:
                 growth = last[4][p][0] - quarter[4][p][0]
-                print(f"- {role.get(p, 'worker')} {p}: RSS {quarter[4][p][0]} KiB at t={quarter[1]:.0f} s -> "
+                print(f"- {who(p)}: RSS {quarter[4][p][0]} KiB at t={quarter[1]:.0f} s -> "
                       f"{last[4][p][0]} KiB at t={last[1]:.0f} s: {growth:+d} KiB "
                       f"({100 * growth / quarter[4][p][0]:+.1f} %)")
             floors = quarter_floors(fine, p, args.duration)
@@ -533,12 +936,14 @@ def print_report(args, server, rows, fine, load, alive, code) -> None:
                       + ", ".join(f"{f}" for f in floors) + f" KiB; last - second quarter: "
                       f"{floors[3] - floors[1]:+d} KiB; fds under load {min(fds)}..{max(fds)}")
             if p in warm[4] and end[0] == "end idle" and p in end[4]:
-                print(f"- {role.get(p, 'worker')} {p}: fds warm idle {warm[4][p][1]}, end idle {end[4][p][1]}"
+                print(f"- {who(p)}: fds warm idle {warm[4][p][1]}, end idle {end[4][p][1]}"
                       f" ({end[4][p][1] - warm[4][p][1]:+d}); RSS warm idle {warm[4][p][0]} KiB, end idle "
                       f"{end[4][p][0]} KiB")
     if set(warm[4]) != set(end[4]):
         print(f"- processes changed: warm idle {sorted(warm[4])}, end {sorted(end[4])}")
     total = sum(rows[-1][2].values())
+    for line in checks:
+        print(f"- {line}")
     print(f"- requests {total}, client-side errors {sum(load.errors.values())}")
     print("\n**Client-side errors by (scenario, kind)**\n")
     if not load.errors:
@@ -547,6 +952,11 @@ def print_report(args, server, rows, fine, load, alive, code) -> None:
         print(f"- {name} / {kind}: {n}")
         for example in load.examples[(name, kind)]:
             print(f"  - `{example}`")
+    if args.max_requests:
+        print("\n**Connections the server closed without a next response** (ServerClosed: a draining worker; "
+              "not errors, a real client retries on a new connection)\n")
+        print("none\n" if not load.server_closes else "\n".join(
+            f"- {name} / {kind}: {n}" for (name, kind), n in sorted(load.server_closes.items())) + "\n")
     print("\n**Server log lines by shape** (stderr; /raise tracebacks are expected)\n")
     print("| count | line |\n|---|---|")
     for n, shape in log_summary(server.stderr_lines):
