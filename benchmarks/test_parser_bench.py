@@ -17,9 +17,10 @@ it, then called once per request:
 
 A request is one input or a cycle of inputs a keep-alive client sends in turn. "browser GET" repeats
 one head, which the fastwsgi parsers recognise (a keep-alive client's unchanged field lines are not
-decoded again); "next page" alternates two navigations whose target and Referer differ, and "all
-values new" two heads in which every value differs, the case nothing can be reused in; "JSON
-POST, next body" alternates two uploads whose Content-Length differs.
+decoded again, and a head repeated byte for byte is not parsed again); "next page" is a reader
+following links through 64 pages, each head new, its target and Referer differing from the last;
+"all values new" alternates two heads in which every value differs, the case nothing can be reused
+in; "JSON POST, next body" is 64 uploads in turn, each with another Content-Length.
 
 Every contender's result is checked (method, path, header count) for every input before it is timed,
 so no number comes from an error path. The serializer benchmark builds a typical response head with both backends. The
@@ -77,10 +78,20 @@ BROWSER_GET = (
     b"\r\n"
 )
 
-# Following a link: the target and the Referer change, the other nine fields repeat.
-BROWSER_NEXT_PAGE = BROWSER_GET.replace(b"page=2 HTTP", b"page=3 HTTP").replace(
-    b"Referer: https://www.example.com/articles/\r\n",
-    b"Referer: https://www.example.com/articles/2024/fast-wsgi-servers?utm_source=newsletter&page=2\r\n")
+
+
+def browser_page(page: int) -> bytes:
+    """BROWSER_GET after following links to page `page` (> 2): the target and the Referer (the page
+    before) change, the other nine fields repeat."""
+    return BROWSER_GET.replace(b"page=2 HTTP", b"page=%d HTTP" % page).replace(
+        b"Referer: https://www.example.com/articles/\r\n",
+        b"Referer: https://www.example.com/articles/2024/fast-wsgi-servers?utm_source=newsletter&page=%d\r\n"
+        % (page - 1))
+
+
+BROWSER_NEXT_PAGE = browser_page(3)
+# A reader paging on: every head new (the cycle comes round after 64 pages).
+BROWSER_NEXT_PAGES = tuple(browser_page(page) for page in range(3, 3 + 64))
 
 # Ten fields of the same size as BROWSER_GET's, every value different (one field another).
 BROWSER_GET_OTHER_VALUES = (
@@ -115,15 +126,18 @@ JSON_BODY = b'{"item": "book", "quantity": 2, "gift": false}'
 JSON_POST = json_post(JSON_BODY)
 # An API client's next order: another body, so another Content-Length.
 JSON_POST_NEXT = json_post(b'{"item": "fountain pen", "quantity": 12, "gift": true}')
+# An API client's next orders: every body of another length, so every head new (64, in turn).
+JSON_POSTS_NEXT = tuple(json_post(b'{"item": "%s", "quantity": 2, "gift": false}' % (b"x" * size))
+                        for size in range(1, 1 + 64))
 
 # name: (the inputs a keep-alive client sends in turn, method, path, header count)
 REQUESTS = {
     "browser GET": ((BROWSER_GET,), "GET", "/articles/2024/fast-wsgi-servers", 10),
-    "browser GET, next page": ((BROWSER_GET, BROWSER_NEXT_PAGE), "GET", "/articles/2024/fast-wsgi-servers", 10),
+    "browser GET, next page": (BROWSER_NEXT_PAGES, "GET", "/articles/2024/fast-wsgi-servers", 10),
     "browser GET, all values new": ((BROWSER_GET, BROWSER_GET_OTHER_VALUES), "GET",
                                     "/articles/2024/fast-wsgi-servers", 10),
     "JSON POST": ((JSON_POST,), "POST", "/api/v1/orders", 6),
-    "JSON POST, next body": ((JSON_POST, JSON_POST_NEXT), "POST", "/api/v1/orders", 6),
+    "JSON POST, next body": (JSON_POSTS_NEXT, "POST", "/api/v1/orders", 6),
 }
 
 RESPONSE_STATUS = "200 OK"

@@ -34,6 +34,13 @@ few crossings as possible because each one costs more than parsing a short line 
   from then on) makes C answer FOUND and keep the new values, so that the next ones repeat.
   fw_pack_environ (the public C API's packer) serves only the rare head that cannot take this path
   (a PATH_INFO that decodes to a NUL or \\x01, a head beyond 128 KiB).
+* The same head again, byte for byte (a poller, a health check, a load generator): the parser keeps
+  the last RepeatHead it returned and that head's bytes (`_kept_bytes`, up to REPEAT_MAX_HEAD), and a
+  buffer that starts with exactly those bytes gets that Head back with no C call (one slice and
+  one comparison; the Python backend does the same). A Head depends only on its bytes and the
+  Limits, and nothing changes it once returned; its environ is still a new dict on every call.
+  Only repeats are kept: a head never seen twice pays the comparison (~0.7k instructions), not a
+  copy.
 * `ChunkedDecoder.decode` is one call that copies the decoded body into a per-decoder buffer.
 * `serialize_head` joins the application's (name, value) pairs into `name\\0value\\0...`, encodes once
   and makes one call. Anything unusual (a NUL, a non-str, a non-latin-1 char) is replaced by a byte
@@ -282,7 +289,7 @@ class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
     __slots__ = ("_limits", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
-                 "_prev", "_prev_cap", "_source")
+                 "_prev", "_prev_cap", "_source", "_kept_len", "_kept_bytes", "_kept_head")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
@@ -291,6 +298,8 @@ class RequestParser:
         self._own_headers = None  # allocated only when a head with fields arrives in pieces
         self._prev = self._source = None  # C's copy of the last values, and their PackedHead
         self._prev_cap = 0  # _p.prev_cap, read here without a cffi field access
+        self._kept_len, self._kept_bytes, self._kept_head = 0, b"-", None  # the last repeat, whole
+        # (b"-": no buffer's first 0 bytes are that)
         self._bind_thread()
         self.reset()
 
@@ -311,9 +320,16 @@ class RequestParser:
         if self._thread != _get_ident():  # used from another thread: use that thread's buffers
             self._bind_thread()
         if type(buf) is bytes:
-            result = _parse_head(self._p, buf, len(buf), self._fresh)
+            data = buf
         elif len(buf) <= _COPY_MAX:  # a small bytearray/memoryview: copying beats borrowing
-            result = _parse_head(self._p, bytes(buf), len(buf), self._fresh)
+            data = bytes(buf)
+        else:
+            data = None  # borrowed for the call only, and never kept
+        if data is not None:
+            if data[:self._kept_len] == self._kept_bytes:  # the last repeat again (_types.py)
+                self._result = head = self._kept_head
+                return head
+            result = _parse_head(self._p, data, len(data), self._fresh)
         else:
             with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
                 result = _parse_head(self._p, cbuf, len(buf), self._fresh)
@@ -335,6 +351,8 @@ class RequestParser:
             head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
                 _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
             self._result = head
+            if data is not None and head.consumed <= REPEAT_MAX_HEAD:  # kept whole (_types.py)
+                self._kept_len, self._kept_bytes, self._kept_head = head.consumed, data[:head.consumed], head
             return head
         if keys_state == _CHANGED:  # self._source's names, a few values of its own (fw_binding.h)
             items = _string(scratch.out).decode("latin-1").split("\x01")

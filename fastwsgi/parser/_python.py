@@ -35,6 +35,8 @@ is split into pieces. The code is organised around that contract, with two ways 
   the same and whose target is again origin-form (all the end-of-head checks depend on besides the
   block) gets that head's headers dict (shared: nothing changes a Head's headers) and framing facts,
   and only its request line is parsed. The C backend does the same from its kept values (FW_HEAD_REPEAT).
+  A head that took this way is then kept whole (its bytes and its Head, as in the C backend): a
+  buffer starting with exactly those bytes gets that Head back without parsing (_types.py).
 
 Both paths hand the accepted field lines (names and trimmed values, latin-1 str) to `_build_head`, which
 runs the end-of-head checks (Host, Transfer-Encoding, Content-Length, Connection, Expect, Upgrade; RFC
@@ -602,13 +604,15 @@ class RequestParser(StickyParser):
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
     __slots__ = ("_line_start", "_scan", "_method_scan", "_fresh", "_request", "_fields", "_layouts",
-                 "_source", "_source_block")
+                 "_source", "_source_block", "_kept_len", "_kept_bytes", "_kept_head")
 
     def __init__(self, limits: Limits | None = None):
         # the layouts of the last head the fast path took and of the one before (or None): kept
         # across reset()
         self._layouts = (None, None)
         self._source = self._source_block = None  # the last origin-form head it took, its fields
+        self._kept_len, self._kept_bytes, self._kept_head = 0, b"-", None  # the last repeat, whole
+        # (b"-": no buffer's first 0 bytes are that)
         super().__init__(limits)
 
     def reset(self) -> None:
@@ -621,6 +625,8 @@ class RequestParser(StickyParser):
         self._fields: list[tuple[str, str]] = []  # accepted field lines (name, value)
 
     def _parse(self, buf) -> Head | None:
+        if buf[:self._kept_len] == self._kept_bytes:  # the last repeat again (_types.py)
+            return self._kept_head
         if self._fresh:
             first_lf = buf.find(b"\n", self._scan)
             if first_lf < 0:
@@ -631,7 +637,12 @@ class RequestParser(StickyParser):
                 parsed = _parse_whole_head(buf, first_lf, self._limits, self._layouts, self._source,
                                            self._source_block)
                 if parsed is not None:
-                    head, self._layouts, self._source, self._source_block = parsed
+                    head, self._layouts, source, self._source_block = parsed
+                    if source is self._source and source is not None and \
+                            head.consumed <= REPEAT_MAX_HEAD:  # a repeat: kept whole (_types.py)
+                        self._kept_len, self._kept_bytes, self._kept_head = \
+                            head.consumed, bytes(buf[:head.consumed]), head
+                    self._source = source
                     return head
         return self._parse_lines(buf)
 

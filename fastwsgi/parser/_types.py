@@ -13,8 +13,11 @@ from ..errors import ParseError
 __all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD"]
 
 # Both backends keep the last head's field lines (C: its values; Python: its field block) so that a
-# head repeating them reuses that head's strings; only for heads up to this size, so an idle
-# connection never holds more than this for it however large the head it sent.
+# head repeating them reuses that head's strings. And they keep the last head that did so, whole
+# (its bytes and its Head): a buffer starting with exactly those bytes holds that head again, so
+# the parser returns that Head without parsing (a Head depends only on its bytes and the parser's
+# Limits, and is never changed once returned). Both only for heads up to this size, so an idle
+# connection never holds more than this for each however large the head it sent.
 REPEAT_MAX_HEAD = 8192
 
 

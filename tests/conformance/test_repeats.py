@@ -47,26 +47,34 @@ BROWSER_GET = (b"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1.
                b"Accept: */*\r\nCookie: a=1; b=2\r\nContent-Length: 0\r\n\r\n")
 
 
-def parsed_three_times(backend, limits: Limits, data: bytes):
+def parsed_three_times(backend, limits: Limits, data: bytes, keep_whole: bool = True):
     """A parser that has parsed `data` three times (outcomes with environs, as the corpus checks
-    them), reset for the next request."""
+    them), reset for the next request. By then both backends keep its field lines (C keeps values
+    from the second parse on) and, when the last parse took them as a repeat, the head itself whole
+    (_types.REPEAT_MAX_HEAD); without `keep_whole` the parser forgets the head kept whole, so that
+    the next parse of `data` takes the field-line repeat."""
     parser = backend.RequestParser(limits)
     for _ in range(3):
         parse_once(parser, data)
         parser.reset()
+    if not keep_whole:
+        parser._kept_len, parser._kept_bytes, parser._kept_head = 0, b"-", None
     return parser
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("keep_whole", [False, True], ids=["field lines repeat", "head kept whole"])
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_head_after_the_same_head(case, backend_name):
+def test_head_after_the_same_head(case, keep_whole, backend_name):
     backend = get_backend(backend_name)
-    parser = parsed_three_times(backend, case.limits, case.data)
+    parser = parsed_three_times(backend, case.limits, case.data, keep_whole)
     outcome, calls = feed_head(backend, case.limits, [case.data], parser=parser)
     check_head_outcome(case, outcome, calls, [case.data])
 
 
 def took_the_repeat_path(backend, parser, data: bytes) -> bool:
+    """parse(data) gave a head that reuses the kept field lines (not necessarily parsed anew: the
+    head kept whole is one too)."""
     try:
         head = parser.parse(data)
     except ParseError:
@@ -75,6 +83,15 @@ def took_the_repeat_path(backend, parser, data: bytes) -> bool:
         return type(head).__name__ == "RepeatHead"
     source = parser._source
     return source is not None and head is not source and head.headers is source.headers
+
+
+def took_the_kept_head(parser, data: bytes) -> bool:
+    """parse(data) returned the head the parser kept whole, without parsing."""
+    kept = parser._kept_head
+    try:
+        return kept is not None and parser.parse(data) is kept
+    except ParseError:
+        return False
 
 
 FRAMING_NAMES = {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
@@ -164,12 +181,15 @@ def test_values_that_frame_the_request_change(backend_name):
 def test_a_value_changed_for_good_is_kept(backend_name):
     """A client alternating two heads keeps the first's values (the second is a change each time);
     a value changed for good (a cookie set once) is kept after the same change twice in a row,
-    and the heads after it repeat. Every head is what a fresh parser gives."""
+    and the heads after it repeat. Every head is what a fresh parser gives. (Each target is new,
+    so that no head is one kept whole: this is about the field values.)"""
     backend = get_backend(backend_name)
     cookie_set = UPLOAD.replace(b"a=1", b"a=2; session=9f86d081")
     parser = parsed_three_times(backend, Limits(), UPLOAD)
     kinds = []
-    for data in [cookie_set, UPLOAD, cookie_set, UPLOAD, cookie_set, cookie_set, cookie_set, UPLOAD]:
+    sequence = [cookie_set, UPLOAD, cookie_set, UPLOAD, cookie_set, cookie_set, cookie_set, UPLOAD]
+    for number, data in enumerate(sequence):
+        data = data.replace(b"/u?x=1", b"/u?x=%d" % (number + 2))
         parser.reset()
         head = parser.parse(data)
         kinds.append(type(head).__name__)
@@ -182,12 +202,16 @@ def test_a_value_changed_for_good_is_kept(backend_name):
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_most_valid_heads_of_the_corpus_repeat(backend_name):
-    """The test above is only worth something if the parsers it warms take the repeat path."""
+    """test_head_after_the_same_head is only worth something if its parsers take the field-line
+    repeat (and parse), or return the head kept whole, for most heads."""
     backend = get_backend(backend_name)
     valid = [case for case in CASES if case.expected is not None and not case.error]
     repeated = [case.id for case in valid if took_the_repeat_path(
-        backend, parsed_three_times(backend, case.limits, case.data), case.data)]
+        backend, parsed_three_times(backend, case.limits, case.data, keep_whole=False), case.data)]
+    kept = [case.id for case in valid if took_the_kept_head(
+        parsed_three_times(backend, case.limits, case.data), case.data)]
     assert len(repeated) >= 100, (len(repeated), len(valid))
+    assert len(kept) >= 100 and set(kept) <= set(repeated), (len(kept), set(kept) - set(repeated))
 
 
 SAME_FIELDS = [  # (what differs from BROWSER_GET, the head): the same field lines each time
@@ -234,6 +258,46 @@ def test_a_head_over_repeat_max_head_is_not_kept(backend_name):
         parser.parse(BROWSER_GET)
     parser.reset()
     assert took_the_repeat_path(backend, parser, BROWSER_GET)
+
+
+def fresh_outcome(data: bytes):
+    return typed(parse_once(get_backend("python").RequestParser(Limits()), data))
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_head_kept_whole_is_taken_only_for_its_very_bytes(backend_name):
+    """A parser returns the head it kept whole exactly when the buffer starts with that head's bytes
+    (alone, in pieces, or with the next request behind it); a head differing from it in any one byte
+    is parsed, and gets what a fresh parser gives (or its error)."""
+    backend = get_backend(backend_name)
+    parser = parsed_three_times(backend, Limits(), BROWSER_GET)
+    kept = parser._kept_head
+    assert kept is not None and kept.consumed == len(BROWSER_GET)
+
+    following = b"GET /next HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    for data in (BROWSER_GET, BROWSER_GET + following, BROWSER_GET + b"\r\n"):
+        parser.reset()
+        assert parser.parse(data) is kept
+    parser.reset()
+    assert parser.parse(BROWSER_GET[:-1]) is None  # not complete yet
+    assert parser.parse(bytearray(BROWSER_GET)) is kept
+    assert parser.parse(b"anything") is kept  # sticky until reset, as for any head
+    parser.reset()
+    assert typed(parse_once(parser, following)) == fresh_outcome(following)
+
+    parser = parsed_three_times(backend, Limits(), BROWSER_GET)
+    taken = 0
+    for at in range(len(BROWSER_GET)):
+        for other in {b"X", b" ", b"\n", b"\x00", bytes([BROWSER_GET[at] ^ 0x20])} - {BROWSER_GET[at:at + 1]}:
+            data = BROWSER_GET[:at] + other + BROWSER_GET[at + 1:]
+            parser.reset()
+            assert typed(parse_once(parser, data)) == fresh_outcome(data), (at, other)
+            parser.reset()
+            taken += took_the_kept_head(parser, BROWSER_GET)  # unless one replaced it
+    assert taken > len(BROWSER_GET)
+    cut = BROWSER_GET[:-2] + b"X-More: 1\r\n\r\n"  # the kept head without its end, then more
+    parser.reset()
+    assert typed(parse_once(parser, cut)) == fresh_outcome(cut)
 
 
 def test_a_python_repeat_checks_no_field_line_again(monkeypatch):
