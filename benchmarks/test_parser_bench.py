@@ -79,7 +79,6 @@ BROWSER_GET = (
 )
 
 
-
 def browser_page(page: int) -> bytes:
     """BROWSER_GET after following links to page `page` (> 2): the target and the Referer (the page
     before) change, the other nine fields repeat."""

@@ -66,7 +66,7 @@ import threading
 
 from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError, ResponseError
-from ._types import REPEAT_MAX_HEAD, Head, Limits
+from ._types import NOTHING_KEPT, REPEAT_MAX_HEAD, Head, Limits
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
@@ -298,8 +298,7 @@ class RequestParser:
         self._own_headers = None  # allocated only when a head with fields arrives in pieces
         self._prev = self._source = None  # C's copy of the last values, and their PackedHead
         self._prev_cap = 0  # _p.prev_cap, read here without a cffi field access
-        self._kept_len, self._kept_bytes, self._kept_head = 0, b"-", None  # the last repeat, whole
-        # (b"-": no buffer's first 0 bytes are that)
+        self._kept_len, self._kept_bytes, self._kept_head = NOTHING_KEPT  # the last repeat, whole
         self._bind_thread()
         self.reset()
 

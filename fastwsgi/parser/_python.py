@@ -60,7 +60,7 @@ import re
 from urllib.parse import unquote
 
 from ..errors import ParseError, ResponseError
-from ._types import REPEAT_MAX_HEAD, Head, Limits, StickyParser
+from ._types import NOTHING_KEPT, REPEAT_MAX_HEAD, Head, Limits, StickyParser
 from ._uwsgi_python import UwsgiParser  # noqa: F401  (docs/uwsgi-spec.md)
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head", "UwsgiParser"]
@@ -611,8 +611,7 @@ class RequestParser(StickyParser):
         # across reset()
         self._layouts = (None, None)
         self._source = self._source_block = None  # the last origin-form head it took, its fields
-        self._kept_len, self._kept_bytes, self._kept_head = 0, b"-", None  # the last repeat, whole
-        # (b"-": no buffer's first 0 bytes are that)
+        self._kept_len, self._kept_bytes, self._kept_head = NOTHING_KEPT  # the last repeat, whole
         super().__init__(limits)
 
     def reset(self) -> None:

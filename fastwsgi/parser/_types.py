@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import ParseError
 
-__all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD"]
+__all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD", "NOTHING_KEPT"]
 
 # Both backends keep the last head's field lines (C: its values; Python: its field block) so that a
 # head repeating them reuses that head's strings. And they keep the last head that did so, whole
@@ -19,6 +19,9 @@ __all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD"]
 # Limits, and is never changed once returned). Both only for heads up to this size, so an idle
 # connection never holds more than this for each however large the head it sent.
 REPEAT_MAX_HEAD = 8192
+# A parser's (_kept_len, _kept_bytes, _kept_head) while it keeps no head whole: no buffer's first 0
+# bytes are b"-", so `buf[:kept_len] == kept_bytes` never holds.
+NOTHING_KEPT = (0, b"-", None)
 
 
 @dataclass(frozen=True)

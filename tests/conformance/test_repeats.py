@@ -36,7 +36,7 @@ from hypothesis import given, strategies as st
 
 from fastwsgi.errors import ParseError
 from fastwsgi.parser import Limits, _python, get_backend
-from fastwsgi.parser._types import REPEAT_MAX_HEAD
+from fastwsgi.parser._types import NOTHING_KEPT, REPEAT_MAX_HEAD
 
 from . import corpus
 from .runner import BACKENDS, check_head_outcome, feed_head, head_outcome, parse_once, typed
@@ -58,7 +58,7 @@ def parsed_three_times(backend, limits: Limits, data: bytes, keep_whole: bool = 
         parse_once(parser, data)
         parser.reset()
     if not keep_whole:
-        parser._kept_len, parser._kept_bytes, parser._kept_head = 0, b"-", None
+        parser._kept_len, parser._kept_bytes, parser._kept_head = NOTHING_KEPT
     return parser
 
 
