@@ -64,7 +64,8 @@ class Connection:
     __slots__ = ("server", "sock", "fd", "environ_base", "parser", "inbuf", "out", "out_size",
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
-                 "linger_idle", "linger_end", "output_full", "peer_done")
+                 "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
+                 "environ_whole")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -91,6 +92,8 @@ class Connection:
         self.linger_end = 0.0  # lingering: the close comes by then, however the client sends
         self.output_full = False  # process() stopped at the output high-water mark
         self.peer_done = False  # the last request said the client sends nothing more (close)
+        self.environ_head = None  # the last request's Head, and its environ untouched (wsgi.py)
+        self.environ_whole = None
 
     parser_name = "RequestParser"  # the parser backend's class for this connection's protocol
 

@@ -56,6 +56,7 @@ from .poller import IN, poller_class
 from .pool import WorkerPool
 from .proxyproto import ProxyProtocol, reading_proxy_header
 from .tls import TLSConnection, make_context
+from .wsgi import NO_HEAD_YET
 
 __all__ = ["Server"]
 
@@ -124,6 +125,7 @@ class Server:
         self.spare_parsers = collections.defaultdict(list)
         self.now = time.monotonic()
         self.head_cache = {}
+        self.last_head = NO_HEAD_YET  # (the last cached head's key, with a list: its decision), wsgi.py
         self._refresh_date(self.now)
         self._next_sweep = self.now + self.sweep_interval
 

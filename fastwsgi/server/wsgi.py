@@ -2,7 +2,11 @@
 
 Theory of operation: the connection parses a head and creates an `Exchange`. `run()` calls the
 application with a fresh environ (a per-connection base dict copied, then updated with the parsed head)
-and `start_response` (a bound method). What happens next depends on what the application returned:
+and `start_response` (a bound method). A head the parser returns again (the same object: it kept a
+head repeated byte for byte) gets a copy of the environ its previous request had before the
+application saw it, kept by the connection from that head's second request on: a head and its base
+never change, so neither does that environ. What happens next depends on what the application
+returned:
 
 * a list (the common case): the whole body is known, so head and body leave in one `conn.write`.
 * a FileWrapper over a regular file: the head is written, then `os.sendfile` moves the bytes.
@@ -18,7 +22,10 @@ status from the application is an error (an interim response cannot be the final
 The head itself always comes from the parser backend's `serialize_head`, which rejects hop-by-hop and
 malformed headers (-> 500); the bytes are cached per (status, headers, framing) until the Date header
 changes, so an application that answers the same headers every time pays for serializing once a
-second. Headers are sent with the first non-empty body chunk (or at the end).
+second; and the server remembers the last decision it took from that cache or made, so a response
+whose status, headers and framing equal the previous one's is found by one comparison, not by hashing
+(one tuple, replaced whole: threads may read it while another stores it). Headers are sent with the
+first non-empty body chunk (or at the end).
 
 Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
 traceback); after it, the connection is closed. A failure of the client's side (the connection marks
@@ -38,6 +45,7 @@ SERVER_NAME = "fastwsgi"
 OUTPUT_HIGH_WATER = 256 * 1024  # bytes of unsent output that suspend an iterating response
 FILE_CHUNK = 1 << 20  # bytes per os.sendfile call
 HEAD_CACHE_SIZE = 64  # serialized heads kept per second (same status + headers -> same bytes)
+NO_HEAD_YET = (None, None)  # Server.last_head before the first cached head
 
 error_log = logging.getLogger("fastwsgi.error")
 
@@ -76,7 +84,15 @@ class Exchange:
         self.result = None
         self.iterator = None
         self.file = None
-        environ = head.environ(conn.environ_base)
+        if head is conn.environ_head:  # the parser's kept head again: its environ, copied
+            whole = conn.environ_whole
+            if whole is None:
+                whole = conn.environ_whole = head.environ(conn.environ_base)
+            environ = whole.copy()
+        else:
+            conn.environ_head = head
+            conn.environ_whole = None  # made on the head's second request: most never repeat
+            environ = head.environ(conn.environ_base)
         environ["wsgi.input"] = body
         self.environ = environ
 
@@ -192,21 +208,23 @@ class Exchange:
         # then answers with Connection: close
         keep = (self.keep_alive and server.keep_alive_enabled
                 and (self.body.complete or self.conn.can_drain(self.body)))
-        cache = server.head_cache  # emptied when the Date changes
-        key = None
+        key = decision = None
         if not extra_headers:
-            try:
-                key = (status, tuple(headers), self.method, self.minor, keep, server.date)
-                decision = cache.get(key)
-            except TypeError:  # unhashable header items: serialize_head will say what is wrong
-                key = decision = None
-            if decision is not None:
-                self.bodiless, self.chunked, self.remaining, self.keep_alive, head = decision
-                self.headers_sent = True
-                return head
-        decision = self._decide(status, headers, keep, known_length, extra_headers)
-        if key is not None and len(cache) < HEAD_CACHE_SIZE:
-            cache[key] = decision
+            method, minor, date = self.method, self.minor, server.date
+            last_probe, decision = server.last_head
+            if (status, headers, method, minor, keep, date) != last_probe:  # not the last head:
+                decision = None  # the cache, emptied when the Date changes
+                try:
+                    key = (status, tuple(headers), method, minor, keep, date)
+                    decision = server.head_cache.get(key)
+                except TypeError:  # unhashable header items: serialize_head will say what is wrong
+                    key = None
+        if decision is None:
+            decision = self._decide(status, headers, keep, known_length, extra_headers)
+            if key is not None and len(server.head_cache) < HEAD_CACHE_SIZE:
+                server.head_cache[key] = decision
+        if key is not None:  # hashable: immutable header items, so a shallow copy records them
+            server.last_head = ((status, list(headers), method, minor, keep, date), decision)
         self.bodiless, self.chunked, self.remaining, self.keep_alive, head = decision
         self.headers_sent = True
         return head

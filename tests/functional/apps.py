@@ -496,7 +496,28 @@ def h_environ(environ, start_response):
     return as_json(start_response, report)
 
 
+MEDDLE_HEADERS = [("Content-Type", "application/json"), ("X-Count", "0")]  # one list, reused
+_meddle_calls = [0]
+
+
+def h_meddle(environ, start_response):
+    """An application that changes what it is given and what it gives: it reports whether a change
+    it made to an earlier environ shows in this one, then changes this one; its headers are one
+    module-level list whose X-Count item it replaces in place (a new value every other call)."""
+    seen = {"leaked": "meddled" in environ, "path": environ["PATH_INFO"],
+            "host": environ.get("HTTP_HOST"), "count": _meddle_calls[0] // 2}
+    environ["meddled"] = True
+    environ["PATH_INFO"] = "/changed"
+    environ.pop("HTTP_HOST", None)
+    MEDDLE_HEADERS[1] = ("X-Count", str(seen["count"]))
+    _meddle_calls[0] += 1
+    body = json.dumps(seen, sort_keys=True).encode()
+    start_response("200 OK", MEDDLE_HEADERS)
+    return [body]
+
+
 ROUTES = {
+    "/meddle": h_meddle,
     "/hello": h_hello,
     "/echo": h_echo,
     "/input": h_input,

@@ -184,3 +184,25 @@ def test_validator_is_active(validated):
         resp = conn.read_response(allow_incomplete=True)
         assert resp.status == 500
     assert validated.wait_stderr("AssertionError", since=mark) is not None
+
+
+def test_a_repeated_request_gets_a_fresh_environ_and_its_own_head(server):
+    """The same request bytes again and again on one connection (the parsers return their kept
+    head, the connection its environ and its last head's decision): every request must still get
+    an environ untouched by what the application did to the previous one, and a response head
+    made from the headers it gives this time, though they come in the same list object."""
+    request = build_request("GET", "/meddle", headers=[("Host", "example.test")])
+    counts = []
+    with Conn(server.port) as conn:
+        for burst in (1, 1, 1, 3, 1, 2):  # alone, and pipelined behind one another
+            conn.send(request * burst)
+            for _ in range(burst):
+                resp = conn.read_response()
+                assert resp.status == 200, resp.body
+                seen = json.loads(resp.body)
+                assert seen["leaked"] is False
+                assert seen["path"] == "/meddle"
+                assert seen["host"] == "example.test"
+                assert resp.header("X-Count") == str(seen["count"])
+                counts.append(seen["count"])
+    assert counts == sorted(counts) and len(set(counts)) >= len(counts) // 2 - 1
