@@ -6,7 +6,8 @@ Usage (from the repository root):
     python benchmarks/results/app-callgrind-2026-11-22/app_callgrind.py TREE OUT_DIR fastwsgi-py 1000 hello browser
 (the last: each request is test_parser_bench's 10-field BROWSER_GET; parser-callgrind-2026-11-23.md;
 with next-page instead of browser, BROWSER_GET and BROWSER_NEXT_PAGE in turn; with changed-once,
-BROWSER_GET for the warm-up and BROWSER_NEXT_PAGE for every measured request)
+BROWSER_GET for the warm-up and BROWSER_NEXT_PAGE for every measured request; with close, each request
+on a new connection with `Connection: close`, per connection instead of per keep-alive request)
 
 Reuses benchmarks/experiments/cloop/callgrind.py (server started under valgrind, warm-up, dump, N
 requests on one keep-alive connection, dump) with the harness's django or flask scenario (GET /json)
@@ -35,7 +36,8 @@ sc = scenario_table.BY_NAME[scen]
 scenario_table.BY_NAME["hello"] = sc
 scenario_table.APPS_DIR = scenario_table.DJANGO_DIR if scen == "django" else scenario_table.APPS_DIR
 def request(port, close):
-    return b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (sc.path.encode(), port)
+    return b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n" % (
+        sc.path.encode(), port, b"Connection: close\r\n" if close else b"")
 if len(sys.argv) > 6 and sys.argv[6] == "browser":  # the parser bench's 10-field browser GET instead
     sys.path.insert(0, wt + "/benchmarks")
     from test_parser_bench import BROWSER_GET
@@ -58,9 +60,10 @@ if len(sys.argv) > 6 and sys.argv[6] == "changed-once":  # BROWSER_GET warms up,
     heads = [BROWSER_GET, BROWSER_NEXT_PAGE]  # callgrind.drive asks once per phase
     def request(port, close):
         return heads.pop(0)
+CLOSE = len(sys.argv) > 6 and sys.argv[6] == "close"
 callgrind.request = request  # (the modes above that replace drive do not use it)
 import os
 os.environ["PYTHONPATH"] = ""
 out.mkdir(parents=True, exist_ok=True)
 for name in names:
-    print(name, scen, f"{callgrind.count(name, False, requests, out):,.0f}", flush=True)
+    print(name, scen, f"{callgrind.count(name, CLOSE, requests, out):,.0f}", flush=True)
