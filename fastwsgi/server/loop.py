@@ -125,7 +125,9 @@ class Server:
         self.spare_parsers = collections.defaultdict(list)
         self.now = time.monotonic()
         self.head_cache = {}
-        self.last_head = NO_HEAD_YET  # (the last cached head's key, with a list: its decision), wsgi.py
+        # ((status, headers as a list, method, minor, keep, date), decision) of the last cached
+        # head: Exchange._head tries it before head_cache
+        self.last_head = NO_HEAD_YET
         self._refresh_date(self.now)
         self._next_sweep = self.now + self.sweep_interval
 

@@ -188,7 +188,7 @@ def test_validator_is_active(validated):
 
 def test_a_repeated_request_gets_a_fresh_environ_and_its_own_head(server):
     """The same request bytes again and again on one connection (the parsers return their kept
-    head, the connection its environ and its last head's decision): every request must still get
+    head, the connection its environ, the server its last head's decision): every request must get
     an environ untouched by what the application did to the previous one, and a response head
     made from the headers it gives this time, though they come in the same list object."""
     request = build_request("GET", "/meddle", headers=[("Host", "example.test")])
