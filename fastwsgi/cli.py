@@ -52,7 +52,7 @@ from . import proctitle
 from .config import UsageError, anchor_paths, format_options, resolve, unread_gunicorn_sources
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
-from .server.listener import REUSE_PORT_BALANCES, split_protocol, systemd_sockets
+from .server.listener import REUSE_PORT_BALANCES, queued_connections_move, split_protocol, systemd_sockets
 from .server.poller import poller_class
 from .server.tls import make_context
 
@@ -197,6 +197,10 @@ def open_listeners(options: dict, master: bool = False) -> list:
         log.warning("--reuse-port: SO_REUSEPORT spreads connections only on Linux; using one shared "
                     "socket per address instead")
         options["reuse_port"] = False
+    if options["reuse_port"] and master and queued_connections_move() is False:
+        log.warning("--reuse-port: connections waiting in the queue of a worker that stops (reload, "
+                    "TERM, --max-requests) are reset; sysctl net.ipv4.tcp_migrate_req=1 moves them "
+                    "to the other workers")
     protocol, allow_from = options["protocol"], options["uwsgi_allow_from"]
     listeners = systemd_sockets(protocol=protocol, allow_from=allow_from)
     if listeners:

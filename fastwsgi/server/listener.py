@@ -165,7 +165,22 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
-    return Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from)
+    listener = Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from)
+    listener.queue_of_its_own = reuse_port and listen
+    return listener
+
+
+MIGRATE_REQ_SYSCTL = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+
+def queued_connections_move() -> bool | None:
+    """Does the kernel move the connections queued on a closing SO_REUSEPORT socket to the other
+    sockets of its group (Linux 5.14+, net.ipv4.tcp_migrate_req = 1)? None where it cannot tell."""
+    try:
+        with open(MIGRATE_REQ_SYSCTL) as setting:
+            return setting.read().strip() != "0"
+    except (OSError, ValueError):
+        return None
 
 
 def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None) -> "Listener":
@@ -271,6 +286,9 @@ class Listener:
         self.read_accept_queue = _accept_queue_reader(sock)
         self.exhausted = False  # the last accept failed for lack of descriptors or memory
         self.deferred = False  # accept() completes only once the client has sent (defer_accept)
+        # SO_REUSEPORT: the kernel queues some of the address's connections here and nowhere else,
+        # so a graceful stop closes this socket at once (Server._start_drain)
+        self.queue_of_its_own = False
         self.use_protocol(protocol, allow_from)
 
     def use_protocol(self, protocol: str, allow_from=None) -> None:

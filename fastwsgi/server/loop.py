@@ -31,7 +31,9 @@ loop, and a response never crosses threads as data.
 `stop()` is safe from signal handlers and other threads: it sets a flag and wakes the loop (a stop
 that comes before serve_forever makes it return at once; the flag is cleared when it returns).
 `drain()` (SIGTERM, gunicorn's graceful stop) is too: the loop then stops accepting (the listeners
-leave the poller set; a shared socket's queue is served by the other processes), turns keep-alive
+leave the poller set; a shared socket's queue is served by the other processes, and a --reuse-port
+socket, whose queue is this process's alone, is closed so the kernel sends the address's new
+connections to the other processes' sockets), turns keep-alive
 off (busy connections get `Connection: close` on their next response), closes idle keep-alive
 connections at once (a connection that has not sent its first request yet gets FRESH_GRACE seconds),
 and returns from serve_forever when no connection is left or `graceful_timeout` passed. The sweep,
@@ -474,6 +476,12 @@ class Server:
         self.keep_alive_enabled = False  # every response from now on says Connection: close
         self._drain_deadline = self.now + self.graceful_timeout
         self._pause_accepting()
+        for listener in self.listeners:
+            # --reuse-port: nobody else accepts from this socket's queue. Closed now, the kernel
+            # sends the address's new connections to the other processes' sockets (and moves the
+            # queued ones there too with net.ipv4.tcp_migrate_req=1)
+            if listener.queue_of_its_own:
+                listener.close()
         self._drain_step(self.now)
 
     def _drain_step(self, now: float) -> None:

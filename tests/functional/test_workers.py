@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import Conn, get
 from tests.functional.ops import children, wait_booted, wait_children, worker_pid
 from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
@@ -147,6 +148,44 @@ def test_reuse_port_gives_each_worker_its_own_socket(launch):
     pids = set(wait_booted(server, 2))
     seen = {worker_pid(server) for _ in range(40)}
     assert seen == pids  # the kernel spreads fresh connections over both sockets
+
+
+def test_reuse_port_warns_when_a_stopping_worker_would_reset_its_queue(launch):
+    """The master says at start, when the kernel resets the connections queued on a closing
+    SO_REUSEPORT socket (net.ipv4.tcp_migrate_req = 0), how to make reloads lossless; and says
+    nothing when it moves them."""
+    server = launch("-w", "2", "--reuse-port")
+    wait_booted(server, 2)
+    warned = "sysctl net.ipv4.tcp_migrate_req=1" in server.stderr_text()
+    assert warned == (queued_connections_move() is False), server.stderr_text()
+
+
+def test_a_stopping_reuse_port_worker_closes_its_socket_at_once(launch):
+    """With --reuse-port the kernel queues some of the new connections on each worker's own socket.
+    A worker that stops gracefully (TERM, a reload, --max-requests) with a slow request in flight
+    closes that socket as its drain begins, so every new connection goes to the other worker at
+    once; none waits in a queue that nobody accepts from until the slow request ends (and is then
+    reset, unless net.ipv4.tcp_migrate_req=1 moves it)."""
+    server = launch("-w", "2", "--reuse-port", "--threads", "2", "--graceful-timeout", "30",
+                    "--log-level", "info")
+    wait_booted(server, 2)
+    with Conn(server.port, timeout=20) as slow:
+        slow.request("GET", "/pid")
+        stopping = int(slow.read_response().body.split()[0])
+        slow.request("GET", "/sleep?s=6")
+        time.sleep(0.3)  # the request is in the application (on a thread: the loop is free)
+        mark = server.stderr_mark()
+        os.kill(stopping, signal.SIGTERM)
+        assert server.wait_stderr("Graceful stop", since=mark, timeout=5), server.stderr_text()
+        served_by = []
+        for _ in range(20):  # ~half would hash to the stopping worker's socket if it were open
+            with Conn(server.port, timeout=3) as conn:  # well before the slow request ends
+                conn.request("GET", "/pid")
+                served_by.append(int(conn.read_response().body.split()[0]))
+        assert stopping not in served_by and len(served_by) == 20
+        response = slow.read_response()
+        assert response.status == 200 and response.body == b"slept 6.0"
+        assert "close" in response.connection_tokens()
 
 
 @pytest.mark.parametrize("parser, first", [("c", False), ("python", True)],
