@@ -4,10 +4,11 @@ Theory of operation. `TrustedProxies.parse(spec)` turns the --forwarded-allow-ip
 networks, "*", comma-separated; default "127.0.0.1,::1" as gunicorn) into a matcher built once: a set
 of exact address strings (one lookup decides the usual peer), and addresses and networks as integers
 with masks, so a forwarded address costs one inet_pton and a few integer comparisons.
-`apply_forwarded(environ, trusted)` runs once per request on the environ the server built, where
-REMOTE_ADDR is the TCP peer ("" for a UNIX-socket peer):
+`apply_forwarded(environ, trusted)` runs on the environ the server built, where REMOTE_ADDR is the
+TCP peer ("" for a UNIX-socket peer), when it holds one of the FORWARDING_KEYS (the server's
+`Exchange` tests the four keys inline, the hot path: most requests carry none, and without any
+this function would change nothing):
 
-* No forwarding header at all (four dict membership tests): return at once. This is the hot path.
 * The peer is not trusted: the four forwarding keys are deleted from the environ, so an application
   (or a framework's own proxy middleware) can never read a value a client made up.
 * The peer is trusted: the headers are applied to REMOTE_ADDR/REMOTE_PORT, wsgi.url_scheme and
@@ -381,9 +382,6 @@ def _resolve(environ, trusted: TrustedProxies):
 
 def apply_forwarded(environ: dict, trusted: TrustedProxies) -> None:
     """Apply (trusted peer) or delete (untrusted peer) the proxy headers in `environ`, in place."""
-    if not (FORWARDED in environ or X_FORWARDED_FOR in environ
-            or X_FORWARDED_PROTO in environ or X_FORWARDED_HOST in environ):
-        return
     if not trusted.is_trusted(environ.get("REMOTE_ADDR", "")):
         for key in FORWARDING_KEYS:
             environ.pop(key, None)

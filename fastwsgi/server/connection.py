@@ -135,9 +135,6 @@ class Connection:
             self.must_close = True
         self.settle()
 
-    def on_readable(self) -> None:
-        self.on_event(IN)
-
     def on_timeout(self) -> None:
         self.broken = True
         self.close()

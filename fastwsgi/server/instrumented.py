@@ -3,9 +3,7 @@
 Theory of operation: the connection creates `server.exchange_class(...)` for each request, and the
 server picks that class once from its options, so a feature that is off costs nothing per request:
 
-* `ProxiedExchange` (always): after the environ is built, `fastwsgi.proxy.apply_forwarded` applies
-  X-Forwarded-*/Forwarded from trusted peers (--forwarded-allow-ips) and removes them from anyone
-  else. Without any forwarding header that is four dict look-ups.
+* `wsgi.Exchange` itself when nothing below is on (it applies the proxy headers: fastwsgi.proxy).
 * `ObservedExchange` (--access-logfile or --metrics-bind): also notes when the head was parsed, when
   the application was called and the body bytes it produced; when the response is complete (or
   failed) it writes one access-log line with `RequestTimings` (queue wait, application time, total)
@@ -23,24 +21,15 @@ sent with sendfile the bytes of the file that left.
 import time
 
 from ..accesslog import RequestTimings
-from ..proxy import apply_forwarded
 from .body import BodyError
 from .wsgi import Exchange, error_parts
 
-__all__ = ["ProxiedExchange", "ObservedExchange", "HookedExchange", "exchange_class"]
+__all__ = ["ObservedExchange", "HookedExchange", "exchange_class"]
 
 _clock = time.perf_counter
 
 
-class ProxiedExchange(Exchange):
-    __slots__ = ()
-
-    def __init__(self, conn, head, body, keep_alive: bool):
-        Exchange.__init__(self, conn, head, body, keep_alive)
-        apply_forwarded(self.environ, conn.server.trusted_proxies)
-
-
-class ObservedExchange(ProxiedExchange):
+class ObservedExchange(Exchange):
     __slots__ = ("wall_start", "parsed", "called", "sent", "file_start")
 
     def __init__(self, conn, head, body, keep_alive: bool):
@@ -48,7 +37,7 @@ class ObservedExchange(ProxiedExchange):
         self.parsed = self.called = _clock()
         self.sent = 0
         self.file_start = 0
-        ProxiedExchange.__init__(self, conn, head, body, keep_alive)
+        Exchange.__init__(self, conn, head, body, keep_alive)
 
     def run(self) -> bool:
         self.called = _clock()
@@ -129,4 +118,4 @@ class HookedExchange(ObservedExchange):
 def exchange_class(access_log, metrics=None, post_request: bool = False) -> type:
     if post_request:
         return HookedExchange
-    return ObservedExchange if access_log is not None or metrics is not None else ProxiedExchange
+    return ObservedExchange if access_log is not None or metrics is not None else Exchange

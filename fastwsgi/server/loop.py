@@ -357,7 +357,7 @@ class Server:
                 handlers[fd] = conn.on_event
                 if read_first:
                     try:
-                        conn.on_readable()
+                        conn.on_event(IN)
                     except Exception:
                         self._internal_error(fd)
                         continue

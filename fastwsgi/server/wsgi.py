@@ -1,7 +1,8 @@
 """One WSGI exchange (PEP 3333): build the environ, call the application, frame and send its response.
 
 Theory of operation: the connection parses a head and creates an `Exchange`. `run()` calls the
-application with a fresh environ (a per-connection base dict copied, then updated with the parsed head)
+application with a fresh environ (a per-connection base dict copied, then updated with the parsed head,
+then with the proxy headers of a trusted peer applied or an untrusted one's removed: fastwsgi.proxy)
 and `start_response` (a bound method). A head the parser returns again (the same object: it kept a
 head repeated byte for byte) gets a copy of the environ its previous request had before the
 application saw it, kept by the connection from that head's second request on: a head and its base
@@ -36,6 +37,7 @@ import logging
 from http import HTTPStatus
 
 from ..errors import ResponseError
+from ..proxy import FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, apply_forwarded
 from .body import BodyError
 from .filewrapper import FileWrapper
 
@@ -95,6 +97,9 @@ class Exchange:
             environ = head.environ(conn.environ_base)
         environ["wsgi.input"] = body
         self.environ = environ
+        if (FORWARDED in environ or X_FORWARDED_FOR in environ or X_FORWARDED_PROTO in environ
+                or X_FORWARDED_HOST in environ):  # applied for trusted peers, removed for others
+            apply_forwarded(environ, conn.server.trusted_proxies)
 
     # -- the application's side ------------------------------------------------------------
 
