@@ -343,18 +343,18 @@ class RequestParser:
         """Parse everything received for this request so far; None means "call again with more"."""
         if self._result is not None:
             return self._result
-        if self._thread != _get_ident():  # used from another thread: use that thread's buffers
-            self._bind_thread()
         if type(buf) is bytes:
             data = buf
         elif len(buf) <= _COPY_MAX:  # a small bytearray/memoryview: copying beats borrowing
             data = bytes(buf)
         else:
             data = None  # borrowed for the call only, and never kept
+        if data is not None and data[:self._kept_len] == self._kept_bytes:  # the last repeat again
+            self._result = head = self._kept_head  # (_types.py): no C call, no thread's buffers
+            return head
+        if self._thread != _get_ident():  # used from another thread: use that thread's buffers
+            self._bind_thread()
         if data is not None:
-            if data[:self._kept_len] == self._kept_bytes:  # the last repeat again (_types.py)
-                self._result = head = self._kept_head
-                return head
             result = _parse_head(self._p, data, len(data), self._fresh)
         else:
             with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
