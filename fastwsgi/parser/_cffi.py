@@ -24,11 +24,13 @@ few crossings as possible because each one costs more than parsing a short line 
   when the next head has the same names (same slot, same stamp) and byte-identical values, C writes
   only the 5 request fields and answers FW_HEAD_REPEAT. The parser then returns a `RepeatHead`
   pointing at the PackedHead those values came from (`_source`, set exactly when C may have kept
-  values), whose environ is a copy of a template (the base plus the fields' variables, made by the
-  second repeat over that base) with 6 request keys stored: no field value is decoded, split or
-  inserted again. The first repeat over a base (a new connection: most that close send one request)
-  merges the base with the source's fields as a dict (`fields`, made once), as the Python backend
-  merges its headers: a zip into a copy costs ~1.8k instructions more before its first item. When only a few values differ (a link followed: target and Referer; an API
+  values), whose environ is a copy of a template (the base plus the fields' variables) with 6
+  request keys stored: no field value is decoded, split or inserted again. The source's first
+  repeat makes the template on its base. When the source moves to another base (a spare parser on
+  a new connection: most that close send one request), the first repeat there merges the base with
+  the source's fields as a dict (`fields`, made once), as the Python backend merges its headers (a
+  zip into a copy costs ~1.8k instructions more before its first item), and the second makes the
+  template. When only a few values differ (a link followed: target and Referer; an API
   client's next Content-Length), C writes just those with their indexes (FW_HEAD_CHANGED) and the
   parser returns a `ChangedHead`: the same template copy, plus one store per changed value. The
   values C keeps stay the source's, so a client alternating between two requests repeats one and

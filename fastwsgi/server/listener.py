@@ -165,9 +165,8 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
-    listener = Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from)
-    listener.queue_of_its_own = reuse_port and listen
-    return listener
+    return Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
+                    queue_of_its_own=reuse_port and listen)
 
 
 MIGRATE_REQ_SYSCTL = "/proc/sys/net/ipv4/tcp_migrate_req"
@@ -265,7 +264,7 @@ class Listener:
     """One listening socket (ours or adopted) plus what the environ needs to know about it."""
 
     def __init__(self, sock: socket.socket, owns_path: bool = False, protocol: str = "http",
-                 allow_from=None):
+                 allow_from=None, queue_of_its_own: bool = False):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError("a listener must be a SOCK_STREAM socket")
         sock.setblocking(False)
@@ -288,7 +287,7 @@ class Listener:
         self.deferred = False  # accept() completes only once the client has sent (defer_accept)
         # SO_REUSEPORT: the kernel queues some of the address's connections here and nowhere else,
         # so a graceful stop closes this socket at once (Server._start_drain)
-        self.queue_of_its_own = False
+        self.queue_of_its_own = queue_of_its_own
         self.use_protocol(protocol, allow_from)
 
     def use_protocol(self, protocol: str, allow_from=None) -> None:
