@@ -143,11 +143,16 @@ class Connection:
 
     def process(self) -> None:
         """Drain the previous body, then parse and run requests until one is in progress."""
-        while self.exchange is None and not self.in_worker and not self.must_close:
+        while True:
+            inbuf = self.inbuf
+            body = self.body
+            if not inbuf and body is None:
+                return  # nothing buffered (the usual end, after a response): not one check more
+            if self.exchange is not None or self.in_worker or self.must_close:
+                return
             if self.out_size >= OUTPUT_HIGH_WATER:
                 self.output_full = True  # pipelined responses wait until the socket drains
                 return
-            body = self.body
             if body is not None:
                 try:
                     if not body.drain_buffered():
@@ -156,9 +161,9 @@ class Connection:
                     self.must_close = True
                     return
                 self.body = None
-            inbuf = self.inbuf
-            if not inbuf:
-                return
+                inbuf = self.inbuf
+                if not inbuf:
+                    return
             try:
                 head = self.parser.parse(inbuf)
             except ParseError as exc:

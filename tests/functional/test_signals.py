@@ -47,6 +47,22 @@ def test_term_closes_idle_keep_alive_connections_at_once(launch):
         assert time.monotonic() - started < 4  # not the keep-alive nor the graceful timeout
 
 
+@pytest.mark.parametrize("path", ["/echo", "/ignore-body"])
+def test_term_closes_a_connection_idle_after_an_upload_at_once(launch, path):
+    """A body the application read to its end (/echo), or left for the server to drain (/ignore-body), is done
+    with: the connection is idle, and a graceful stop closes it without waiting."""
+    server = launch("--graceful-timeout", "20", "--keep-alive", "30", app="tests.functional.apps:app")
+    with Conn(server.port) as conn:
+        conn.request("POST", path, body=b"x" * 5000)
+        response = conn.read_response()
+        assert response.status == 200 and response.body == (b"x" * 5000 if path == "/echo" else b"ignored")
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert conn.closed_by_server(timeout=5)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 4  # not the keep-alive nor the graceful timeout
+
+
 def test_graceful_timeout_kills_what_is_left(launch):
     server = launch("-w", "1", "--graceful-timeout", "1", "--timeout", "0")
     wait_booted(server, 1)
