@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastwsgi.proxy import (DEFAULT_FORWARDED_ALLOW_IPS, FORWARDING_KEYS, TrustedProxies,
-                            apply_forwarded, parse_forwarded)
+from fastwsgi.proxy import (DEFAULT_FORWARDED_ALLOW_IPS, FORWARDING_KEYS, OUTCOME_CACHE_SIZE,
+                            TrustedProxies, apply_forwarded, parse_forwarded)
 
 DEFAULT = TrustedProxies.parse()
 
@@ -266,6 +266,16 @@ def test_xfh_sets_host_name_and_port(proto, host, http_host, name, port):
     assert (environ["HTTP_HOST"], environ["SERVER_NAME"], environ["SERVER_PORT"]) == (http_host, name, port)
 
 
+def test_xfh_without_port_or_proto_takes_the_servers_own_scheme_port():
+    """TLS terminated by fastwsgi itself (wsgi.url_scheme https), a proxy behind it sends only the
+    host: its port is https's."""
+    environ = make_environ(HTTP_X_FORWARDED_HOST="shop.example")
+    environ["wsgi.url_scheme"] = "https"
+    apply_forwarded(environ, DEFAULT)
+    assert (environ["HTTP_HOST"], environ["SERVER_PORT"], environ["wsgi.url_scheme"]) == (
+        "shop.example", "443", "https")
+
+
 @pytest.mark.parametrize("host", ["a b", "evil/path", "user@host", "host:", "host:http", "host:65536",
                                   "[::g]", "[2001:db8::1", "[2001:db8::1]x", "", "ex\x00ample", "ünï"])
 def test_xfh_malformed_is_ignored(host):
@@ -404,6 +414,46 @@ def test_arbitrary_headers_never_raise_and_keep_a_real_address(forwarded, xff, p
     untrusted = make_environ(peer="203.0.113.1", **headers)
     apply_forwarded(untrusted, trusted)
     assert untrusted == make_environ(peer="203.0.113.1")
+
+
+# -- the memo: an outcome remembered is the outcome computed --------------------------------------
+
+_WARM = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, 2001:db8::/32")  # shared: its memo fills up
+
+
+@settings(max_examples=600, deadline=None)
+@given(peer=st.sampled_from(["127.0.0.1", "10.1.2.3", "203.0.113.1", "2001:db8::5", "", "::1"]),
+       scheme=st.sampled_from(["http", "https"]),
+       headers=st.lists(st.tuples(st.sampled_from(FORWARDING_KEYS),
+                                  st.sampled_from(["10.0.0.7", "203.0.113.9:81", "https", "http",
+                                                   "a.example:8443", "for=10.2.2.2;proto=https",
+                                                   "for=198.51.100.1, for=10.0.0.1", "unknown",
+                                                   "[2001:db8::9]:443", "x y"])), max_size=4))
+def test_a_remembered_outcome_equals_a_fresh_computation(peer, scheme, headers):
+    """Whatever the memo holds from earlier examples, every input it depends on is in its key: the
+    environ after apply_forwarded on the shared (warm) matcher, twice, equals the one a fresh matcher
+    gives."""
+    fresh = make_environ(peer=peer, **dict(headers))
+    fresh["wsgi.url_scheme"] = scheme
+    expected = dict(fresh)
+    apply_forwarded(expected, TrustedProxies.parse(_WARM.spec))
+    for _ in range(2):
+        environ = dict(fresh)
+        apply_forwarded(environ, _WARM)
+        assert environ == expected
+
+
+def test_the_memo_is_bounded_and_skips_long_values():
+    trusted = TrustedProxies.parse()
+    for i in range(OUTCOME_CACHE_SIZE * 3):
+        environ = applied(trusted, HTTP_X_FORWARDED_FOR=f"198.51.{i // 256}.{i % 256}")
+        assert environ["REMOTE_ADDR"] == f"198.51.{i // 256}.{i % 256}"
+        assert 0 < len(trusted.outcomes) <= OUTCOME_CACHE_SIZE
+    trusted.outcomes.clear()
+    long_chain = ", ".join(["192.0.2.1"] * 100) + ", 198.51.100.7"  # the client: the rightmost
+    assert applied(trusted, HTTP_X_FORWARDED_FOR=long_chain)["REMOTE_ADDR"] == "198.51.100.7"
+    assert applied(trusted, peer="203.0.113.1", HTTP_X_FORWARDED_FOR=long_chain)["REMOTE_ADDR"] == "203.0.113.1"
+    assert trusted.outcomes == {}  # computed each time: never held
 
 
 _pair = st.tuples(st.sampled_from(["for", "FOR", "proto", "host", "by", "x!"]),
