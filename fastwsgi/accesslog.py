@@ -15,7 +15,11 @@ Escaping. Request values come from the client, so they must not be able to forge
 In the text format every string value has `"` and `\\` backslash-escaped and every control or
 non-ASCII character written as `\\xNN` (`\\uNNNN` above U+00FF), as Apache's mod_log_config does; the
 server's strings are latin-1 views of the raw bytes, so `\\xNN` is the byte that arrived. JSON
-escapes everything itself: a record is always exactly one line of ASCII.
+escapes everything itself: a record is always exactly one line of ASCII. The getters return raw
+values and the renderer formats them once: a line that is ASCII, printable, without a backslash
+and with no `"` but the format's own is what escaping every value would have given (escaping changes
+a value only by such characters, and %r/%a only add backslashes or quotes), so it is written as is;
+any other line is formatted again from the values escaped one by one.
 
 Atoms (gunicorn's, same meaning and type):
   h remote address ("-" if none)    l "-"                       u user (REMOTE_USER or Basic auth)
@@ -192,13 +196,13 @@ _FORMAT_TOKEN = re.compile(r"%(?:\((?P<name>[^()]*)\)(?P<spec>[#0 +\-]*[0-9]*(?:
 def _environ_text(key: str):
     def get(environ, status, headers, sent, timings):
         value = environ.get(key)
-        return "-" if value is None else escape_text(value)
+        return "-" if value is None else value
     return get
 
 
 def _request_line(environ, status, headers, sent, timings):
     get = environ.get
-    return escape_text(f"{get('REQUEST_METHOD', '-')} {get('RAW_URI', '-')} {get('SERVER_PROTOCOL', '-')}")
+    return f"{get('REQUEST_METHOD', '-')} {get('RAW_URI', '-')} {get('SERVER_PROTOCOL', '-')}"
 
 
 def _total_us(timings) -> int:
@@ -211,20 +215,20 @@ def _decimal_seconds(environ, status, headers, sent, timings):
 
 
 _ATOMS = {
-    "h": lambda environ, status, headers, sent, timings: escape_text(environ.get("REMOTE_ADDR") or "-"),
+    "h": lambda environ, status, headers, sent, timings: environ.get("REMOTE_ADDR") or "-",
     "l": lambda environ, status, headers, sent, timings: "-",
-    "u": lambda environ, status, headers, sent, timings: escape_text(_user(environ) or "-"),
+    "u": lambda environ, status, headers, sent, timings: _user(environ) or "-",
     "t": lambda environ, status, headers, sent, timings: _seconds.get(int(_start(timings)))[1],
     "r": _request_line,
     "m": _environ_text("REQUEST_METHOD"),
     "U": _environ_text("PATH_INFO"),
     "q": _environ_text("QUERY_STRING"),
     "H": _environ_text("SERVER_PROTOCOL"),
-    "s": lambda environ, status, headers, sent, timings: escape_text(status),
+    "s": lambda environ, status, headers, sent, timings: status,
     "b": lambda environ, status, headers, sent, timings: str(sent) if sent else "-",
     "B": lambda environ, status, headers, sent, timings: sent,
-    "f": lambda environ, status, headers, sent, timings: escape_text(environ.get("HTTP_REFERER") or "-"),
-    "a": lambda environ, status, headers, sent, timings: escape_text(environ.get("HTTP_USER_AGENT") or "-"),
+    "f": lambda environ, status, headers, sent, timings: environ.get("HTTP_REFERER") or "-",
+    "a": lambda environ, status, headers, sent, timings: environ.get("HTTP_USER_AGENT") or "-",
     "T": lambda environ, status, headers, sent, timings: _total_us(timings) // 1_000_000,
     "M": lambda environ, status, headers, sent, timings: _total_us(timings) // 1_000,
     "D": lambda environ, status, headers, sent, timings: _total_us(timings),
@@ -248,7 +252,7 @@ def _response_header_atom(name: str):
 
     def get(environ, status, headers, sent, timings):
         value = _response_header(headers, lower_name)
-        return "-" if value is None else escape_text(str(value))
+        return "-" if value is None else str(value)
     return get
 
 
@@ -259,7 +263,7 @@ def _environ_atom(name: str):
         value = environ.get(name)
         if value is None:
             value = environ.get(upper)
-        return "-" if value is None else escape_text(value if type(value) is str else str(value))
+        return "-" if value is None else value if type(value) is str else str(value)
     return get
 
 
@@ -312,8 +316,15 @@ def _text_renderer(template: str, getters: tuple):
         line = template % ()
         return lambda environ, status, headers, sent, timings: line
 
+    quotes = template.count('"')
+
     def render(environ, status, headers, sent, timings):
-        return template % tuple([get(environ, status, headers, sent, timings) for get in getters])
+        values = tuple([get(environ, status, headers, sent, timings) for get in getters])
+        line = template % values
+        if line.isascii() and line.isprintable() and "\\" not in line and line.count('"') == quotes:
+            return line  # no value held anything to escape (module docstring)
+        return template % tuple([value if isinstance(value, (int, float)) else escape_text(str(value))
+                                 for value in values])
     return render
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastwsgi import accesslog
 from fastwsgi.accesslog import (DEFAULT_FORMAT, JSON_FIELDS, AccessLogger, RequestTimings, check_format,
@@ -197,6 +199,35 @@ def test_braced_atom_values_are_escaped_too():
     env = environ(HTTP_X_EVIL='a"\n', **{"odd.key": b"\x00bytes"})
     out = line('%({X-Evil}i)s %({odd.key}e)s %({x-bad}o)s', env=env, headers=[("X-Bad", "q\"\x01")])
     assert out == 'a\\"\\x0a b\'\\\\x00bytes\' q\\"\\x01'
+
+
+_hostile = st.text(alphabet=st.sampled_from(list("ab /?=-.;:'") + ['"', "\\", "\n", "\r", "\x00", "\x7f",
+                                                                      "\xe9", "\x85", "\u2028", "%"]),
+                   max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ua=_hostile, ref=_hostile, uri=_hostile, tag=st.one_of(st.none(), _hostile))
+def test_a_line_is_every_value_escaped_then_formatted(ua, ref, uri, tag):
+    """The renderer formats raw values once and escapes only lines that need it: the result must be
+    the rule itself, each value escaped and then formatted (also under %r and a precision)."""
+    env = environ(HTTP_USER_AGENT=ua, HTTP_REFERER=ref, RAW_URI="/" + uri)
+    if tag is not None:
+        env["HTTP_X_TAG"] = tag
+    e = escape_text
+    assert line(env=env) == (f'198.51.100.7 - - [14/Nov/2023:22:13:20 +0000] "{e(f"GET /{uri} HTTP/1.1")}" '
+                             f'200 1234 "{e(ref or "-")}" "{e(ua or "-")}"')
+    assert line('%(a)r|%(f).4s|%({X-Tag}i)s', env=env) == (
+        f"{e(ua or '-')!r}|{e(ref or '-')[:4]}|{e(tag) if tag is not None else '-'}")
+
+
+def test_a_value_that_is_not_a_string_is_escaped_as_its_text():
+    """An application may leave anything in its environ: its text is escaped like any value."""
+    class Sneaky:
+        def __str__(self):
+            return 'x"\nforged line'
+    assert line('"%({sneaky}e)s" %(a)s', env=environ(sneaky=Sneaky(), HTTP_USER_AGENT=Sneaky())) == \
+        '"x\\"\\x0aforged line" x\\"\\x0aforged line'
 
 
 # -- the JSON format -----------------------------------------------------------------------------------
