@@ -221,6 +221,16 @@ def test_a_line_is_every_value_escaped_then_formatted(ua, ref, uri, tag):
         f"{e(ua or '-')!r}|{e(ref or '-')[:4]}|{e(tag) if tag is not None else '-'}")
 
 
+@pytest.mark.parametrize("kind", ["i", "o", "e"])
+def test_a_braced_name_is_data_never_code(kind):
+    """Formats are compiled into Python source; a name in braces enters it as a literal only."""
+    name = "x' + 'y\" or \"z\\\n"  # pasted unquoted, it would name another key (or not compile)
+    key = {"i": "HTTP_" + name.upper().replace("-", "_"), "o": None, "e": name}[kind]
+    env = environ(**({key: "found"} if key else {}))
+    headers = [(name, "found")] if kind == "o" else []
+    assert line(f"%({{{name}}}{kind})s|%({{absent}}{kind})s", env=env, headers=headers) == "found|-"
+
+
 def test_a_value_that_is_not_a_string_is_escaped_as_its_text():
     """An application may leave anything in its environ: its text is escaped like any value."""
     class Sneaky:
