@@ -141,6 +141,19 @@ def test_client_cannot_spoof_its_address_through_a_trusted_proxy(stack):
     assert seen["REMOTE_ADDR"] == CLIENT_ADDR  # the walk from the right stops at the first untrusted hop
 
 
+def test_each_client_through_one_upstream_connection_gets_its_own_address(stack):
+    """nginx carries many clients over one keep-alive upstream connection: the server remembers what
+    each combination of proxy headers means (fastwsgi.proxy), and must never hand one client's
+    address or scheme to another."""
+    for round_number in range(3):
+        for client in ("127.0.0.5", "127.0.0.6", "127.0.0.7"):
+            for path, scheme in (("/trusted/info", "http"), ("/tls/info", "https")):
+                info = stack.get_json(path, source=client)
+                # X-Forwarded-For carries no port: REMOTE_PORT is "", never nginx's
+                assert (info["REMOTE_ADDR"], info["REMOTE_PORT"], info["url_scheme"]) == (client, "", scheme), \
+                    (round_number, path)
+
+
 def test_forwarded_headers_from_an_untrusted_peer_are_removed(stack):
     seen = stack.get_json("/plain/info", headers={"X-Forwarded-Proto": "https"})
     assert seen["REMOTE_ADDR"] == "127.0.0.1"  # the TCP peer: nginx
