@@ -677,6 +677,51 @@ def log_summary(lines: list[str], top: int = 20) -> list[tuple[int, str]]:
     return [(n, shape) for shape, n in shapes.most_common(top)]
 
 
+def run_phases(args, server: ServerProcess, load: Load, workers: bool, idle_wait: float = IDLE_WAIT,
+               on_phase=lambda phase: None) -> tuple[list, list]:
+    """The phases of the docstring: warm-up (`args.warmup` s), the *warm idle* sample `idle_wait` s after
+    the load paused, the measured run (a sample every `args.fine` s, a table row every `args.every` s),
+    the *end idle* sample. `on_phase` is called with "warmup", "pause", "measured" and "stop" as each
+    begins (benchmarks/soak_nginx.py runs wrk beside the load there). Returns (rows, fine): rows are
+    (label, t, requests Counter copy, errors total, {pid: (rss, fds)}), fine (t, {pid: (rss, fds)})
+    every `args.fine` s of the measured run. The load is stopped whatever happens."""
+    rows, fine = [], []
+
+    def record(label: str, t: float) -> None:
+        with load.lock:
+            requests, errors = collections.Counter(load.requests), sum(load.errors.values())
+        rows.append((label, t, requests, errors, sample(server, workers)))
+
+    try:
+        record("start", 0.0)
+        load.start()
+        on_phase("warmup")
+        load.running.set()
+        time.sleep(args.warmup)
+        load.pause()
+        on_phase("pause")
+        time.sleep(idle_wait)
+        record("warm idle", 0.0)
+        on_phase("measured")
+        load.running.set()
+        begin = time.monotonic()
+        next_row = args.every
+        while (elapsed := time.monotonic() - begin) < args.duration and server.alive():
+            time.sleep(min(args.fine, args.duration - elapsed))
+            t = time.monotonic() - begin
+            fine.append((t, sample(server, workers)))
+            if t >= next_row - args.fine / 2 or t >= args.duration:
+                record("load", t)
+                next_row += args.every
+        load.stop()
+        on_phase("stop")
+        time.sleep(idle_wait)
+        record("end idle", time.monotonic() - begin)
+    finally:
+        load.stop()
+    return rows, fine
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--http-parser", default="c", choices=("c", "python"))
@@ -763,37 +808,9 @@ def main() -> None:
     client = Client(server.port, uwsgi_port, tls, source=DIRECT_SOURCE if args.proxy_protocol else None,
                     unix_path=unix_path, proxy=args.proxy_protocol, recycling=bool(args.max_requests))
     load = Load(client, args.clients, args.seed, extras)
-    rows = []  # (label, t, requests Counter copy, errors total, {pid: (rss, fds)})
-    fine = []  # (t, {pid: (rss, fds)}) every --fine seconds of the measured run
-
-    def record(label: str, t: float) -> None:
-        with load.lock:
-            requests, errors = collections.Counter(load.requests), sum(load.errors.values())
-        rows.append((label, t, requests, errors, sample(server, bool(args.workers))))
-
     try:
-        record("start", 0.0)
-        load.start()
-        load.running.set()
-        time.sleep(args.warmup)
-        load.pause()
-        time.sleep(IDLE_WAIT)
-        record("warm idle", 0.0)
-        load.running.set()
-        begin = time.monotonic()
-        next_row = args.every
-        while (elapsed := time.monotonic() - begin) < args.duration and server.alive():
-            time.sleep(min(args.fine, args.duration - elapsed))
-            t = time.monotonic() - begin
-            fine.append((t, sample(server, bool(args.workers))))
-            if t >= next_row - args.fine / 2 or t >= args.duration:
-                record("load", t)
-                next_row += args.every
-        load.stop()
-        time.sleep(IDLE_WAIT)
-        record("end idle", time.monotonic() - begin)
+        rows, fine = run_phases(args, server, load, bool(args.workers))
     finally:
-        load.stop()
         alive = server.alive()
         code = server.stop(30)
 
