@@ -53,8 +53,9 @@ items to set, or UNTRUSTED: the keys to delete) is remembered per TrustedProxies
 a proxy most requests repeat a few such combinations (one client's address over many requests, the
 same proto and host): the walk, the address parsing and the host checks then run once per
 combination instead of once per request (a keep-alive request with nginx's X-Forwarded-For and
--Proto, in process: 49.5k instructions -> 35.4k). The memo is bounded (OUTCOME_CACHE_SIZE entries, emptied when full) and skips combinations
-whose header values are long, so a client cannot make it hold much.
+-Proto, in process: 49.5k instructions -> 35.4k). The memo is bounded (OUTCOME_CACHE_SIZE entries,
+emptied when full) and skips combinations whose header values are long, so a client cannot make it
+hold much.
 """
 
 import ipaddress
@@ -415,8 +416,8 @@ def _outcome(peer: str, forwarded, xff, proto, host, url_scheme, trusted: Truste
     if not trusted.is_trusted(peer):
         return UNTRUSTED
     try:
-        client, scheme, host = _resolve(forwarded, xff, proto, host, trusted)
-        split_host = _split_host(host) if host else None
+        client, scheme, forwarded_host = _resolve(forwarded, xff, proto, host, trusted)
+        split_host = _split_host(forwarded_host) if forwarded_host else None
         default_port = _DEFAULT_PORTS.get(scheme or url_scheme, "80")
     except Exception:  # a bug here must not become the server's problem: leave the environ alone
         return {}
@@ -428,7 +429,7 @@ def _outcome(peer: str, forwarded, xff, proto, host, url_scheme, trusted: Truste
         changes["wsgi.url_scheme"] = scheme
     if split_host is not None:
         name, port = split_host
-        changes["HTTP_HOST"] = host
+        changes["HTTP_HOST"] = forwarded_host
         changes["SERVER_NAME"] = name
         changes["SERVER_PORT"] = port or default_port
     return changes
