@@ -36,7 +36,7 @@ ci/python_versions.sh 3.10 3.13
 step "C hygiene: warnings, ASan/UBSan guard-page tests, bounded fuzzing"
 ci/c_checks.sh
 
-step "packaging: sdist, abi3 wheel, wheel from sdist, fallback without a compiler"
+step "packaging: sdist, abi3 wheel, wheel from sdist, fallback without a compiler, manylinux repair"
 ci/check_packaging.sh
 
 step "benchmark harness, quick mode"
