@@ -21,8 +21,8 @@ until the daemon serves, the daemon's stderr is a pipe whose bytes the original 
 own stderr, so the `Listening at:` lines and a start-up error (address in use, an application that
 cannot be imported, a worker failing to boot, a bad log file) reach the terminal as in the
 foreground. `started()`, called once the daemon serves (the single process just before its event
-loop; the master once its first workers are all ready), writes one NUL byte down the pipe and moves
-stderr to where it stays: the error log file (--log-file FILE), else /dev/null. A worker calls
+loop; the master once its first workers are all ready), moves stderr to where it stays (the error log
+file, --log-file FILE, else /dev/null) and then writes one NUL byte down the pipe. A worker calls
 `started()` too, before it reports ready: it only moves its own stderr. The original process exits 0
 at the NUL byte, and 1 when the pipe closes without it (the daemon exited: its error was copied).
 After that the daemon's errors are in the error log file only, which is why starting without one
@@ -101,17 +101,21 @@ def started() -> None:
     daemon_pid, path = _pending
     _pending = None
     sys.stderr.flush()
-    if os.getpid() == daemon_pid:
-        try:
-            os.write(2, b"\0")
-        except OSError:  # the original process is gone (killed): nobody to tell
-            pass
+    # stderr moves first and the NUL byte goes down a duplicate of the pipe after: when the original
+    # process exits, nothing the daemon writes can still go to the pipe (and be lost on it)
+    pipe = os.dup(2) if os.getpid() == daemon_pid else -1
     from . import logs
 
     try:
         logs.redirect_stdio(path, (2,))
     except OSError:
         logs.redirect_stdio(os.devnull, (2,))
+    if pipe >= 0:
+        try:
+            os.write(pipe, b"\0")
+        except OSError:  # the original process is gone (killed): nobody to tell
+            pass
+        os.close(pipe)
 
 
 def pending() -> bool:
