@@ -215,8 +215,9 @@ def _decimal_seconds(timings) -> str:
 _ATOMS = {
     "h": 'get("REMOTE_ADDR") or "-"',
     "l": '"-"',
-    "u": '_user(environ) or "-"',
-    "t": "_seconds.get(int(_start(timings)))[1]",
+    # _user's frame only when there is a user to find (most requests have neither key)
+    "u": '(_user(environ) or "-") if "REMOTE_USER" in environ or "HTTP_AUTHORIZATION" in environ else "-"',
+    "t": "_seconds.get(int(timings.start if timings is not None else _time()))[1]",
     "r": "f\"{get('REQUEST_METHOD', '-')} {get('RAW_URI', '-')} {get('SERVER_PROTOCOL', '-')}\"",
     "m": _environ_text("REQUEST_METHOD"),
     "U": _environ_text("PATH_INFO"),
@@ -324,7 +325,7 @@ def _text_renderer(template: str, expressions: list):
         line = template % ()
         return lambda environ, status, headers, sent, timings: line
     namespace = {"template": template, "quotes": template.count('"'), "escape_text": escape_text,
-                 "_user": _user, "_seconds": _seconds, "_start": _start, "_total_us": _total_us,
+                 "_user": _user, "_seconds": _seconds, "_time": time.time, "_total_us": _total_us,
                  "_decimal_seconds": _decimal_seconds, "_pid": _pid, "_milliseconds": _milliseconds,
                  "_response_text": _response_text, "_environ_value": _environ_value}
     exec(_RENDER_SOURCE.format(values=", ".join(f"({expression})" for expression in expressions)), namespace)
@@ -395,9 +396,10 @@ class _FileTarget:
 
     def write(self, line: str) -> None:
         data = (line + "\n").encode("utf-8", "backslashreplace")
-        while data:
-            written = os.write(self.fd, data)
+        written = os.write(self.fd, data)
+        while written < len(data):  # a short write (a full disk, a signal): write the rest
             data = data[written:]
+            written = os.write(self.fd, data)
 
     def reopen(self) -> None:
         fresh = self._open()  # fails -> keep writing to the old file
@@ -491,8 +493,8 @@ class AccessLogger:
         if self._enabled is not None and not self._enabled():
             return
         try:
-            line = self._render(environ, _status_code(status), response_headers, bytes_sent, timings)
-            self._target.write(line)
+            code = (status.partition(" ")[0] or "-") if type(status) is str else _status_code(status)
+            self._target.write(self._render(environ, code, response_headers, bytes_sent, timings))
         except Exception as exc:  # the access log must never break a response
             if not self._failing:
                 self._failing = True

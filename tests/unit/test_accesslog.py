@@ -308,6 +308,23 @@ def test_file_target_appends_and_reopen_follows_rotation(tmp_path):
     assert path.read_text() == "404 /three\n"
 
 
+def test_file_target_finishes_a_short_write(tmp_path, monkeypatch):
+    """os.write may take part of a line (a signal, a nearly full disk): the rest follows, in order."""
+    path = tmp_path / "access.log"
+    logger = AccessLogger("%(U)s %(a)s", str(path))
+    real_write, calls = os.write, []
+
+    def five_bytes_at_most(fd, data):
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:5]))
+
+    monkeypatch.setattr(accesslog.os, "write", five_bytes_at_most)
+    logger.log(environ(PATH_INFO="/short", HTTP_USER_AGENT="agent"), "200 OK", [], 1, TIMINGS)
+    monkeypatch.undo()
+    logger.close()
+    assert path.read_text() == "/short agent\n"
+    assert calls == [13, 8, 3]  # the whole line, then what was left of it, twice
+
 def test_file_target_shared_by_threads_keeps_lines_whole(tmp_path):
     path = tmp_path / "access.log"
     logger = AccessLogger("json", path)
