@@ -136,6 +136,17 @@ class Connection:
         self.settle()
 
     def on_timeout(self) -> None:
+        """A deadline passed: close. Not when it is the keep-alive deadline and the next request has
+        already reached the socket (the sweep runs after the poll that would have reported it):
+        closing would reset a request the client has sent, which nginx cannot retry if it is a POST.
+        That request is served (the poller reports it at once) under a head deadline."""
+        if not self.head_started and self.idle() and self.input_waiting():
+            self.deadline = self.server.now + self.server.header_timeout
+            return
+        self.expire()
+
+    def expire(self) -> None:
+        """Close after a deadline (the client was too slow, or idle too long)."""
         self.broken = True
         self.close()
 
