@@ -320,6 +320,11 @@ class NginxProcess:
         return [line for line in self.log_text()[since:].splitlines()
                 if any(err in line for err in self.UPSTREAM_ERRORS)]
 
+    def serious_lines(self, since: int = 0) -> list[str]:
+        """Error-log lines at level error or above (a failed or retried upstream request is one)."""
+        return [line for line in self.log_text()[since:].splitlines()
+                if any(f" [{level}] " in line for level in ("error", "crit", "alert", "emerg"))]
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
