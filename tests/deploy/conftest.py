@@ -268,8 +268,10 @@ def free_port() -> int:
 
 
 class NginxProcess:
+    # a request that failed on the upstream side (nginx logs one for a GET it then retried, too)
     UPSTREAM_ERRORS = ("upstream prematurely closed", "upstream sent invalid", "upstream sent no valid",
-                       "upstream sent too big header", "upstream sent duplicate", "upstream sent more data")
+                       "upstream sent too big header", "upstream sent duplicate", "upstream sent more data",
+                       "while reading response header from upstream", "while sending request to upstream")
 
     def __init__(self, prefix: Path, values: dict[str, object], template: Path = NGINX_TEMPLATE):
         self.prefix = prefix
