@@ -136,6 +136,17 @@ class Connection:
         self.settle()
 
     def on_timeout(self) -> None:
+        """A deadline passed: close. Not when it is the keep-alive deadline and the next request has
+        already reached the socket (the sweep runs after the poll that would have reported it):
+        closing would reset a request the client has sent, which nginx cannot retry if it is a POST.
+        That request is served (the poller reports it at once) under a head deadline."""
+        if not self.head_started and self.idle() and self.input_waiting():
+            self.deadline = self.server.now + self.server.header_timeout
+            return
+        self.expire()
+
+    def expire(self) -> None:
+        """Close after a deadline (the client was too slow, or idle too long)."""
         self.broken = True
         self.close()
 
@@ -397,9 +408,25 @@ class Connection:
         self.settle()  # re-arms the (one-shot) registration
 
     def idle(self) -> bool:
-        """Nothing in progress and nothing buffered: closing now loses no request (graceful stop)."""
+        """Nothing in progress and nothing buffered (graceful stop, keep-alive timeout); bytes may
+        still wait in the socket: see input_waiting."""
         return not (self.in_worker or self.exchange is not None or self.out or self.inbuf
                     or self.body is not None or self.lingering or self.closed)
+
+    def idle_since(self) -> float:
+        """When an idle connection last did something: its accept while no head has started, else its
+        last response (a keep-alive deadline is that moment plus --keep-alive)."""
+        if self.head_started:
+            return self.head_deadline - self.server.header_timeout
+        return self.deadline - self.server.keep_alive
+
+    def input_waiting(self) -> bool:
+        """Bytes the loop has not read yet wait in the socket: a request that arrived since the last
+        poll. One non-blocking MSG_PEEK (the raw bytes: a TLS record counts); an EOF is no request."""
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing waits; a reset: nothing to save
+            return False
 
     def linger(self) -> None:
         """Half-close after the last response and discard input (RFC 9112 §9.6; the bounds are in

@@ -34,9 +34,17 @@ that comes before serve_forever makes it return at once; the flag is cleared whe
 leave the poller set; a shared socket's queue is served by the other processes, and a --reuse-port
 socket, whose queue is this process's alone, is closed so the kernel sends the address's new
 connections to the other processes' sockets), turns keep-alive
-off (busy connections get `Connection: close` on their next response), closes idle keep-alive
-connections at once (a connection that has not sent its first request yet gets FRESH_GRACE seconds),
-and returns from serve_forever when no connection is left or `graceful_timeout` passed. The sweep,
+off (every response from then on says `Connection: close`), closes each connection once it has been
+idle for DRAIN_GRACE seconds (since its last response, or its accept if it has sent nothing yet;
+checked every DRAIN_SWEEP seconds), never one whose next request already waits in the socket, and
+returns from serve_forever when no connection is left or `graceful_timeout` passed. Not at once: a
+proxy's keep-alive pool (nginx `keepalive`) sends its next request on the connection it used last, and
+closing that connection as nginx writes to it fails the request, which nginx retries only for an
+idempotent method (a POST becomes a 502). Left open a moment, the connections nginx is using get
+their next request answered with `Connection: close`, and nginx closes them; only connections it has
+not used for DRAIN_GRACE are closed under it. Closing an idle connection still races a request
+crossing the FIN on the wire: HTTP/1.1 has no way around that (the keep-alive timeout has the same
+race; measured in benchmarks/results/hup-nginx-2026-11-24.md). The sweep,
 not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat); a worker's
 --max-requests is counted per response instead (`requests_limit`, checked in response_complete).
 """
@@ -63,7 +71,9 @@ from .wsgi import NO_HEAD_YET
 __all__ = ["Server"]
 
 log = logging.getLogger("fastwsgi.error")
-FRESH_GRACE = 1.0  # seconds a connection accepted before a drain may take to send its first request
+# graceful stop: an idle connection is closed once it has been idle this long (see the module docstring)
+DRAIN_GRACE = 1.0
+DRAIN_SWEEP = 0.25  # seconds between the sweeps of a draining server (they close the idle connections)
 
 
 class Server:
@@ -475,6 +485,7 @@ class Server:
         self.draining = True
         self.keep_alive_enabled = False  # every response from now on says Connection: close
         self._drain_deadline = self.now + self.graceful_timeout
+        self.sweep_every(DRAIN_SWEEP)
         self._pause_accepting()
         for listener in self.listeners:
             # --reuse-port: nobody else accepts from this socket's queue. Closed now, the kernel
@@ -489,10 +500,9 @@ class Server:
         if now >= self._drain_deadline:
             self._stopping = True
             return
-        fresh_since = now - FRESH_GRACE
-        header_timeout = self.header_timeout
+        quiet_since = now - DRAIN_GRACE
         for conn in list(self.connections.values()):
-            if conn.idle() and (not conn.head_started or conn.head_deadline - header_timeout < fresh_since):
+            if conn.idle() and conn.idle_since() < quiet_since and not conn.input_waiting():
                 conn.close()
         if not self.connections:
             self._stopping = True

@@ -397,11 +397,11 @@ class TLSConnection(Connection):
         self.close_notify()
         Connection.linger(self)
 
-    def on_timeout(self) -> None:
+    def expire(self) -> None:
         """Idle past --keep-alive (or a client too slow): close_notify before the close, which
-        on_timeout marks `broken`. A stalled handshake or send says nothing (see close_notify)."""
+        expire marks `broken`. A stalled handshake or send says nothing (see close_notify)."""
         self.close_notify()
-        Connection.on_timeout(self)
+        Connection.expire(self)
 
     def close(self) -> None:
         """Every close of an idle, healthy connection (graceful stop, --max-requests, the client's

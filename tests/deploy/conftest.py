@@ -268,8 +268,10 @@ def free_port() -> int:
 
 
 class NginxProcess:
+    # a request that failed on the upstream side (nginx logs one for a GET it then retried, too)
     UPSTREAM_ERRORS = ("upstream prematurely closed", "upstream sent invalid", "upstream sent no valid",
-                       "upstream sent too big header", "upstream sent duplicate", "upstream sent more data")
+                       "upstream sent too big header", "upstream sent duplicate", "upstream sent more data",
+                       "while reading response header from upstream", "while sending request to upstream")
 
     def __init__(self, prefix: Path, values: dict[str, object], template: Path = NGINX_TEMPLATE):
         self.prefix = prefix
@@ -319,6 +321,11 @@ class NginxProcess:
     def upstream_errors(self, since: int = 0) -> list[str]:
         return [line for line in self.log_text()[since:].splitlines()
                 if any(err in line for err in self.UPSTREAM_ERRORS)]
+
+    def serious_lines(self, since: int = 0) -> list[str]:
+        """Error-log lines at level error or above (a failed or retried upstream request is one)."""
+        return [line for line in self.log_text()[since:].splitlines()
+                if any(f" [{level}] " in line for level in ("error", "crit", "alert", "emerg"))]
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -1,5 +1,5 @@
 """Signals with gunicorn's meanings, on real processes: TERM drains (an in-flight request completes
-with `Connection: close`, idle keep-alive connections close at once, the rest is killed after
+with `Connection: close`, idle keep-alive connections close within a second or two, the rest is killed after
 --graceful-timeout), INT stops fast, HUP replaces every worker under a steady client loop without a
 single failed request, TTIN/TTOU change the worker count. Also the single-process mode's TERM drain,
 and that it ignores HUP (it has nothing to reload)."""
@@ -34,7 +34,7 @@ def test_term_lets_an_in_flight_request_finish_with_connection_close(launch, thr
     assert "Handling signal: term" in server.stderr_text()
 
 
-def test_term_closes_idle_keep_alive_connections_at_once(launch):
+def test_term_closes_idle_keep_alive_connections_without_waiting_for_timeouts(launch):
     server = launch("-w", "1", "--graceful-timeout", "20", "--keep-alive", "30")
     wait_booted(server, 1)
     with Conn(server.port) as conn:
@@ -48,7 +48,7 @@ def test_term_closes_idle_keep_alive_connections_at_once(launch):
 
 
 @pytest.mark.parametrize("path", ["/echo", "/ignore-body"])
-def test_term_closes_a_connection_idle_after_an_upload_at_once(launch, path):
+def test_term_closes_a_connection_idle_after_an_upload_without_waiting(launch, path):
     """A body the application read to its end (/echo), or left for the server to drain (/ignore-body), is done
     with: the connection is idle, and a graceful stop closes it without waiting."""
     server = launch("--graceful-timeout", "20", "--keep-alive", "30", app="tests.functional.apps:app")

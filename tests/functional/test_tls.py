@@ -390,8 +390,8 @@ def test_idle_keep_alive_close_says_close_notify(tls_short_keep_alive, certs):
 @pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])
 @pytest.mark.parametrize("workers", [0, 1])
 def test_graceful_stop_says_close_notify_to_idle_connections(certs, parser, threads, workers):
-    """SIGTERM closes idle keep-alive connections at once, each with a close_notify (single process
-    and a pre-fork worker)."""
+    """SIGTERM closes idle keep-alive connections (once idle for the drain's grace), each with a
+    close_notify (single process and a pre-fork worker)."""
     server = ServerProcess(["--bind", "127.0.0.1:0", "--http-parser", parser, "--threads", str(threads),
                             *(["-w", str(workers)] if workers else []), *tls_args(certs),
                             DEFAULT_APP]).start()
@@ -399,7 +399,7 @@ def test_graceful_stop_says_close_notify_to_idle_connections(certs, parser, thre
         if workers:
             wait_booted(server, workers)
         conn = _served_once(server.port, certs)
-        time.sleep(1.2)  # past the drain's grace for connections that have not sent a request yet
+        time.sleep(1.2)  # past the drain's grace (loop.DRAIN_GRACE): closed as soon as the drain starts
         server.signal(signal.SIGTERM)
         with conn:
             assert conn.read_to_eof(timeout=8) == b""
