@@ -433,7 +433,7 @@ OPTIONS = (
            "after SIGTERM/SIGHUP, seconds a worker may finish in-flight requests before it is killed",
            metavar="S", section="processes"),
     Option("max_requests", int_at_least(0), 0,
-           "a worker drains and is replaced once it has served this many requests (0: never)", metavar="N",
+           "a worker drains once it has served this many requests, its replacement starting as the drain begins (0: never)", metavar="N",
            section="processes"),
     Option("max_requests_jitter", int_at_least(0), 0,
            "add a random 0..N to max_requests per worker, so workers do not restart together",

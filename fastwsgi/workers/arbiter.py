@@ -34,7 +34,9 @@ Signals (gunicorn's meanings):
 --user (fastwsgi.privileges): the master keeps its ids; `credentials` (recomputed by a HUP) is what
 each new worker switches to; `_give_files` hands the unix sockets and log files to that user at
 start, after a HUP and after USR1's reopen; each heartbeat file is handed over before the fork. A
---reload worker asks for a reload by writing RELOAD_REQUEST into the wakeup pipe, which it keeps.
+--reload worker asks for a reload by writing RELOAD_REQUEST into the wakeup pipe, which it keeps; a
+worker that reached --max-requests writes RECYCLING and its pid there, and the master starts its
+replacement at once (the old one drains meanwhile; its exit then counts as a restart, as before).
 
 Server hooks (fastwsgi.hooks): the Arbiter is their `server`; on_starting and when_ready run in
 `run()` (an exception halts with status 1), nworkers_changed from the `num_workers` setter, pre_fork
@@ -49,18 +51,20 @@ to boot", as gunicorn), instead of respawning a worker that dies as fast as it i
 
 import logging
 import os
+import re
 import select
 import signal
 import tempfile
 import time
 
 from .. import daemon, hooks, logs, privileges
-from .worker import BOOT_ERROR, READY, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
+from .worker import BOOT_ERROR, READY, RECYCLING, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
 
 log = logging.getLogger("fastwsgi")
 
+_RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
 
@@ -74,14 +78,15 @@ class HaltServer(Exception):
 class WorkerProcess:
     """The master's record of one child (the `worker` of pre_fork and child_exit: pid, age, log, cfg)."""
 
-    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "probed_at", "killed",
-                 "cfg")
+    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "recycling", "probed_at",
+                 "killed", "cfg")
     log = log
 
     def __init__(self, pid, age: int, heartbeat, slot: int, cfg=None):
         self.pid, self.age, self.heartbeat, self.slot, self.cfg = pid, age, heartbeat, slot, cfg
         self.booted = False
         self.retiring_since = None  # TERM sent at this time
+        self.recycling = False  # it reached --max-requests and drains: its replacement is started
         self.probed_at = None  # SIGABRT sent at this time (heartbeat timeout)
         self.killed = False
 
@@ -222,9 +227,13 @@ class Arbiter(hooks.HookArgument):
         try:
             ready, _, _ = select.select(watched, [], [], wait)
             if self._pipe_r in ready:
-                while data := os.read(self._pipe_r, 4096):
-                    if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
-                        self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
+                data = self._read_wakeups()
+                if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
+                    self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
+                for pid in _RECYCLING_MESSAGE.findall(data):
+                    worker = self.workers.get(int(pid))
+                    if worker is not None:
+                        worker.recycling = True  # manage_workers starts its replacement
         except (BlockingIOError, InterruptedError):
             ready = []
         if self.metrics_listener is not None and self.metrics_listener.sock in ready:
@@ -233,6 +242,16 @@ class Arbiter(hooks.HookArgument):
             self.metrics.workers = len(self.workers)
             serve_scrape(self.metrics_listener.sock,
                          lambda: self.metrics.render([w.slot for w in self.workers.values()]))
+
+    def _read_wakeups(self) -> bytes:
+        """Everything waiting in the wakeup pipe: a "." per signal, and the workers' messages."""
+        data = b""
+        try:
+            while chunk := os.read(self._pipe_r, 4096):
+                data += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        return data
 
     # -- signals ----------------------------------------------------------------------------------------
 
@@ -337,8 +356,9 @@ class Arbiter(hooks.HookArgument):
         worker = None
         try:
             os.close(self._pipe_r)
-            reload_fd = self._pipe_w if self.options["reload"] else None  # RELOAD_REQUEST goes there
-            if reload_fd is None:
+            # RELOAD_REQUEST and RECYCLING go there
+            master_fd = self._pipe_w if self.options["reload"] or self.options["max_requests"] > 0 else None
+            if master_fd is None:
                 os.close(self._pipe_w)
             for other in self.workers.values():
                 other.heartbeat.close()
@@ -348,7 +368,7 @@ class Arbiter(hooks.HookArgument):
             worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
                             self.load_app, self.app, self.reopen_logs, self.make_access_log,
                             self.metrics, self.ssl_context, server=self, credentials=self.credentials,
-                            reload_fd=reload_fd)
+                            master_fd=master_fd)
             status = worker.run()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
@@ -443,15 +463,17 @@ class Arbiter(hooks.HookArgument):
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
-        active = sorted((w for w in self.workers.values() if w.retiring_since is None and not w.killed),
-                        key=lambda w: w.age)
+        live = [w for w in self.workers.values() if w.retiring_since is None and not w.killed]
+        active = sorted((w for w in live if not w.recycling), key=lambda w: w.age)
         if self.reload_from is not None:
             # the new generation grows to the target (TTIN, a death); finish_reload retires the old one
             active = [w for w in active if w.pid not in self.reload_from]
             for _ in range(self.num_workers - len(active)):
                 self.spawn_worker()
             return
-        for _ in range(self.num_workers - len(active)):
+        # a worker recycling after --max-requests is replaced as its drain begins, while the processes
+        # serving or draining stay within twice the target (a low --max-requests piles up no drains)
+        for _ in range(min(self.num_workers - len(active), 2 * self.num_workers - len(live))):
             self.spawn_worker()
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
             self.retire(worker)

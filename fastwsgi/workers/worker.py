@@ -12,7 +12,10 @@ sees a worker whose event loop stopped (a hung application on the loop thread, a
 mtime. The same hook notices an orphaning (the master died: stop) and reopens log files after
 SIGUSR1. --max-requests is counted per request: the Server calls `_reached_max_requests` right after
 the request that reaches it, and the worker drains (a request already in flight on another connection
-or thread still completes, so it may serve a few more, never a sweep's worth).
+or thread still completes, so it may serve a few more, never a sweep's worth) and writes RECYCLING and
+its pid into the master's wakeup pipe, so its replacement starts while it drains: with -w 1 the new
+connections are not left in the listen queue until the drain ends (a slow request, a proxy's idle
+keep-alive connections kept for a second: server/loop.py).
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
@@ -50,11 +53,14 @@ from .. import daemon, hooks, proctitle
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
-__all__ = ["Worker", "BOOT_ERROR", "READY", "RELOAD_REQUEST", "REPORT_SIZE"]
+__all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RELOAD_REQUEST", "REPORT_SIZE"]
 
 BOOT_ERROR = 3  # exit status: the application could not be loaded (or post_fork/post_worker_init raised)
 READY = b"ready\n"
 RELOAD_REQUEST = b"H"  # written by a --reload worker into the master's wakeup pipe: reload, as on HUP
+# written by a worker that reached --max-requests, then its pid and a newline: it drains, and the
+# master starts its replacement now rather than once it has exited
+RECYCLING = b"R"
 REPORT_SIZE = 16384  # bytes of a timed-out worker's report (its request line and stack)
 STACK_FRAMES = 40  # innermost frames of the stuck loop thread in that report
 # blocked by the master across fork, unblocked once the worker's handlers are in place
@@ -68,7 +74,7 @@ class Worker(hooks.HookArgument):
 
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
                  load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None,
-                 ssl_context=None, server=None, credentials=None, reload_fd=None):
+                 ssl_context=None, server=None, credentials=None, master_fd=None):
         self.age = age
         self.pid = os.getpid()
         self.ppid = self.master_pid = master_pid
@@ -83,7 +89,8 @@ class Worker(hooks.HookArgument):
         self.metrics = metrics
         self.ssl_context = ssl_context  # the master's (TLS), or None
         self.credentials = credentials  # --user: switch to them before loading the application
-        self.reload_fd = reload_fd  # --reload: the master's wakeup pipe (a signal would need its uid)
+        # --reload, --max-requests: the master's wakeup pipe (a signal would need the master's uid)
+        self.master_fd = master_fd
         self.server = None
         self.max_requests = 0
         if options["max_requests"] > 0:
@@ -231,6 +238,11 @@ class Worker(hooks.HookArgument):
             self._recycling = True
             log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
             server.drain()
+            if self.master_fd is not None:  # one write of a few bytes: atomic on a pipe
+                try:
+                    os.write(self.master_fd, RECYCLING + b"%d\n" % os.getpid())
+                except OSError as exc:  # the master then replaces this worker once it has exited
+                    log.error("Worker %d: cannot tell the master it is recycling: %s", os.getpid(), exc)
 
     def _on_sweep(self) -> None:
         os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout
@@ -247,7 +259,7 @@ class Worker(hooks.HookArgument):
                 log.info("Worker %d: %s changed; asking the master to reload", os.getpid(), changed)
                 self._watched = None  # once: this generation is about to be replaced
                 try:
-                    os.write(self.reload_fd, RELOAD_REQUEST)
+                    os.write(self.master_fd, RELOAD_REQUEST)
                 except OSError as exc:
                     log.error("Worker %d: cannot ask the master to reload: %s", os.getpid(), exc)
         if self._reopen_requested:

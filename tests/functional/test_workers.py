@@ -109,6 +109,30 @@ def test_max_requests_is_exact_not_once_per_sweep(launch):
     assert "reached max requests (5)" in server.stderr_text()
 
 
+def test_a_recycled_worker_is_replaced_as_its_drain_begins(launch):
+    """--max-requests: the worker tells the master as it begins to drain, and its replacement starts
+    then, not once it has exited. With -w 1 and a slow request keeping the old worker alive, a new
+    connection is served by the new worker meanwhile instead of waiting in the listen queue until
+    the slow request ends; the slow request still completes."""
+    server = launch("-w", "1", "--threads", "2", "--max-requests", "3", "--graceful-timeout", "30",
+                    "--log-level", "info")
+    old = wait_booted(server, 1)[0]
+    with Conn(server.port, timeout=20) as slow:
+        slow.request("GET", "/sleep?s=8")  # in the application on a thread; counted once complete
+        time.sleep(0.3)
+        for _ in range(3):  # the third response reaches --max-requests: the worker drains
+            assert int(get(server.port, "/pid").body.split()[0]) == old
+        assert server.wait_stderr("reached max requests (3)", timeout=5), server.stderr_text()
+        with Conn(server.port, timeout=6) as fresh:  # well before the slow request ends
+            fresh.request("GET", "/pid")
+            served_by = int(fresh.read_response().body.split()[0])
+        os.kill(old, 0)  # the old worker is still there, draining (ProcessLookupError otherwise)
+        assert served_by != old
+        response = slow.read_response()
+        assert response.status == 200 and response.body == b"slept 8.0"
+        assert "close" in response.connection_tokens()
+
+
 def test_preload_imports_the_application_in_the_master(launch):
     server = launch("-w", "2", "--preload")
     wait_booted(server, 2)
