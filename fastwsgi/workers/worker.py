@@ -97,6 +97,7 @@ class Worker(hooks.HookArgument):
             self.max_requests = options["max_requests"] + random.randint(0, options["max_requests_jitter"])
         self._reopen_requested = False
         self._recycling = False
+        self._orphaned = False  # the sweep saw the master gone
         self._pending = None  # "drain" or "stop" asked by a signal
         self._watched = None  # --reload: {path: mtime}
         self._next_watch = 0.0
@@ -249,7 +250,10 @@ class Worker(hooks.HookArgument):
         server = self.server
         if self.metrics is not None:
             self.metrics.set_active(len(server.connections))
-        if os.getppid() != self.master_pid:
+        if not self._orphaned and os.getppid() != self.master_pid:
+            # once: the sweeps of the drain would say it again (on Linux PR_SET_PDEATHSIG's SIGTERM
+            # has usually begun the drain already; this line says why)
+            self._orphaned = True
             log.warning("Worker %d: the master died; stopping", os.getpid())
             server.drain()
         if self.options["reload"] and self._watched is not None and server.now >= self._next_watch:

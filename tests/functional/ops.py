@@ -91,6 +91,23 @@ def zombie(pid: int) -> bool:
         return file.read().rpartition(")")[2].split()[0] == "Z"
 
 
+def gone(pid: int) -> bool:
+    """The process exited: reaped, or a zombie (an orphan waits for whoever reaps orphans: not us)."""
+    try:
+        return zombie(pid)
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def booted(server: ServerProcess) -> list[int]:
     return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
 

@@ -13,26 +13,13 @@ import time
 
 import pytest
 
-from tests.functional.ops import OPS_APP, children
+from tests.functional.ops import OPS_APP, children, gone, wait_gone
 from tests.functional.serverproc import REPO_ROOT
 from tests.functional.test_cli import assert_one_error_line, http_get, run_cli
 from tests.functional.test_sockets import SYSTEMD_WRAPPER
 
 PARSERS = ["c", "python"]
 LISTENING = re.compile(r"^Listening at: http://127\.0\.0\.1:(\d+) ", re.M)
-
-
-def _state(pid: int):
-    """The process state letter from /proc/PID/stat, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return None
-
-
-def gone(pid: int) -> bool:
-    return _state(pid) in (None, "Z")  # not our child: a zombie waits for whoever reaps orphans
 
 
 @pytest.fixture
@@ -46,15 +33,6 @@ def daemons():
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])

@@ -20,7 +20,7 @@ import pytest
 
 from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import Conn, get
-from tests.functional.ops import children, wait_booted, wait_children, worker_pid
+from tests.functional.ops import children, wait_booted, wait_children, wait_gone, worker_pid
 from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
 
 
@@ -122,7 +122,8 @@ def test_a_recycled_worker_is_replaced_as_its_drain_begins(launch):
         time.sleep(0.3)
         for _ in range(3):  # the third response reaches --max-requests: the worker drains
             assert int(get(server.port, "/pid").body.split()[0]) == old
-        assert server.wait_stderr("reached max requests (3)", timeout=5), server.stderr_text()
+        # its loop has stopped accepting once it says so (a connection made before may be its own)
+        assert server.wait_stderr(f"[{old}] [INFO] Graceful stop", timeout=5), server.stderr_text()
         with Conn(server.port, timeout=6) as fresh:  # well before the slow request ends
             fresh.request("GET", "/pid")
             served_by = int(fresh.read_response().body.split()[0])
@@ -131,6 +132,34 @@ def test_a_recycled_worker_is_replaced_as_its_drain_begins(launch):
         response = slow.read_response()
         assert response.status == 200 and response.body == b"slept 8.0"
         assert "close" in response.connection_tokens()
+
+
+def test_workers_drain_and_exit_when_the_master_dies(launch):
+    """A master killed outright (SIGKILL, the OOM killer) cannot stop its workers: they drain (Linux
+    sends them SIGTERM, PR_SET_PDEATHSIG; elsewhere the sweep sees getppid() change), the request in
+    flight is answered, and they exit, instead of serving on with nobody to replace or stop them.
+    The worker still draining says once why (every sweep of its drain repeated it)."""
+    server = launch("-w", "2", "--threads", "2", "--log-level", "info")
+    workers = wait_booted(server, 2)
+    try:
+        with Conn(server.port, timeout=15) as slow:
+            slow.request("GET", "/pid")
+            busy = int(slow.read_response().body.split()[0])
+            slow.request("GET", "/sleep?s=3")
+            time.sleep(0.3)  # in the application
+            os.kill(server.proc.pid, signal.SIGKILL)
+            response = slow.read_response()
+            assert response.status == 200 and response.body == b"slept 3.0"
+            assert "close" in response.connection_tokens()
+        assert all(wait_gone(pid) for pid in workers), server.stderr_text()
+        assert server.stderr_text().count(f"Worker {busy}: the master died; stopping") == 1, \
+            server.stderr_text()
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_preload_imports_the_application_in_the_master(launch):
