@@ -493,8 +493,8 @@ class AccessLogger:
         if self._enabled is not None and not self._enabled():
             return
         try:
-            code = (status.partition(" ")[0] or "-") if type(status) is str else _status_code(status)
-            self._target.write(self._render(environ, code, response_headers, bytes_sent, timings))
+            line = self._render(environ, _status_code(status), response_headers, bytes_sent, timings)
+            self._target.write(line)
         except Exception as exc:  # the access log must never break a response
             if not self._failing:
                 self._failing = True
