@@ -433,8 +433,8 @@ OPTIONS = (
            "after SIGTERM/SIGHUP, seconds a worker may finish in-flight requests before it is killed",
            metavar="S", section="processes"),
     Option("max_requests", int_at_least(0), 0,
-           "a worker drains once it has served this many requests, its replacement starting as the drain begins (0: never)", metavar="N",
-           section="processes"),
+           "a worker drains once it has served this many requests, its replacement starting as the drain "
+           "begins (0: never)", metavar="N", section="processes"),
     Option("max_requests_jitter", int_at_least(0), 0,
            "add a random 0..N to max_requests per worker, so workers do not restart together",
            metavar="N", section="processes"),

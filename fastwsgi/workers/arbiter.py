@@ -17,7 +17,8 @@ replacement is spawned.
 
 Signals (gunicorn's meanings):
   TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close keep-alive
-        connections once idle for a second: server/loop.py); those still alive after --graceful-timeout get SIGKILL; exit 0.
+        connections once idle for a second: server/loop.py); those still alive after
+        --graceful-timeout get SIGKILL; exit 0.
   INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s; also during a graceful stop.
   HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
         --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start

@@ -318,14 +318,19 @@ class NginxProcess:
         except FileNotFoundError:
             return ""
 
-    def upstream_errors(self, since: int = 0) -> list[str]:
+    SERIOUS_LEVELS = (" [error] ", " [crit] ", " [alert] ", " [emerg] ")
+
+    def lines_with(self, needles, since: int = 0) -> list[str]:
+        """Error-log lines (from offset `since`) that hold any of `needles`."""
         return [line for line in self.log_text()[since:].splitlines()
-                if any(err in line for err in self.UPSTREAM_ERRORS)]
+                if any(needle in line for needle in needles)]
+
+    def upstream_errors(self, since: int = 0) -> list[str]:
+        return self.lines_with(self.UPSTREAM_ERRORS, since)
 
     def serious_lines(self, since: int = 0) -> list[str]:
         """Error-log lines at level error or above (a failed or retried upstream request is one)."""
-        return [line for line in self.log_text()[since:].splitlines()
-                if any(f" [{level}] " in line for level in ("error", "crit", "alert", "emerg"))]
+        return self.lines_with(self.SERIOUS_LEVELS, since)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
