@@ -227,16 +227,16 @@ class Arbiter(hooks.HookArgument):
             watched.append(self.metrics_listener.sock)
         try:
             ready, _, _ = select.select(watched, [], [], wait)
-            if self._pipe_r in ready:
-                data = self._read_wakeups()
-                if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
-                    self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
-                for pid in _RECYCLING_MESSAGE.findall(data):
-                    worker = self.workers.get(int(pid))
-                    if worker is not None:
-                        worker.recycling = True  # manage_workers starts its replacement
-        except (BlockingIOError, InterruptedError):
+        except InterruptedError:
             ready = []
+        if self._pipe_r in ready:
+            data = self._read_wakeups()
+            if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
+                self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
+            for pid in _RECYCLING_MESSAGE.findall(data):
+                worker = self.workers.get(int(pid))
+                if worker is not None:
+                    worker.recycling = True  # manage_workers starts its replacement
         if self.metrics_listener is not None and self.metrics_listener.sock in ready:
             from ..metrics import serve_scrape
 
