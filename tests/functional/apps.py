@@ -496,6 +496,47 @@ def h_environ(environ, start_response):
     return as_json(start_response, report)
 
 
+def h_mirror(environ, start_response):
+    """What the server made of a request, for the live backend-parity test (test_live_parity.py).
+
+    Answers the environ's str entries (but REMOTE_PORT and SERVER_PORT, which differ between two
+    servers) and the body as `?read=` read it: all (read()), lines (readlines()), bits (read(3) in a
+    loop), none (left for the server to drain). `?frame=` picks the response's framing: length (a
+    right Content-Length), stream (a generator: chunked), write (the write() callable), short / long
+    (a Content-Length 5 bytes over / under the body). `?status=` and `?header=` (one raw value for
+    X-Mirror) go to start_response as given, so the serializer's checks show too."""
+    q = query(environ)
+    stream = environ["wsgi.input"]
+    mode = q.get("read", "all")
+    if mode == "lines":
+        pieces = stream.readlines()
+    elif mode == "bits":
+        pieces = list(iter(lambda: stream.read(3), b""))
+    elif mode == "none":
+        pieces = []
+    else:
+        pieces = [stream.read()]
+    report = {key: value for key, value in environ.items()
+              if isinstance(value, str) and key not in ("REMOTE_PORT", "SERVER_PORT")}
+    report["_body"] = [piece.decode("latin-1") for piece in pieces]
+    data = json.dumps(report, sort_keys=True).encode()
+    headers = [("Content-Type", "application/json")]
+    if "header" in q:
+        headers.append(("X-Mirror", q["header"]))
+    frame = q.get("frame", "length")
+    length = {"length": len(data), "short": len(data) + 5, "long": len(data) - 5}.get(frame)
+    if length is not None:
+        headers.append(("Content-Length", str(length)))
+    write = start_response(q.get("status", "200 OK"), headers)
+    if frame == "write":
+        write(data[:10])
+        write(data[10:])
+        return []
+    if frame == "stream":
+        return (data[i:i + 100] for i in range(0, len(data), 100))
+    return [data]
+
+
 MEDDLE_HEADERS = [("Content-Type", "application/json"), ("X-Count", "0")]  # one list, reused
 _meddle_calls = [0]
 
@@ -518,6 +559,7 @@ def h_meddle(environ, start_response):
 
 ROUTES = {
     "/meddle": h_meddle,
+    "/mirror": h_mirror,
     "/hello": h_hello,
     "/echo": h_echo,
     "/input": h_input,
