@@ -31,7 +31,9 @@ switch, the master stays root. Otherwise one process serves (`run`, shared with 
 SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop at once, SIGUSR1 reopens
 the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a UNIX
-socket), and systemd socket activation (LISTEN_FDS) replaces --bind.
+socket), and systemd socket activation (LISTEN_FDS) replaces --bind. Under a systemd Type=notify
+unit, fastwsgi.sdnotify takes NOTIFY_SOCKET before the application is imported, and the serving
+process (the master, or the single process) reports READY/RELOADING/STOPPING and feeds the watchdog.
 """
 
 import ast
@@ -49,6 +51,7 @@ from . import hooks
 from . import logs
 from . import privileges
 from . import proctitle
+from . import sdnotify
 from .config import UsageError, anchor_paths, format_options, resolve, unread_gunicorn_sources
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
@@ -239,6 +242,7 @@ def run(app, options: dict) -> None:
     on_starting, post_worker_init, when_ready, pre_request, post_request, worker_int (SIGINT/SIGQUIT),
     worker_exit and on_exit run; the hooks about forking, reaping and reloading workers do not."""
     poller_class()  # before anything is opened
+    sdnotify.claim()
     logs.configure(options)
     proctitle.set_title("server", options)
     process = hooks.ProcessInfo(options)
@@ -266,6 +270,7 @@ def _serve(app, options: dict, process) -> None:
     reopen = []
 
     def on_sweep():
+        sdnotify.watchdog()
         if reopen:
             reopen.clear()
             logs.reopen()
@@ -273,14 +278,21 @@ def _serve(app, options: dict, process) -> None:
                 access_log.reopen()
 
     server.on_sweep = on_sweep
+    if sdnotify.watchdog_interval():
+        server.sweep_every(sdnotify.watchdog_interval() / 2)
+
+    def drain(*_):
+        sdnotify.stopping()
+        server.drain()
 
     def stop_now(*_):
+        sdnotify.stopping()
         hooks.call(options, "worker_int", process)
         server.stop()
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {signal.SIGTERM: lambda *_: server.drain(), signal.SIGINT: stop_now,
+        handlers = {signal.SIGTERM: drain, signal.SIGINT: stop_now,
                     signal.SIGQUIT: stop_now, signal.SIGUSR1: lambda *_: reopen.append(1),
                     signal.SIGHUP: signal.SIG_IGN}  # no master, nothing to reload: do not die
         for signum, handler in handlers.items():
@@ -291,6 +303,7 @@ def _serve(app, options: dict, process) -> None:
         _announce(listeners, server.backend.NAME, server.poller.NAME, options)
         hooks.call(options, "when_ready", process, fatal=True)
         daemon.started()  # -D: the command that started us returns 0 now
+        sdnotify.ready()
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
@@ -326,6 +339,7 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     poller = poller_class()  # fail here, not in every worker (and before importing fork and signals)
     from .workers import Arbiter
 
+    sdnotify.claim()  # the master speaks to systemd; the workers it forks never can
     logs.configure(options)
     proctitle.set_title("master", options)
     backend = get_backend(options["http_parser"])  # fail here, not in every worker
@@ -417,6 +431,7 @@ def main(argv=None) -> int:
             status = daemon.detach(options)  # the original process: how the daemon's start went
             if status is not None:
                 return status
+        sdnotify.claim()  # before the application is imported: it never sees NOTIFY_SOCKET
         if options["workers"] is not None:
             return run_master(spec, options, lambda: reread_options(argv, environ, start))
         if spec is None:

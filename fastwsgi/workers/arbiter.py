@@ -39,6 +39,11 @@ start, after a HUP and after USR1's reopen; each heartbeat file is handed over b
 worker that reached --max-requests writes RECYCLING and its pid there, and the master starts its
 replacement at once (the old one drains meanwhile; its exit then counts as a restart, as before).
 
+systemd (fastwsgi.sdnotify, a no-op without NOTIFY_SOCKET): READY=1 once the first workers are all
+ready (checked in each round, as -D's start-up is), RELOADING=1 when a HUP begins a reload and READY=1
+when it ends however it ends, STOPPING=1 in `stop()`, WATCHDOG=1 from the rounds (they come at least
+every half watchdog interval).
+
 Server hooks (fastwsgi.hooks): the Arbiter is their `server`; on_starting and when_ready run in
 `run()` (an exception halts with status 1), nworkers_changed from the `num_workers` setter, pre_fork
 before each fork (an exception halts), child_exit for each reaped worker, on_reload in `handle_hup`,
@@ -58,7 +63,7 @@ import signal
 import tempfile
 import time
 
-from .. import daemon, hooks, logs, privileges
+from .. import daemon, hooks, logs, privileges, sdnotify
 from .worker import BOOT_ERROR, READY, RECYCLING, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
@@ -135,6 +140,7 @@ class Arbiter(hooks.HookArgument):
         self.reload_from = None  # pids of the generation a HUP replaces, until the new one is ready
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
         self.reload_deadline = 0.0
+        self.serving = False  # the first workers were all ready once (-D's command, systemd told)
         self.pid = os.getpid()
 
     @property
@@ -175,8 +181,11 @@ class Arbiter(hooks.HookArgument):
                     self.murder_workers()
                     self.finish_reload()
                     self.manage_workers()
-                    if daemon.pending() and self.workers and all(w.ready() for w in self.workers.values()):
+                    sdnotify.watchdog()
+                    if not self.serving and self.workers and all(w.ready() for w in self.workers.values()):
+                        self.serving = True
                         daemon.started()  # -D: every first worker serves; the command returns 0
+                        sdnotify.ready(self._status())
                     continue
                 name = self.SIGNALS[signum]
                 if name != "chld":
@@ -201,6 +210,10 @@ class Arbiter(hooks.HookArgument):
                 status = status or 1
         return status
 
+    def _status(self, state: str = "serving") -> str:
+        """systemd's STATUS= line."""
+        return f"{state}, {self.num_workers} worker(s)"
+
     def _halting_hook(self, name: str, *args) -> None:
         """Run a hook whose exception stops the master (on_starting, when_ready, pre_fork)."""
         try:
@@ -222,6 +235,8 @@ class Arbiter(hooks.HookArgument):
         wait = min(1.0, timeout / 4) if timeout else 1.0
         if any(w.probed_at is not None for w in self.workers.values()):
             wait = min(wait, PROBE_GRACE / 2)
+        if sdnotify.watchdog_interval():
+            wait = min(wait, sdnotify.watchdog_interval() / 2)
         watched = [self._pipe_r]
         if self.metrics_listener is not None:
             watched.append(self.metrics_listener.sock)
@@ -274,12 +289,14 @@ class Arbiter(hooks.HookArgument):
             log.info("A reload is in progress: another one will follow it")
             self.reload_again = True
             return
+        sdnotify.reloading()
         if self.reload_options is not None:
             try:
                 options = self.reload_options()
                 credentials = privileges.credentials(options)
             except Exception as exc:  # a broken config file: keep running as we are
                 log.error("Reload aborted: %s", exc)
+                sdnotify.ready(self._status())
                 return
             options["bind"] = self.options["bind"]  # the sockets stay (they are bound already)
             if options["reuse_port"] != self.options["reuse_port"]:  # ... and so does how: shared,
@@ -428,6 +445,7 @@ class Arbiter(hooks.HookArgument):
                     self.retire(other)  # one that did load may be serving: let it finish
             self.num_workers = len(self.reload_from)
             self.reload_from = None
+            sdnotify.ready(self._status("serving; the last reload failed"))
             self._reload_again()  # a later HUP may bring fixed code
             return
         self.stop(graceful=False)
@@ -494,6 +512,7 @@ class Arbiter(hooks.HookArgument):
                 self.retire(worker)
         self.reload_from = None
         log.info("Reload complete")
+        sdnotify.ready(self._status())
         self._reload_again()
 
     def _reload_again(self) -> None:
@@ -521,6 +540,7 @@ class Arbiter(hooks.HookArgument):
         """Stop every worker (TERM and wait up to graceful_timeout, or INT and wait FAST_STOP), then
         SIGKILL what is left and reap it."""
         self.stopping = True
+        sdnotify.stopping()
         for listener in self.listeners:  # no new connections queue up behind us
             listener.close()
         self.listeners = []

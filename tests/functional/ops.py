@@ -30,6 +30,8 @@ def ops_app(environ, start_response):
     elif path == "/hang":
         time.sleep(3600)  # the master's --timeout must end this
         body = b"unreachable"
+    elif path == "/env":  # a variable of the process environment the application runs in
+        body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()
     elif path == "/addr":
         body = (f"{environ['REMOTE_ADDR']} {environ['wsgi.url_scheme']} {environ.get('HTTP_HOST')} "
                 f"{environ.get('HTTP_X_FORWARDED_FOR', '-')}").encode()
@@ -42,6 +44,18 @@ def ops_app(environ, start_response):
 def sleepy_app(seconds):
     """A factory (`tests.functional.ops:sleepy_app(3)`): an application that takes `seconds` to load."""
     time.sleep(seconds)
+    return ops_app
+
+
+def gated_app(path):
+    """A factory (`tests.functional.ops:gated_app('/tmp/gate')`) that loads only once the file `path`
+    exists (waiting at most 20 s): if it says "fail", loading raises; otherwise it gives ops_app."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(path) as file:
+        if file.read().strip() == "fail":
+            raise RuntimeError("the gate said fail")
     return ops_app
 
 
