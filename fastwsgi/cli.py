@@ -58,6 +58,7 @@ from .server import BindError, Server, open_listener
 from .server.listener import REUSE_PORT_BALANCES, queued_connections_move, split_protocol, systemd_sockets
 from .server.poller import poller_class
 from .server.tls import make_context
+from .workers import upgrade
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
 
@@ -330,10 +331,12 @@ def implied_workers(options: dict, switches_user: bool):
     return options["workers"]
 
 
-def run_master(spec, options: dict, reload_options=None, app=None) -> int:
+def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, inherited=None) -> int:
     """Serve under a pre-fork master; returns the exit status. An `app` object (serve()) is used as
     preloaded; a `spec` is imported by each worker unless --preload. `reload_options()` gives the
-    options a HUP applies (None: HUP keeps them)."""
+    options a HUP applies (None: HUP keeps them); `reexec` is (argv, environ, directory) of the
+    command, for USR2 (None: serve(), no USR2); `inherited` what upgrade.claim() found (a master
+    started by USR2 adopts the old master's sockets)."""
     from .parser import get_backend
 
     poller = poller_class()  # fail here, not in every worker (and before importing fork and signals)
@@ -354,16 +357,26 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
     if app is None and options["preload"]:
         app = loader()
     ssl_context = make_context(options)  # built once, inherited by the workers; a HUP builds another
-    listeners = open_listeners(options, master=True)
     metrics = metrics_listener = None
+    if inherited is not None:  # USR2 started us: the old master's sockets, not --bind
+        if options["reuse_port"]:
+            log.warning("--reuse-port: off in a master started by USR2 (it serves the old master's sockets)")
+            options["reuse_port"] = False
+        listeners, metrics_listener = upgrade.adopt(inherited[1], options["uwsgi_allow_from"])
+        if metrics_listener is not None and not options["metrics_bind"]:
+            metrics_listener.close()
+            metrics_listener = None
+    else:
+        listeners = open_listeners(options, master=True)
     if options["metrics_bind"]:
         from .metrics import SharedMetrics
 
         try:
-            metrics_listener = open_listener(options["metrics_bind"], 64)
+            if metrics_listener is None:
+                metrics_listener = open_listener(options["metrics_bind"], 64)
         except BindError:
             for listener in listeners:
-                listener.close()
+                listener.close(unlink=inherited is None)
             raise
         metrics = SharedMetrics()
     pidfile = PidFile(options["pid"]) if options["pid"] else None
@@ -376,12 +389,24 @@ def run_master(spec, options: dict, reload_options=None, app=None) -> int:
         _announce(listeners, backend.NAME, poller.NAME, options)
 
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
-                      metrics, metrics_listener, on_ready, ssl_context)
+                      metrics, metrics_listener, on_ready, ssl_context, pidfile, reexec,
+                      inherited[0] if inherited is not None else None)
     try:
         return arbiter.run()
     finally:
         if pidfile is not None:
             pidfile.remove()
+
+
+# what systemd gave the process it started: not for a master that USR2 starts (fastwsgi.sdnotify)
+_SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+                      "LISTEN_FDNAMES")
+
+
+def _exec_environ(environ: dict) -> dict:
+    """The environment for the command USR2 runs again: the one fastwsgi was started with, without
+    systemd's per-process variables."""
+    return {name: value for name, value in environ.items() if name not in _SERVICE_VARIABLES}
 
 
 def reread_options(argv, environ, start: str) -> dict:
@@ -399,6 +424,11 @@ def reread_options(argv, environ, start: str) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        inherited = upgrade.claim()  # a new master started by USR2: the old master's sockets
+    except RuntimeError as exc:
+        sys.stderr.write(f"fastwsgi: error: {exc}\n")
+        return 1
     environ = dict(os.environ)  # as started: a HUP reads these sources again, not what --env added
     start = os.getcwd()
     try:
@@ -427,13 +457,17 @@ def main(argv=None) -> int:
             PidFile(options["pid"]).check()  # a second instance stops before it imports or binds
         options["workers"] = implied_workers(options, switches_user)
         proctitle.DEFAULT_NAME = spec or "fastwsgi.demo"
-        if options["daemon"]:
+        if inherited is not None and options["workers"] is None:
+            options["workers"] = 1  # the old master's sockets are handed to a master
+        if options["daemon"] and inherited is None:  # (a new master from USR2 is detached already)
             status = daemon.detach(options)  # the original process: how the daemon's start went
             if status is not None:
                 return status
         sdnotify.claim()  # before the application is imported: it never sees NOTIFY_SOCKET
         if options["workers"] is not None:
-            return run_master(spec, options, lambda: reread_options(argv, environ, start))
+            return run_master(spec, options, lambda: reread_options(argv, environ, start),
+                              reexec=([sys.executable, "-m", "fastwsgi", *argv], _exec_environ(environ), start),
+                              inherited=inherited)
         if spec is None:
             from .demo import application as app
         else:

@@ -835,16 +835,7 @@ def _canonical_names(path: str, items: dict) -> dict:
 
 def _check_helper(path: str, name: str) -> None:
     """A function of a config file that is not a hook: a helper (ignored), unless its name is so
-    close to a hook's that it is one misspelled (UsageError), or a gunicorn hook fastwsgi never calls
-    (a warning)."""
-    from .hooks import UNSUPPORTED
-
-    if name in UNSUPPORTED:
-        import sys
-
-        sys.stderr.write(f"fastwsgi: warning: {path}: {name}() is a gunicorn hook that fastwsgi never "
-                         f"calls ({UNSUPPORTED[name]}); ignored\n")
-        return
+    close to a hook's that it is one misspelled (UsageError)."""
     close = difflib.get_close_matches(name.lower(), HOOK_NAMES, n=1, cutoff=0.8)
     if close:
         raise UsageError(f"{path}: {name}() is not a server hook (did you mean {close[0]!r}?); "

@@ -70,6 +70,9 @@ HOOKS = (
     ("on_reload", ("server",), "master",
      "on HUP, once the options are reread (the new on_reload), before the new workers are forked",
      "logged; the reload goes on"),
+    ("pre_exec", ("server",), "master (in the child USR2 forks)",
+     "on USR2, in the forked child, just before it executes the new master (fastwsgi.workers.upgrade)",
+     "logged; the new master starts anyway"),
     ("on_exit", ("server",), "master (single process: the process)",
      "the workers have exited and the sockets are closed, just before the process exits",
      "logged; exit status 1"),
@@ -81,8 +84,6 @@ HOOKS = (
 )
 
 HOOK_NAMES = tuple(name for name, *_ in HOOKS)
-# gunicorn hooks fastwsgi never calls: a config file defining them gets a warning, not an error
-UNSUPPORTED = {"pre_exec": "fastwsgi has no USR2 re-exec"}
 
 
 class HookError(RuntimeError):

@@ -12,7 +12,8 @@ started by mistake stops before it binds or imports anything); a file naming a d
 holding no number, is stale and is overwritten. "Running" is `kill(pid, 0)` succeeding or failing
 with EPERM (alive, someone else's). `create()` checks again, then writes the file atomically: a
 temporary file in the same directory, mode 0644, renamed over FILE, so a reader never sees it empty
-or half written.
+or half written. `rename()` moves it (a binary upgrade, fastwsgi.workers.upgrade: the old master's
+file becomes FILE.oldbin while the new master writes FILE), and `remove()` follows it.
 """
 
 import errno
@@ -79,6 +80,18 @@ class PidFile:
         except OSError as exc:
             raise PidFileError(f"cannot write the pid file {self.path!r}: {exc.strerror or exc}") from None
         self.pid = pid
+
+    def rename(self, path: str) -> bool:
+        """Move our file to `path` (USR2: FILE to FILE.oldbin while a new master runs, and back);
+        False, and the file stays where it is, if it cannot be moved."""
+        if self.pid is None or self.pid != os.getpid():
+            return False
+        try:
+            os.replace(self.path, path)
+        except OSError:
+            return False
+        self.path = path
+        return True
 
     def remove(self) -> None:
         """Delete the file if it still holds the PID we wrote (best effort: never raises)."""

@@ -360,9 +360,11 @@ class Listener:
                 break
         return accepted
 
-    def close(self) -> None:
+    def close(self, unlink: bool = True) -> None:
+        """Close the socket; a UNIX socket's file goes too unless `unlink` is False (another master
+        still listens on it: fastwsgi.workers.upgrade)."""
         self.sock.close()
-        if self.unix_path:
+        if self.unix_path and unlink:
             try:
                 os.unlink(self.unix_path)
             except OSError:

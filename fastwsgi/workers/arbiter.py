@@ -30,7 +30,11 @@ Signals (gunicorn's meanings):
   TTIN / TTOU  one worker more / less (never below 1).
   USR1  reopen log files (the master's, then, once --user's user owns them again, every worker's
         via USR1).
-  CHLD  reap at once.
+  USR2  binary upgrade: --pid FILE becomes FILE.oldbin and a new master is executed on the same
+        sockets (fastwsgi.workers.upgrade, which also says what is refused).
+  WINCH while that new master runs: stop our workers gracefully (num_workers 0); we stay, to roll
+        back: HUP starts workers again, and so does the new master's exit (FILE is renamed back).
+  CHLD  reap at once (the new master too: its exit is a roll-back).
 
 --user (fastwsgi.privileges): the master keeps its ids; `credentials` (recomputed by a HUP) is what
 each new worker switches to; `_give_files` hands the unix sockets and log files to that user at
@@ -64,6 +68,7 @@ import tempfile
 import time
 
 from .. import daemon, hooks, logs, privileges, sdnotify
+from . import upgrade
 from .worker import BOOT_ERROR, READY, RECYCLING, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
@@ -73,6 +78,11 @@ log = logging.getLogger("fastwsgi")
 _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
+
+
+def _exit_text(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
 
 
 class HaltServer(Exception):
@@ -115,11 +125,11 @@ class Arbiter(hooks.HookArgument):
     """Also the `server` argument of the hooks: pid, num_workers, log, cfg."""
 
     SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
-               for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "CHLD")}
+               for name in ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")}
 
     def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
                  reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None,
-                 on_ready=None, ssl_context=None):
+                 on_ready=None, ssl_context=None, pidfile=None, reexec=None, upgraded_from=None):
         self.listeners = list(listeners)
         self.options = options
         self._num_workers = options["workers"] or 1
@@ -141,6 +151,10 @@ class Arbiter(hooks.HookArgument):
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
         self.reload_deadline = 0.0
         self.serving = False  # the first workers were all ready once (-D's command, systemd told)
+        self.pidfile = pidfile  # --pid's PidFile: FILE.oldbin while a new master runs (USR2)
+        self.reexec = reexec  # (argv, environ, directory) of the command that started us; None: serve()
+        self.upgrade_pid = None  # the new master USR2 started, while it runs
+        self.upgraded_from = upgraded_from  # the old master's pid, if USR2 started us
         self.pid = os.getpid()
 
     @property
@@ -203,7 +217,7 @@ class Arbiter(hooks.HookArgument):
             os.close(self._pipe_r)
             os.close(self._pipe_w)
             for listener in self.listeners:
-                listener.close()
+                listener.close(unlink=not self.sockets_shared())
             if self.metrics_listener is not None:
                 self.metrics_listener.close()
             if started and not hooks.call(self.options, "on_exit", self):
@@ -308,6 +322,8 @@ class Arbiter(hooks.HookArgument):
             self.credentials = credentials
             self.num_workers = options["workers"] or 1
             self._give_files()
+        if self.num_workers == 0:  # WINCH stopped them (an upgrade): a HUP is the roll-back
+            self.num_workers = self.options["workers"] or 1
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
@@ -341,6 +357,56 @@ class Arbiter(hooks.HookArgument):
             self.reopen_logs()
         self._give_files()  # a file logrotate moved away was created again just now, by root
         self.signal_all(signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        """Start a new master from the command that started this one, on the same sockets
+        (fastwsgi.workers.upgrade)."""
+        refusal = None
+        if self.reexec is None:
+            refusal = "fastwsgi.serve() serves an object of this process: there is no command to run again"
+        elif self.upgrade_pid is not None:
+            refusal = f"the new master (pid:{self.upgrade_pid}) still runs"
+        elif self.old_master_alive():
+            refusal = f"the old master (pid:{self.upgraded_from}) still runs: stop it first (TERM)"
+        elif self.options["reuse_port"]:
+            refusal = "with --reuse-port each worker binds its own socket: restart instead"
+        if refusal is not None:
+            log.warning("USR2 ignored: %s", refusal)
+            return
+        if self.pidfile is not None:
+            self.pidfile.rename(self.pidfile.path + ".oldbin")
+        command, environ, directory = self.reexec
+        self.upgrade_pid = upgrade.reexec(command, environ, directory, self.listeners, self.metrics_listener,
+                                          lambda: hooks.call(self.options, "pre_exec", self))
+        log.info("Upgrading: new master (pid:%d) started on the same sockets; WINCH stops this "
+                 "master's workers, TERM stops this master", self.upgrade_pid)
+
+    def handle_winch(self) -> None:
+        if self.upgrade_pid is None:  # (gunicorn: only when daemonized) here: only beside a new master
+            log.warning("WINCH ignored: it stops the workers while a new master (USR2) serves")
+            return
+        log.info("Stopping this master's workers gracefully: the new master (pid:%d) serves",
+                 self.upgrade_pid)
+        self.num_workers = 0
+        self.manage_workers()
+
+    def _upgrade_ended(self, status: int) -> None:
+        """The new master exited while we run: we are the master again (a roll-back)."""
+        log.warning("The new master (pid:%d) exited (%s): this master serves on", self.upgrade_pid,
+                    _exit_text(status))
+        self.upgrade_pid = None
+        if self.pidfile is not None and self.pidfile.path.endswith(".oldbin"):
+            self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+        if self.num_workers == 0 and not self.stopping:  # WINCH stopped ours: serve again
+            self.num_workers = self.options["workers"] or 1
+
+    def old_master_alive(self) -> bool:
+        """USR2 started us and the master that did still runs (it is our parent until it exits)."""
+        return self.upgraded_from is not None and os.getppid() == self.upgraded_from
+
+    def sockets_shared(self) -> bool:
+        """Another master listens on our sockets (a UNIX socket's file must stay)."""
+        return self.upgrade_pid is not None or self.old_master_alive()
 
     def _give_files(self) -> None:
         """--user: the unix sockets and log files go to the workers' user (fastwsgi.privileges)."""
@@ -408,6 +474,9 @@ class Arbiter(hooks.HookArgument):
                 return
             if not pid:
                 return
+            if pid == self.upgrade_pid:
+                self._upgrade_ended(status)
+                continue
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
@@ -542,7 +611,7 @@ class Arbiter(hooks.HookArgument):
         self.stopping = True
         sdnotify.stopping()
         for listener in self.listeners:  # no new connections queue up behind us
-            listener.close()
+            listener.close(unlink=not self.sockets_shared())
         self.listeners = []
         self.signal_all(signal.SIGTERM if graceful else signal.SIGINT)
         limit = time.monotonic() + (self.options["graceful_timeout"] if graceful else FAST_STOP)

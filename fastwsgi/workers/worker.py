@@ -178,7 +178,8 @@ class Worker(hooks.HookArgument):
 
     def _init_signals(self) -> None:
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH,
+                       signal.SIGCHLD):  # the master's (the Arbiter's SIGNALS), not ours
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads; we are told with TERM
         signal.signal(signal.SIGTERM, lambda *_: self._request("drain"))

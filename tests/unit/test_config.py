@@ -57,7 +57,7 @@ def test_every_option_has_help_and_a_flag_named_after_its_keyword():
 
 def test_server_hooks_are_not_flags():
     hooks = [option.name for option in config.OPTIONS if not option.cli]
-    assert "post_fork" in hooks and "child_exit" in hooks and len(hooks) == 15 and "ssl_context" in hooks
+    assert "post_fork" in hooks and "child_exit" in hooks and len(hooks) == 16 and "ssl_context" in hooks and "pre_exec" in hooks
     with pytest.raises(config.UsageError, match="unrecognized arguments: --post-fork"):
         config.parse_args(["--post-fork", "x"])
 

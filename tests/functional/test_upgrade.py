@@ -1,0 +1,168 @@
+"""USR2 binary upgrade (fastwsgi.workers.upgrade) with real processes: a new master on the old one's
+sockets while a client keeps connecting (not one request may fail), FILE.oldbin, WINCH, TERM to the
+old master, the roll-back (the new master exits: the old one serves again), a UNIX socket's file
+kept while either master runs, the pre_exec hook, and the refusals.
+
+The new master is a child of the old one, not of the test: `new_master()` finds it and every test
+ends it itself (a finally), so no process outlives the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+from tests.functional.client import get
+from tests.functional.ops import booted, children, wait_booted, wait_children, wait_gone, worker_pid
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as file:
+        return int(file.read().rpartition(")")[2].split()[1])
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def pid_in(path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+@contextmanager
+def upgraded(server, pidfile, old_workers: int):
+    """Send USR2; yield the new master's pid once FILE names it and FILE.oldbin the old master; end
+    the new master afterwards whatever happened."""
+    old = server.proc.pid
+    server.signal(signal.SIGUSR2)
+    new = wait_for(lambda: pid_in(pidfile) not in (None, old) and pid_in(pidfile), "the new master's pid file")
+    try:
+        assert pid_in(pidfile.with_name(pidfile.name + ".oldbin")) == old
+        assert parent_of(new) == old
+        wait_for(lambda: len(children(new)) >= 1 and len(booted(server)) >= old_workers + 1,
+                 "the new master's workers")
+        yield new
+    finally:
+        try:
+            os.kill(new, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        wait_gone(new, 15)
+
+
+class Load:
+    """A client connecting again and again (one request per connection) until stopped."""
+
+    def __init__(self, port: int):
+        self.port, self.answers, self.failures = port, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                response = get(self.port, "/pid")
+                if response.status == 200:
+                    self.answers += 1
+                else:
+                    self.failures.append(response.status)
+            except Exception as exc:  # noqa: BLE001 (every failure is the finding)
+                self.failures.append(repr(exc))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_request(launch, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    server = launch("-w", "2", "--pid", str(pidfile))
+    old_workers = set(wait_booted(server, 2))
+    old = server.proc.pid
+    load = Load(server.port)
+    try:
+        with upgraded(server, pidfile, 2) as new:
+            new_workers = wait_children(new, 2)
+            assert len(new_workers) == 2 and not new_workers & old_workers
+            # both generations accept on the one socket
+            wait_for(lambda: worker_pid(server) in new_workers, "an answer from a new worker")
+            server.signal(signal.SIGWINCH)  # the old workers stop; the old master stays
+            for pid in old_workers:
+                assert wait_gone(pid), f"old worker {pid} still runs after WINCH"
+            assert not server.proc.poll() and wait_children(old, 1) == {new}
+            server.signal(signal.SIGTERM)
+            assert server.wait(15) == 0
+            assert pid_in(pidfile) == new and not pidfile.with_name("app.pid.oldbin").exists()
+            answered = load.answers
+            wait_for(lambda: load.answers > answered + 20, "answers from the new master alone")
+            load.stop()  # before the new master is ended
+            assert {worker_pid(server) for _ in range(10)} <= new_workers
+            assert "Upgrading: new master (pid:%d) started" % new in server.stderr_text()
+    finally:
+        load.stop()
+    assert load.failures == [] and load.answers > 50, (load.failures[:5], load.answers)
+
+
+def test_when_the_new_master_exits_the_old_one_serves_again(launch, tmp_path):
+    pidfile, marker = tmp_path / "app.pid", tmp_path / "pre_exec-ran"
+    conf = tmp_path / "conf.py"
+    conf.write_text(f"def pre_exec(server):\n    open({str(marker)!r}, 'w').write(str(server.pid))\n")
+    server = launch("-w", "1", "--pid", str(pidfile), "-c", str(conf))
+    wait_booted(server, 1)
+    old = server.proc.pid
+    with upgraded(server, pidfile, 1) as new:
+        assert marker.read_text() == str(old)  # pre_exec ran in the child, with the old master
+        server.signal(signal.SIGUSR2)  # a second upgrade while one runs: refused
+        assert server.wait_stderr(f"USR2 ignored: the new master (pid:{new}) still runs")
+        os.kill(new, signal.SIGUSR2)  # nor may the new master upgrade while the old one runs
+        assert server.wait_stderr(f"USR2 ignored: the old master (pid:{old}) still runs")
+        server.signal(signal.SIGWINCH)
+        wait_for(lambda: not (children(old) - {new}), "the old master's workers to stop")
+        os.kill(new, signal.SIGTERM)  # the roll-back
+        assert server.wait_stderr(f"The new master (pid:{new}) exited (exit 0): this master serves on")
+    wait_for(lambda: pid_in(pidfile) == old, "FILE naming the old master again")
+    assert not pidfile.with_name("app.pid.oldbin").exists()
+    wait_for(lambda: parent_of(worker_pid(server)) == old, "a worker of the old master again")
+    server.signal(signal.SIGWINCH)  # no upgrade running: WINCH would leave nobody serving
+    assert server.wait_stderr("WINCH ignored")
+    assert get(server.port, "/pid").status == 200
+
+
+def unix_get(path: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_a_unix_socket_file_stays_while_either_master_runs(started, tmp_path):
+    path, pidfile = str(tmp_path / "app.sock"), tmp_path / "app.pid"
+    server = started("-w", "1", "--pid", str(pidfile), "tests.functional.ops:ops_app",
+                     bind=("--bind", f"unix:{path}"))
+    wait_booted(server, 1)
+    with upgraded(server, pidfile, 1) as new:
+        server.signal(signal.SIGTERM)  # the old master goes first: the file must stay
+        assert server.wait(15) == 0
+        assert os.path.exists(path) and unix_get(path).startswith(b"HTTP/1.1 200")
+        os.kill(new, signal.SIGTERM)
+        assert wait_gone(new)
+        wait_for(lambda: not os.path.exists(path), "the last master to remove the socket's file")
