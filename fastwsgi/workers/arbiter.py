@@ -38,8 +38,9 @@ Signals (gunicorn's meanings):
 
 --user (fastwsgi.privileges): the master keeps its ids; `credentials` (recomputed by a HUP) is what
 each new worker switches to; `_give_files` hands the unix sockets and log files to that user at
-start, after a HUP and after USR1's reopen; each heartbeat file is handed over before the fork. A
---reload worker asks for a reload by writing RELOAD_REQUEST into the wakeup pipe, which it keeps; a
+start, after a HUP and after USR1's reopen; each heartbeat file is handed over before the fork. Every worker
+keeps the wakeup pipe's write end: it writes a wakeup byte once ready (so the rounds see it at once,
+not up to a second later), a --reload worker asks for a reload by writing RELOAD_REQUEST there, and a
 worker that reached --max-requests writes RECYCLING and its pid there, and the master starts its
 replacement at once (the old one drains meanwhile; its exit then counts as a restart, as before).
 
@@ -440,10 +441,6 @@ class Arbiter(hooks.HookArgument):
         worker = None
         try:
             os.close(self._pipe_r)
-            # RELOAD_REQUEST and RECYCLING go there
-            master_fd = self._pipe_w if self.options["reload"] or self.options["max_requests"] > 0 else None
-            if master_fd is None:
-                os.close(self._pipe_w)
             for other in self.workers.values():
                 other.heartbeat.close()
             if self.metrics_listener is not None:
@@ -452,7 +449,7 @@ class Arbiter(hooks.HookArgument):
             worker = Worker(self.age, self.pid, self.listeners, self.options, heartbeat.fileno(),
                             self.load_app, self.app, self.reopen_logs, self.make_access_log,
                             self.metrics, self.ssl_context, server=self, credentials=self.credentials,
-                            master_fd=master_fd)
+                            master_fd=self._pipe_w)  # ready, RECYCLING and RELOAD_REQUEST go there
             status = worker.run()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1

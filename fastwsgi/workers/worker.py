@@ -58,6 +58,7 @@ __all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RELOAD_REQUEST", "REPO
 BOOT_ERROR = 3  # exit status: the application could not be loaded (or post_fork/post_worker_init raised)
 READY = b"ready\n"
 RELOAD_REQUEST = b"H"  # written by a --reload worker into the master's wakeup pipe: reload, as on HUP
+WAKEUP = b"."  # written into the master's wakeup pipe once ready (a signal's wakeup byte, too)
 # written by a worker that reached --max-requests, then its pid and a newline: it drains, and the
 # master starts its replacement now rather than once it has exited
 RECYCLING = b"R"
@@ -147,6 +148,7 @@ class Worker(hooks.HookArgument):
             self._next_watch = 0.0
         daemon.started()  # -D: stderr leaves the start-up pipe before the master can see us ready
         os.pwrite(self.heartbeat_fd, READY, 0)
+        self._wake_master()
         log.info("Booting worker with pid: %d", os.getpid())
         try:
             server.serve_forever()
@@ -155,6 +157,16 @@ class Worker(hooks.HookArgument):
             if access_log is not None:
                 access_log.close()
         return 0
+
+    def _wake_master(self) -> None:
+        """Wake the master now that we are ready, so that it reads our READY mark at once, not at its
+        next round (up to a second later): -D's command returns, systemd hears READY=1 and a reload
+        retires the old workers that much sooner."""
+        if self.master_fd is not None:
+            try:
+                os.write(self.master_fd, WAKEUP)
+            except OSError:  # a full pipe wakes it anyway; no master: nobody to wake
+                pass
 
     def _own_listeners(self):
         """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address. Each
