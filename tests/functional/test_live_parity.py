@@ -218,7 +218,9 @@ def exchange(port: int, data: bytes, cuts=()) -> bytes:
             try:
                 piece = sock.recv(65536)
             except ConnectionResetError:
-                received.append(b"<reset>")
+                # a server that closed at once after a request that said close (nothing buffered
+                # behind it yet) resets a piece sent after that: when depends on timing, not on
+                # the server, and what it answered before is in `received` already
                 break
             if not piece:
                 break
