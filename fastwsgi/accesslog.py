@@ -308,12 +308,16 @@ def _compile_text(fmt: str):
                      "(atoms are written %(name)s; a literal percent sign is %%)")
 
 
+# the bytes a value may hold and still be written as is: printable ASCII but the quote and the backslash
+_PLAIN_ASCII = bytes(code for code in range(0x20, 0x7F) if code not in b'"\\')
+
 _RENDER_SOURCE = """\
 def render(environ, status, headers, sent, timings):
     get = environ.get
     values = ({values},)
     line = template % values
-    if line.isascii() and line.isprintable() and "\\\\" not in line and line.count('"') == quotes:
+    # deleting the printable ASCII bytes but " and \\ must leave the format's own quotes, exactly
+    if line.isascii() and line.encode("ascii").translate(None, _PLAIN_ASCII) == quotes:
         return line  # no value held anything to escape (module docstring)
     return template % tuple([value if isinstance(value, (int, float)) else escape_text(str(value))
                              for value in values])
@@ -324,7 +328,8 @@ def _text_renderer(template: str, expressions: list):
     if not expressions:
         line = template % ()
         return lambda environ, status, headers, sent, timings: line
-    namespace = {"template": template, "quotes": template.count('"'), "escape_text": escape_text,
+    namespace = {"template": template, "quotes": b'"' * template.count('"'), "escape_text": escape_text,
+                 "_PLAIN_ASCII": _PLAIN_ASCII,
                  "_user": _user, "_seconds": _seconds, "_time": time.time, "_total_us": _total_us,
                  "_decimal_seconds": _decimal_seconds, "_pid": _pid, "_milliseconds": _milliseconds,
                  "_response_text": _response_text, "_environ_value": _environ_value}
