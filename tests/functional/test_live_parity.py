@@ -11,7 +11,8 @@ is sent whole to each server, the client shuts its side down and reads to EOF; t
 be equal byte for byte once the Date values are masked, each must be empty or start with a status
 line, and no server may log an internal error. A third of the streams arrive in two or three pieces
 (the server's reads must not change its answers), and every stream also goes to four servers with
-the parser's leniencies on (LENIENT), so their code paths are held to the same rule. The application is apps.h_mirror: it answers the
+the parser's leniencies on (LENIENT), so their code paths are held to the same rule; four more
+serve `--protocol uwsgi` and get uwsgi packets (nginx's uwsgi_params, valid or with one flaw). The application is apps.h_mirror: it answers the
 environ and the body it read, with the framing the request's query asks for.
 
 FASTWSGI_LIVE_PARITY_CASES=N runs N streams per batch instead of the default (for a long hunt);
@@ -24,6 +25,7 @@ import os
 import random
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -197,6 +199,63 @@ def stream(rng: random.Random) -> bytes:
     return data
 
 
+UWSGI_FLAWS = ("datasize", "pair", "modifier", "content_length", "truncated", "duplicate", "missing",
+               "value", "big")
+
+
+def _pair(key: bytes, value: bytes) -> bytes:
+    return struct.pack("<H", len(key)) + key + struct.pack("<H", len(value)) + value
+
+
+def uwsgi_stream(rng: random.Random) -> bytes:
+    """One uwsgi packet as nginx's uwsgi_pass sends it, then its body: valid, or (one time in three)
+    with one flaw; sometimes mutated or cut short like an HTTP stream."""
+    flaw = rng.choice(UWSGI_FLAWS) if rng.random() < 0.33 else None
+    body = bytes(rng.choice(b"abc\n\x00\xff") for _ in range(rng.choice([0, 0, 3, 40, 300])))
+    query = _query(rng)[1:]
+    path = rng.choice(["/mirror", "/mirror", "/mirror", "/p/caf\xc3\xa9", "/mirror/", "/p/a b"])
+    variables = [
+        (b"QUERY_STRING", query.encode()), (b"REQUEST_METHOD", rng.choice([b"GET", b"POST", b"HEAD", b"PUT"])),
+        (b"CONTENT_TYPE", rng.choice([b"", b"text/plain"])), (b"CONTENT_LENGTH", str(len(body)).encode() if body else b""),
+        (b"REQUEST_URI", (path + ("?" + query if query else "")).encode("latin-1")),
+        (b"PATH_INFO", path.encode("latin-1")), (b"DOCUMENT_ROOT", b"/srv/www"),
+        (b"SERVER_PROTOCOL", rng.choice([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0"])),
+        (b"REQUEST_SCHEME", b"http"), (b"REMOTE_ADDR", b"203.0.113.7"), (b"REMOTE_PORT", b"51234"),
+        (b"SERVER_PORT", b"80"), (b"SERVER_NAME", b"example.org"), (b"HTTP_HOST", b"example.org"),
+    ]
+    variables += rng.sample([(b"HTTPS", b"on"), (b"UWSGI_SCHEME", b"https"), (b"SCRIPT_NAME", b"/app"),
+                             (b"HTTP_USER_AGENT", b"parity/1.0"), (b"HTTP_X_FORWARDED_FOR", b"10.0.0.1"),
+                             (b"HTTP_EXPECT", b"100-continue"), (b"HTTP_X_OBS", b"caf\xe9"),
+                             (b"HTTP_COOKIE", b"a=1; b=2")], rng.choice([0, 1, 3]))
+    rng.shuffle(variables)
+    modifier1 = 0
+    if flaw == "modifier":
+        modifier1 = rng.choice([1, 5, 255])
+    elif flaw == "content_length":
+        variables.append((b"CONTENT_LENGTH", rng.choice([b"abc", b"-1", b"99999999999999999999", b"+3"])))
+    elif flaw == "duplicate":
+        variables.append(rng.choice(variables))
+    elif flaw == "missing":
+        variables = [pair for pair in variables if pair[0] != rng.choice([b"REQUEST_METHOD", b"PATH_INFO",
+                                                                          b"SERVER_PROTOCOL"])]
+    elif flaw == "value":
+        variables.append((b"HTTP_X_BAD", rng.choice([b"a\r\nb", b"a\x00b", b"\n"])))
+    elif flaw == "big":
+        variables.append((b"HTTP_X_BIG", b"v" * rng.choice([9000, 70000 // 2])))
+    block = b"".join(_pair(key, value) for key, value in variables)
+    if flaw == "pair":  # a length that runs past the block
+        block += struct.pack("<H", 200) + b"KEY"
+    size = len(block) & 0xFFFF
+    if flaw == "datasize":
+        size = rng.choice([0, 3, max(0, len(block) - 5), min(0xFFFF, len(block) + 5)])
+    data = struct.pack("<BHB", modifier1, size, 0) + block + body
+    if flaw == "truncated":
+        data = data[:rng.randrange(1, len(data))]
+    if rng.random() < 0.1:
+        data = _mutate(rng, data)
+    return data
+
+
 # -- the client ----------------------------------------------------------------------------------
 
 def exchange(port: int, data: bytes, cuts=()) -> bytes:
@@ -230,13 +289,16 @@ def exchange(port: int, data: bytes, cuts=()) -> bytes:
 
 # every leniency both backends offer, on; the generator's bare-LF and missing-Host flaws then pass
 LENIENT = ("--allow-bare-lf", "--allow-missing-host")
+FLAVOURS = {"strict": ((), stream), "lenient": (LENIENT, stream),
+            "uwsgi": (("--protocol", "uwsgi"), uwsgi_stream)}
 
 
-@pytest.fixture(scope="module", params=[(), LENIENT], ids=["strict", "lenient"])
+@pytest.fixture(scope="module", params=list(FLAVOURS))
 def servers(pool, request):
-    started = {matrix_id(param): _use_server(pool, param, request.param, DEFAULT_APP)
-               for param in FULL_MATRIX}
-    yield started
+    """(the four servers of one flavour by matrix id, the flavour's stream generator)."""
+    flags, generate = FLAVOURS[request.param]
+    started = {matrix_id(param): _use_server(pool, param, flags, DEFAULT_APP) for param in FULL_MATRIX}
+    yield started, generate
     for server in started.values():
         _check_alive(server)
         internal = [line for line in server.stderr_lines if "Internal error" in line]
@@ -245,16 +307,17 @@ def servers(pool, request):
 
 @pytest.mark.parametrize("batch", range(BATCHES))
 def test_every_server_answers_a_stream_with_the_same_bytes(servers, batch):
+    servers, generate = servers
     rng = random.Random(SEED * 1000 + batch)
     reference_name = matrix_id(FULL_MATRIX[0])
     for case in range(CASES):
-        data = stream(rng)
+        data = generate(rng)
         # a third of the streams arrive in 2-3 pieces: the server's reads must not change its answers
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.choice([1, 2]))))
         cuts = cuts if rng.random() < 0.33 else []
         answers = {name: exchange(server.port, data, cuts) for name, server in servers.items()}
         reference = answers[reference_name]
-        assert reference == b"" or reference.startswith(b"HTTP/1.1 "), (case, data, cuts, reference)
+        assert reference == b"" or reference.startswith(b"HTTP/1."), (case, data, cuts, reference)
         for name, answer in answers.items():
             assert answer == reference, (
                 f"case {case} of batch {batch}: {name} differs from {reference_name}\n"
