@@ -10,6 +10,7 @@ ends it itself (a finally), so no process outlives the test.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -166,3 +167,19 @@ def test_a_unix_socket_file_stays_while_either_master_runs(started, tmp_path):
         os.kill(new, signal.SIGTERM)
         assert wait_gone(new)
         wait_for(lambda: not os.path.exists(path), "the last master to remove the socket's file")
+
+
+def test_a_new_master_whose_workers_cannot_load_leaves_the_old_one_serving(started, tmp_path):
+    pidfile, gate = tmp_path / "app.pid", tmp_path / "gate"
+    gate.write_text("ok")
+    server = started("-w", "1", "--pid", str(pidfile), f"tests.functional.ops:gated_app({str(gate)!r})")
+    old = server.proc.pid
+    before = worker_pid(server)
+    gate.write_text("fail")  # the new master's worker raises while loading: "Worker failed to boot"
+    server.signal(signal.SIGUSR2)
+    line = server.wait_stderr("exited (exit 1): this master serves on", timeout=20)
+    assert line is not None, server.stderr_text()
+    new = int(re.search(r"The new master \(pid:(\d+)\)", line).group(1))
+    assert "Worker failed to boot" in server.stderr_text() and wait_gone(new)
+    wait_for(lambda: pid_in(pidfile) == old, "FILE naming the old master again")
+    assert worker_pid(server) == before and server.proc.poll() is None
