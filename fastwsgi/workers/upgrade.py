@@ -54,13 +54,12 @@ def claim(environ=None):
 def adopt(entries, allow_from=None):
     """(the listeners, the metrics Listener or None) from claim()'s entries."""
     listeners, metrics = [], None
-    for protocol, fd, _path in entries:
-        address = f"fd://{fd} (from the old master)"
+    for protocol, fd, path in entries:
         if protocol == METRICS:
             metrics = Listener(socket.socket(fileno=fd))
         else:
-            listener = adopt_fd(fd, address, protocol, allow_from)
-            listener.unix_path = _path  # unlinked at exit once no other master shares it
+            listener = adopt_fd(fd, f"fd://{fd} (from the old master)", protocol, allow_from)
+            listener.unix_path = path  # unlinked at exit once no other master shares it
             listeners.append(listener)
     return listeners, metrics
 
