@@ -92,8 +92,8 @@ class Connection:
         self.linger_end = 0.0  # lingering: the close comes by then, however the client sends
         self.output_full = False  # process() stopped at the output high-water mark
         self.peer_done = False  # the last request said the client sends nothing more (close)
-        self.environ_head = None  # the last request's Head, and its environ untouched (wsgi.py)
-        self.environ_whole = None
+        self.environ_head = None  # the last request's Head, and (its environ untouched, whether that
+        self.environ_whole = None  # holds a proxy header) from its second request on (wsgi.py)
 
     parser_name = "RequestParser"  # the parser backend's class for this connection's protocol
 

@@ -6,8 +6,8 @@ then with the proxy headers of a trusted peer applied or an untrusted one's remo
 and `start_response` (a bound method). A head the parser returns again (the same object: it kept a
 head repeated byte for byte) gets a copy of the environ its previous request had before the
 application saw it, kept by the connection from that head's second request on: a head and its base
-never change, so neither does that environ. What happens next depends on what the application
-returned:
+never change, so neither does that environ, nor whether it holds a proxy header (kept with it: four
+dict lookups less per request). What happens next depends on what the application returned:
 
 * a list (the common case): the whole body is known, so head and body leave in one `conn.write`.
 * a FileWrapper over a regular file: the head is written, then `os.sendfile` moves the bytes.
@@ -86,19 +86,22 @@ class Exchange:
         self.result = None
         self.iterator = None
         self.file = None
-        if head is conn.environ_head:  # the parser's kept head again: its environ, copied
-            whole = conn.environ_whole
-            if whole is None:
-                whole = conn.environ_whole = head.environ(conn.environ_base)
-            environ = whole.copy()
+        kept = conn.environ_whole if head is conn.environ_head else None
+        if kept is not None:  # the parser's kept head, from its third request on: its environ, copied
+            environ = kept[0].copy()
+            proxied = kept[1]
         else:
-            conn.environ_head = head
-            conn.environ_whole = None  # made on the head's second request: most never repeat
             environ = head.environ(conn.environ_base)
+            proxied = (FORWARDED in environ or X_FORWARDED_FOR in environ or X_FORWARDED_PROTO in environ
+                       or X_FORWARDED_HOST in environ)
+            if head is conn.environ_head:  # its second request: keep the environ untouched, and that
+                conn.environ_whole = (environ.copy(), proxied)  # finding, for the next ones
+            else:
+                conn.environ_head = head
+                conn.environ_whole = None  # made on the head's second request: most never repeat
         environ["wsgi.input"] = body
         self.environ = environ
-        if (FORWARDED in environ or X_FORWARDED_FOR in environ or X_FORWARDED_PROTO in environ
-                or X_FORWARDED_HOST in environ):  # applied for trusted peers, removed for others
+        if proxied:  # applied for trusted peers, removed for others
             apply_forwarded(environ, conn.server.trusted_proxies)
 
     # -- the application's side ------------------------------------------------------------

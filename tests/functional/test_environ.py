@@ -206,3 +206,33 @@ def test_a_repeated_request_gets_a_fresh_environ_and_its_own_head(server):
                 assert resp.header("X-Count") == str(seen["count"])
                 counts.append(seen["count"])
     assert counts == sorted(counts) and len(set(counts)) >= len(counts) // 2 - 1
+
+
+untrusting = server_fixture("--forwarded-allow-ips", "10.9.9.9")  # the test client is not a proxy
+
+
+def proxied_environs(port: int) -> set:
+    """The same request with proxy headers, 6 times on one connection, alone and pipelined (the
+    kept-head path must treat each as the first): {(REMOTE_ADDR, wsgi.url_scheme, the XFF header)}."""
+    wire = build_request("GET", "/environ", headers=[("Host", "example.test"),
+                                                    ("X-Forwarded-For", "203.0.113.9"),
+                                                    ("X-Forwarded-Proto", "https")])
+    seen = set()
+    with Conn(port) as conn:
+        for burst in (1, 1, 3, 1):
+            conn.send(wire * burst)
+            for _ in range(burst):
+                resp = conn.read_response()
+                assert resp.status == 200, resp.body
+                environ = json.loads(resp.body)
+                seen.add((environ["REMOTE_ADDR"], environ["wsgi.url_scheme"],
+                          environ.get("HTTP_X_FORWARDED_FOR")))
+    return seen
+
+
+def test_a_repeated_request_from_a_trusted_proxy_has_its_headers_applied_every_time(server):
+    assert proxied_environs(server.port) == {("203.0.113.9", "https", "203.0.113.9")}
+
+
+def test_a_repeated_request_from_another_peer_has_its_proxy_headers_removed_every_time(untrusting):
+    assert proxied_environs(untrusting.port) == {("127.0.0.1", "http", None)}
