@@ -84,13 +84,13 @@ def stopping() -> None:
 
 def watchdog_interval() -> float:
     """Seconds between WATCHDOG=1 messages; 0.0 when systemd watches nothing."""
-    return _watchdog_interval if _address is not None else 0.0
+    return _watchdog_interval
 
 
 def watchdog() -> None:
     """Send WATCHDOG=1 if half the watchdog interval has passed since the last one."""
     global _watchdog_last
-    if not _watchdog_interval or _address is None:
+    if not _watchdog_interval:  # (set by claim() only with an address)
         return
     now = time.monotonic()
     if now - _watchdog_last >= _watchdog_interval:

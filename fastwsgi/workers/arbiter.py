@@ -323,8 +323,7 @@ class Arbiter(hooks.HookArgument):
             self.credentials = credentials
             self.num_workers = options["workers"] or 1
             self._give_files()
-        if self.num_workers == 0:  # WINCH stopped them (an upgrade): a HUP is the roll-back
-            self.num_workers = self.options["workers"] or 1
+        self._restore_workers()  # after WINCH (an upgrade), a HUP is the roll-back
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
@@ -398,7 +397,12 @@ class Arbiter(hooks.HookArgument):
         self.upgrade_pid = None
         if self.pidfile is not None and self.pidfile.path.endswith(".oldbin"):
             self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
-        if self.num_workers == 0 and not self.stopping:  # WINCH stopped ours: serve again
+        if not self.stopping:
+            self._restore_workers()
+
+    def _restore_workers(self) -> None:
+        """WINCH stopped our workers (num_workers 0): back to the configured count."""
+        if self.num_workers == 0:
             self.num_workers = self.options["workers"] or 1
 
     def old_master_alive(self) -> bool:

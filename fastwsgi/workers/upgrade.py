@@ -24,10 +24,9 @@ application is an object in this process, not a command to run again).
 
 import json
 import os
-import socket
 import sys
 
-from ..server.listener import Listener, adopt_fd
+from ..server.listener import adopt_fd
 
 __all__ = ["ENV_FDS", "ENV_FROM", "claim", "adopt", "reexec"]
 
@@ -55,10 +54,11 @@ def adopt(entries, allow_from=None):
     """(the listeners, the metrics Listener or None) from claim()'s entries."""
     listeners, metrics = [], None
     for protocol, fd, path in entries:
+        address = f"fd://{fd} (from the old master)"
         if protocol == METRICS:
-            metrics = Listener(socket.socket(fileno=fd))
+            metrics = adopt_fd(fd, address)
         else:
-            listener = adopt_fd(fd, f"fd://{fd} (from the old master)", protocol, allow_from)
+            listener = adopt_fd(fd, address, protocol, allow_from)
             listener.unix_path = path  # unlinked at exit once no other master shares it
             listeners.append(listener)
     return listeners, metrics

@@ -75,7 +75,7 @@ class Worker(hooks.HookArgument):
 
     def __init__(self, age: int, master_pid: int, listeners, options: dict, heartbeat_fd: int,
                  load_app, app=None, reopen_logs=None, make_access_log=None, metrics=None,
-                 ssl_context=None, server=None, credentials=None, master_fd=None):
+                 ssl_context=None, server=None, credentials=None, *, master_fd: int):
         self.age = age
         self.pid = os.getpid()
         self.ppid = self.master_pid = master_pid
@@ -90,7 +90,7 @@ class Worker(hooks.HookArgument):
         self.metrics = metrics
         self.ssl_context = ssl_context  # the master's (TLS), or None
         self.credentials = credentials  # --user: switch to them before loading the application
-        # --reload, --max-requests: the master's wakeup pipe (a signal would need the master's uid)
+        # the master's wakeup pipe: ready, RECYCLING, RELOAD_REQUEST (a signal would need its uid)
         self.master_fd = master_fd
         self.server = None
         self.max_requests = 0
@@ -162,11 +162,10 @@ class Worker(hooks.HookArgument):
         """Wake the master now that we are ready, so that it reads our READY mark at once, not at its
         next round (up to a second later): -D's command returns, systemd hears READY=1 and a reload
         retires the old workers that much sooner."""
-        if self.master_fd is not None:
-            try:
-                os.write(self.master_fd, WAKEUP)
-            except OSError:  # a full pipe wakes it anyway; no master: nobody to wake
-                pass
+        try:
+            os.write(self.master_fd, WAKEUP)
+        except OSError:  # a full pipe wakes it anyway; no master: nobody to wake
+            pass
 
     def _own_listeners(self):
         """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address. Each
@@ -252,11 +251,10 @@ class Worker(hooks.HookArgument):
             self._recycling = True
             log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
             server.drain()
-            if self.master_fd is not None:  # one write of a few bytes: atomic on a pipe
-                try:
-                    os.write(self.master_fd, RECYCLING + b"%d\n" % os.getpid())
-                except OSError as exc:  # the master then replaces this worker once it has exited
-                    log.error("Worker %d: cannot tell the master it is recycling: %s", os.getpid(), exc)
+            try:  # one write of a few bytes: atomic on a pipe
+                os.write(self.master_fd, RECYCLING + b"%d\n" % os.getpid())
+            except OSError as exc:  # the master then replaces this worker once it has exited
+                log.error("Worker %d: cannot tell the master it is recycling: %s", os.getpid(), exc)
 
     def _on_sweep(self) -> None:
         os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout
