@@ -38,12 +38,19 @@ fastwsgi's additions (float milliseconds, rounded to 3 decimals):
 `t` is the time the request started (Apache's meaning; gunicorn logs the time the line is written,
 which differs only for slow requests). The request time of T/M/D/L is `RequestTimings.total`.
 
-Output targets: "-" (sys.stdout), a path (opened O_APPEND; one write() per line, so several worker
-processes can share the file without interleaving; `reopen()` after logrotate, e.g. on SIGUSR1, swaps
-the file under the same descriptor with dup2 so a concurrent writer never sees a closed descriptor), a
-text stream (written and flushed per line under a lock) or a `logging.Logger` (`info(line)`, so
+Output targets: "-" (sys.stdout), a path (opened O_APPEND; `reopen()` after logrotate, e.g. on
+SIGUSR1, swaps the file under the same descriptor with dup2 so a concurrent writer never sees a closed
+descriptor), a text stream (written and flushed under a lock) or a `logging.Logger` (`info(line)`, so
 --log-config can route it). A failing write never raises into the server: it is reported once on
 "fastwsgi.error" until writes succeed again.
+
+Writes. Unheld, each line is one write() (a stream: one write and flush). An event loop that answers
+on its own thread calls `hold()` once and `flush()` at the end of each loop turn: the turn's lines
+then leave in one write() instead of one each (a write to a pipe or to journald costs more than
+rendering the line), and no line waits longer than the turn that produced it. A held batch is written
+in pieces of whole lines of at most PIPE_BUF bytes, the size a pipe writes atomically, so the worker
+processes sharing one stdout pipe or one file never interleave their lines (a single line longer than
+that is written alone, as it would have been unheld); `reopen()` and `close()` write what is held first.
 """
 
 import base64
@@ -52,6 +59,7 @@ import json
 import logging
 import os
 import re
+import select
 import sys
 import threading
 import time
@@ -63,6 +71,11 @@ JSON_FIELDS = ("time", "remote_addr", "user", "method", "uri", "protocol", "stat
                "referer", "user_agent", "duration_ms", "queue_ms", "app_ms", "pid")
 
 error_log = logging.getLogger("fastwsgi.error")
+
+# a held batch is written in pieces of whole lines of at most this many bytes (a pipe writes that much
+# atomically: POSIX guarantees 512, Linux 4096)
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+HELD_LINES = 256  # a loop turn that logs more than this many lines writes them before it ends
 
 
 class RequestTimings:
@@ -285,24 +298,27 @@ def _compile_text(fmt: str):
     """-> render(environ, status code, headers, sent, timings) -> str for a gunicorn-style format."""
     if not isinstance(fmt, str):
         raise ValueError(f"the access log format must be a string, got {type(fmt).__name__}")
-    pieces, expressions = [], []
+    literals, specs, expressions = [], [], []  # literals: the text before each atom, and after the last
     position = 0
+    literal = ""
     for match in _FORMAT_TOKEN.finditer(fmt):
-        literal = fmt[position:match.start()]
-        if "%" in literal:
+        between = fmt[position:match.start()]
+        if "%" in between:
             break
-        pieces.append(literal)
-        if match.group("percent"):
-            pieces.append("%%")
-        else:
-            expressions.append(_atom_expression(match.group("name")))
-            pieces.append("%" + match.group("spec"))
+        literal += between
         position = match.end()
+        if match.group("percent"):
+            literal += "%"
+            continue
+        literals.append(literal)
+        literal = ""
+        specs.append(match.group("spec"))
+        expressions.append(_atom_expression(match.group("name")))
     else:
-        literal = fmt[position:]
-        if "%" not in literal:
-            pieces.append(literal)
-            return _text_renderer("".join(pieces), expressions)
+        between = fmt[position:]
+        if "%" not in between:
+            literals.append(literal + between)
+            return _text_renderer(literals, specs, expressions)
     stray = fmt.index("%", position)
     raise ValueError(f"access log format: stray '%' at offset {stray} "
                      "(atoms are written %(name)s; a literal percent sign is %%)")
@@ -311,29 +327,41 @@ def _compile_text(fmt: str):
 # the bytes a value may hold and still be written as is: printable ASCII but the quote and the backslash
 _PLAIN_ASCII = bytes(code for code in range(0x20, 0x7F) if code not in b'"\\')
 
+# v0, v1, ... are the atoms' values; `line` is the format applied to them: an f-string when every atom is
+# a plain %s (str() of the value, as %s gives, at about half the cost of the % operator), else the %
 _RENDER_SOURCE = """\
 def render(environ, status, headers, sent, timings):
     get = environ.get
-    values = ({values},)
-    line = template % values
+{assignments}
+    line = {line}
     # deleting the printable ASCII bytes but " and \\ must leave the format's own quotes, exactly
     if line.isascii() and line.encode("ascii").translate(None, _PLAIN_ASCII) == quotes:
         return line  # no value held anything to escape (module docstring)
     return template % tuple([value if isinstance(value, (int, float)) else escape_text(str(value))
-                             for value in values])
+                             for value in ({names},)])
 """
 
 
-def _text_renderer(template: str, expressions: list):
+def _text_renderer(literals: list, specs: list, expressions: list):
+    template = "".join(literal.replace("%", "%%") + "%" + spec for literal, spec in zip(literals, specs))
+    template += literals[-1].replace("%", "%%")
     if not expressions:
         line = template % ()
         return lambda environ, status, headers, sent, timings: line
-    namespace = {"template": template, "quotes": b'"' * template.count('"'), "escape_text": escape_text,
-                 "_PLAIN_ASCII": _PLAIN_ASCII,
+    names = [f"v{index}" for index in range(len(expressions))]
+    if all(spec == "s" for spec in specs):
+        fields = "".join(literal.replace("{", "{{").replace("}", "}}") + "{" + name + "}"
+                         for literal, name in zip(literals, names))
+        line = "f" + repr(fields + literals[-1].replace("{", "{{").replace("}", "}}"))
+    else:
+        line = f"template % ({', '.join(names)},)"
+    namespace = {"template": template, "quotes": b'"' * "".join(literals).count('"'),
+                 "escape_text": escape_text, "_PLAIN_ASCII": _PLAIN_ASCII,
                  "_user": _user, "_seconds": _seconds, "_time": time.time, "_total_us": _total_us,
                  "_decimal_seconds": _decimal_seconds, "_pid": _pid, "_milliseconds": _milliseconds,
                  "_response_text": _response_text, "_environ_value": _environ_value}
-    exec(_RENDER_SOURCE.format(values=", ".join(f"({expression})" for expression in expressions)), namespace)
+    assignments = "\n".join(f"    {name} = ({expression})" for name, expression in zip(names, expressions))
+    exec(_RENDER_SOURCE.format(assignments=assignments, line=line, names=", ".join(names)), namespace)
     return namespace["render"]
 
 
@@ -389,6 +417,20 @@ def check_format(fmt: str) -> str:
 
 # -- output targets ------------------------------------------------------------------------------------
 
+def _pieces(data, newline, limit: int = PIPE_BUF):
+    """`data` (whole lines, str or bytes) in pieces of whole lines of at most `limit` characters, a longer
+    line alone."""
+    start, end = 0, len(data)
+    while end - start > limit:
+        cut = data.rfind(newline, start, start + limit) + 1
+        if cut <= start:  # the first line is longer than limit: it goes alone
+            cut = data.find(newline, start + limit) + 1 or end
+        yield data[start:cut]
+        start = cut
+    if start < end:
+        yield data[start:]
+
+
 class _FileTarget:
     """A path opened O_APPEND: one os.write per line (atomic appends shared by processes)."""
 
@@ -400,7 +442,14 @@ class _FileTarget:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def write(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8", "backslashreplace")
+        self._write_all((line + "\n").encode("utf-8", "backslashreplace"))
+
+    def write_lines(self, lines: list) -> None:
+        data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        for piece in _pieces(data, b"\n"):
+            self._write_all(piece)
+
+    def _write_all(self, data: bytes) -> None:
         written = os.write(self.fd, data)
         while written < len(data):  # a short write (a full disk, a signal): write the rest
             data = data[written:]
@@ -430,6 +479,14 @@ class _StreamTarget:
             stream.write(line + "\n")
             stream.flush()
 
+    def write_lines(self, lines: list) -> None:
+        # pieces in characters: the lines are ASCII unless the format's own text is not
+        stream = self.stream
+        with self.lock:
+            for piece in _pieces("\n".join(lines) + "\n", "\n"):
+                stream.write(piece)
+                stream.flush()
+
     def reopen(self) -> None:
         with self.lock:
             self.stream.flush()
@@ -444,6 +501,8 @@ class _LoggerTarget:
 
     def write(self, line: str) -> None:
         self.logger.info(line)
+
+    write_lines = None  # not held: the logger's handlers decide how records are written
 
     def reopen(self) -> None:
         """Reopen the logger's FileHandlers (what gunicorn does on USR1)."""
@@ -475,9 +534,10 @@ def _target(target):
 # -- the logger ----------------------------------------------------------------------------------------
 
 class AccessLogger:
-    """`AccessLogger(fmt, target)`; `log(...)` once per response; `reopen()` after log rotation."""
+    """`AccessLogger(fmt, target)`; `log(...)` once per response; `reopen()` after log rotation; an event
+    loop's `hold()` and `flush()` (module docstring, Writes)."""
 
-    __slots__ = ("format", "_render", "_target", "_enabled", "_failing")
+    __slots__ = ("format", "_render", "_target", "_enabled", "_failing", "_held")
 
     def __init__(self, fmt: str = DEFAULT_FORMAT, target="-"):
         self.format = fmt
@@ -486,6 +546,7 @@ class AccessLogger:
         logger = target if isinstance(target, logging.Logger) else None
         self._enabled = (lambda: logger.isEnabledFor(logging.INFO)) if logger is not None else None
         self._failing = False
+        self._held = None  # the lines of this loop turn, once hold() was called
 
     def render(self, environ: dict, status, response_headers=(), bytes_sent: int = 0,
                timings: RequestTimings | None = None) -> str:
@@ -494,27 +555,63 @@ class AccessLogger:
 
     def log(self, environ: dict, status, response_headers=(), bytes_sent: int = 0,
             timings: RequestTimings | None = None) -> None:
-        """Write one line. status: "200 OK" or 200; bytes_sent: body bytes (not head, not framing)."""
+        """Write one line (or keep it until flush() when held). status: "200 OK" or 200; bytes_sent:
+        body bytes (not head, not framing)."""
         if self._enabled is not None and not self._enabled():
             return
         try:
             line = self._render(environ, _status_code(status), response_headers, bytes_sent, timings)
-            self._target.write(line)
         except Exception as exc:  # the access log must never break a response
-            if not self._failing:
-                self._failing = True
-                error_log.error("cannot write the access log: %s", exc)
+            self._report(exc)
+            return
+        held = self._held
+        if held is None:
+            self._write(self._target.write, line)
+            return
+        held.append(line)
+        if len(held) >= HELD_LINES:
+            self.flush()
+
+    def hold(self) -> bool:
+        """Keep lines until flush(), from now on; only for one thread (an event loop's). False, and
+        nothing changes, when the target is a logging.Logger."""
+        if self._target.write_lines is None:
+            return False
+        if self._held is None:
+            self._held = []
+        return True
+
+    def flush(self) -> None:
+        """Write the lines held since the last flush (in pieces of at most PIPE_BUF bytes)."""
+        held = self._held
+        if held:
+            self._held = []
+            self._write(self._target.write_lines, held)
+
+    def _write(self, write, lines) -> None:
+        try:
+            write(lines)
+        except Exception as exc:  # the access log must never break a response
+            self._report(exc)
             return
         if self._failing:
             self._failing = False
             error_log.warning("the access log is being written again")
 
+    def _report(self, exc: Exception) -> None:
+        if not self._failing:
+            self._failing = True
+            error_log.error("cannot write the access log: %s", exc)
+
     def reopen(self) -> None:
-        """Reopen the log file (after logrotate); call from the loop, not from the signal handler."""
+        """Reopen the log file (after logrotate); call from the loop, not from the signal handler. Held
+        lines go to the file they were logged in first."""
+        self.flush()
         try:
             self._target.reopen()
         except OSError as exc:
             error_log.error("cannot reopen the access log: %s", exc)
 
     def close(self) -> None:
+        self.flush()
         self._target.close()

@@ -2,7 +2,8 @@
 
 Theory of operation: `serve_forever` repeats one step: poll, refresh the coarse clock (`now`,
 monotonic) and the cached Date header (once per second), call the handler registered for each ready
-descriptor, and every `sweep_interval` close connections whose deadline passed. The poller is epoll on
+descriptor, every `sweep_interval` close connections whose deadline passed, and (threads = 0) write the
+turn's access-log lines in one go (accesslog.AccessLogger.hold). The poller is epoll on
 Linux and poll(2) elsewhere (poller.py, which emulates what is said of epoll below: one-shot
 registrations, and with `keeps_closed` the loop removes a closing connection's descriptor itself).
 Level-triggered polling keeps the handlers simple: a connection reads once per wakeup and is called
@@ -122,6 +123,8 @@ class Server:
 
         threads = options["threads"]
         self.pool = WorkerPool(threads) if threads > 0 else None
+        # threads = 0: every line is logged on this thread, so a loop turn's lines leave in one write
+        self.access_log_held = access_log is not None and self.pool is None and access_log.hold()
         # threads > 0: client sockets are one-shot, so a socket owned by a worker stays registered
         # but silent, and the worker re-arms it when done
         self.oneshot = poller_cls.ONESHOT if threads > 0 else 0
@@ -267,6 +270,8 @@ class Server:
             self.pool.shutdown()  # lets in-flight requests finish (bounded by a time budget)
         for conn in list(self.connections.values()):
             conn.close()
+        if self.access_log_held:
+            self.access_log.flush()  # the lines of the exchanges just closed
         self.poller.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -293,6 +298,8 @@ class Server:
         if now >= self._next_sweep:
             self._next_sweep = now + self.sweep_interval
             self._sweep(now)
+        if self.access_log_held:
+            self.access_log.flush()
 
     def _refresh_date(self, now: float) -> None:
         """Recompute the Date header (RFC 9110 §6.6.1) at each wall-clock second."""

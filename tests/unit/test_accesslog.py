@@ -98,6 +98,13 @@ def test_braced_atoms_request_response_environ():
     assert line(fmt) == "shop.example text/plain - def text/html - https 50123 198.51.100.7 -"
 
 
+def test_literal_text_with_braces_quotes_and_percent_signs_is_kept_as_written():
+    """A format of plain %s atoms becomes an f-string: its literal text must survive as text."""
+    fmt = "{%(m)s} }{ 100%% '\"%(U)s\"' \\n {x} %%(s)s \t%(s)s"
+    assert line(fmt) == "{GET} }{ 100% '\"/search\"' \\n {x} %(s)s \t200"
+    assert line("%(s)s {%(s)5s}") == "200 {  200}"  # not every atom is a plain %s: the % operator
+
+
 def test_zero_bytes_clf_dash_and_int_status():
     assert line("%(b)s %(B)s %(s)s", status=304, sent=0) == "- 0 304"
     assert line("%(s)s", status="404 Not Found") == "404"
@@ -385,6 +392,88 @@ def test_logger_target_reopen_reopens_file_handlers(tmp_path):
         handler.close()
 
 
+class RecordingStream:
+    def __init__(self):
+        self.writes = []
+        self.flushes = 0
+
+    def write(self, text):
+        self.writes.append(text)
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_held_lines_leave_on_flush_in_order_in_pieces_of_whole_lines(tmp_path):
+    """An event loop holds a turn's lines and writes them at once: each write is whole lines of at most
+    PIPE_BUF bytes (what a pipe shared by worker processes writes atomically); a longer line alone."""
+    stream = RecordingStream()
+    logger = AccessLogger("%(U)s %(a)s", stream)
+    assert logger.hold()
+    agents = ["a" * 100, "b" * 900, "c" * (accesslog.PIPE_BUF + 10), "d", "e" * 3000, "f" * 1500]
+    for number, agent in enumerate(agents):
+        logger.log(environ(PATH_INFO=f"/{number}", HTTP_USER_AGENT=agent), "200 OK", [], 1, TIMINGS)
+    assert stream.writes == []  # held
+    logger.flush()
+    expected = "".join(f"/{number} {agent}\n" for number, agent in enumerate(agents))
+    assert "".join(stream.writes) == expected
+    assert all(piece.endswith("\n") for piece in stream.writes)
+    long_line = f"/2 {agents[2]}\n"
+    assert long_line in stream.writes  # alone
+    assert all(len(piece) <= accesslog.PIPE_BUF for piece in stream.writes if piece != long_line)
+    assert len(stream.writes) == 4 and stream.flushes == 4  # [/0 /1] [/2] [/3 /4] [/5]
+    logger.flush()
+    assert len(stream.writes) == 4  # nothing held: nothing written
+
+    path = tmp_path / "access.log"
+    file_logger = AccessLogger("%(U)s", str(path))
+    file_logger.hold()
+    for number in range(accesslog.HELD_LINES + 3):
+        file_logger.log(environ(PATH_INFO=f"/{number}"), "200 OK", [], 1, TIMINGS)
+    # a turn that logs HELD_LINES lines writes them before it ends; the rest wait for flush()
+    assert path.read_text().count("\n") == accesslog.HELD_LINES
+    file_logger.close()  # writes the held lines first
+    assert path.read_text() == "".join(f"/{number}\n" for number in range(accesslog.HELD_LINES + 3))
+
+
+def test_pieces_are_whole_lines_within_the_limit():
+    data = b"".join(b"x" * size + b"\n" for size in (3, 0, 9, 2, 2, 30, 1))
+    pieces = list(accesslog._pieces(data, b"\n", 10))
+    assert b"".join(pieces) == data
+    assert pieces == [b"xxx\n\n", b"xxxxxxxxx\n", b"xx\nxx\n", b"x" * 30 + b"\n", b"x\n"]
+    assert list(accesslog._pieces(b"", b"\n", 10)) == []
+
+
+def test_reopen_writes_held_lines_to_the_file_they_were_logged_in(tmp_path):
+    path = tmp_path / "access.log"
+    logger = AccessLogger("%(U)s", str(path))
+    logger.hold()
+    logger.log(environ(PATH_INFO="/before"), "200 OK", [], 1, TIMINGS)
+    os.rename(path, tmp_path / "access.log.1")
+    logger.reopen()
+    logger.log(environ(PATH_INFO="/after"), "200 OK", [], 1, TIMINGS)
+    logger.flush()
+    assert (tmp_path / "access.log.1").read_text() == "/before\n"
+    assert path.read_text() == "/after\n"
+
+
+def test_a_logger_target_is_never_held():
+    log = logging.getLogger("fastwsgi.test.access.held")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    try:
+        logger = AccessLogger("%(U)s", log)
+        assert not logger.hold()
+        logger.log(environ(), "200 OK", [], 1, TIMINGS)
+        assert [record.getMessage() for record in records] == ["/search"]  # at once
+    finally:
+        log.removeHandler(handler)
+
+
 class BrokenStream:
     def __init__(self):
         self.broken = True
@@ -411,6 +500,24 @@ def test_write_failure_never_raises_and_is_reported_once(caplog):
     assert messages == ["cannot write the access log: [Errno 28] No space left on device",
                         "the access log is being written again"]
     assert stream.lines == ["201\n"]
+
+
+def test_a_held_batch_that_cannot_be_written_is_reported_once(caplog):
+    stream = BrokenStream()
+    logger = AccessLogger("%(s)s", stream)
+    logger.hold()
+    with caplog.at_level(logging.WARNING, logger="fastwsgi.error"):
+        for _ in range(2):
+            logger.log(environ(), "200 OK", [], 1, TIMINGS)
+            logger.flush()
+        stream.broken = False
+        logger.log(environ(), "201 Created", [], 1, TIMINGS)
+        logger.log(environ(), "202 Accepted", [], 1, TIMINGS)
+        logger.flush()
+    messages = [record.getMessage() for record in caplog.records if record.name == "fastwsgi.error"]
+    assert messages == ["cannot write the access log: [Errno 28] No space left on device",
+                        "the access log is being written again"]
+    assert stream.lines == ["201\n202\n"]
 
 
 def test_render_error_on_odd_input_never_raises(caplog):

@@ -1,0 +1,87 @@
+"""When the access log's lines are written, and that worker processes sharing it never split one.
+
+A server answering on its event loop (threads = 0) holds the lines of one loop turn and writes them at
+the turn's end, in pieces of whole lines of at most PIPE_BUF bytes (fastwsgi/accesslog.py, Writes).
+"""
+
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.functional.client import Conn
+from tests.functional.conftest import FULL_MATRIX, matrix_id
+from tests.functional.serverproc import DEFAULT_APP
+
+
+@pytest.mark.parametrize("parser,threads", FULL_MATRIX, ids=[matrix_id(p) for p in FULL_MATRIX])
+def test_a_line_is_written_when_its_response_is_sent_not_at_the_next_event(started, tmp_path, parser,
+                                                                           threads):
+    """The connection stays open and idle after its response: nothing else happens in the server, so a
+    line held for a later turn would never come."""
+    path = tmp_path / "access.log"
+    server = started("--http-parser", parser, "--threads", str(threads), "--access-logfile", str(path),
+                     "--access-logformat", "%(s)s %(U)s", DEFAULT_APP)
+    with Conn(server.port) as conn:
+        for number in range(3):
+            conn.request("GET", f"/p/line-{number}")
+            assert conn.read_response().status == 200
+            deadline = time.monotonic() + 3
+            while f"200 /p/line-{number}\n" not in path.read_text():
+                assert time.monotonic() < deadline, f"line {number} not written: {path.read_text()!r}"
+                time.sleep(0.01)
+
+
+USER_AGENT = "fastwsgi-test/" + "x" * 1500  # three lines exceed PIPE_BUF (4096 bytes on Linux)
+LINE = re.compile(r"^/p/c(\d+)-(\d+) (\S+)\n$")
+
+
+def test_workers_sharing_stdout_never_split_or_lose_a_line(started):
+    """Two worker processes write their batches to one pipe (the journal's, a container's stdout) while
+    clients pipeline requests with long User-Agent lines: every line arrives whole, exactly once."""
+    server = started("-w", "2", "--access-logfile", "-", "--access-logformat", "%(U)s %(a)s", DEFAULT_APP,
+                     booted=2)
+    clients, rounds, depth = 6, 25, 4
+    errors = []
+
+    def client(number: int) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                reader = sock.makefile("rb")
+                for round_ in range(rounds):
+                    batch = b"".join(
+                        f"GET /p/c{number}-{round_ * depth + index} HTTP/1.1\r\nHost: t\r\n"
+                        f"User-Agent: {USER_AGENT}\r\n\r\n".encode() for index in range(depth))
+                    sock.sendall(batch)  # pipelined: one loop turn answers (and logs) them together
+                    for _ in range(depth):
+                        status = reader.readline()
+                        assert status.startswith(b"HTTP/1.1 200"), status
+                        length = 0
+                        while (line := reader.readline()) != b"\r\n":
+                            if line.lower().startswith(b"content-length:"):
+                                length = int(line.split(b":")[1])
+                        reader.read(length)
+        except Exception as exc:  # reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    expected = {(number, index) for number in range(clients) for index in range(rounds * depth)}
+    deadline = time.monotonic() + 5
+    while True:
+        logged = [line for line in server.stdout_lines if line.startswith("/p/c")]
+        if len(logged) >= len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    seen = []
+    for line in logged:
+        match = LINE.match(line)
+        assert match is not None and match.group(3) == USER_AGENT, f"a split or mixed line: {line[:200]!r}"
+        seen.append((int(match.group(1)), int(match.group(2))))
+    assert sorted(seen) == sorted(expected)
