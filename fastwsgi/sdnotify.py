@@ -18,6 +18,14 @@ other call is a no-op when there is no address. What is sent, and when:
   WATCHDOG=1   when systemd set WATCHDOG_USEC (and WATCHDOG_PID is this process, or unset): every half
                of that interval, from the master's loop or the single process's sweep; a single
                process whose application blocks its loop misses them, and systemd restarts it.
+  MAINPID=...  a USR2 upgrade's hand-over (fastwsgi.workers.upgrade): the master systemd started gives
+               the new master it executes NOTIFY_SOCKET (and WATCHDOG_USEC) back (`handover()`);
+               the new master sends MAINPID=its pid with its first READY=1, and, if it exits while
+               the old master still runs (a roll-back, workers that cannot boot), MAINPID=the old
+               master's pid instead of STOPPING=1, so that systemd's main process is always the one
+               that serves and a roll-back never stops the unit. A master beside a running new master
+               says no STOPPING=1 either: its exit is not the service's. systemd takes MAINPID= from
+               a process other than the main one only with NotifyAccess=all in the unit.
 
 A message that cannot be sent (no listener, a full queue) is logged once as a warning and never
 raised: the service does not fail because its supervisor went away.
@@ -28,7 +36,8 @@ import os
 import socket
 import time
 
-__all__ = ["claim", "ready", "reloading", "stopping", "watchdog", "watchdog_interval"]
+__all__ = ["claim", "handover", "main_pid", "ready", "reloading", "stopping", "watchdog",
+           "watchdog_interval"]
 
 log = logging.getLogger("fastwsgi")
 
@@ -37,6 +46,7 @@ _socket = None
 _watchdog_interval = 0.0  # seconds between WATCHDOG=1 messages (half of WATCHDOG_USEC), 0: none
 _watchdog_last = 0.0
 _warned = False
+_claimed = {}  # the variables claim() took, as given: what a new master started by USR2 gets back
 
 
 def claim(environ=os.environ) -> None:
@@ -48,6 +58,9 @@ def claim(environ=os.environ) -> None:
     watchdog_pid = environ.pop("WATCHDOG_PID", None)
     if not address:
         return
+    _claimed["NOTIFY_SOCKET"] = address
+    if usec:
+        _claimed["WATCHDOG_USEC"] = usec
     if address.startswith("@"):  # the abstract namespace (sd_notify(3))
         address = "\0" + address[1:]
     _address = address
@@ -69,8 +82,24 @@ def _send(*fields: str) -> None:
             log.warning("cannot notify systemd at NOTIFY_SOCKET: %s", exc)
 
 
-def ready(status: str = "serving") -> None:
-    _send("READY=1", f"STATUS={status}")
+def handover() -> dict:
+    """The variables for a new master started by USR2, which is to become systemd's main process:
+    NOTIFY_SOCKET and WATCHDOG_USEC as this process was given them (not WATCHDOG_PID: the watchdog
+    is then the new master's too); {} when systemd gave none."""
+    return dict(_claimed)
+
+
+def ready(status: str = "serving", main_pid: int = 0) -> None:
+    """READY=1; with `main_pid`, also MAINPID= (a new master taking the service over)."""
+    if main_pid:
+        _send("READY=1", f"STATUS={status}", f"MAINPID={main_pid}")
+    else:
+        _send("READY=1", f"STATUS={status}")
+
+
+def main_pid(pid: int) -> None:
+    """Make `pid` systemd's main process again (a new master that exits hands the service back)."""
+    _send(f"MAINPID={pid}", "STATUS=serving (the upgrade was rolled back)")
 
 
 def reloading() -> None:

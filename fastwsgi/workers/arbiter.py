@@ -47,7 +47,8 @@ replacement at once (the old one drains meanwhile; its exit then counts as a res
 systemd (fastwsgi.sdnotify, a no-op without NOTIFY_SOCKET): READY=1 once the first workers are all
 ready (checked in each round, as -D's start-up is), RELOADING=1 when a HUP begins a reload and READY=1
 when it ends however it ends, STOPPING=1 in `stop()`, WATCHDOG=1 from the rounds (they come at least
-every half watchdog interval).
+every half watchdog interval); across a USR2 upgrade, MAINPID= moves the service to the new master
+once it serves and back to the old one if it exits first (sdnotify's docstring).
 
 Server hooks (fastwsgi.hooks): the Arbiter is their `server`; on_starting and when_ready run in
 `run()` (an exception halts with status 1), nworkers_changed from the `num_workers` setter, pre_fork
@@ -200,7 +201,8 @@ class Arbiter(hooks.HookArgument):
                     if not self.serving and self.workers and all(w.ready() for w in self.workers.values()):
                         self.serving = True
                         daemon.started()  # -D: every first worker serves; the command returns 0
-                        sdnotify.ready(self._status())
+                        # a new master (USR2) takes the service over from the old one (sdnotify)
+                        sdnotify.ready(self._status(), os.getpid() if self.old_master_alive() else 0)
                     continue
                 name = self.SIGNALS[signum]
                 if name != "chld":
@@ -376,6 +378,7 @@ class Arbiter(hooks.HookArgument):
         if self.pidfile is not None:
             self.pidfile.rename(self.pidfile.path + ".oldbin")
         command, environ, directory = self.reexec
+        environ = {**environ, **sdnotify.handover()}  # the new master is to become systemd's main process
         self.upgrade_pid = upgrade.reexec(command, environ, directory, self.listeners, self.metrics_listener,
                                           lambda: hooks.call(self.options, "pre_exec", self))
         log.info("Upgrading: new master (pid:%d) started on the same sockets; WINCH stops this "
@@ -395,6 +398,7 @@ class Arbiter(hooks.HookArgument):
         log.warning("The new master (pid:%d) exited (%s): this master serves on", self.upgrade_pid,
                     _exit_text(status))
         self.upgrade_pid = None
+        sdnotify.main_pid(os.getpid())  # (the new master said so before it exited, unless it was killed)
         if self.pidfile is not None and self.pidfile.path.endswith(".oldbin"):
             self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
         if not self.stopping:
@@ -610,7 +614,10 @@ class Arbiter(hooks.HookArgument):
         """Stop every worker (TERM and wait up to graceful_timeout, or INT and wait FAST_STOP), then
         SIGKILL what is left and reap it."""
         self.stopping = True
-        sdnotify.stopping()
+        if self.old_master_alive():  # a roll-back: the old master is the service again
+            sdnotify.main_pid(self.upgraded_from)
+        elif self.upgrade_pid is None:  # (beside a new master, our exit is not the service's)
+            sdnotify.stopping()
         for listener in self.listeners:  # no new connections queue up behind us
             listener.close(unlink=not self.sockets_shared())
         self.listeners = []

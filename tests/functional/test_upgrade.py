@@ -1,7 +1,8 @@
 """USR2 binary upgrade (fastwsgi.workers.upgrade) with real processes: a new master on the old one's
 sockets while a client keeps connecting (not one request may fail), FILE.oldbin, WINCH, TERM to the
 old master, the roll-back (the new master exits: the old one serves again), a UNIX socket's file
-kept while either master runs, the pre_exec hook, and the refusals.
+kept while either master runs, the pre_exec hook, the refusals, and systemd's main process moving to the
+new master and back (a real notification socket, as in test_sdnotify.py).
 
 The new master is a child of the old one, not of the test: `new_master()` finds it and every test
 ends it itself (a finally), so no process outlives the test.
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 
 from tests.functional.client import get
 from tests.functional.ops import booted, children, wait_booted, wait_children, wait_gone, worker_pid
+from tests.functional.test_sdnotify import Listener
 
 
 def parent_of(pid: int) -> int:
@@ -183,3 +185,54 @@ def test_a_new_master_whose_workers_cannot_load_leaves_the_old_one_serving(start
     assert "Worker failed to boot" in server.stderr_text() and wait_gone(new)
     wait_for(lambda: pid_in(pidfile) == old, "FILE naming the old master again")
     assert worker_pid(server) == before and server.proc.poll() is None
+
+
+def test_under_systemd_the_new_master_becomes_the_main_process_and_the_old_one_leaves_quietly(
+        launch, tmp_path):
+    """Type=notify + NotifyAccess=all: systemd must learn MAINPID= of the new master once it serves,
+    and the old master's exit must not say STOPPING=1 (systemd would stop the unit, new master too)."""
+    systemd = Listener(str(tmp_path / "notify.sock"))
+    pidfile = tmp_path / "app.pid"
+    try:
+        server = launch("-w", "1", "--pid", str(pidfile), env={"NOTIFY_SOCKET": systemd.address})
+        ready, _ = systemd.wait_for("READY")
+        assert "MAINPID" not in ready
+        with upgraded(server, pidfile, 1) as new:
+            taken, before = systemd.wait_for("MAINPID")
+            assert before == [] and taken == {"READY": "1", "STATUS": "serving, 1 worker(s)",
+                                              "MAINPID": str(new)}
+            wait_for(lambda: parent_of(worker_pid(server)) == new, "an answer from the new master's worker")
+            assert get(server.port, "/env?NOTIFY_SOCKET").body == b"-"  # nor do the new workers see it
+            server.signal(signal.SIGWINCH)
+            server.signal(signal.SIGTERM)
+            assert server.wait(15) == 0
+            assert systemd.next(timeout=0.5) is None  # the old master said nothing (no STOPPING=1)
+            os.kill(new, signal.SIGTERM)  # the service's main process stops: now STOPPING=1
+            stopping, before = systemd.wait_for("STOPPING")
+            assert before == [] and stopping["STOPPING"] == "1"
+            assert wait_gone(new)
+    finally:
+        systemd.close()
+
+
+def test_under_systemd_a_roll_back_gives_the_service_back_to_the_old_master(launch, tmp_path):
+    systemd = Listener(str(tmp_path / "notify.sock"))
+    pidfile = tmp_path / "app.pid"
+    try:
+        server = launch("-w", "1", "--pid", str(pidfile), env={"NOTIFY_SOCKET": systemd.address})
+        systemd.wait_for("READY")
+        old = server.proc.pid
+        with upgraded(server, pidfile, 1) as new:
+            assert systemd.wait_for("MAINPID")[0]["MAINPID"] == str(new)
+            os.kill(new, signal.SIGTERM)  # the roll-back: the new master hands the service back first
+            handed, before = systemd.wait_for("MAINPID")
+            assert before == [] and handed["MAINPID"] == str(old) and "STOPPING" not in handed
+            assert server.wait_stderr(f"The new master (pid:{new}) exited (exit 0): this master serves on")
+        again, before = systemd.wait_for("MAINPID")  # and the old master says so once it has reaped it
+        assert before == [] and again["MAINPID"] == str(old)
+        assert get(server.port, "/pid").status == 200
+        server.signal(signal.SIGTERM)  # the old master is the service again: its stop is the service's
+        assert systemd.wait_for("STOPPING")[1] == []
+        assert server.wait(15) == 0
+    finally:
+        systemd.close()
