@@ -12,7 +12,9 @@ be equal byte for byte once the Date values are masked, each must be empty or st
 line, and no server may log an internal error. A third of the streams arrive in two or three pieces
 (the server's reads must not change its answers), and every stream also goes to four servers with
 the parser's leniencies on (LENIENT), so their code paths are held to the same rule; four more
-serve `--protocol uwsgi` and get uwsgi packets (nginx's uwsgi_params, valid or with one flaw). The application is apps.h_mirror: it answers the
+serve `--protocol uwsgi` and get uwsgi packets (nginx's uwsgi_params, valid or with one flaw), and four
+serve `--proxy-protocol` and get the strict streams behind a PROXY header (v1 or v2, one in six flawed,
+split across pieces like the rest). The application is apps.h_mirror: it answers the
 environ and the body it read, with the framing the request's query asks for.
 
 FASTWSGI_LIVE_PARITY_CASES=N runs N streams per batch instead of the default (for a long hunt);
@@ -32,6 +34,7 @@ import pytest
 
 from tests.functional.conftest import FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.serverproc import DEFAULT_APP
+from tests.functional.test_proxy_protocol import V2_SIGNATURE, v1, v2, v2_local
 
 CASES = int(os.environ.get("FASTWSGI_LIVE_PARITY_CASES", "60"))
 SEED = int(os.environ.get("FASTWSGI_LIVE_PARITY_SEED", "20261124"))
@@ -256,6 +259,34 @@ def uwsgi_stream(rng: random.Random) -> bytes:
     return data
 
 
+def _address(rng: random.Random, six: bool) -> str:
+    if six:
+        return f"2001:db8::{rng.randrange(1, 0xffff):x}"
+    return f"{rng.choice([203, 198, 10])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def proxy_header(rng: random.Random) -> bytes:
+    """A PROXY header as HAProxy, an AWS NLB or nginx's stream module writes it; one in six is flawed
+    (the connection must then close without a response)."""
+    six = rng.random() < 0.3
+    src, dst = _address(rng, six), _address(rng, six)
+    sport, dport = rng.randrange(1, 65536), rng.choice([80, 443, 8000])
+    if rng.random() < 1 / 6:
+        return rng.choice([
+            b"", v1(src, dst, sport, dport, "TCP6" if six else "TCP4")[:-2] + b"\n",
+            v1(src, dst, 65536, dport, "TCP6" if six else "TCP4"), b"PROXY TCP5 " + v1()[11:],
+            V2_SIGNATURE + b"\x31" + v2(src, dst, sport, dport)[13:],
+            v2(src, dst, sport, dport, tlvs=b"\x01\x00\x09ab"), b"PROXY UNKNOWN " + b"x" * 100 + b"\r\n"])
+    return rng.choice([
+        v1(src, dst, sport, dport, "TCP6" if six else "TCP4"), b"PROXY UNKNOWN\r\n", v2(src, dst, sport, dport),
+        v2(src, dst, sport, dport, tlvs=b"\xea\x00\x05\x01vpce"), v2_local()])
+
+
+def proxy_stream(rng: random.Random) -> bytes:
+    """A PROXY header, then the same streams as the strict flavour's."""
+    return proxy_header(rng) + stream(rng)
+
+
 # -- the client ----------------------------------------------------------------------------------
 
 def exchange(port: int, data: bytes, cuts=()) -> bytes:
@@ -290,7 +321,8 @@ def exchange(port: int, data: bytes, cuts=()) -> bytes:
 # every leniency both backends offer, on; the generator's bare-LF and missing-Host flaws then pass
 LENIENT = ("--allow-bare-lf", "--allow-missing-host")
 FLAVOURS = {"strict": ((), stream), "lenient": (LENIENT, stream),
-            "uwsgi": (("--protocol", "uwsgi"), uwsgi_stream)}
+            "uwsgi": (("--protocol", "uwsgi"), uwsgi_stream),
+            "proxy": (("--proxy-protocol",), proxy_stream)}
 
 
 @pytest.fixture(scope="module", params=list(FLAVOURS))
