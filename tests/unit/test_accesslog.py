@@ -105,6 +105,17 @@ def test_literal_text_with_braces_quotes_and_percent_signs_is_kept_as_written():
     assert line("%(s)s {%(s)5s}") == "200 {  200}"  # not every atom is a plain %s: the % operator
 
 
+def test_a_plain_atom_is_str_of_the_value_as_percent_s_gives():
+    """An application may leave an object with its own __format__ in the environ: %s means str()."""
+    class Formatted:
+        def __str__(self):
+            return "str"
+
+        def __format__(self, spec):
+            return "format"
+    assert line("%(a)s %(f)s", env=environ(HTTP_USER_AGENT=Formatted(), HTTP_REFERER=Formatted())) == "str str"
+
+
 def test_zero_bytes_clf_dash_and_int_status():
     assert line("%(b)s %(B)s %(s)s", status=304, sent=0) == "- 0 304"
     assert line("%(s)s", status="404 Not Found") == "404"
