@@ -39,7 +39,9 @@ writes that must wait inside the application (wsgi.input, write(), a worker's re
 poll() on this socket only, for at most read_timeout / send_timeout per step.
 
 The connection marks itself `broken` when the client's side fails (reset, EOF inside a body, timeout):
-such failures end the exchange quietly.
+such failures end the exchange quietly. A client's EOF between requests (it shut its side down; over
+TLS, its close_notify) is `read_eof`, not `must_close`: the complete requests read before it are still
+answered, in order, whatever is in progress when it arrives, and then the connection closes.
 """
 
 import os
@@ -79,11 +81,11 @@ class Connection:
         self.exchange = None  # a response suspended until the socket drains (loop thread only)
         self.body = None  # the current request's body until it is fully read or drained
         self.in_worker = False  # a worker thread owns the connection
-        self.must_close = False  # close once the current output is sent
+        self.must_close = False  # close once the current output is sent (no request after it is run)
         self.broken = False  # the client's side failed: nothing more can be said
         self.closed = False
         self.lingering = False
-        self.read_eof = False
+        self.read_eof = False  # the client sends nothing more: answer the complete requests, then close
         self.head_started = True  # the first head's deadline runs from accept
         self.head_deadline = self.deadline = server.now + server.header_timeout
         self.send_deadline = 0.0
@@ -130,9 +132,8 @@ class Connection:
             self.inbuf = self.inbuf + data if self.inbuf else data
             if self.exchange is None:
                 self.process()
-        else:  # the client shut down its side: answer what is complete, then close
+        else:  # the client shut down its side: answer what is complete, then close (settle)
             self.read_eof = True
-            self.must_close = True
         self.settle()
 
     def on_timeout(self) -> None:
@@ -370,7 +371,7 @@ class Connection:
             mask = OUT
             if len(self.inbuf) < LOOKAHEAD and not self.read_eof:
                 mask |= IN
-        elif self.must_close:
+        elif self.must_close or self.read_eof:  # (read_eof: every complete request was answered)
             if self.broken or self.read_eof:
                 self.close()
             else:

@@ -432,9 +432,9 @@ class Server:
             conn.must_close = True  # no response is coming: close rather than wait for a next request
             raise
         finally:
-            if (conn.inbuf or conn.body is not None or conn.must_close or conn.broken or conn.out
-                    or self._stopping):
-                # pipelined input, a body to drain or a close: the loop takes over
+            if (conn.inbuf or conn.body is not None or conn.must_close or conn.read_eof or conn.broken
+                    or conn.out or self._stopping):
+                # pipelined input, a body to drain, a close or the client's EOF: the loop takes over
                 self.returned.append(conn)
                 if not self._wake_pending:  # read after the append: see _on_wake
                     self._wake_pending = True

@@ -171,7 +171,6 @@ class TLSConnection(Connection):
             return
         if not raw:  # TCP EOF without close_notify: an EOF all the same
             self.read_eof = True
-            self.must_close = True
         elif not self._receive(raw):
             return
         self.settle()
@@ -202,9 +201,8 @@ class TLSConnection(Connection):
             self.inbuf = self.inbuf + data if self.inbuf else data
             if self.exchange is None:
                 self.process()
-        if eof:
+        if eof:  # close_notify: the requests before it are still answered (Connection.settle)
             self.read_eof = True
-            self.must_close = True
         return True
 
     def _decrypt(self):
@@ -264,7 +262,7 @@ class TLSConnection(Connection):
         self.handshaking = False
         if self.tls_in.pending and not self._receive(b""):  # a request sent with the Finished
             return
-        if self.inbuf or self.out or self.must_close or self.in_worker:
+        if self.inbuf or self.out or self.must_close or self.read_eof or self.in_worker:
             self.settle()
         else:
             self.watch(IN)  # the first head's deadline still runs from accept (--header-timeout)
@@ -308,18 +306,20 @@ class TLSConnection(Connection):
         Connection.flush sends the records (`out` holds them for that call only: between calls it
         holds plaintext, so the records it could not send go back to `cipher`)."""
         out = self.out
+        if not out:  # nothing queued, nor records (they keep at least an empty chunk in `out`)
+            return True
         if len(out) > 1 or out[0]:
             try:
                 self.tls.write(out[0] if len(out) == 1 else b"".join(out))
-            except ssl.SSLError:
+            except ssl.SSLError:  # nothing more can be encrypted: what waits is lost
                 self.broken = True
-            else:
-                self.cipher += self.tls_out.read()
-        if self.broken:
-            self.out = []
-            self.out_size = 0
-            self.cipher = b""
-            return False
+                self.out = []
+                self.out_size = 0
+                self.cipher = b""
+                return False
+            self.cipher += self.tls_out.read()
+        # (a connection already `broken` by its client, e.g. an EOF inside a request body, still
+        # sends the responses before it, as Connection.flush does: the client may be reading them)
         self.out = [self.cipher]
         self.cipher = b""
         if Connection.flush(self):
@@ -348,8 +348,10 @@ class TLSConnection(Connection):
 
     def recv_wait(self, size: int) -> bytes:
         """Decrypted bytes (maybe more than `size`: the caller buffers them), waiting at most
-        read_timeout for each piece; b"" at the client's EOF."""
+        read_timeout for each piece; b"" at the client's EOF (close_notify, or TCP's)."""
         while True:
+            if self.read_eof:  # close_notify came (maybe with the last bytes): nothing more will
+                return b""
             raw = self._read_socket()
             if self.broken:
                 raise ConnectionResetError("the client closed the connection")
@@ -364,6 +366,8 @@ class TLSConnection(Connection):
                     raise ConnectionResetError(f"TLS error: {exc.reason or exc}") from None
                 if self.tls_out.pending:
                     self._take_cipher()
+                if eof:  # the connection closes once the complete requests are answered (settle)
+                    self.read_eof = True
                 if data or eof:
                     return data
                 continue  # part of a record: read on
@@ -393,8 +397,14 @@ class TLSConnection(Connection):
                 pass
 
     def linger(self) -> None:
-        """Say close_notify after the last response, then close as a plain connection does."""
+        """Say close_notify after the last response, then close as a plain connection does, with one
+        difference: a client that said Connection: close still sends its own close_notify, an alert
+        record (data, unlike TCP's FIN), and a close before it is read is answered with a reset,
+        which can destroy the response in the client's buffers. So unless it came already, the
+        close waits for it (lingering) as for any client that may still send."""
         self.close_notify()
+        if not self.read_eof:
+            self.peer_done = False
         Connection.linger(self)
 
     def expire(self) -> None:

@@ -186,7 +186,8 @@ class Exchange:
                             self._send_chunk(chunk)
                             # PEP 3333: a block must not wait for the next one, which the
                             # application may take its time to produce; workers already flushed
-                            if not conn.in_worker and not conn.flush() and conn.broken:
+                            # (and a bodiless response's later blocks queue nothing to send)
+                            if conn.out and not conn.in_worker and not conn.flush() and conn.broken:
                                 raise ConnectionResetError("the client closed the connection")
                             break
                     else:

@@ -3,6 +3,7 @@
 import random
 import socket
 import threading
+import time
 
 import pytest
 
@@ -177,6 +178,20 @@ def test_request_then_half_close_still_gets_its_response(server):
         conn.sock.shutdown(socket.SHUT_WR)
         resp = conn.read_response()
         assert resp.status == 200 and resp.body == b"GET /p/half?"
+        assert conn.closed_by_server(3.0)
+
+
+def test_pipeline_then_half_close_while_a_large_response_is_sent(server):
+    """The client pipelines a large download and a small request, then shuts its side down while the
+    download is still being sent: the small request is answered too, then the connection closes.
+    (On the event loop the EOF used to stop the requests behind the response in progress.)"""
+    with Conn(server.port) as conn:
+        conn.send(build_request("GET", "/download?n=20000000") + build_request("GET", "/p/second"))
+        time.sleep(0.2)  # the download fills the socket buffers: its response is suspended
+        conn.sock.shutdown(socket.SHUT_WR)
+        first = conn.read_response(timeout=20)
+        assert first.status == 200 and len(first.body) == 20_000_000
+        assert conn.read_response().body == b"GET /p/second?"
         assert conn.closed_by_server(3.0)
 
 

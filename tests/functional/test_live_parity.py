@@ -14,7 +14,8 @@ line, and no server may log an internal error. A third of the streams arrive in 
 the parser's leniencies on (LENIENT), so their code paths are held to the same rule; four more
 serve `--protocol uwsgi` and get uwsgi packets (nginx's uwsgi_params, valid or with one flaw), and four
 serve `--proxy-protocol` and get the strict streams behind a PROXY header (v1 or v2, one in six flawed,
-split across pieces like the rest). The application is apps.h_mirror: it answers the
+split across pieces like the rest), and four terminate TLS and get the strict streams encrypted, the
+client's close_notify right behind them (tlscerts.stream_over_tls). The application is apps.h_mirror: it answers the
 environ and the body it read, with the framing the request's query asks for.
 
 FASTWSGI_LIVE_PARITY_CASES=N runs N streams per batch instead of the default (for a long hunt);
@@ -35,6 +36,7 @@ import pytest
 from tests.functional.conftest import FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.serverproc import DEFAULT_APP
 from tests.functional.test_proxy_protocol import V2_SIGNATURE, v1, v2, v2_local
+from tests.functional.tlscerts import client_context, stream_over_tls, tls_args
 
 CASES = int(os.environ.get("FASTWSGI_LIVE_PARITY_CASES", "60"))
 SEED = int(os.environ.get("FASTWSGI_LIVE_PARITY_SEED", "20261124"))
@@ -318,19 +320,31 @@ def exchange(port: int, data: bytes, cuts=()) -> bytes:
     return DATE.sub(b"\r\nDate: <date>", b"".join(received))
 
 
+def tls_exchange(context):
+    """exchange() over TLS: the stream, then the client's close_notify and SHUT_WR."""
+    def send(port: int, data: bytes, cuts=()) -> bytes:
+        answer = stream_over_tls(port, data, context, cuts, PAUSE)
+        return DATE.sub(b"\r\nDate: <date>", answer)
+    return send
+
+
 # every leniency both backends offer, on; the generator's bare-LF and missing-Host flaws then pass
 LENIENT = ("--allow-bare-lf", "--allow-missing-host")
 FLAVOURS = {"strict": ((), stream), "lenient": (LENIENT, stream),
             "uwsgi": (("--protocol", "uwsgi"), uwsgi_stream),
-            "proxy": (("--proxy-protocol",), proxy_stream)}
+            "proxy": (("--proxy-protocol",), proxy_stream),
+            "tls": (None, stream)}  # flags: the test certificates'
 
 
 @pytest.fixture(scope="module", params=list(FLAVOURS))
-def servers(pool, request):
-    """(the four servers of one flavour by matrix id, the flavour's stream generator)."""
+def servers(pool, request, certs):
+    """(the four servers of one flavour by matrix id, the flavour's stream generator, its client)."""
     flags, generate = FLAVOURS[request.param]
+    send = exchange
+    if flags is None:
+        flags, send = tls_args(certs), tls_exchange(client_context(certs))
     started = {matrix_id(param): _use_server(pool, param, flags, DEFAULT_APP) for param in FULL_MATRIX}
-    yield started, generate
+    yield started, generate, send
     for server in started.values():
         _check_alive(server)
         internal = [line for line in server.stderr_lines if "Internal error" in line]
@@ -339,7 +353,7 @@ def servers(pool, request):
 
 @pytest.mark.parametrize("batch", range(BATCHES))
 def test_every_server_answers_a_stream_with_the_same_bytes(servers, batch):
-    servers, generate = servers
+    servers, generate, send = servers
     rng = random.Random(SEED * 1000 + batch)
     reference_name = matrix_id(FULL_MATRIX[0])
     for case in range(CASES):
@@ -347,7 +361,7 @@ def test_every_server_answers_a_stream_with_the_same_bytes(servers, batch):
         # a third of the streams arrive in 2-3 pieces: the server's reads must not change its answers
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.choice([1, 2]))))
         cuts = cuts if rng.random() < 0.33 else []
-        answers = {name: exchange(server.port, data, cuts) for name, server in servers.items()}
+        answers = {name: send(server.port, data, cuts) for name, server in servers.items()}
         reference = answers[reference_name]
         assert reference == b"" or reference.startswith(b"HTTP/1."), (case, data, cuts, reference)
         for name, answer in answers.items():

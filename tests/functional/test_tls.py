@@ -25,7 +25,7 @@ from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
 from tests.functional.test_cli import run_cli
-from tests.functional.tlscerts import client_context, peer_organization, tls_args
+from tests.functional.tlscerts import MemoryClient, client_context, peer_organization, stream_over_tls, tls_args
 
 def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
     """A fixture serving `app` over TLS with extra flags ("{ca}" stands for the test CA's file)."""
@@ -112,50 +112,29 @@ def test_pipelined_requests_in_one_tls_write(tls_server, certs):
     assert bodies == [f"GET /p/{i}?".encode() for i in range(5)]
 
 
-class MemoryClient:
-    """A TLS client over a plain socket with in-memory BIOs: the test decides how the records it
-    writes are split into TCP writes."""
+def test_pipelined_requests_then_close_notify_are_all_answered(tls_server, certs):
+    """The client's close_notify right behind its requests (often in the same read) ends its side
+    only: every request before it is answered, then the connection closes. (With threads the
+    close_notify used to stop the requests after the first.)"""
+    data = b"".join(build_request("GET", f"/p/n{i}") for i in range(3))
+    received = stream_over_tls(tls_server.port, data, client_context(certs))
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert [received.find(f"GET /p/n{i}?".encode()) for i in range(3)] == sorted(
+        received.find(f"GET /p/n{i}?".encode()) for i in range(3))
 
-    def __init__(self, port: int, context: ssl.SSLContext):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
-        self.received = b""
 
-    def handshake(self, piece: int = 1 << 20, between=None) -> None:
-        while True:
-            try:
-                self.tls.do_handshake()
-                return
-            except ssl.SSLWantReadError:
-                pass
-            data = self.outgoing.read()
-            for i in range(0, len(data), piece):
-                self.sock.sendall(data[i:i + piece])
-                if between is not None:
-                    between()
-            self.incoming.write(self.sock.recv(65536))
-
-    def send_records(self, *plaintexts: bytes) -> None:
-        """One TLS record per plaintext, all in one TCP write."""
-        for plaintext in plaintexts:
-            self.tls.write(plaintext)
-        self.sock.sendall(self.outgoing.read())
-
-    def read_until(self, needle: bytes) -> bytes:
-        while needle not in self.received:
-            data = self.sock.recv(65536)
-            assert data, f"EOF before {needle!r}: {self.received[-300:]!r}"
-            self.incoming.write(data)
-            try:
-                while True:
-                    self.received += self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                pass
-        return self.received
-
-    def close(self) -> None:
-        self.sock.close()
+def test_head_of_a_streamed_response_over_tls(tls_server, certs):
+    """A HEAD answered by a generator: its later blocks queue nothing, and the loop's flush after
+    each block must cope with nothing to encrypt (it raised IndexError: a 500 and a dropped pipeline)."""
+    mark = tls_server.stderr_mark()
+    with TLSConn(tls_server.port, client_context(certs)) as conn:
+        conn.request("HEAD", "/chunks?n=4")
+        resp = conn.read_response(method="HEAD")
+        assert resp.status == 200 and resp.body == b""
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+    time.sleep(0.2)
+    assert "Error handling request" not in "".join(tls_server.stderr_lines[mark:])
 
 
 def test_pipelined_requests_in_separate_records_of_one_tcp_write(tls_server, certs):

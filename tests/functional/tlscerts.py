@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 from tests.functional.client import build_request
@@ -67,6 +68,7 @@ def client_context(certs, cert: str | None = None) -> ssl.SSLContext:
 
 
 def peer_organization(port: int, certs) -> str:
+    """The O= of the certificate the server at `port` presents (GET /pid over a new connection)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with client_context(certs).wrap_socket(raw, server_hostname="localhost") as sock:
             subject = dict(item[0] for item in sock.getpeercert()["subject"])
@@ -75,5 +77,102 @@ def peer_organization(port: int, certs) -> str:
             while chunk := sock.recv(65536):
                 received += chunk
     assert received.startswith(b"HTTP/1.1 200 OK")
-    """The O= of the certificate the server at `port` presents (GET /pid over a new connection)."""
     return subject["organizationName"]
+
+
+class MemoryClient:
+    """A TLS client over a plain socket with in-memory BIOs: the test decides how the records it
+    writes are split into TCP writes."""
+
+    def __init__(self, port: int, context: ssl.SSLContext):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.received = b""
+
+    def handshake(self, piece: int = 1 << 20, between=None) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                pass
+            data = self.outgoing.read()
+            for i in range(0, len(data), piece):
+                self.sock.sendall(data[i:i + piece])
+                if between is not None:
+                    between()
+            self.incoming.write(self.sock.recv(65536))
+
+    def send_records(self, *plaintexts: bytes) -> None:
+        """One TLS record per plaintext, all in one TCP write."""
+        for plaintext in plaintexts:
+            self.tls.write(plaintext)
+        self.sock.sendall(self.outgoing.read())
+
+    def read_until(self, needle: bytes) -> bytes:
+        while needle not in self.received:
+            data = self.sock.recv(65536)
+            assert data, f"EOF before {needle!r}: {self.received[-300:]!r}"
+            self.incoming.write(data)
+            try:
+                while True:
+                    self.received += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+        return self.received
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_stream(self, data: bytes, cuts=(), pause: float = 0.002) -> None:
+        """`data` in pieces split at `cuts`, `pause` seconds apart; then close_notify and SHUT_WR at
+        once, as a client that has nothing more to say (the server's close_notify is not awaited)."""
+        try:
+            start = 0
+            for cut in [*cuts, len(data)]:
+                self.tls.write(data[start:cut])
+                self.sock.sendall(self.outgoing.read())
+                start = cut
+                if cut < len(data):
+                    time.sleep(pause)
+            try:
+                self.tls.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+            self.sock.sendall(self.outgoing.read())
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before all of it is sent: read what it said
+
+    def read_to_end(self) -> bytes:
+        """Every plaintext byte until the server's close_notify, its TCP EOF or a reset."""
+        while True:
+            try:
+                self.received += self.tls.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return self.received
+            if self.incoming.eof:
+                return self.received
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return self.received
+            if data:
+                self.incoming.write(data)
+            else:
+                self.incoming.write_eof()
+
+
+def stream_over_tls(port: int, data: bytes, context: ssl.SSLContext, cuts=(), pause: float = 0.002) -> bytes:
+    """A new TLS connection: `data` (MemoryClient.send_stream), then everything the server answered."""
+    client = MemoryClient(port, context)
+    try:
+        client.handshake()
+        client.send_stream(data, cuts, pause)
+        return client.read_to_end()
+    finally:
+        client.close()
