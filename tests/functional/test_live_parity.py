@@ -15,8 +15,9 @@ the parser's leniencies on (LENIENT), so their code paths are held to the same r
 serve `--protocol uwsgi` and get uwsgi packets (nginx's uwsgi_params, valid or with one flaw), and four
 serve `--proxy-protocol` and get the strict streams behind a PROXY header (v1 or v2, one in six flawed,
 split across pieces like the rest), and four terminate TLS and get the strict streams encrypted, the
-client's close_notify right behind them (tlscerts.stream_over_tls). The application is apps.h_mirror: it answers the
-environ and the body it read, with the framing the request's query asks for.
+client's close_notify right behind them (tlscerts.stream_over_tls). The application is
+apps.h_mirror: it answers the environ and the body it read, with the framing the request's query
+asks for.
 
 FASTWSGI_LIVE_PARITY_CASES=N runs N streams per batch instead of the default (for a long hunt);
 FASTWSGI_LIVE_PARITY_SEED changes the seed. A failure prints the stream as a bytes literal.
