@@ -120,10 +120,11 @@ def test_relative_paths_of_the_server_stay_relative_to_the_start_directory(start
                      "access.log", *flags, "fw_rel_app:app", cwd=tmp_path, booted=workers)
     assert report(server)["cwd"] == str(tmp_path / "site")
     assert (tmp_path / "fw.pid").read_text() == f"{server.proc.pid}\n"
-    deadline = time.monotonic() + 5
-    while not (tmp_path / "access.log").exists() and time.monotonic() < deadline:
+    log, line = tmp_path / "access.log", '"GET / HTTP/1.1" 200'
+    deadline = time.monotonic() + 5  # (the line is written after the response, at the loop turn's end)
+    while not (log.exists() and line in log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert '"GET / HTTP/1.1" 200' in (tmp_path / "access.log").read_text()
+    assert line in log.read_text()
     assert sorted(p.name for p in (tmp_path / "site").iterdir() if p.is_file()) == ["fw_rel_app.py"]
 
 
