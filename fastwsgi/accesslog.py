@@ -343,17 +343,21 @@ def render(environ, status, headers, sent, timings):
 """
 
 
+def _interleave(literals: list, fields: list, escape) -> str:
+    """literals[0] fields[0] literals[1] ... fields[-1] literals[-1], each literal through `escape`."""
+    return "".join(escape(literal) + field for literal, field in zip(literals, [*fields, ""]))
+
+
 def _text_renderer(literals: list, specs: list, expressions: list):
-    template = "".join(literal.replace("%", "%%") + "%" + spec for literal, spec in zip(literals, specs))
-    template += literals[-1].replace("%", "%%")
+    template = _interleave(literals, ["%" + spec for spec in specs], lambda text: text.replace("%", "%%"))
     if not expressions:
         line = template % ()
         return lambda environ, status, headers, sent, timings: line
     names = [f"v{index}" for index in range(len(expressions))]
     if all(spec == "s" for spec in specs):
-        fields = "".join(literal.replace("{", "{{").replace("}", "}}") + "{" + name + "!s}"
-                         for literal, name in zip(literals, names))
-        line = "f" + repr(fields + literals[-1].replace("{", "{{").replace("}", "}}"))
+        fields = _interleave(literals, [f"{{{name}!s}}" for name in names],
+                             lambda text: text.replace("{", "{{").replace("}", "}}"))
+        line = "f" + repr(fields)
     else:
         line = f"template % ({', '.join(names)},)"
     namespace = {"template": template, "quotes": b'"' * "".join(literals).count('"'),
@@ -433,7 +437,8 @@ def _pieces(data, newline, limit: int = PIPE_BUF):
 
 
 class _FileTarget:
-    """A path opened O_APPEND: one os.write per line (atomic appends shared by processes)."""
+    """A path opened O_APPEND: one os.write per line, or per piece of held lines (appends of whole
+    lines, shared by processes)."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -589,9 +594,10 @@ class AccessLogger:
             self._held = []
             self._write(self._target.write_lines, held)
 
-    def _write(self, write, lines) -> None:
+    def _write(self, write, data) -> None:
+        """write(data) (a line, or the held lines), reporting a failure once and a recovery."""
         try:
-            write(lines)
+            write(data)
         except Exception as exc:  # the access log must never break a response
             self._report(exc)
             return
