@@ -55,7 +55,8 @@ from . import sdnotify
 from .config import UsageError, anchor_paths, format_options, resolve, unread_gunicorn_sources
 from .pidfile import PidFile
 from .server import BindError, Server, open_listener
-from .server.listener import REUSE_PORT_BALANCES, queued_connections_move, split_protocol, systemd_sockets
+from .server.listener import (ACTIVATION_VARIABLES, REUSE_PORT_BALANCES, queued_connections_move, split_protocol,
+                              systemd_sockets)
 from .server.poller import poller_class
 from .server.tls import make_context
 from .workers import upgrade
@@ -399,8 +400,7 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
 
 
 # what systemd gave the process it started: not for a master that USR2 starts (fastwsgi.sdnotify)
-_SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
-                      "LISTEN_FDNAMES")
+_SERVICE_VARIABLES = sdnotify.VARIABLES + ACTIVATION_VARIABLES
 
 
 def _exec_environ(environ: dict) -> dict:

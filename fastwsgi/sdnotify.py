@@ -47,15 +47,14 @@ _watchdog_interval = 0.0  # seconds between WATCHDOG=1 messages (half of WATCHDO
 _watchdog_last = 0.0
 _warned = False
 _claimed = {}  # the variables claim() took, as given: what a new master started by USR2 gets back
+VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # what claim() takes
 
 
 def claim(environ=os.environ) -> None:
     """Take the notification socket and watchdog settings out of `environ` (once per process tree:
     a second call, or one in a process that never had them, finds nothing)."""
     global _address, _socket, _watchdog_interval, _watchdog_last
-    address = environ.pop("NOTIFY_SOCKET", None)
-    usec = environ.pop("WATCHDOG_USEC", None)
-    watchdog_pid = environ.pop("WATCHDOG_PID", None)
+    address, usec, watchdog_pid = (environ.pop(name, None) for name in VARIABLES)
     if not address:
         return
     _claimed["NOTIFY_SOCKET"] = address

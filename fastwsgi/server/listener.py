@@ -47,6 +47,7 @@ __all__ = ["BindError", "Listener", "PROTOCOLS", "split_protocol", "parse_bind",
 PROTOCOLS = ("http", "uwsgi")  # what a listening socket can speak (the `protocol` option)
 FD_FAMILY = "fd"  # parse_bind's family for fd://N
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at descriptor 3
+ACTIVATION_VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")  # what systemd_sockets() takes
 
 DEFAULT_PORT = 8000
 _LINUX = sys.platform.startswith("linux")
@@ -206,7 +207,7 @@ def systemd_sockets(environ=None, protocol: str = "http", allow_from=None) -> li
     count, pid = environ.get("LISTEN_FDS"), environ.get("LISTEN_PID")
     if not count or not pid:
         return []
-    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+    for name in ACTIVATION_VARIABLES:
         environ.pop(name, None)
     if not pid.isdigit() or int(pid) != os.getpid():
         return []  # meant for another process
