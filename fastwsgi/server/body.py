@@ -6,7 +6,8 @@ bytes for Content-Length, or what the ChunkedDecoder consumes for chunked (RFC 9
 a pipelined next request are never eaten. When the buffer runs dry a read pulls more with
 `conn.recv_wait`, which waits at most read_timeout for each piece (an idle timeout) and never blocks
 forever, in either threading model. The first read of a request that sent `Expect: 100-continue`
-answers `100 Continue` first (RFC 9110 §10.1.1); a client that never gets read never gets it.
+answers `100 Continue` first (RFC 9110 §10.1.1); a client that never gets read never gets it,
+nor does one whose response has begun (no 1xx after the final response's head, §15.2).
 
 A body cut short (EOF or a timeout before the end) raises `BodyError`, a ConnectionError: a short body
 is never returned as if it were complete. A malformed chunked body or one over limit_request_body
@@ -60,19 +61,21 @@ EMPTY_BODY = EmptyBody()
 class RequestBody:
     """The body of one request: Content-Length framed (`length` >= 0) or chunked (`decoder`)."""
 
-    __slots__ = ("conn", "remaining", "decoder", "buf", "complete", "limit", "received",
-                 "expect_continue", "continue_sent", "drained")
+    __slots__ = ("conn", "remaining", "decoder", "buf", "pos", "complete", "limit", "received",
+                 "expect_continue", "continue_sent", "head_sent", "drained")
 
     def __init__(self, conn, length: int, decoder, limit: int, expect_continue: bool):
         self.conn = conn
         self.remaining = length  # Content-Length bytes still to take from the connection
         self.decoder = decoder  # ChunkedDecoder, or None for Content-Length
-        self.buf = b""  # decoded bytes the application has not read yet
+        self.buf = b""  # decoded bytes, read by the application up to `pos`
+        self.pos = 0
         self.complete = decoder is None and length == 0
         self.limit = limit  # limit_request_body for chunked bodies (0: none)
         self.received = 0
         self.expect_continue = expect_continue
         self.continue_sent = False
+        self.head_sent = False  # the response's head is out: no 100 Continue after it (RFC 9110 §15.2)
         self.drained = 0  # bytes discarded after the response
 
     # -- taking bytes from the connection ---------------------------------------------------
@@ -106,16 +109,15 @@ class RequestBody:
             raise BodyError("request body larger than limit_request_body", 413)
         return data
 
-    def _fill(self) -> bool:
-        """Append more body bytes to self.buf; False at the end of the body. May wait."""
-        if self.expect_continue and not self.continue_sent:
+    def _more(self) -> bytes:
+        """The next piece of the body, b"" at its end. May wait (and answer 100 Continue first)."""
+        if self.expect_continue and not self.continue_sent and not self.head_sent:
             self.continue_sent = True
             self.conn.send_interim(CONTINUE)
         while not self.complete:
             data = self._take_buffered()
             if data:
-                self.buf += data
-                return True
+                return data
             if self.complete:
                 break
             more = self.conn.recv_wait(READ_SIZE)  # raises TimeoutError after read_timeout idle
@@ -124,37 +126,64 @@ class RequestBody:
                 self.conn.broken = True
                 raise BodyError("client closed the connection before the end of the request body")
             self.conn.inbuf += more
-        return False
+        return b""
 
     # -- the wsgi.input interface (PEP 3333) --------------------------------------------------
+    # `buf[pos:]` is what was received and not yet read. A read that needs more collects the pieces
+    # in a list and joins them once: appending each piece to the rest would copy everything
+    # received so far again for every piece (quadratic in the body's size).
 
     def read(self, size=-1):
-        if size is None or size < 0:
-            while self._fill():
-                pass
-            data, self.buf = self.buf, b""
-            return data
-        while len(self.buf) < size and self._fill():
-            pass
-        data, self.buf = self.buf[:size], self.buf[size:]
-        return data
+        if size is None:
+            size = -1
+        buf, pos = self.buf, self.pos
+        if 0 <= size <= len(buf) - pos:
+            self.pos = pos + size
+            return buf[pos:pos + size]
+        pieces = [buf[pos:]]
+        have = len(pieces[0])
+        self.buf, self.pos = b"", 0
+        while size < 0 or have < size:
+            piece = self._more()
+            if not piece:
+                break
+            if 0 <= size < have + len(piece):  # the rest of this piece waits for the next read
+                self.buf, self.pos = piece, size - have
+                piece = piece[:size - have]
+            pieces.append(piece)
+            have += len(piece)
+        return b"".join(pieces)
 
     def readline(self, size=-1):
         if size is None:
             size = -1
+        buf, pos = self.buf, self.pos
+        end = buf.find(b"\n", pos)
+        if end >= 0 and (size < 0 or end - pos < size):
+            self.pos = end + 1
+            return buf[pos:end + 1]
+        if 0 <= size <= len(buf) - pos:
+            self.pos = pos + size
+            return buf[pos:pos + size]
+        pieces = [buf[pos:]]  # the line goes on past what is buffered: each piece is searched once
+        have = len(pieces[0])
+        self.buf, self.pos = b"", 0
         while True:
-            end = self.buf.find(b"\n")
-            if end >= 0 and (size < 0 or end < size):
-                end += 1
+            piece = self._more()
+            if not piece:
                 break
-            if 0 <= size <= len(self.buf):
-                end = size
+            end = piece.find(b"\n")
+            cut = len(piece) if end < 0 else end + 1
+            if 0 <= size < have + cut:
+                cut = size - have
+            if cut < len(piece):  # the rest waits for the next read
+                self.buf, self.pos = piece, cut
+                piece = piece[:cut]
+            pieces.append(piece)
+            have += cut
+            if end >= 0 or have == size:
                 break
-            if not self._fill():
-                end = len(self.buf)
-                break
-        line, self.buf = self.buf[:end], self.buf[end:]
-        return line
+        return b"".join(pieces)
 
     def readlines(self, hint=-1):
         lines, total = [], 0
@@ -183,7 +212,7 @@ class RequestBody:
 
         Raises BodyError once more than DRAIN_LIMIT bytes were discarded (a chunked body's length is
         not known in advance): the connection then closes instead of reading on."""
-        self.buf = b""
+        self.buf, self.pos = b"", 0
         while not self.complete:
             data = self._take_buffered()
             if not data:

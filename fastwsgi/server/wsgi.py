@@ -38,7 +38,7 @@ from http import HTTPStatus
 
 from ..errors import ResponseError
 from ..proxy import FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, apply_forwarded
-from .body import BodyError
+from .body import EMPTY_BODY, BodyError
 from .filewrapper import FileWrapper
 
 __all__ = ["Exchange", "error_response", "SERVER_NAME"]
@@ -212,11 +212,17 @@ class Exchange:
     def _head(self, known_length: int = -1, extra_headers=()) -> bytes:
         """Decide the framing and serialize the head, through the per-second head cache."""
         status, headers = self.status, self.headers
-        server = self.conn.server
+        conn = self.conn
+        server = conn.server
         # keep_alive_enabled turns False when a graceful stop begins: a request already in progress
         # then answers with Connection: close
-        keep = (self.keep_alive and server.keep_alive_enabled
-                and (self.body.complete or self.conn.can_drain(self.body)))
+        keep = self.keep_alive and server.keep_alive_enabled
+        body = self.body
+        if body is not EMPTY_BODY:
+            body.head_sent = True  # a 100 Continue may no longer be sent (RFC 9110 §15.2)
+            # a body that failed (cut short, timed out, malformed, over the limit) closes the
+            # connection even when the application caught the error and answered
+            keep = keep and not (conn.must_close or conn.broken) and (body.complete or conn.can_drain(body))
         key = decision = None
         if not extra_headers:
             method, minor, date = self.method, self.minor, server.date

@@ -125,9 +125,29 @@ def h_input(environ, start_response):
         pieces.append(b"|REST|" + stream.read())
     elif mode == "iter":
         pieces = list(stream)
+    elif mode == "ops":  # ?ops=r5,l-1,...: read(5), readline(-1), ... in that order
+        pieces = [(stream.read if op[0] == "r" else stream.readline)(int(op[1:]))
+                  for op in q["ops"].split(",")]
     else:
         return text(start_response, f"unknown mode {mode}", "400 Bad Request")
     return as_json(start_response, [p.decode("latin-1") for p in pieces])
+
+
+def h_read_or_400(environ, start_response):
+    """Read the body; answer a failed read with a 400 of its own, as Django does (the server must
+    then close the connection: its input is no longer framed)."""
+    try:
+        body = environ["wsgi.input"].read()
+    except OSError as exc:
+        return text(start_response, f"unreadable body: {type(exc).__name__}", "400 Bad Request")
+    return text(start_response, body)
+
+
+def h_respond_then_read(environ, start_response):
+    """Send a first block, then read the body: a 100 Continue is then too late (RFC 9110 §15.2)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first;"
+    yield b"got:" + environ["wsgi.input"].read()
 
 
 def h_hash(environ, start_response):
@@ -564,6 +584,8 @@ ROUTES = {
     "/echo": h_echo,
     "/input": h_input,
     "/hash": h_hash,
+    "/read-or-400": h_read_or_400,
+    "/respond-then-read": h_respond_then_read,
     "/download": h_download,
     "/ignore-body": h_ignore_body,
     "/read-record": h_read_record,

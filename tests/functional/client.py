@@ -205,6 +205,12 @@ class Conn:
                 continue
             break
         resp.interim = interim
+        return self.read_body(resp, method, deadline - time.monotonic(), allow_incomplete)
+
+    def read_body(self, resp: Response, method: str = "GET", timeout: float | None = None,
+                  allow_incomplete: bool = False) -> Response:
+        """The body of the response whose head `resp` is (read_head), into resp.body/raw_body."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else max(timeout, 0.001))
         te = (resp.header("Transfer-Encoding") or "").lower()
         cl = resp.header("Content-Length")
         try:

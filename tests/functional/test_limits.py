@@ -121,6 +121,17 @@ def test_chunked_body_over_the_limit_is_refused(limited, token, events):
     assert seen and seen[0]["event"] == "read-error", seen
 
 
+def test_chunked_body_over_the_limit_answered_by_the_app_closes_the_connection(limited):
+    """The app catches the error and answers (a Django 400): Connection: close, then the close."""
+    with Conn(limited.port) as conn:
+        conn.request("POST", "/read-or-400", headers=[("Transfer-Encoding", "chunked")],
+                     body=b"400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n")
+        resp = conn.read_response()
+        assert resp.status == 400 and resp.body == b"unreadable body: BodyError", resp.body
+        assert "close" in resp.connection_tokens(), resp.raw_head
+        assert conn.closed_by_server()
+
+
 @pytest.mark.parametrize("data,status", [
     (b"GET /" + b"a" * 250 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(11)) + b"\r\n", 431),

@@ -4,6 +4,7 @@ large uploads, truncation (RFC 9112 §6, §7.1; RFC 9110 §10.1.1; PEP 3333 "Inp
 import hashlib
 import io
 import json
+import random
 import socket
 import subprocess
 
@@ -73,6 +74,31 @@ BIG_LINES = b"".join(bytes([65 + i]) * (100_000 + i) + b"\n" for i in range(3)) 
 def test_wsgi_input_with_lines_longer_than_any_buffer(server, mode, n):
     got = post_input(server.port, mode, BIG_LINES, "chunked", n, piece=997)
     assert got == expected_pieces(mode, BIG_LINES, n)
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+@pytest.mark.parametrize("seed", range(4))
+def test_wsgi_input_read_and_readline_mixed_over_many_pieces(server, framing, seed):
+    """Random sizes of read(n) and readline(n) over a body of lines of random lengths (some longer
+    than a receive), as io.BytesIO answers them: the reads that span pieces join them in order."""
+    rng = random.Random(seed)
+    body = b"".join(b"%d:" % i + b"x" * rng.choice([0, 1, 50, 5000, 70_000, 150_000]) + b"\n"
+                    for i in range(12))
+    ops = [rng.choice("rl") + str(rng.choice([-1, 0, 1, 7, 4096, 65_536, 100_000, 300_000]))
+           for _ in range(40)]
+    reference = io.BytesIO(body)
+    expected = [(reference.read if op[0] == "r" else reference.readline)(int(op[1:])) for op in ops]
+    if framing == "chunked":
+        pieces = [body[i:i + 30_011] for i in range(0, len(body), 30_011)]
+        data = build_request("POST", "/input?mode=ops&ops=" + ",".join(ops),
+                             headers=[("Transfer-Encoding", "chunked")], body=chunked(*pieces))
+    else:
+        data = build_request("POST", "/input?mode=ops&ops=" + ",".join(ops), body=body)
+    with Conn(server.port) as conn:
+        conn.send(data)
+        resp = conn.read_response()
+    assert resp.status == 200, resp.body
+    assert [p.encode("latin-1") for p in json.loads(resp.body)] == expected
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
@@ -201,6 +227,23 @@ def test_100_continue_with_chunked_body(server):
         assert conn.read_response().body == b"chunked"
 
 
+def test_no_100_continue_once_the_response_has_begun(server):
+    """An application that answers before it reads: the 100 would land inside the response body, so
+    it is never sent (RFC 9110 §15.2: no 1xx after the final response); the client sends the body
+    anyway (§10.1.1), and the connection closes after the response (the client may not have)."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", "/respond-then-read", headers=[("Expect", "100-continue"),
+                                                                       ("Content-Length", "5")]))
+        head = conn.read_head(timeout=3)
+        assert head.status == 200, head.raw_head
+        conn.send(b"hello")
+        resp = conn.read_body(head)
+        assert resp.body == b"first;got:hello", resp.raw_body
+        assert b"100 Continue" not in resp.raw_body
+        assert "close" in resp.connection_tokens()
+        assert conn.closed_by_server()
+
+
 # -- truncated bodies --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
@@ -240,3 +283,15 @@ def test_partly_read_body_is_drained(server):
                   + build_request("GET", "/p/next"))
         assert conn.read_response().status == 200
         assert conn.read_response().body == b"GET /p/next?"
+
+
+def test_malformed_chunked_body_answered_by_the_app_closes_the_connection(server):
+    """The application catches the read error and answers itself (as Django does): that response
+    says Connection: close and the connection closes, since the input is no longer framed."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", "/read-or-400", headers=[("Transfer-Encoding", "chunked")])
+                  + b"5\r\nhello\r\nzz\r\n" + build_request("GET", "/p/smuggled"))
+        resp = conn.read_response()
+        assert resp.status == 400 and resp.body == b"unreadable body: BodyError", resp.body
+        assert "close" in resp.connection_tokens(), resp.raw_head
+        assert conn.closed_by_server()
