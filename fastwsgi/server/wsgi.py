@@ -17,9 +17,13 @@ dict lookups less per request). What happens next depends on what the applicatio
   send_timeout), so pump() runs to the end.
 
 Framing (RFC 9112 §6): the application's Content-Length is honoured (extra bytes are dropped and the
-connection closed; too few also closes it); without one, HTTP/1.1 responses are chunked and HTTP/1.0
-responses are close-delimited. HEAD, 204 and 304 responses never carry a body (RFC 9110 §6.4.1); a 1xx
-status from the application is an error (an interim response cannot be the final one).
+connection closed; too few also closes it; two different values are a 500, the same one twice goes
+out once); without one, HTTP/1.1 responses are chunked and HTTP/1.0 responses are close-delimited.
+HEAD, 204 and 304 responses never carry a body (RFC 9110 §6.4.1); a 1xx status from the application
+is an error (an interim response cannot be the final one). Once nothing more can be sent (a bodiless
+response's head is out, or the Content-Length is reached) pump() stops iterating (PEP 3333), so an
+endless stream answered to a HEAD holds neither the loop nor a thread; after the response, write()
+raises (its bytes would precede the next response).
 The head itself always comes from the parser backend's `serialize_head`, which rejects hop-by-hop and
 malformed headers (-> 500); the bytes are cached per (status, headers, framing) until the Date header
 changes, so an application that answers the same headers every time pays for serializing once a
@@ -72,7 +76,7 @@ def error_response(conn, status: int) -> bytes:
 
 class Exchange:
     __slots__ = ("conn", "environ", "method", "minor", "body", "keep_alive", "status", "headers",
-                 "headers_sent", "bodiless", "chunked", "remaining", "result", "iterator", "file")
+                 "headers_sent", "bodiless", "chunked", "remaining", "result", "iterator", "file", "over")
 
     def __init__(self, conn, head, body, keep_alive: bool):
         self.conn = conn
@@ -86,6 +90,7 @@ class Exchange:
         self.result = None
         self.iterator = None
         self.file = None
+        self.over = False  # the response is complete (or failed): write() may add nothing more
         kept = conn.environ_whole if head is conn.environ_head else None
         if kept is not None:  # the parser's kept head, from its third request on: its environ, copied
             environ = kept[0].copy()
@@ -127,6 +132,8 @@ class Exchange:
         """The legacy write() callable: send `data` now (after the head if not yet sent)."""
         if self.status is None:
             raise AssertionError("write() called before start_response()")
+        if self.over:  # e.g. from the iterable's close(): the bytes would precede the next response
+            raise RuntimeError("write() called after the response was complete")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
         if data:
@@ -191,6 +198,10 @@ class Exchange:
                                 raise ConnectionResetError("the client closed the connection")
                             break
                     else:
+                        break
+                    if self.headers_sent and (self.bodiless or self.remaining == 0):
+                        # HEAD, 204, 304, or the Content-Length reached: nothing more can be sent,
+                        # so stop iterating (PEP 3333), also over an endless stream
                         break
                 else:
                     return False
@@ -257,11 +268,23 @@ class Exchange:
             raise ResponseError("BAD_STATUS", f"{status!r} cannot be the final response")
         bodiless = self.method == "HEAD" or code in _BODILESS_STATUS
         length = -1
-        for name, value in headers:
+        first = None  # the first Content-Length field
+        repeated = False
+        for index, (name, value) in enumerate(headers):
             if len(name) == 14 and name.lower() == "content-length":
                 if not value.isdigit() or not value.isascii():
                     raise ResponseError("BAD_RESPONSE_HEADER_VALUE", f"Content-Length: {value!r}")
+                if first is None:
+                    first = index
+                elif int(value) != length:  # which one frames the body? (RFC 9112 §6.3)
+                    raise ResponseError("BAD_RESPONSE_HEADER_VALUE", f"Content-Length: {length} and {value!r}")
+                else:
+                    repeated = True
                 length = int(value)
+        if repeated and code != "204":
+            # the same value again: sent once (RFC 9110 §8.6; strict clients reject a repeated field)
+            headers = [item for index, item in enumerate(headers)
+                       if index == first or len(item[0]) != 14 or item[0].lower() != "content-length"]
         if extra_headers:
             headers = list(headers) + list(extra_headers)
             length = known_length
@@ -345,6 +368,7 @@ class Exchange:
     def _complete(self) -> None:
         if self.remaining > 0 and not self.bodiless:
             self.keep_alive = False  # fewer bytes than the Content-Length promised: close
+        self.over = True
         self.conn.response_complete(self.keep_alive)
 
     def _pump_file(self) -> bool:
@@ -381,6 +405,7 @@ class Exchange:
 
     def _fail(self, exc: BaseException) -> None:
         conn = self.conn
+        self.over = True
         if conn.broken:
             conn.response_complete(False)  # the client went away or stalled: nothing to say
             return

@@ -15,6 +15,7 @@ wsgiref.validate.validator).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -285,8 +286,31 @@ class RecordingBytesIO(io.BytesIO):
         super().close()
 
 
+class FilenoRaises:
+    """A file-like object (not an io stream) whose fileno() fails with what io never raises."""
+
+    token = ""
+
+    def __init__(self, data: bytes):
+        self._stream = io.BytesIO(data)
+        self.read = self._stream.read
+
+    def fileno(self):
+        raise NotImplementedError("no descriptor here")
+
+    def close(self):
+        record(self.token, event="file-closed")
+
+
+def h_proc_file(environ, start_response):
+    """wsgi.file_wrapper over /proc/version: a regular file whose st_size (0) is not its length."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](open("/proc/version", "rb"))
+
+
 def h_file(environ, start_response):
-    """wsgi.file_wrapper over a real file (?kind=real, sendfile) or a BytesIO (?kind=bytesio, read loop)."""
+    """wsgi.file_wrapper over a real file (?kind=real, sendfile), a BytesIO (?kind=bytesio, read loop),
+    a gzip file (?kind=gzip) or an object whose fileno() raises (?kind=fileno-raises), both read."""
     q = query(environ)
     token = q.get("t", "")
     size = int(q.get("n", "1000000"))
@@ -299,6 +323,14 @@ def h_file(environ, start_response):
                 f.write(pattern_bytes(size))
             os.replace(tmp, path)
         filelike = RecordingFile(path, "r")
+    elif kind == "gzip":  # fileno() is the compressed file's; read() gives the pattern
+        path = os.path.join(os.environ[EVENTS_ENV], f"payload-{size}.{os.getpid()}.{time.monotonic_ns()}.gz")
+        with gzip.open(path, "wb") as f:
+            f.write(pattern_bytes(size))
+        filelike = gzip.open(path, "rb")
+        os.unlink(path)
+    elif kind == "fileno-raises":  # not an io stream: its fileno() is trusted, and raises
+        filelike = FilenoRaises(pattern_bytes(size))
     else:
         filelike = RecordingBytesIO(pattern_bytes(size))
     filelike.token = token
@@ -351,6 +383,13 @@ def h_multi_headers(environ, start_response):
     start_response("200 OK", [("Set-Cookie", "a=1; Path=/"), ("X-Long", "L" * 20000),
                               ("Set-Cookie", "b=2"), ("Content-Length", "2")])
     return [b"ok"]
+
+
+def h_content_lengths(environ, start_response):
+    """One Content-Length header per ?v=, then the body b"abcde"."""
+    values = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))["v"]
+    start_response("200 OK", [("Content-Type", "text/plain")] + [("Content-Length", v) for v in values])
+    return [b"abcde"]
 
 
 def h_bad_return(environ, start_response):
@@ -434,15 +473,35 @@ class ClosingBody:
         record(self.token, event="closed", produced=self.produced)
 
 
+class WritingInClose(ClosingBody):
+    """close() calls the write() callable, and reports what that raised."""
+
+    def __init__(self, token: str, pieces: int, write):
+        super().__init__(token, pieces)
+        self.write = write
+
+    def close(self):
+        try:
+            self.write(b"late")
+        except Exception as exc:  # noqa: BLE001 - the point is to observe it
+            record(self.token, event="write-in-close", raised=type(exc).__name__)
+        else:
+            record(self.token, event="write-in-close", raised=None)
+
+
 def h_close(environ, start_response):
-    """?mode=ok|error|exit|stream|flood: close() must be called on success, failure (an exception or
-    SystemExit while iterating) and client disconnect."""
+    """?mode=ok|error|exit|stream|flood|write-in-close: close() must be called on success, failure (an
+    exception or SystemExit while iterating), client disconnect, and when nothing more can be sent
+    (HEAD, or ?cl= reached) although the iterable goes on."""
     q = query(environ)
     token = q.get("t", "")
     mode = q.get("mode", "ok")
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    cl = [("Content-Length", q["cl"])] if "cl" in q else []  # ?cl=N: a length the pieces reach
+    write = start_response("200 OK", [("Content-Type", "text/plain"), *cl])
     if mode == "ok":
         return ClosingBody(token, 3)
+    if mode == "write-in-close":  # close() calls write(): too late, the response is complete
+        return WritingInClose(token, 3, write=write)
     if mode == "error":
         return ClosingBody(token, 3, fail_at=1)
     if mode == "exit":  # SystemExit while iterating (sys.exit() in a generator)
@@ -598,10 +657,12 @@ ROUTES = {
     "/header": h_header,
     "/server-date": h_server_date,
     "/file": h_file,
+    "/proc-file": h_proc_file,
     "/exc-before-headers": h_exc_before_headers,
     "/exc-after-headers": h_exc_after_headers,
     "/start-twice": h_start_twice,
     "/multi-headers": h_multi_headers,
+    "/content-lengths": h_content_lengths,
     "/bad-return": h_bad_return,
     "/close-raises": h_close_raises,
     "/error-after-empty-chunk": h_error_after_empty_chunk,

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn, build_request
+from tests.functional.client import Conn, build_request, get
 from tests.functional.conftest import FULL_MATRIX, server_fixture
 
 # the same app with an access log (on stdout): responses then go through the measuring exchange
@@ -159,6 +159,17 @@ def test_control_bytes_in_an_app_header_are_a_500_without_injection(server, valu
         assert resp.header("X-Value") is None
 
 
+def test_two_different_content_lengths_from_the_app_are_a_500(server):
+    """Which one frames the body? Clients differ (RFC 9112 §6.3): a 500, never both on the wire.
+    The same value twice frames the body unambiguously, and goes out once (RFC 9110 §8.6: strict
+    recipients, fastwsgi's own parser among them, reject a repeated Content-Length)."""
+    for values in ("v=3&v=5", "v=5&v=3"):
+        resp = get(server.port, f"/content-lengths?{values}")
+        assert resp.status == 500 and b"abcde" not in resp.body
+    resp = get(server.port, "/content-lengths?v=5&v=5")
+    assert resp.status == 200 and resp.all("Content-Length") == ["5"] and resp.body == b"abcde"
+
+
 def test_bad_header_name_from_the_app_is_a_500(server):
     with Conn(server.port) as conn:
         conn.request("GET", "/header?" + urllib.parse.urlencode({"name": "Bad Name", "value": "v"}))
@@ -242,6 +253,33 @@ def test_file_wrapper_on_head(server):
         assert conn.read_response().body == b"GET /p/after?"
 
 
+@pytest.mark.parametrize("kind", ["gzip", "fileno-raises"])
+def test_file_wrapper_over_a_stream_that_is_not_its_descriptor_is_read(server, token, events, kind):
+    """A gzip file's fileno() is the compressed file's, and a fileno() may fail with anything: what
+    the client gets is what read() gives (PEP 3333), never the descriptor's bytes or nothing."""
+    size = 200_000
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/file?kind={kind}&n={size}&t={token}&cl=0")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == pattern_bytes(size)
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+    if kind == "fileno-raises":
+        assert [e["event"] for e in events(token)] == ["file-closed"]
+
+
+def test_file_wrapper_over_a_procfs_file_sends_its_content(server):
+    """/proc files are regular files whose st_size (0) is not their length: read, not sendfile'd."""
+    with open("/proc/version", "rb") as f:
+        expected = f.read()
+    with Conn(server.port) as conn:
+        conn.request("GET", "/proc-file")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == expected and expected
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+
+
 # -- start_response, exc_info, write() -------------------------------------------------------------------
 
 def test_exc_info_before_headers_replaces_the_response(server):
@@ -296,6 +334,35 @@ def test_close_called_on_success(server, token, events):
         resp = conn.read_response()
         assert resp.body == b"%016d%016d%016d" % (0, 1, 2)
     assert events(token) == [{"event": "closed", "produced": 48}]
+
+
+@pytest.mark.parametrize("method,cl", [("HEAD", None), ("GET", "65536")])
+def test_endless_iterable_stops_once_nothing_more_can_be_sent(server, token, events, method, cl):
+    """HEAD to an endless stream (curl -I to an event stream), or a Content-Length reached: the
+    server stops iterating and calls close() (PEP 3333), instead of iterating for ever (which would
+    hold the loop or a pool thread); the connection stays usable."""
+    target = f"/close?mode=flood&t={token}" + (f"&cl={cl}" if cl else "")
+    with Conn(server.port) as conn:
+        conn.request(method, target)
+        resp = conn.read_response(method)
+        assert resp.status == 200
+        assert resp.body == (b"" if method == "HEAD" else b"%065536d" % 0)
+        seen = events(token, timeout=10)
+        assert seen == [{"event": "closed", "produced": 65536}], seen
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+def test_write_from_close_after_the_response_raises_and_sends_nothing(server, token, events):
+    """An iterable's close() that calls write(): the response is complete, so write() raises
+    and nothing follows the chunked body's end (it would precede the next response)."""
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/close?mode=write-in-close&t={token}")
+        resp = conn.read_response()
+        assert resp.framing == "chunked" and resp.body == b"%016d%016d%016d" % (0, 1, 2)
+        assert events(token) == [{"event": "write-in-close", "raised": "RuntimeError"}]
+        conn.request("GET", "/p/after")
+        assert conn.read_response().raw_head.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_close_called_when_the_iterable_raises_system_exit(threaded_server, token, events):
