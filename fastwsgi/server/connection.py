@@ -381,7 +381,7 @@ class Connection:
             mask = IN
             if self.body is not None:
                 self.deadline = server.now + server.read_timeout
-            elif self.inbuf:
+            elif self.inbuf or self.head_started:  # (TLS: records with no data yet, tls.py)
                 self.deadline = self.head_deadline
             else:
                 self.deadline = server.now + server.keep_alive

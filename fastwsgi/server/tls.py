@@ -197,12 +197,17 @@ class TLSConnection(Connection):
             return False
         if self.tls_out.pending:
             self._take_cipher()
+        if eof:  # close_notify: the requests before it are still answered (Connection.settle);
+            self.read_eof = True  # set first: a body cut short by it fails at once, not at read_timeout
         if data:
             self.inbuf = self.inbuf + data if self.inbuf else data
             if self.exchange is None:
                 self.process()
-        if eof:  # close_notify: the requests before it are still answered (Connection.settle)
-            self.read_eof = True
+        elif not eof and not self.head_started and self.exchange is None:
+            # records that hold no data (a KeyUpdate, part of a record) count as the start of the next
+            # head: its deadline runs, and the keep-alive deadline is not restarted by them
+            self.head_started = True
+            self.head_deadline = self.server.now + self.server.header_timeout
         return True
 
     def _decrypt(self):

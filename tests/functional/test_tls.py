@@ -123,6 +123,60 @@ def test_pipelined_requests_then_close_notify_are_all_answered(tls_server, certs
         received.find(f"GET /p/n{i}?".encode()) for i in range(3))
 
 
+def test_close_notify_right_behind_a_short_body_fails_its_read_at_once(tls_server, certs, token, events):
+    """A head promising 100 bytes, 3 of them, and close_notify, in one TCP write: the application's
+    read fails at once (as at a TCP EOF), instead of waiting read_timeout (30 s) for bytes that the
+    client said will never come, with the event loop stalled meanwhile (threads=0)."""
+    client = MemoryClient(tls_server.port, client_context(certs))  # 10 s socket timeout
+    try:
+        client.handshake()
+        client.tls.write(build_request("POST", f"/read-record?t={token}", headers=[("Content-Length", "100")])
+                         + b"abc")
+        with pytest.raises(ssl.SSLWantReadError):
+            client.tls.unwrap()  # close_notify, into the same TCP write as the records before it
+        client.sock.sendall(client.outgoing.read())
+        received = client.read_to_end()
+    finally:
+        client.close()
+    assert not received.startswith(b"HTTP/1.1 200"), received[:200]
+    seen = events(token)
+    assert seen and seen[0]["event"] == "read-error" and seen[0]["oserror"], seen
+
+
+@pytest.mark.parametrize("first_request", [True, False], ids=["after-a-request", "before-any"])
+def test_records_without_data_do_not_hold_an_idle_connection_open(tls_quick_timeout, certs, first_request):
+    """A record's bytes trickled one at a time (or a KeyUpdate now and then) decrypt to nothing: they
+    start the next head's deadline (--header-timeout, 1 s here) as a head's first byte does, and no
+    longer restart the keep-alive deadline (or replace the one from accept) with every byte."""
+    client = MemoryClient(tls_quick_timeout.port, client_context(certs))
+    try:
+        client.handshake()
+        client.sock.sendall(client.outgoing.read())  # the client's Finished: the handshake is over
+        if first_request:
+            client.send_records(build_request("GET", "/hello"))
+            client.read_until(b"hello")
+        client.tls.write(build_request("GET", "/p/never", headers=[("X-Pad", "p" * 4000)]))
+        record = client.outgoing.read()
+        closed = False
+        for i in range(40):  # 8 s of one byte every 0.2 s
+            try:
+                client.sock.sendall(record[i:i + 1])
+                time.sleep(0.2)
+                client.sock.settimeout(0.001)
+                closed = client.sock.recv(1, socket.MSG_PEEK) == b""
+            except (socket.timeout, BlockingIOError):
+                pass
+            except OSError:  # reset: closed all the same
+                closed = True
+            finally:
+                client.sock.settimeout(10)
+            if closed:
+                break
+        assert closed, "the connection outlived --header-timeout (1 s) by 8 s while its bytes trickled in"
+    finally:
+        client.close()
+
+
 def test_head_of_a_streamed_response_over_tls(tls_server, certs):
     """A HEAD answered by a generator: its later blocks queue nothing, and the loop's flush after
     each block must cope with nothing to encrypt (it raised IndexError: a 500 and a dropped pipeline)."""
