@@ -266,8 +266,10 @@ class Server:
         self._closed = True
         for listener in self.listeners:
             listener.close()
-        if self.pool is not None:
-            self.pool.shutdown()  # lets in-flight requests finish (bounded by a time budget)
+        if self.pool is not None:  # in-flight requests may finish: within 5 s, or what is left of
+            # --graceful-timeout after a graceful stop (none once it has passed: it is the bound)
+            budget = max(0.0, self._drain_deadline - time.monotonic()) if self.draining else 5.0
+            self.pool.shutdown(budget)
         for conn in list(self.connections.values()):
             conn.close()
         if self.access_log_held:

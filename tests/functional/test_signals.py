@@ -249,6 +249,20 @@ def test_single_process_term_lets_an_in_flight_request_finish(launch, threads):
     assert "Graceful stop: finishing 1 open connection(s) within 10 s" in server.stderr_text()
 
 
+def test_single_process_graceful_timeout_bounds_a_request_stuck_in_a_thread(launch):
+    """--graceful-timeout is the bound without a master too: an application thread still busy when
+    it passes is abandoned then, not waited for up to 5 s more."""
+    server = launch("--graceful-timeout", "1", "--threads", "2")
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=30")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 4, "exited 5 s after --graceful-timeout (1 s), not at it"
+        assert conn.closed_by_server(timeout=2)
+
+
 @pytest.mark.parametrize("parser", ["c", "python"])
 def test_single_process_ignores_hup(launch, tmp_path, parser):
     """Without a master there is nothing to reload: HUP (a closed terminal, a `systemctl reload`) must
