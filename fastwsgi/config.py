@@ -509,6 +509,11 @@ OPTIONS = (
            "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
            "removed; unset: $FORWARDED_ALLOW_IPS (as gunicorn), else the default", metavar="LIST",
            section="proxy"),
+    Option("forwarded_headers", choice("x-forwarded", "forwarded"), "x-forwarded",
+           "the header family --forwarded-allow-ips peers set: x-forwarded (X-Forwarded-For, "
+           "-Proto, -Host: nginx, AWS) or forwarded (RFC 7239 Forwarded: HAProxy option forwarded, "
+           "Envoy); the other family is never read and is removed, as a proxy passes it on as the "
+           "client sent it (waitress's trusted_proxy_headers)", metavar="FAMILY", section="proxy"),
     Option("url_prefix", url_prefix, "",
            "serve the application under this path prefix (e.g. /app): SCRIPT_NAME is the prefix and "
            "PATH_INFO the rest; a path outside it gets 404 (waitress's url_prefix; the SCRIPT_NAME "
@@ -622,8 +627,8 @@ OPTIONS = (
              "connection just ends)"),
     _refused("enable_stdio_inheritance", "fastwsgi does not implement gunicorn's -R", flags=("-R",)),
     _refused("tmp_upload_dir", "fastwsgi does not spool request bodies to temporary files"),
-    _refused("secure_scheme_headers", "fastwsgi sets wsgi.url_scheme from X-Forwarded-Proto or "
-             "Forwarded: proto= sent by --forwarded-allow-ips peers (the names are fixed)"),
+    _refused("secure_scheme_headers", "fastwsgi sets wsgi.url_scheme from X-Forwarded-Proto (or "
+             "Forwarded: proto= with --forwarded-headers forwarded) sent by --forwarded-allow-ips peers"),
     _refused("forwarder_headers", "fastwsgi takes no SCRIPT_NAME or PATH_INFO from request headers: "
              "mount the application with --url-prefix PATH"),
     _refused("casefold_http_method", "fastwsgi does not offer this leniency: methods are case-sensitive "

@@ -32,13 +32,15 @@ it). Only "http" and "https" are accepted as a scheme. A forwarded host (reg-nam
 [A-Za-z0-9._~-], or a bracketed IPv6 literal, with an optional port) sets HTTP_HOST, SERVER_NAME and
 SERVER_PORT (its port, else the scheme's default 80/443).
 
-Precedence: when a trusted peer sends a well-formed Forwarded header it is the only source used and
-X-Forwarded-* are ignored (mixing two header families could combine values from different hops). A
-Forwarded header that does not parse (RFC 7239 §4 grammar: token=token-or-quoted-string pairs, ';'
-within an element, ',' between elements) is ignored as a whole and X-Forwarded-* apply instead.
-Beware: a proxy that passes a client's Forwarded header through untouched (nginx does, unless told
-`proxy_set_header Forwarded ...`) lets that client choose its address; trust only proxies that set or
-strip the headers they forward.
+One family, chosen by configuration (--forwarded-headers, as waitress's trusted_proxy_headers and
+hypercorn's ProxyFix mode): X-Forwarded-* (the default: what nginx's proxy_set_header examples, AWS
+load balancers and gunicorn/uvicorn use) or RFC 7239 Forwarded (HAProxy option forwarded, Envoy).
+The other family is never read and is deleted from the environ: a proxy passes the headers it does
+not set through as the client sent them (nginx passes a client's Forwarded on untouched), so letting
+the request pick the family (as fastwsgi once did: a well-formed Forwarded won) let that client
+choose its address and scheme. A Forwarded header that does not parse (RFC 7239 §4 grammar:
+token=token-or-quoted-string pairs, ';' within an element, ',' between elements) is ignored as a
+whole.
 
 UNIX sockets: a UNIX-socket peer (REMOTE_ADDR "") is trusted by default, as gunicorn does: only local
 processes allowed by the socket file's permissions can connect (typically the proxy itself).
@@ -62,7 +64,8 @@ import ipaddress
 import re
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
-__all__ = ["TrustedProxies", "apply_forwarded", "DEFAULT_FORWARDED_ALLOW_IPS", "FORWARDING_KEYS"]
+__all__ = ["TrustedProxies", "apply_forwarded", "DEFAULT_FORWARDED_ALLOW_IPS", "FORWARDING_KEYS",
+           "HEADER_FAMILIES"]
 
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
@@ -72,6 +75,10 @@ X_FORWARDED_FOR = "HTTP_X_FORWARDED_FOR"
 X_FORWARDED_PROTO = "HTTP_X_FORWARDED_PROTO"
 X_FORWARDED_HOST = "HTTP_X_FORWARDED_HOST"
 FORWARDING_KEYS = (FORWARDED, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST)
+# --forwarded-headers: the one header family a trusted peer's requests are read by
+X_FORWARDED_HEADERS = "x-forwarded"
+FORWARDED_HEADERS = "forwarded"
+HEADER_FAMILIES = (X_FORWARDED_HEADERS, FORWARDED_HEADERS)
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PEER_CACHE_SIZE = 1024  # peer address -> trusted?, for specs with networks
@@ -83,14 +90,21 @@ UNTRUSTED = "untrusted"  # the outcome for an untrusted peer: the forwarding key
 class TrustedProxies:
     """Which peers may set proxy headers. Build with `parse()`; test an address with `is_trusted()`."""
 
-    __slots__ = ("trust_all", "trust_unix", "spec", "_exact_text", "_exact", "_networks", "_cache",
-                 "outcomes")
+    __slots__ = ("trust_all", "trust_unix", "spec", "headers", "ignored_keys", "_exact_text", "_exact",
+                 "_networks", "_cache", "outcomes")
 
-    def __init__(self, addresses=(), networks=(), trust_all=False, trust_unix=True, spec=""):
-        """addresses: ipaddress addresses; networks: ipaddress networks (see `parse`)."""
+    def __init__(self, addresses=(), networks=(), trust_all=False, trust_unix=True, spec="",
+                 headers=X_FORWARDED_HEADERS):
+        """addresses: ipaddress addresses; networks: ipaddress networks (see `parse`); headers: the
+        family applied (--forwarded-headers: HEADER_FAMILIES)."""
+        if headers not in HEADER_FAMILIES:
+            raise ValueError(f"forwarded headers: {headers!r} is not one of {', '.join(HEADER_FAMILIES)}")
         self.trust_all = trust_all
         self.trust_unix = trust_unix
         self.spec = spec
+        self.headers = headers
+        # the other family's keys: a trusted peer passes them on as the client sent them (deleted)
+        self.ignored_keys = (FORWARDED,) if headers == X_FORWARDED_HEADERS else FORWARDING_KEYS[1:]
         # exact strings as a socket reports them: one set lookup decides the usual peers
         self._exact_text = frozenset(str(address) for address in addresses)
         self._exact = frozenset((address.max_prefixlen, int(address)) for address in addresses)
@@ -100,7 +114,8 @@ class TrustedProxies:
         self.outcomes = {}  # apply_forwarded's memo (module docstring)
 
     @classmethod
-    def parse(cls, spec=DEFAULT_FORWARDED_ALLOW_IPS, *, trust_unix: bool = True) -> "TrustedProxies":
+    def parse(cls, spec=DEFAULT_FORWARDED_ALLOW_IPS, *, trust_unix: bool = True,
+              headers: str = X_FORWARDED_HEADERS) -> "TrustedProxies":
         """Parse "IP, CIDR, ..." or "*" (also a list of such strings); ValueError names a bad entry."""
         if isinstance(spec, str):
             entries = spec.split(",")
@@ -120,7 +135,7 @@ class TrustedProxies:
             else:
                 addresses.append(_parse_address(entry))
         text = spec if isinstance(spec, str) else ",".join(spec)
-        return cls(addresses, networks, trust_all, trust_unix, text)
+        return cls(addresses, networks, trust_all, trust_unix, text, headers)
 
     def is_trusted(self, address: str) -> bool:
         """Is the peer `address` (a socket's text form; "" for a UNIX socket) a trusted proxy?"""
@@ -379,8 +394,10 @@ def _scheme(value):
 
 def _resolve(forwarded, xff, proto, host, trusted: TrustedProxies):
     """Decide what a trusted peer's headers mean: -> (client node, scheme, host), each possibly None."""
-    elements = parse_forwarded(forwarded) if forwarded is not None else None
-    if elements:
+    if trusted.headers == FORWARDED_HEADERS:
+        elements = parse_forwarded(forwarded) if forwarded is not None else None
+        if not elements:
+            return None, None, None
         index, client = _walk([_parse_node(element.get("for")) for element in elements], trusted)
         element = elements[index]
         return client, _scheme(element.get("proto")), element.get("host")
@@ -409,6 +426,8 @@ def apply_forwarded(environ: dict, trusted: TrustedProxies) -> None:
             environ.pop(key, None)
     else:
         environ.update(outcome)
+        for key in trusted.ignored_keys:
+            environ.pop(key, None)
 
 
 def _outcome(peer: str, forwarded, xff, proto, host, url_scheme, trusted: TrustedProxies):

@@ -105,7 +105,8 @@ class Server:
         self.limit_request_body = options["limit_request_body"]
         self.max_connections = options["worker_connections"]
         self.graceful_timeout = options.get("graceful_timeout", 30.0)
-        self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"))
+        self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"),
+                                                options.get("forwarded_headers", "x-forwarded"))
         self.access_log = access_log
         self.metrics = metrics
         self.exchange_class = exchange_class(access_log, metrics, options.get("post_request") is not None)
@@ -517,7 +518,7 @@ class Server:
             self._stopping = True
 
 
-def _trusted_proxies(spec: str):
+def _trusted_proxies(spec: str, headers: str):
     from ..proxy import TrustedProxies
 
-    return TrustedProxies.parse(spec)
+    return TrustedProxies.parse(spec, headers=headers)

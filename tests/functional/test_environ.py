@@ -209,6 +209,7 @@ def test_a_repeated_request_gets_a_fresh_environ_and_its_own_head(server):
 
 
 untrusting = server_fixture("--forwarded-allow-ips", "10.9.9.9")  # the test client is not a proxy
+forwarded_family = server_fixture("--forwarded-headers", "forwarded")
 
 
 def proxied_environs(port: int) -> set:
@@ -236,3 +237,24 @@ def test_a_repeated_request_from_a_trusted_proxy_has_its_headers_applied_every_t
 
 def test_a_repeated_request_from_another_peer_has_its_proxy_headers_removed_every_time(untrusting):
     assert proxied_environs(untrusting.port) == {("127.0.0.1", "http", None)}
+
+
+def forwarded_view(port: int) -> tuple:
+    """A trusted peer's request carrying both header families, as a client's own Forwarded passed
+    through by nginx's documented configuration (which sets only X-Forwarded-For and -Proto)."""
+    with Conn(port) as conn:
+        conn.request("GET", "/environ", headers=[("Host", "example.test"),
+                                                 ("Forwarded", "for=9.9.9.9;proto=https;host=evil.example"),
+                                                 ("X-Forwarded-For", "203.0.113.9"),
+                                                 ("X-Forwarded-Proto", "http")])
+        environ = json.loads(conn.read_response().body)
+    return (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"], environ["HTTP_HOST"],
+            sorted(key for key in environ if "FORWARDED" in key))
+
+
+def test_only_the_configured_proxy_header_family_is_read_and_the_other_removed(server, forwarded_family):
+    """Default X-Forwarded-*: a client's Forwarded cannot choose its address, scheme or host (it used
+    to win over X-Forwarded-* when well-formed); --forwarded-headers forwarded reads Forwarded alone."""
+    assert forwarded_view(server.port) == (
+        "203.0.113.9", "http", "example.test", ["HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO"])
+    assert forwarded_view(forwarded_family.port) == ("9.9.9.9", "https", "evil.example", ["HTTP_FORWARDED"])

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastwsgi.proxy import (DEFAULT_FORWARDED_ALLOW_IPS, FORWARDING_KEYS, OUTCOME_CACHE_SIZE,
+from fastwsgi.proxy import (DEFAULT_FORWARDED_ALLOW_IPS, FORWARDING_KEYS, HEADER_FAMILIES, OUTCOME_CACHE_SIZE,
                             TrustedProxies, apply_forwarded, parse_forwarded)
 
 DEFAULT = TrustedProxies.parse()
+FORWARDED_FAMILY = TrustedProxies.parse(headers="forwarded")  # --forwarded-headers forwarded
 
 
 def make_environ(peer="127.0.0.1", port="50000", **headers):
@@ -319,7 +320,7 @@ def test_parse_forwarded_rejects_malformed(value):
 
 
 def test_forwarded_simple():
-    environ = applied(HTTP_FORWARDED="for=198.51.100.7;proto=https;host=shop.example")
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED="for=198.51.100.7;proto=https;host=shop.example")
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["wsgi.url_scheme"]) == (
         "198.51.100.7", "", "https")
     assert (environ["HTTP_HOST"], environ["SERVER_NAME"], environ["SERVER_PORT"]) == (
@@ -327,12 +328,12 @@ def test_forwarded_simple():
 
 
 def test_forwarded_quoted_ipv6_with_port():
-    environ = applied(HTTP_FORWARDED='for="[2001:db8:cafe::17]:4711"')
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED='for="[2001:db8:cafe::17]:4711"')
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("2001:db8:cafe::17", "4711")
 
 
 def test_forwarded_chain_takes_proto_and_host_of_the_chosen_hop():
-    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
+    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8", headers="forwarded")
     environ = applied(trusted, HTTP_FORWARDED=(
         "for=6.6.6.6;proto=http;host=spoofed.example, "          # written by the client: never read
         "for=198.51.100.7;proto=https;host=shop.example, "       # written by the edge proxy
@@ -343,44 +344,63 @@ def test_forwarded_chain_takes_proto_and_host_of_the_chosen_hop():
 
 
 def test_forwarded_obfuscated_or_unknown_for_keeps_last_real_address_but_uses_its_element():
-    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
+    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8", headers="forwarded")
     environ = applied(trusted, HTTP_FORWARDED='for=_hidden;proto=https, for=10.0.0.3')
     assert environ["REMOTE_ADDR"] == "10.0.0.3"
     assert environ["wsgi.url_scheme"] == "https"
-    environ = applied(HTTP_FORWARDED="for=unknown;proto=https")
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED="for=unknown;proto=https")
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("127.0.0.1", "50000")
     assert environ["wsgi.url_scheme"] == "https"
-    environ = applied(HTTP_FORWARDED="proto=https;host=a.example")  # no for= at all
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED="proto=https;host=a.example")  # no for= at all
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
     assert (environ["wsgi.url_scheme"], environ["HTTP_HOST"]) == ("https", "a.example")
 
 
 def test_forwarded_obfuscated_port_keeps_address():
-    environ = applied(HTTP_FORWARDED='for="198.51.100.7:_p1"')
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED='for="198.51.100.7:_p1"')
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("198.51.100.7", "")
 
 
-def test_forwarded_wins_over_x_forwarded():
-    environ = applied(HTTP_FORWARDED="for=198.51.100.7",
-                      HTTP_X_FORWARDED_FOR="192.0.2.99",
-                      HTTP_X_FORWARDED_PROTO="https",
-                      HTTP_X_FORWARDED_HOST="other.example")
-    assert environ["REMOTE_ADDR"] == "198.51.100.7"
-    assert environ["wsgi.url_scheme"] == "http"  # X-Forwarded-Proto ignored: Forwarded is the source
-    assert environ["HTTP_HOST"] == "backend:8000"
+def test_only_the_configured_family_is_read_and_the_other_is_removed():
+    """A proxy passes the family it does not set through as the client sent it (nginx passes a
+    client's Forwarded on untouched): the request must not pick the family, or that client picks
+    its address. Default: X-Forwarded-*; --forwarded-headers forwarded: Forwarded alone."""
+    headers = dict(HTTP_FORWARDED="for=9.9.9.9;proto=https;host=evil.example",
+                   HTTP_X_FORWARDED_FOR="192.0.2.99", HTTP_X_FORWARDED_PROTO="https",
+                   HTTP_X_FORWARDED_HOST="other.example")
+    environ = applied(**headers)
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"], environ["HTTP_HOST"]) == (
+        "192.0.2.99", "https", "other.example")
+    assert "HTTP_FORWARDED" not in environ and environ["HTTP_X_FORWARDED_FOR"] == "192.0.2.99"
+    environ = applied(FORWARDED_FAMILY, **headers)
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"], environ["HTTP_HOST"]) == (
+        "9.9.9.9", "https", "evil.example")
+    assert not {"HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST"} & set(environ)
 
 
-def test_malformed_forwarded_falls_back_to_x_forwarded():
-    environ = applied(HTTP_FORWARDED='for="198.51.100.7', HTTP_X_FORWARDED_FOR="192.0.2.99",
+def test_a_forwarded_header_alone_changes_nothing_by_default():
+    environ = applied(HTTP_FORWARDED="for=9.9.9.9;proto=https;host=evil.example")
+    assert environ == make_environ()
+
+
+def test_malformed_forwarded_never_falls_back_to_x_forwarded():
+    """The Forwarded family with a header that does not parse: nothing is applied (the client's own
+    X-Forwarded-* are not the proxy's, which wrote Forwarded) and X-Forwarded-* are removed."""
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED='for="198.51.100.7', HTTP_X_FORWARDED_FOR="192.0.2.99",
                       HTTP_X_FORWARDED_PROTO="https")
-    assert environ["REMOTE_ADDR"] == "192.0.2.99"
-    assert environ["wsgi.url_scheme"] == "https"
-    environ = applied(HTTP_FORWARDED="for=1.2.3.4;for=5.6.7.8")  # duplicate parameter: ignored
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+    assert "HTTP_X_FORWARDED_FOR" not in environ and "HTTP_X_FORWARDED_PROTO" not in environ
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED="for=1.2.3.4;for=5.6.7.8")  # duplicate parameter
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
 
 
+def test_unknown_header_family_is_refused():
+    with pytest.raises(ValueError, match="forwarded headers"):
+        TrustedProxies.parse(headers="x-real-ip")
+
+
 def test_forwarded_bad_proto_and_host_are_ignored():
-    environ = applied(HTTP_FORWARDED='for=198.51.100.7;proto=gopher;host="a b"')
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED='for=198.51.100.7;proto=gopher;host="a b"')
     assert environ["REMOTE_ADDR"] == "198.51.100.7"
     assert environ["wsgi.url_scheme"] == "http"
     assert environ["HTTP_HOST"] == "backend:8000"
@@ -388,9 +408,8 @@ def test_forwarded_bad_proto_and_host_are_ignored():
 
 def test_client_injected_forwarded_prefix_cannot_reparse_the_proxys_element():
     # the client sends an unterminated quote; the proxy appends its own element after a comma
-    environ = applied(HTTP_FORWARDED='for="6.6.6.6, for=198.51.100.7',
-                      HTTP_X_FORWARDED_FOR="198.51.100.7")
-    assert environ["REMOTE_ADDR"] == "198.51.100.7"  # Forwarded unparsable -> X-Forwarded-For
+    environ = applied(FORWARDED_FAMILY, HTTP_FORWARDED='for="6.6.6.6, for=198.51.100.7')
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"  # Forwarded unparsable: the peer stays
 
 
 # -- robustness: nothing a trusted peer sends raises, and REMOTE_ADDR stays an IP address ---------
@@ -401,11 +420,12 @@ header_text = st.text(alphabet=st.sampled_from(
 
 @settings(max_examples=400, deadline=None)
 @given(forwarded=st.one_of(st.none(), header_text), xff=st.one_of(st.none(), header_text),
-       proto=st.one_of(st.none(), header_text), host=st.one_of(st.none(), header_text))
-def test_arbitrary_headers_never_raise_and_keep_a_real_address(forwarded, xff, proto, host):
+       proto=st.one_of(st.none(), header_text), host=st.one_of(st.none(), header_text),
+       family=st.sampled_from(HEADER_FAMILIES))
+def test_arbitrary_headers_never_raise_and_keep_a_real_address(forwarded, xff, proto, host, family):
     headers = {key: value for key, value in zip(FORWARDING_KEYS, (forwarded, xff, proto, host))
                if value is not None}
-    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, ::/0")
+    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, ::/0", headers=family)
     environ = make_environ(**headers)
     apply_forwarded(environ, trusted)
     ipaddress.ip_address(environ["REMOTE_ADDR"])
