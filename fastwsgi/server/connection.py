@@ -67,7 +67,7 @@ class Connection:
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
                  "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
-                 "environ_whole")
+                 "environ_whole", "trusted_proxies")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -96,6 +96,7 @@ class Connection:
         self.peer_done = False  # the last request said the client sends nothing more (close)
         self.environ_head = None  # the last request's Head, and (its environ untouched, whether that
         self.environ_whole = None  # holds a proxy header) from its second request on (wsgi.py)
+        self.trusted_proxies = server.trusted_proxies  # whose proxy headers apply (fastwsgi.proxy)
 
     parser_name = "RequestParser"  # the parser backend's class for this connection's protocol
 

@@ -19,8 +19,10 @@ from it is a malformed request line (400) and can never set an address.
 Effect: the header's source address and port become REMOTE_ADDR and REMOTE_PORT of every request on
 the connection (the header comes once per connection; keep-alive requests share it), and so the
 access log's %(h)s. v1 `PROXY UNKNOWN ...`, v2 LOCAL (the proxy's own health checks), v2 family
-UNSPEC and v2 AF_UNIX (a client on a UNIX socket has no address to give) keep the socket's own peer.
---forwarded-allow-ips is then applied to that address, not to the socket's peer: behind a TCP proxy
+UNSPEC and v2 AF_UNIX (a client on a UNIX socket has no address to give) keep the socket's own peer;
+but for the three that relay a client (all but LOCAL) no proxy header applies: the peer is the proxy,
+which passed its client's X-Forwarded-* through as the client wrote them, so they are removed.
+--forwarded-allow-ips is otherwise applied to the PROXY source, not to the socket's peer: behind a TCP proxy
 that passes HTTP bytes through untouched, judging the socket's peer (the proxy, on loopback, trusted
 by default) would let every client set X-Forwarded-For; judging the PROXY source trusts the headers
 only when the connection itself came from a listed proxy (e.g. a CDN in front of an NLB).
@@ -255,6 +257,8 @@ class ProxyHeaderReader:
             environ = self.environ_base
             environ["REMOTE_ADDR"], port = source
             environ["REMOTE_PORT"] = str(port)
+        elif relays_unknown_client(data):  # the socket's peer is the proxy; its client's headers are
+            self.trusted_proxies = NOBODY  # the client's own: removed, never applied
         self.inbuf = b""
         self.__class__ = self.after_header
         self.server.handlers[self.fd] = self.on_event  # the loop's handler: the base's method now
@@ -262,6 +266,16 @@ class ProxyHeaderReader:
             self.on_event(IN)
         else:
             self.watch(IN)
+
+
+NOBODY = TrustedProxies.parse("", trust_unix=False)  # no peer's proxy headers apply
+
+
+def relays_unknown_client(data: bytes) -> bool:
+    """For a complete header that gave no source: True when it relays a client whose address the
+    proxy does not know (v1 UNKNOWN, v2 PROXY with family UNSPEC or AF_UNIX), False for v2 LOCAL
+    (the proxy's own connection, a health check)."""
+    return data[:1] == b"P" or data[12] & 0x0F == 1
 
 
 @functools.cache

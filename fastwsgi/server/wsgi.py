@@ -107,7 +107,7 @@ class Exchange:
         environ["wsgi.input"] = body
         self.environ = environ
         if proxied:  # applied for trusted peers, removed for others
-            apply_forwarded(environ, conn.server.trusted_proxies)
+            apply_forwarded(environ, conn.trusted_proxies)
 
     # -- the application's side ------------------------------------------------------------
 

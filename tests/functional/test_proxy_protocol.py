@@ -236,6 +236,18 @@ def test_forwarded_headers_are_trusted_by_the_proxy_source(pp_forwarded):
     assert environ["REMOTE_ADDR"] == "192.0.2.44"
 
 
+@pytest.mark.parametrize("header", [b"PROXY UNKNOWN\r\n", V2_SIGNATURE + b"\x21\x00\x00\x00",
+                                    V2_SIGNATURE + b"\x21\x31\x00\xd8" + b"\0" * 216],
+                         ids=["v1-unknown", "v2-unspec", "v2-unix"])
+def test_a_relayed_client_without_an_address_cannot_set_proxy_headers(pp_forwarded, header):
+    """HAProxy and nginx stream send these for a client on a UNIX socket: the socket's peer (the
+    proxy, trusted) stays REMOTE_ADDR, but the X-Forwarded-* it passed on are its client's own."""
+    xff = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Proto", "https")]
+    environ = ask(pp_forwarded.port, header, headers=xff)
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+    assert "HTTP_X_FORWARDED_FOR" not in environ and "HTTP_X_FORWARDED_PROTO" not in environ
+
+
 def test_access_log_host_is_the_proxy_source(pp_logged):
     ask(pp_logged.port, v2("198.51.100.23"))
     deadline = time.monotonic() + 5
