@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 
 def _bind_address(host: str, port: int) -> str:
+    if not isinstance(host, str):
+        raise ValueError(f"invalid host {host!r}")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"invalid port {port!r}")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -92,6 +92,9 @@ def int_at_least(minimum: int) -> Callable[[Any], int]:
     return convert
 
 
+INT_MAX = 2**31 - 1  # listen()'s backlog is a C int; the parser limits are C uint32_t (csrc/fastwsgi.h)
+
+
 def int_between(minimum: int, maximum: int) -> Callable[[Any], int]:
     at_least = int_at_least(minimum)
 
@@ -405,15 +408,15 @@ OPTIONS = (
            "seconds a response write may stall on a slow client", metavar="S"),
     Option("worker_connections", int_at_least(1), 1000,
            "maximum simultaneous connections (more wait in the backlog)", metavar="N"),
-    Option("backlog", int_at_least(1), 2048, "listen backlog", metavar="N"),
-    Option("limit_request_line", int_at_least(1), 8190,
+    Option("backlog", int_between(1, INT_MAX), 2048, "listen backlog", metavar="N"),
+    Option("limit_request_line", int_between(1, INT_MAX), 8190,
            "maximum request-line length (longer: 414)", metavar="N"),
-    Option("limit_request_fields", int_at_least(1), 100,
-           "maximum number of header fields (more: 431)", metavar="N"),
-    Option("limit_request_field_size", int_at_least(1), 8190,
+    Option("limit_request_fields", int_between(1, 32768), 100,
+           "maximum number of header fields (more: 431; at most 32768, as gunicorn)", metavar="N"),
+    Option("limit_request_field_size", int_between(1, INT_MAX), 8190,
            "maximum header field line length (longer: 431)", metavar="N",
            flags=("--limit-request-field_size",)),
-    Option("limit_request_head", int_at_least(1), 65536,
+    Option("limit_request_head", int_between(1, INT_MAX), 65536,
            "maximum size of the whole request head (larger: 431)", metavar="N"),
     Option("limit_request_body", int_at_least(0), 1073741824,
            "maximum request body in bytes (larger: 413 before reading); 0: no limit", metavar="N"),
@@ -814,6 +817,8 @@ def load_config_file(path: str) -> dict:
         raise
     except FileNotFoundError:
         raise UsageError(f"config file {path!r} not found") from None
+    except SystemExit as exc:  # sys.exit("why") in the file: a stop with its reason, never exit 0
+        raise UsageError(f"config file {path!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # a syntax error or an exception inside the file: one line
         raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}") from None
     return _canonical_names(path, items)
@@ -878,7 +883,7 @@ ENVIRONMENT_DEFAULTS = (
 )
 
 
-def _environment(environ) -> tuple:
+def _environment(environ, version: str = "") -> tuple:
     """-> (options from the ENVIRONMENT_DEFAULTS variables, app spec and options from
     FASTWSGI_CMD_ARGS)."""
     found = {}
@@ -896,7 +901,7 @@ def _environment(environ) -> tuple:
         except ValueError as exc:
             raise UsageError(f"FASTWSGI_CMD_ARGS: {exc}") from None
         try:
-            spec, given = _given_flags(words)
+            spec, given = _given_flags(words, version)
         except UsageError as exc:
             raise UsageError(f"FASTWSGI_CMD_ARGS: {exc}") from None
     return found, spec, given
@@ -923,7 +928,7 @@ def resolve(argv, environ=None, version: str = ""):
     UsageError."""
     environ = os.environ if environ is None else environ
     spec, flags = _given_flags(argv, version)
-    env_defaults, env_spec, env_flags = _environment(environ)
+    env_defaults, env_spec, env_flags = _environment(environ, version)
     path = flags.get("config") or env_flags.get("config")
     from_file = load_config_file(path) if path else {}
     merged = {**env_defaults, **from_file, **env_flags, **flags}

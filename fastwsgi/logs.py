@@ -90,8 +90,8 @@ def _configure_logging(options: dict) -> None:
             config.setdefault("version", 1)
             config.setdefault("disable_existing_loggers", False)
             logging.config.dictConfig(config)
-        except Exception as exc:
-            raise LogConfigError(f"cannot use --log-config {shown}: {exc}") from None
+        except (Exception, SystemExit) as exc:  # (SystemExit: sys.exit() in a .py file)
+            raise LogConfigError(f"cannot use --log-config {shown}: {type(exc).__name__}: {exc}") from None
         return
     logger = logging.getLogger("fastwsgi")
     logger.setLevel(options["log_level"].upper())

@@ -64,8 +64,9 @@ _SOL_TCP = socket.IPPROTO_TCP
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
-class BindError(ValueError):
-    """A bind address that cannot be parsed or bound (the message is shown to the user)."""
+class BindError(OSError, ValueError):
+    """A bind address that cannot be parsed or bound (the message is shown to the user). An OSError,
+    as what wsgiref's make_server raises for a port in use; a ValueError, as a malformed address is."""
 
 
 def split_protocol(address: str):

@@ -220,6 +220,7 @@ class Server:
         """Serve until stop() or shutdown(); one that came before this call counts too (a signal
         between installing the handlers and this call), as in socketserver."""
         self._stopped.clear()
+        self.keep_alive_enabled = self.keep_alive > 0  # again, after a stop()
         timeout = min(poll_interval, self.sweep_interval)
         try:
             while not self._stopping:
@@ -229,13 +230,20 @@ class Server:
             self._stopped.set()
 
     def handle_request(self) -> None:
-        """Serve until one more request has been answered (or self.timeout passes)."""
+        """Serve until one more request has been answered and its response sent, as wsgiref's does
+        (a slow reader is bounded by send_timeout), or until self.timeout passes."""
         target = self.requests_done + 1
         end = None if self.timeout is None else time.monotonic() + self.timeout
-        while self.requests_done < target and not self._stopping:
-            if end is not None and time.monotonic() >= end:
-                return
-            self._step(self.sweep_interval)
+        while (self.requests_done < target or self._sending()) and not self._stopping:
+            wait = self.sweep_interval
+            if end is not None:
+                wait = min(wait, end - time.monotonic())
+                if wait <= 0:
+                    return
+            self._step(wait)
+
+    def _sending(self) -> bool:
+        return any(conn.out or conn.exchange is not None or conn.in_worker for conn in self.connections.values())
 
     def sweep_every(self, seconds: float) -> None:
         """Sweep (and call on_sweep) at least every `seconds`: a pre-fork worker's heartbeat must beat

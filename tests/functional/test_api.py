@@ -77,6 +77,68 @@ def test_handle_request_serves_one_request(maker):
         server.server_close()
 
 
+def big_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(8 << 20))])
+    return [b"x" * (8 << 20)]
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_handle_request_returns_once_the_response_is_sent(maker):
+    """wsgiref's handle_request() writes the whole response before it returns: 8 MiB do not fit
+    the socket buffers, and nothing sends the rest once it has returned (fastwsgi's used to return
+    once the response was queued: the client then waited for ever after about 4 MiB)."""
+    server = MAKERS[maker]("127.0.0.1", 0, big_app)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        conn.request("GET", "/")
+        assert len(conn.getresponse().read()) == 8 << 20
+        conn.close()
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_handle_request_returns_after_its_timeout(maker):
+    server = MAKERS[maker]("127.0.0.1", 0, hello_app)
+    try:
+        server.timeout = 0.1
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        thread.join(0.8)  # (fastwsgi's used to poll a whole second)
+        assert not thread.is_alive(), "handle_request overstayed its timeout of 0.1 s"
+    finally:
+        thread.join(5)
+        server.server_close()
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_a_port_in_use_is_an_oserror(maker):
+    with MAKERS[maker]("127.0.0.1", 0, hello_app) as server:
+        with pytest.raises(OSError):
+            MAKERS[maker]("127.0.0.1", server.server_port, hello_app)
+
+
+def test_serve_forever_again_after_shutdown_keeps_connections_alive():
+    server = fastwsgi.make_server("127.0.0.1", 0, hello_app)
+    try:
+        for _ in range(2):
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+            thread.start()
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert resp.read() == b"hello" and not resp.will_close
+            conn.close()
+            server.shutdown()
+            thread.join(5)
+    finally:
+        server.server_close()
+
+
 @pytest.mark.parametrize("maker", list(MAKERS))
 def test_context_manager_closes_the_socket(maker):
     with MAKERS[maker]("127.0.0.1", 0, hello_app) as server:
@@ -137,10 +199,12 @@ def test_serve_rejects_an_unknown_option_with_a_suggestion():
 
 
 @pytest.mark.parametrize("option", [{"threads": -1}, {"keep_alive": -2.0}, {"http_parser": "rust"},
-                                    {"limit_request_line": 0}, {"read_timeout": 0}])
+                                    {"limit_request_line": 0}, {"read_timeout": 0}, {"backlog": 2**31},
+                                    {"limit_request_line": 2**32}, {"limit_request_fields": 10**9},
+                                    {"host": None}])
 def test_serve_rejects_a_bad_value(option):
     with pytest.raises(ValueError):
-        fastwsgi.serve(hello_app, host="127.0.0.1", port=0, **option)
+        fastwsgi.serve(hello_app, **{"host": "127.0.0.1", "port": 0, **option})
 
 
 def test_a_stop_before_serve_forever_is_not_lost():

@@ -96,6 +96,9 @@ def test_factory_arguments_are_literals_not_code(tmp_path):
     ["--keep-alive", "-1"],
     ["--header-timeout", "0"],
     ["--limit-request-line", "0"],
+    ["--limit-request-line", "4294967296"],  # (accepted once: then every request failed in C)
+    ["--limit-request-fields", "1000000000"],
+    ["--backlog", "2147483648"],  # (a traceback from listen() once)
     ["--bind", "127.0.0.1:notaport"],
 ], ids=lambda a: " ".join(a))
 def test_usage_errors_exit_2_with_one_line(args):
@@ -153,9 +156,10 @@ def test_version():
     import fastwsgi
     from fastwsgi.parser import get_backend
 
-    result = run_cli("--version")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"fastwsgi {fastwsgi.__version__} (parser: {get_backend('auto').NAME})"
+    for args, env in ((["--version"], None), ([], {"FASTWSGI_CMD_ARGS": "--version"})):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"fastwsgi {fastwsgi.__version__} (parser: {get_backend('auto').NAME})"
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", fastwsgi.__version__)
 
 

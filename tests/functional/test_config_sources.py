@@ -107,6 +107,8 @@ def test_pyproject_table_configures_a_real_server(tmp_path):
     ("check_config = true\n", ".py", "unknown option 'check_config'"),
     ("threads = -2\n", ".py", "option 'threads': must be >= 0"),
     ("threads = \n", ".py", "cannot read config file"),
+    ("import sys\nsys.exit('no production settings here')\n", ".py",
+     "called sys.exit('no production settings here')"),  # used to exit 0, silently
 ])
 def test_bad_config_files_are_one_line_errors(tmp_path, content, suffix, message):
     path = tmp_path / f"conf{suffix}"
