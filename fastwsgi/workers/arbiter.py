@@ -58,7 +58,8 @@ on_exit when `run()` ends; the other hooks run in the worker.
 A worker that ends on its own before it is ready (the application raised while loading: exit status
 BOOT_ERROR; or it exited, or a signal other than SIGKILL ended it, while loading) is a failed boot:
 during a reload the old workers keep serving; otherwise the master stops with status 1 ("Worker failed
-to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked.
+to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. A worker
+that was ready is never a failed boot, whatever its status (an application may exit with 3 too).
 """
 
 import logging
@@ -493,7 +494,8 @@ class Arbiter(hooks.HookArgument):
                 self.metrics.retire(worker.slot, replaced=not retired)
             code = os.waitstatus_to_exitcode(status)
             asked = retired or worker.killed
-            if code == BOOT_ERROR:
+            booting_failed = code == BOOT_ERROR and not loaded  # (a serving worker may exit with 3 too)
+            if booting_failed:
                 if asked:  # the rest of a failed reload, a stopping master: its error is on stderr
                     continue
             elif code < 0 and not worker.killed:
@@ -507,7 +509,7 @@ class Arbiter(hooks.HookArgument):
             # a worker that ended on its own before serving would do so again in its replacement:
             # respawning it forks as fast as it dies, at 100% CPU and a log line each time (SIGKILL
             # is from outside: the OOM killer, an operator)
-            if code == BOOT_ERROR or not (loaded or asked or code == -signal.SIGKILL):
+            if booting_failed or not (loaded or asked or code == -signal.SIGKILL):
                 self._boot_failed(worker)
 
     def _boot_failed(self, worker) -> None:

@@ -30,6 +30,8 @@ def ops_app(environ, start_response):
     elif path == "/hang":
         time.sleep(3600)  # the master's --timeout must end this
         body = b"unreachable"
+    elif path == "/exit":  # the worker process ends with ?status (os._exit: no cleanup, no response)
+        os._exit(int(environ.get("QUERY_STRING", "").partition("=")[2] or "1"))
     elif path == "/env":  # a variable of the process environment the application runs in
         body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()
     elif path == "/addr":

@@ -37,6 +37,23 @@ def test_killed_worker_is_replaced_and_logged(launch):
         assert get(server.port, "/pid").status == 200
 
 
+def test_a_serving_worker_that_exits_with_status_3_is_replaced_not_a_failed_boot(launch):
+    """3 is a worker's 'could not load the application' status; an application that exits with it
+    while serving (os._exit(3), sys.exit(3)) is an ordinary death: logged and replaced. It used to
+    stop the master with 'Worker failed to boot'."""
+    server = launch("-w", "2")
+    wait_booted(server, 2)
+    with Conn(server.port) as conn:
+        conn.request("GET", "/exit?status=3")
+        assert conn.closed_by_server(timeout=5)
+    assert server.wait_stderr("exited with code 3", timeout=5)
+    wait_booted(server, 3)
+    assert server.alive() and "failed to boot" not in server.stderr_text()
+    for _ in range(4):
+        assert get(server.port, "/pid").status == 200
+    assert len(wait_children(server.proc.pid, 2)) == 2
+
+
 def test_hung_worker_is_killed_after_timeout_and_the_log_names_its_request(launch):
     server = launch("-w", "1", "--timeout", "1")
     first = wait_booted(server, 1)[0]
