@@ -58,7 +58,10 @@ on_exit when `run()` ends; the other hooks run in the worker.
 A worker that ends on its own before it is ready (the application raised while loading: exit status
 BOOT_ERROR; or it exited, or a signal other than SIGKILL ended it, while loading) is a failed boot:
 during a reload the old workers keep serving; otherwise the master stops with status 1 ("Worker failed
-to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. A worker
+to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. After a failed
+reload the code on disk is the broken one, so a replacement for an old worker (a crash, --max-requests,
+TTIN) fails the same way: the master keeps serving with the workers left and retries every BOOT_RETRY
+seconds until a HUP brings fixed code. A worker
 that was ready is never a failed boot, whatever its status (an application may exit with 3 too).
 """
 
@@ -81,6 +84,7 @@ log = logging.getLogger("fastwsgi")
 _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
+BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
 
 
 def _exit_text(status: int) -> str:
@@ -152,6 +156,8 @@ class Arbiter(hooks.HookArgument):
         self.age = 0
         self.reload_from = None  # pids of the generation a HUP replaces, until the new one is ready
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
+        self.reload_failed = False  # the last reload's code could not load (until the next HUP)
+        self.spawn_after = 0.0  # meanwhile, a replacement that failed the same way is retried then
         self.reload_deadline = 0.0
         self.serving = False  # the first workers were all ready once (-D's command, systemd told)
         self.pidfile = pidfile  # --pid's PidFile: FILE.oldbin while a new master runs (USR2)
@@ -330,6 +336,8 @@ class Arbiter(hooks.HookArgument):
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
+        self.reload_failed = False
+        self.spawn_after = 0.0
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
         self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
         self.manage_workers()
@@ -521,8 +529,14 @@ class Arbiter(hooks.HookArgument):
                     self.retire(other)  # one that did load may be serving: let it finish
             self.num_workers = len(self.reload_from)
             self.reload_from = None
+            self.reload_failed = True
             sdnotify.ready(self._status("serving; the last reload failed"))
             self._reload_again()  # a later HUP may bring fixed code
+            return
+        if self.reload_failed:  # the code on disk is the broken one: the workers left keep serving
+            self.spawn_after = time.monotonic() + BOOT_RETRY
+            log.error("Worker (pid:%d) could not load the application, broken since the last reload "
+                      "failed: retrying in %g s (send HUP once the code is fixed)", worker.pid, BOOT_RETRY)
             return
         self.stop(graceful=False)
         raise HaltServer("Worker failed to boot: the application could not be loaded (or a "
@@ -558,6 +572,9 @@ class Arbiter(hooks.HookArgument):
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
+        if self.spawn_after and time.monotonic() < self.spawn_after:
+            return  # a replacement could not load the broken code: not forked again at once
+        self.spawn_after = 0.0
         live = [w for w in self.workers.values() if w.retiring_since is None and not w.killed]
         active = sorted((w for w in live if not w.recycling), key=lambda w: w.age)
         if self.reload_from is not None:

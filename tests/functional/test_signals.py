@@ -195,6 +195,27 @@ def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, t
     assert children(master) == old
 
 
+def test_after_a_failed_reload_a_replacement_that_cannot_load_does_not_stop_the_master(launch, tmp_path):
+    """The code on disk stays broken after a failed reload, so the replacement of an old worker (a
+    crash here; --max-requests or TTIN alike) fails to load too: the master keeps serving with the
+    worker left and retries, and the fixed code is picked up. It used to stop: 'Worker failed to boot'."""
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "2")
+    old = booted(server)
+    (tmp_path / "deploy.go").touch()  # a broken version fails at once
+    flag.write_text("broken")
+    server.signal(signal.SIGHUP)
+    assert server.wait_stderr("Reload failed", timeout=10), server.stderr_text()
+    os.kill(old[0], signal.SIGKILL)
+    assert server.wait_stderr("broken since the last reload failed: retrying", timeout=10), server.stderr_text()
+    assert server.alive(), server.stderr_text()
+    assert {worker_pid(server) for _ in range(6)} == {old[1]}
+    flag.write_text("v3")  # fixed on disk, no HUP yet: the retry loads it
+    deadline = time.monotonic() + 15
+    while len(children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(children(server.proc.pid)) == 2 and server.alive(), server.stderr_text()
+
+
 def test_a_hup_during_a_reload_is_done_after_it(launch, tmp_path):
     server, flag = deploy(launch, tmp_path, "v1", "-w", "1")
     flag.write_text("v2 1.0")  # v2 takes a second to load
