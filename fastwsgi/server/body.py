@@ -134,46 +134,32 @@ class RequestBody:
     # received so far again for every piece (quadratic in the body's size).
 
     def read(self, size=-1):
-        if size is None:
-            size = -1
-        buf, pos = self.buf, self.pos
-        if 0 <= size <= len(buf) - pos:
-            self.pos = pos + size
-            return buf[pos:pos + size]
-        pieces = [buf[pos:]]
-        have = len(pieces[0])
-        self.buf, self.pos = b"", 0
-        while size < 0 or have < size:
-            piece = self._more()
-            if not piece:
-                break
-            if 0 <= size < have + len(piece):  # the rest of this piece waits for the next read
-                self.buf, self.pos = piece, size - have
-                piece = piece[:size - have]
-            pieces.append(piece)
-            have += len(piece)
-        return b"".join(pieces)
+        return self._take(-1 if size is None else size, False)
 
     def readline(self, size=-1):
-        if size is None:
-            size = -1
+        return self._take(-1 if size is None else size, True)
+
+    def _take(self, size: int, line: bool) -> bytes:
+        """Up to `size` bytes (all when < 0); with `line`, no further than the first newline."""
         buf, pos = self.buf, self.pos
-        end = buf.find(b"\n", pos)
-        if end >= 0 and (size < 0 or end - pos < size):
-            self.pos = end + 1
-            return buf[pos:end + 1]
+        end = buf.find(b"\n", pos) + 1 if line else 0  # just past the newline; 0: none
+        if end and (size < 0 or end - pos <= size):
+            self.pos = end
+            return buf[pos:end]
         if 0 <= size <= len(buf) - pos:
             self.pos = pos + size
             return buf[pos:pos + size]
-        pieces = [buf[pos:]]  # the line goes on past what is buffered: each piece is searched once
+        pieces = [buf[pos:]]  # it goes on past what is buffered: each piece is taken (and searched) once
         have = len(pieces[0])
         self.buf, self.pos = b"", 0
-        while True:
+        while have != size:
             piece = self._more()
             if not piece:
                 break
-            end = piece.find(b"\n")
-            cut = len(piece) if end < 0 else end + 1
+            cut = piece.find(b"\n") + 1 if line else 0
+            found = cut > 0
+            if not found:
+                cut = len(piece)
             if 0 <= size < have + cut:
                 cut = size - have
             if cut < len(piece):  # the rest waits for the next read
@@ -181,7 +167,7 @@ class RequestBody:
                 piece = piece[:cut]
             pieces.append(piece)
             have += cut
-            if end >= 0 or have == size:
+            if found:
                 break
         return b"".join(pieces)
 
