@@ -39,7 +39,9 @@ split across segments is kept in `inbuf` (empty before the header) until it is w
 set at accept (--header-timeout) covers it.
 
 `parse_header(data)` is the sans-IO parser: bytes from the connection's start -> None (incomplete),
-(length, source) with source (address text, port) or None (keep the socket's peer), or ProxyHeaderError.
+(length, source) with source (address text, port), UNKNOWN_CLIENT (a relayed client without an
+address: keep the socket's peer, trust no proxy header) or None (LOCAL: keep the socket's peer), or
+ProxyHeaderError.
 """
 
 import functools
@@ -53,7 +55,7 @@ from ..proxy import TrustedProxies
 from .poller import IN
 
 __all__ = ["ProxyHeaderError", "ProxyProtocol", "parse_header", "reading_proxy_header", "V1_MAX_LINE",
-           "V2_SIGNATURE", "V2_MAX_BLOCK", "LOG_INTERVAL"]
+           "V2_SIGNATURE", "V2_MAX_BLOCK", "LOG_INTERVAL", "UNKNOWN_CLIENT"]
 
 log = logging.getLogger("fastwsgi.error")
 
@@ -66,6 +68,7 @@ V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V2_FIXED = 16  # signature, version/command, family/transport, block length
 V2_MAX_BLOCK = 4096 - V2_FIXED  # addresses + TLVs accepted: a whole v2 header fits in 4096 bytes
 PEEK_SIZE = V2_FIXED + V2_MAX_BLOCK  # enough for any acceptable header, v1 or v2
+UNKNOWN_CLIENT = "a relayed client without an address"  # parse_header's source for those headers
 
 # v2 family/transport byte (§2.2): high nibble the family, low nibble the transport; with the PROXY
 # command: -> length of the address block, and whether it gives an address we use
@@ -95,8 +98,10 @@ class ProxyHeaderError(ValueError):
 def parse_header(data: bytes):
     """The PROXY header at the start of `data` (a connection's first bytes): None while it may still
     become valid (more bytes needed), else (length of the header in bytes, source), source being
-    (address text, port int) or None (keep the socket's peer). Raises ProxyHeaderError as soon as the
-    bytes cannot be the start of a valid header."""
+    (address text, port int), UNKNOWN_CLIENT (v1 UNKNOWN, v2 PROXY from UNSPEC or AF_UNIX: a client
+    whose address the proxy does not know) or None (v2 LOCAL, the proxy's own connection: keep the
+    socket's peer). Raises ProxyHeaderError as soon as the bytes cannot be the start of a valid
+    header."""
     if not data:
         return None
     first = data[0]
@@ -124,7 +129,7 @@ def _parse_v1(data: bytes):
         family = AF_INET6
     if match is None:
         if _V1_UNKNOWN.fullmatch(line):
-            return length, None
+            return length, UNKNOWN_CLIENT
         raise ProxyHeaderError("v1: malformed line")
     source, destination, source_port, destination_port = match.groups()
     try:
@@ -168,7 +173,7 @@ def _parse_v2(data: bytes):
     if family != 0x00:
         _check_tlvs(data, V2_FIXED + address_length, end)
     if not gives_address:
-        return end, None
+        return end, UNKNOWN_CLIENT
     if family == 0x11:
         return end, (inet_ntop(AF_INET, data[16:20]), int.from_bytes(data[24:26], "big"))
     return end, (inet_ntop(AF_INET6, data[16:32]), int.from_bytes(data[48:50], "big"))
@@ -253,12 +258,12 @@ class ProxyHeaderReader:
             self.watch(IN)  # the deadline set at accept (--header-timeout) still runs
             return
         source = parsed[1]
-        if source is not None:
+        if source is UNKNOWN_CLIENT:  # the socket's peer is the proxy; its client's headers are the
+            self.trusted_proxies = NOBODY  # client's own: removed, never applied
+        elif source is not None:
             environ = self.environ_base
             environ["REMOTE_ADDR"], port = source
             environ["REMOTE_PORT"] = str(port)
-        elif relays_unknown_client(data):  # the socket's peer is the proxy; its client's headers are
-            self.trusted_proxies = NOBODY  # the client's own: removed, never applied
         self.inbuf = b""
         self.__class__ = self.after_header
         self.server.handlers[self.fd] = self.on_event  # the loop's handler: the base's method now
@@ -269,13 +274,6 @@ class ProxyHeaderReader:
 
 
 NOBODY = TrustedProxies.parse("", trust_unix=False)  # no peer's proxy headers apply
-
-
-def relays_unknown_client(data: bytes) -> bool:
-    """For a complete header that gave no source: True when it relays a client whose address the
-    proxy does not know (v1 UNKNOWN, v2 PROXY with family UNSPEC or AF_UNIX), False for v2 LOCAL
-    (the proxy's own connection, a health check)."""
-    return data[:1] == b"P" or data[12] & 0x0F == 1
 
 
 @functools.cache

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastwsgi.server.proxyproto import (V1_MAX_LINE, V2_MAX_BLOCK, V2_SIGNATURE, ProxyHeaderError,
-                                        parse_header)
+from fastwsgi.server.proxyproto import (UNKNOWN_CLIENT, V1_MAX_LINE, V2_MAX_BLOCK, V2_SIGNATURE,
+                                        ProxyHeaderError, parse_header)
 
 INCOMPLETE, ERROR, KEEP = "incomplete", "error", "keep the socket's peer"
+RELAYED = "a client without an address: keep the socket's peer, trust no proxy header"
 
 
 def v2(command=1, family=0x11, block=b"", version=2, length=None):
@@ -57,9 +58,9 @@ CASES = [
     ("v1 tcp6 longest (104 bytes)", f"PROXY TCP6 {FULL6} {FULL6} 65535 65535\r\n".encode(),
      ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535)),
     ("v1 tcp6 v4-mapped", b"PROXY TCP6 ::ffff:192.0.2.7 ::1 80 80\r\n", ("::ffff:192.0.2.7", 80)),
-    ("v1 unknown short", b"PROXY UNKNOWN\r\n", KEEP),
-    ("v1 unknown longest (107 bytes)", f"PROXY UNKNOWN {FULL6} {FULL6} 65535 65535\r\n".encode(), KEEP),
-    ("v1 unknown with anything", b"PROXY UNKNOWN whatever \x01\xff comes\r\n", KEEP),
+    ("v1 unknown short", b"PROXY UNKNOWN\r\n", RELAYED),
+    ("v1 unknown longest (107 bytes)", f"PROXY UNKNOWN {FULL6} {FULL6} 65535 65535\r\n".encode(), RELAYED),
+    ("v1 unknown with anything", b"PROXY UNKNOWN whatever \x01\xff comes\r\n", RELAYED),
     # -- v1, incomplete
     ("empty", b"", INCOMPLETE),
     ("v1 part of the word", b"PROX", INCOMPLETE),
@@ -114,9 +115,9 @@ CASES = [
      ("192.0.2.1", 50000)),
     ("v2 local, no block", v2(command=0, family=0x00), KEEP),
     ("v2 local, family and block ignored", v2(command=0, family=0x11, block=inet4()[:5]), KEEP),
-    ("v2 proxy unspec", v2(family=0x00), KEEP),
-    ("v2 proxy unspec, block ignored", v2(family=0x00, block=b"\x01\x02\x03"), KEEP),
-    ("v2 unix stream", v2(family=0x31, block=b"/run/a.sock".ljust(108, b"\0") * 2), KEEP),
+    ("v2 proxy unspec", v2(family=0x00), RELAYED),
+    ("v2 proxy unspec, block ignored", v2(family=0x00, block=b"\x01\x02\x03"), RELAYED),
+    ("v2 unix stream", v2(family=0x31, block=b"/run/a.sock".ljust(108, b"\0") * 2), RELAYED),
     # -- v2, incomplete
     ("v2 signature start", V2_SIGNATURE[:5], INCOMPLETE),
     ("v2 15 bytes", v2(block=inet4())[:15], INCOMPLETE),
@@ -158,7 +159,7 @@ def outcome(data: bytes):
         return INCOMPLETE
     length, source = parsed
     assert 0 < length <= len(data)
-    return KEEP if source is None else source
+    return KEEP if source is None else RELAYED if source is UNKNOWN_CLIENT else source
 
 
 @pytest.mark.parametrize("name, data, expected", CASES, ids=[case[0] for case in CASES])
@@ -205,7 +206,7 @@ def reference(data: bytes):
         if b"\r" in line or b"\n" in line:
             return None
         if line == b"PROXY UNKNOWN" or line.startswith(b"PROXY UNKNOWN "):
-            return end + 2, None
+            return end + 2, UNKNOWN_CLIENT
         parts = line.split(b" ")
         if len(parts) != 6 or parts[1] not in (b"TCP4", b"TCP6"):
             return None
@@ -231,8 +232,10 @@ def reference(data: bytes):
         if length > 4080 or len(data) < 16 + length:
             return None
         block = data[16:16 + length]
-        if command == 0 or (family, transport) == (0, 0):
+        if command == 0:
             return 16 + length, None
+        if (family, transport) == (0, 0):
+            return 16 + length, UNKNOWN_CLIENT
         sizes = {(1, 1): 12, (2, 1): 36, (3, 1): 216}
         if (family, transport) not in sizes or length < sizes[family, transport]:
             return None
@@ -245,7 +248,7 @@ def reference(data: bytes):
                 return None
             rest = rest[3 + size:]
         if family == 3:
-            return 16 + length, None
+            return 16 + length, UNKNOWN_CLIENT
         if family == 1:
             return 16 + length, (ipaddress.IPv4Address(block[:4]), struct.unpack("!H", block[8:10])[0])
         return 16 + length, (ipaddress.IPv6Address(block[:16]), struct.unpack("!H", block[32:34])[0])
@@ -264,8 +267,8 @@ def check_against_reference(data: bytes) -> None:
     assert parsed not in (None, "error"), (data, expected)
     length, source = parsed
     assert length == expected[0]
-    if expected[1] is None:
-        assert source is None
+    if expected[1] is None or expected[1] is UNKNOWN_CLIENT:
+        assert source is expected[1]
     else:
         assert (ipaddress.ip_address(source[0]), source[1]) == expected[1]
 
