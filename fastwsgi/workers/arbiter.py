@@ -61,8 +61,8 @@ during a reload the old workers keep serving; otherwise the master stops with st
 to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. After a failed
 reload the code on disk is the broken one, so a replacement for an old worker (a crash, --max-requests,
 TTIN) fails the same way: the master keeps serving with the workers left and retries every BOOT_RETRY
-seconds until a HUP brings fixed code. A worker
-that was ready is never a failed boot, whatever its status (an application may exit with 3 too).
+seconds until a HUP brings fixed code. A worker that was ready is never a failed boot, whatever its
+status (an application may exit with 3 too).
 """
 
 import logging
@@ -572,9 +572,8 @@ class Arbiter(hooks.HookArgument):
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
-        if self.spawn_after and time.monotonic() < self.spawn_after:
+        if time.monotonic() < self.spawn_after:
             return  # a replacement could not load the broken code: not forked again at once
-        self.spawn_after = 0.0
         live = [w for w in self.workers.values() if w.retiring_since is None and not w.killed]
         active = sorted((w for w in live if not w.recycling), key=lambda w: w.age)
         if self.reload_from is not None:
