@@ -24,7 +24,8 @@ def make_server(host, port, app, server_class=None, handler_class=None):
     """A drop-in for wsgiref.simple_server.make_server with the default options.
 
     Returns a server with serve_forever(), handle_request(), shutdown() (from another thread),
-    server_close(), server_address and server_port; it is also a context manager.
+    server_close(), server_address, server_port, server_name, socket, fileno(), get_app() and
+    set_app(); it is also a context manager.
     server_class and handler_class are accepted for compatibility and ignored.
     """
     from .config import defaults

@@ -85,7 +85,8 @@ class Server:
     def __init__(self, app, listeners, options: dict, access_log=None, multiprocess: bool = False,
                  metrics=None, ssl_context=None):
         poller_cls = poller_class()  # first: raises UnsupportedPlatform before any thread starts
-        self.app = mounted(app, options.get("url_prefix"))  # --url-prefix: a middleware, else app
+        self.url_prefix = options.get("url_prefix")
+        self.set_app(app)
         self.listeners = list(listeners)
         self.backend = get_backend(options["http_parser"])
         self.limits = Limits(
@@ -209,6 +210,27 @@ class Server:
     @property
     def server_port(self):
         return self.listeners[0].port
+
+    @property
+    def server_name(self) -> str:
+        """The SERVER_NAME of the first listener's environ (wsgiref: its host's FQDN, which takes a
+        DNS lookup)."""
+        return self.listeners[0].server_name
+
+    @property
+    def socket(self) -> socket.socket:
+        return self.listeners[0].sock
+
+    def fileno(self) -> int:
+        return self.listeners[0].fileno()
+
+    def get_app(self):
+        return self.application
+
+    def set_app(self, application) -> None:
+        """wsgiref's: the next request is answered by `application` (under --url-prefix's mount)."""
+        self.application = application
+        self.app = mounted(application, self.url_prefix)  # --url-prefix: a middleware, else app
 
     def __enter__(self):
         return self

@@ -115,6 +115,32 @@ def test_handle_request_returns_after_its_timeout(maker):
         server.server_close()
 
 
+def other_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"other"]
+
+
+@pytest.mark.parametrize("maker", list(MAKERS))
+def test_socketserver_attributes_and_set_app(maker):
+    """What code written for wsgiref reaches for: the listening socket and its fileno() (for
+    select() or a selector), server_name, and get_app()/set_app() swapping the application."""
+    server = MAKERS[maker]("127.0.0.1", 0, hello_app)
+    try:
+        assert server.socket.getsockname()[:2] == server.server_address[:2]
+        assert server.fileno() == server.socket.fileno() and server.fileno() >= 0
+        assert isinstance(server.server_name, str) and server.server_name
+        assert server.get_app() is hello_app
+        server.set_app(other_app)
+        assert server.get_app() is other_app
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        assert fetch(server.server_port) == (200, b"other")
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        server.server_close()
+
+
 @pytest.mark.parametrize("maker", list(MAKERS))
 def test_a_port_in_use_is_an_oserror(maker):
     with MAKERS[maker]("127.0.0.1", 0, hello_app) as server:
