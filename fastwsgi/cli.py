@@ -447,7 +447,7 @@ def main(argv=None) -> int:
         options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import
         switches_user = privileges.credentials(options) is not None  # --user: checked before we listen
         if options["check_config"]:
-            logs.access_log(options)
+            logs.check(options)
             make_context(options)
             if spec is not None:
                 load_app(spec)

@@ -28,7 +28,7 @@ import runpy
 import sys
 import time
 
-__all__ = ["configure", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
+__all__ = ["configure", "check", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
            "redirect_stdio"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -50,6 +50,13 @@ def configure(options: dict) -> None:
             redirect_stdio(target, (1,) if daemon.pending() else (1, 2))
         except OSError as exc:
             raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+
+
+def check(options: dict) -> None:
+    """--check-config: what configure() and access_log() would do, without pointing stdout and
+    stderr at the error log; raises LogConfigError."""
+    _configure_logging(options)
+    access_log(options)
 
 
 def redirect_stdio(path: str, fds=(1, 2)) -> None:

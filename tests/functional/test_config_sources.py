@@ -128,6 +128,19 @@ def test_check_config():
     assert bad_format.returncode == 2 and bad_format.stderr.startswith("fastwsgi: error: ")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (("--error-logfile", "/nonexistent-dir/error.log"), "cannot open the error log"),
+    (("--access-logfile", "/nonexistent-dir/access.log"), "cannot open the access log"),
+    (("--log-config", "/nonexistent-dir/logging.ini"), "cannot use --log-config"),
+])
+def test_check_config_opens_the_log_files(flags, message):
+    """--check-config fails as the server would start: on a log file it cannot open."""
+    result = run_cli("--check-config", *flags, OPS_APP)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr
+    assert "configuration OK" not in result.stdout
+
+
 def test_text_access_log_and_usr1_reopen(launch, tmp_path):
     log = tmp_path / "access.log"
     server = launch("-w", "1", "--access-logfile", str(log))
