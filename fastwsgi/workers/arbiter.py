@@ -24,7 +24,8 @@ Signals (gunicorn's meanings):
         --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start
         a new set of workers (fresh application code unless --preload), and only when all of them are
         ready send TERM to the old ones, so the shared sockets are never without an accepting process
-        and no request is refused. A HUP during a reload starts another one when it ends (the code
+        and no request is refused (the old ones go anyway once --timeout passed, unless no new
+        worker is ready then: a failed reload). A HUP during a reload starts another one when it ends (the code
         may have changed since the first began); TTIN/TTOU during a reload change the size of the new
         generation.
   TTIN / TTOU  one worker more / less (never below 1).
@@ -59,9 +60,9 @@ A worker that ends on its own before it is ready (the application raised while l
 BOOT_ERROR; or it exited, or a signal other than SIGKILL ended it, while loading) is a failed boot:
 during a reload the old workers keep serving; otherwise the master stops with status 1 ("Worker failed
 to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. After a failed
-reload the code on disk is the broken one, so a replacement for an old worker (a crash, --max-requests,
-TTIN) fails the same way: the master keeps serving with the workers left and retries every BOOT_RETRY
-seconds until a HUP brings fixed code. A worker that was ready is never a failed boot, whatever its
+reload the code on disk is the broken one, so a replacement for an old worker (a crash, TTIN) fails the
+same way: the master keeps serving with the workers left and retries every BOOT_RETRY seconds until a
+HUP brings fixed code; a worker reaching --max-requests meanwhile serves on (RECYCLING_HELD, worker.py). A worker that was ready is never a failed boot, whatever its
 status (an application may exit with 3 too).
 """
 
@@ -75,7 +76,7 @@ import time
 
 from .. import daemon, hooks, logs, privileges, sdnotify
 from . import upgrade
-from .worker import BOOT_ERROR, READY, RECYCLING, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
+from .worker import BOOT_ERROR, READY, RECYCLING, RECYCLING_HELD, RELOAD_REQUEST, REPORT_SIZE, WORKER_SIGNALS, Worker
 
 __all__ = ["Arbiter"]
 
@@ -85,6 +86,7 @@ _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
 BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
+RELOAD_WAIT = 30.0  # with --timeout 0: seconds a HUP's new workers have to become ready
 
 
 def _exit_text(status: int) -> str:
@@ -158,6 +160,7 @@ class Arbiter(hooks.HookArgument):
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
         self.reload_failed = False  # the last reload's code could not load (until the next HUP)
         self.spawn_after = 0.0  # meanwhile, a replacement that failed the same way is retried then
+        self.reload_wait = RELOAD_WAIT
         self.reload_deadline = 0.0
         self.serving = False  # the first workers were all ready once (-D's command, systemd told)
         self.pidfile = pidfile  # --pid's PidFile: FILE.oldbin while a new master runs (USR2)
@@ -336,10 +339,12 @@ class Arbiter(hooks.HookArgument):
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
-        self.reload_failed = False
+        self._set_reload_failed(False)
         self.spawn_after = 0.0
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
-        self.reload_deadline = time.monotonic() + max(30.0, self.options["timeout"])
+        # a worker still loading after --timeout is killed anyway (murder_workers)
+        self.reload_wait = self.options["timeout"] or RELOAD_WAIT
+        self.reload_deadline = time.monotonic() + self.reload_wait
         self.manage_workers()
 
     def _reload_tls(self) -> None:
@@ -439,6 +444,8 @@ class Arbiter(hooks.HookArgument):
         heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-", dir=self.options["worker_tmp_dir"])
         if self.credentials is not None:  # the worker sets its mtime once it is USER
             os.fchown(heartbeat.fileno(), self.credentials.uid, self.credentials.gid)
+        if self.reload_failed:
+            self._mark_heartbeat(heartbeat)
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
         record = WorkerProcess(None, self.age, heartbeat, slot, self.cfg)
         try:
@@ -527,11 +534,7 @@ class Arbiter(hooks.HookArgument):
             for pid, other in self.workers.items():
                 if pid not in self.reload_from and other.retiring_since is None:
                     self.retire(other)  # one that did load may be serving: let it finish
-            self.num_workers = len(self.reload_from)
-            self.reload_from = None
-            self.reload_failed = True
-            sdnotify.ready(self._status("serving; the last reload failed"))
-            self._reload_again()  # a later HUP may bring fixed code
+            self._abandon_reload()
             return
         if self.reload_failed:  # the code on disk is the broken one: the workers left keep serving
             self.spawn_after = time.monotonic() + BOOT_RETRY
@@ -596,6 +599,13 @@ class Arbiter(hooks.HookArgument):
         ready = sum(1 for w in new if w.ready())
         if ready < self.num_workers and time.monotonic() < self.reload_deadline:
             return
+        if not ready:  # the new code hangs while loading: the old workers keep serving
+            log.error("Reload failed: no new worker was ready within %g s (the application hangs "
+                      "while loading?); killing them, the old workers keep serving", self.reload_wait)
+            for worker in new:
+                self.kill(worker, signal.SIGKILL)
+            self._abandon_reload()
+            return
         if ready < self.num_workers:
             log.warning("Reload: only %d of %d new workers ready in time", ready, self.num_workers)
         for pid in self.reload_from:
@@ -606,6 +616,24 @@ class Arbiter(hooks.HookArgument):
         log.info("Reload complete")
         sdnotify.ready(self._status())
         self._reload_again()
+
+    def _abandon_reload(self) -> None:
+        """The new code cannot serve: the old generation stays, and so does the code on disk (see
+        _boot_failed)."""
+        self.num_workers = len(self.reload_from)
+        self.reload_from = None
+        self._set_reload_failed(True)
+        sdnotify.ready(self._status("serving; the last reload failed"))
+        self._reload_again()  # a later HUP may bring fixed code
+
+    def _set_reload_failed(self, failed: bool) -> None:
+        """While the code on disk cannot load, workers reaching --max-requests serve on (worker.py)."""
+        self.reload_failed = failed
+        for worker in self.workers.values():
+            self._mark_heartbeat(worker.heartbeat)
+
+    def _mark_heartbeat(self, heartbeat) -> None:
+        os.fchmod(heartbeat.fileno(), 0o600 | (RECYCLING_HELD if self.reload_failed else 0))
 
     def _reload_again(self) -> None:
         if self.reload_again:

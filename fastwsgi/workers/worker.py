@@ -15,7 +15,9 @@ the request that reaches it, and the worker drains (a request already in flight 
 or thread still completes, so it may serve a few more, never a sweep's worth) and writes RECYCLING and
 its pid into the master's wakeup pipe, so its replacement starts while it drains: with -w 1 the new
 connections are not left in the listen queue until the drain ends (a slow request, a proxy's idle
-keep-alive connections kept for a second: server/loop.py).
+keep-alive connections kept for a second: server/loop.py). Not after a failed reload: the master
+marks the heartbeat file (RECYCLING_HELD), as a replacement could not load the code on disk, and the
+worker serves on until a HUP replaces it.
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
@@ -46,6 +48,7 @@ import logging
 import os
 import random
 import signal
+import stat
 import sys
 import traceback
 
@@ -53,7 +56,7 @@ from .. import daemon, hooks, proctitle
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
-__all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RELOAD_REQUEST", "REPORT_SIZE"]
+__all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RECYCLING_HELD", "RELOAD_REQUEST", "REPORT_SIZE"]
 
 BOOT_ERROR = 3  # exit status: the application could not be loaded (or post_fork/post_worker_init raised)
 READY = b"ready\n"
@@ -62,6 +65,9 @@ WAKEUP = b"."  # written into the master's wakeup pipe once ready (a signal's wa
 # written by a worker that reached --max-requests, then its pid and a newline: it drains, and the
 # master starts its replacement now rather than once it has exited
 RECYCLING = b"R"
+# a mode bit the master sets on the heartbeat file while the code on disk cannot load (a failed
+# reload): a worker reaching --max-requests then serves on, as its replacement would fail to load
+RECYCLING_HELD = stat.S_IXUSR
 REPORT_SIZE = 16384  # bytes of a timed-out worker's report (its request line and stack)
 STACK_FRAMES = 40  # innermost frames of the stuck loop thread in that report
 # blocked by the master across fork, unblocked once the worker's handlers are in place
@@ -247,6 +253,10 @@ class Worker(hooks.HookArgument):
         """--max-requests: called right after the request that reached it (any thread): drain, once."""
         server = self.server
         server.requests_limit = sys.maxsize
+        if os.fstat(self.heartbeat_fd).st_mode & RECYCLING_HELD:
+            log.warning("Worker %d reached max requests (%d), but the last reload failed: serving on "
+                        "until a HUP replaces it", os.getpid(), self.max_requests)
+            return
         if not self._recycling:
             self._recycling = True
             log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)

@@ -195,6 +195,23 @@ def test_a_reload_whose_workers_all_fail_to_load_keeps_the_old_workers(launch, t
     assert children(master) == old
 
 
+def test_a_reload_whose_workers_hang_while_loading_keeps_the_old_workers(launch, tmp_path):
+    """New code that never finishes loading (a hung import, a database that does not answer) is a
+    failed reload once --timeout passed: the hung workers are killed and the old ones keep serving.
+    The old ones used to be retired at the deadline, leaving nothing that serves."""
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "2", "--timeout", "3")
+    old = set(booted(server))
+    flag.write_text("v2 60")
+    server.signal(signal.SIGHUP)
+    hung = wait_loaded(flag, 4) - old
+    assert len(hung) == 2, server.stderr_text()
+    assert server.wait_stderr("Reload failed: no new worker was ready", timeout=10), server.stderr_text()
+    assert len(wait_children(server.proc.pid, 2)) == 2
+    assert children(server.proc.pid) == old and server.alive()
+    assert {get(server.port, "/version").body for _ in range(6)} == {b"v1"}
+    assert "Reload complete" not in server.stderr_text()
+
+
 def test_after_a_failed_reload_a_replacement_that_cannot_load_does_not_stop_the_master(launch, tmp_path):
     """The code on disk stays broken after a failed reload, so the replacement of an old worker (a
     crash here; --max-requests or TTIN alike) fails to load too: the master keeps serving with the
@@ -214,6 +231,26 @@ def test_after_a_failed_reload_a_replacement_that_cannot_load_does_not_stop_the_
     while len(children(server.proc.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(children(server.proc.pid)) == 2 and server.alive(), server.stderr_text()
+
+
+def test_after_a_failed_reload_a_worker_reaching_max_requests_serves_on(launch, tmp_path):
+    """Its replacement could not load the code on disk, so a worker recycling after --max-requests
+    would leave nothing serving (with -w 1 at once, with -w N once each had recycled): it serves on,
+    and the next HUP with fixed code replaces it."""
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "1", "--max-requests", "4")
+    old = booted(server)
+    (tmp_path / "deploy.go").touch()
+    flag.write_text("broken")
+    server.signal(signal.SIGHUP)
+    assert server.wait_stderr("Reload failed", timeout=10), server.stderr_text()
+    responses = [get(server.port, "/version") for _ in range(12)]
+    assert [r.body for r in responses] == [b"v1"] * 12, server.stderr_text()
+    assert "the last reload failed: serving on" in server.stderr_text()
+    assert children(server.proc.pid) == set(old)
+    flag.write_text("v3")
+    server.signal(signal.SIGHUP)
+    assert server.wait_stderr("Reload complete", timeout=10), server.stderr_text()
+    assert {get(server.port, "/version").body for _ in range(3)} == {b"v3"}
 
 
 def test_a_hup_during_a_reload_is_done_after_it(launch, tmp_path):
