@@ -47,6 +47,7 @@ answered, in order, whatever is in progress when it arrives, and then the connec
 import os
 import select
 import socket
+import struct
 
 from ..errors import ParseError
 from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
@@ -59,6 +60,7 @@ READ_SIZE = 65536
 LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
 LINGER_TIME = 2.0  # lingering close: seconds without input (at most read_timeout) before closing
 LINGER_TOTAL = 30.0  # lingering close: seconds from shutdown(SHUT_WR) to the close, at most
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 seconds: close() sends a reset
 SPARE_PARSERS = 64  # parsers of closed connections kept for new ones (creating one costs microseconds)
 
 
@@ -67,7 +69,7 @@ class Connection:
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
                  "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
-                 "environ_whole", "trusted_proxies")
+                 "environ_whole", "trusted_proxies", "cut_short")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -83,6 +85,7 @@ class Connection:
         self.in_worker = False  # a worker thread owns the connection
         self.must_close = False  # close once the current output is sent (no request after it is run)
         self.broken = False  # the client's side failed: nothing more can be said
+        self.cut_short = False  # an error ended the response after its head: reset, don't FIN
         self.closed = False
         self.lingering = False
         self.read_eof = False  # the client sends nothing more: answer the complete requests, then close
@@ -373,7 +376,9 @@ class Connection:
             if len(self.inbuf) < LOOKAHEAD and not self.read_eof:
                 mask |= IN
         elif self.must_close or self.read_eof:  # (read_eof: every complete request was answered)
-            if self.broken or self.read_eof:
+            if self.cut_short:
+                self.reset()
+            elif self.broken or self.read_eof:
                 self.close()
             else:
                 self.linger()
@@ -453,6 +458,16 @@ class Connection:
         """Lingering: close after linger_idle more seconds without input, never after linger_end."""
         deadline = self.server.now + self.linger_idle
         self.deadline = deadline if deadline < self.linger_end else self.linger_end
+
+    def reset(self) -> None:
+        """Close with a reset (SO_LINGER 0), not a FIN: a response an error cut short after its head
+        must not look complete to a peer that reads to the end of the stream (HTTP/1.0 without
+        Content-Length, nginx's uwsgi_pass). Over a UNIX socket the peer sees an end of stream."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        except OSError:
+            pass
+        self.close()
 
     def close(self) -> None:
         if self.closed:

@@ -387,7 +387,7 @@ class TLSConnection(Connection):
         nothing failed, and no response is in progress or waiting for the socket (a close_notify
         after a cut-off response would tell the client it got all of it). Best effort: the alert
         goes out with one non-blocking send, and the client's close_notify is not awaited."""
-        if (self.notified or self.broken or self.handshaking or self.closed or self.out or self.in_worker
+        if (self.notified or self.broken or self.cut_short or self.handshaking or self.closed or self.out or self.in_worker
                 or self.exchange is not None):
             return
         self.notified = True

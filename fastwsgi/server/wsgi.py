@@ -33,7 +33,8 @@ whose status, headers and framing equal the previous one's is found by one compa
 first non-empty body chunk (or at the end).
 
 Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
-traceback); after it, the connection is closed. A failure of the client's side (the connection marks
+traceback); after it, the connection is closed with a reset once the output is out (Connection.reset:
+a FIN would make a close-delimited body, or nginx's uwsgi response, look complete). A failure of the client's side (the connection marks
 itself `broken`) is quiet. The result's close() is always called, exactly once.
 """
 
@@ -420,6 +421,8 @@ class Exchange:
                 conn.write(error_response(conn, status))
             except OSError:
                 pass
+        else:
+            conn.cut_short = True  # what was sent of the response must not look complete
         conn.response_complete(False)
 
     def _close_result(self) -> None:

@@ -223,6 +223,24 @@ def test_streaming_response(stack, location):
     assert reply.header("Transfer-Encoding") == "chunked"
 
 
+@pytest.mark.parametrize("location", ["", "/stream"])
+def test_an_application_error_after_the_head_reaches_the_client_as_an_error(stack, location):
+    """The response is close-delimited over uwsgi: after an error mid-body fastwsgi resets the
+    connection instead of closing it, so nginx sees an upstream failure and cuts its chunked
+    response to the client short (curl: exit 18), instead of completing a truncated body. (Over a
+    UNIX socket nginx cannot tell: its end of stream is the same either way.)"""
+    stack.traceback_expected = True
+    out = subprocess.run(["curl", "-sS", "--max-time", "20",
+                          f"http://127.0.0.1:{stack.nginx.port}{location}/raise-after-headers?msg=cut"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 18, (out.returncode, out.stderr)  # (buffering on: nothing reaches it)
+    if location == "/stream":
+        assert out.stdout == b"partial;"
+    log = stack.nginx.log_text()
+    assert "reset by peer" in log[stack.log_checked_up_to:], log[-2000:]
+    stack.log_checked_up_to = len(log)  # the failure this test expects
+
+
 @pytest.mark.parametrize("via", VIAS)
 def test_head(stack, via):
     reply = stack.request("HEAD", f"{VIAS[via]}/head")

@@ -425,6 +425,24 @@ def test_app_exception_after_headers_closes_the_connection(server, token):
     assert server.wait_stderr(f"late boom {token}", since=mark) is not None
 
 
+def test_app_exception_after_headers_resets_a_close_delimited_response(server, token):
+    """HTTP/1.0 without Content-Length: the body ends where the connection does, so a FIN after the
+    error would make the partial body look complete (as to nginx reading a uwsgi response). The
+    connection is reset instead, after the bytes already produced."""
+    with Conn(server.port) as conn:
+        conn.send(f"GET /raise-after-headers?msg={token} HTTP/1.0\r\n\r\n".encode())
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200 and b"partial;" in resp.raw_body
+        assert conn.eof and conn.reset, "the cut-short body ended with a clean end of stream"
+
+
+def test_a_complete_close_delimited_response_ends_with_a_fin(server):
+    with Conn(server.port) as conn:
+        conn.send(b"GET /chunks?n=3 HTTP/1.0\r\n\r\n")
+        resp = conn.read_response(allow_incomplete=True)
+        assert resp.status == 200 and conn.eof and not conn.reset
+
+
 def test_client_disconnect_mid_response_is_harmless(server, token):
     mark = server.stderr_mark()
     for _ in range(3):
