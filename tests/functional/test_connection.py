@@ -141,6 +141,21 @@ def test_unread_chunked_body_is_drained(server, token, events):
     assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
 
 
+def test_a_large_unread_chunked_body_never_breaks_a_keep_alive_promise(server):
+    """A chunked body's size is unknown when the response goes out: a response that promised
+    keep-alive had to be followed by the next request's answer, yet past 1 MiB the drain gave up and
+    closed, and the pipelined request went unanswered (requests.Session: RemoteDisconnected)."""
+    piece = b"x" * 65536
+    body = b"%x\r\n%s\r\n" % (len(piece), piece) * 48 + b"0\r\n\r\n"  # 3 MiB
+    with Conn(server.port, timeout=10) as conn:
+        conn.send(build_request("POST", "/ignore-body", headers=[("Transfer-Encoding", "chunked")],
+                                body=body) + build_request("GET", "/p/after"))
+        first = conn.read_response()
+        assert first.body == b"ignored"
+        if "close" not in first.connection_tokens():
+            assert conn.read_response().body == b"GET /p/after?"
+
+
 def test_many_connections_in_parallel(server):
     conns = [Conn(server.port) for _ in range(20)]
     try:
