@@ -206,7 +206,7 @@ class Connection:
         elif head.content_length > 0:
             limit = server.limit_request_body
             if limit and head.content_length > limit:
-                self.reject(413)  # RFC 9110 §15.5.14, before reading any of it
+                self.reject(413, head)  # RFC 9110 §15.5.14, before reading any of it
                 return
             body = RequestBody(self, head.content_length, None, 0, head.expect_continue)
         else:
@@ -221,10 +221,15 @@ class Connection:
         elif not exchange.run():
             self.exchange = exchange
 
-    def reject(self, status: int) -> None:
-        """Answer a request that cannot be served and close (the input is no longer trusted)."""
-        self.write(error_response(self, status))
-        self.response_complete(False)
+    def reject(self, status: int, head=None) -> None:
+        """Answer a request that cannot be served and close (the input is no longer trusted). Given
+        its parsed head, the answer goes through an exchange (the access log and the metrics see
+        it), without calling the application."""
+        if head is None:
+            self.write(error_response(self, status))
+            self.response_complete(False)
+        else:
+            self.server.exchange_class(self, head, EMPTY_BODY, False).refuse(status)
         self.inbuf = b""
         self.body = None
         self.peer_done = False  # the client may still be sending: linger

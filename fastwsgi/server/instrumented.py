@@ -73,7 +73,21 @@ class ObservedExchange(Exchange):
                 self._log(status, 0)
             else:  # log the response sent, not the headers the application had given
                 _status_line, self.headers, body = error_parts(status)
-                self._log(status, len(body))
+                self._log(status, 0 if self.method == "HEAD" else len(body))
+
+    def abort(self) -> None:
+        """The connection died while the response was suspended (threads = 0: a client that left
+        or stalled past --send-timeout, a stop): logged with the bytes sent so far, as a worker
+        thread's exchange is when its write fails."""
+        logged = self.over
+        Exchange.abort(self)
+        if logged:
+            return
+        if self.headers_sent:
+            self._log(self.status, self._body_sent())
+        else:  # as _fail logs a client gone before the head
+            self.headers = None
+            self._log(500, 0)
 
     def _body_sent(self) -> int:
         """Body bytes of the application's response (its head was sent)."""

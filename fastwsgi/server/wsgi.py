@@ -67,12 +67,13 @@ def error_parts(status: int):
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))], body)
 
 
-def error_response(conn, status: int) -> bytes:
-    """A complete `status` response that closes the connection."""
+def error_response(conn, status: int, head_request: bool = False) -> bytes:
+    """A complete `status` response that closes the connection (to a HEAD request: its head only,
+    RFC 9110 §9.3.2)."""
     status_line, headers, body = error_parts(status)
     head = conn.server.backend.serialize_head(status_line, headers, date=conn.server.date,
                                               server=SERVER_NAME, connection="close")
-    return head + body
+    return head if head_request else head + body
 
 
 class Exchange:
@@ -217,7 +218,13 @@ class Exchange:
 
     def abort(self) -> None:
         """The connection died while this exchange was suspended."""
+        self.over = True
         self._close_result()
+
+    def refuse(self, status: int) -> None:
+        """Answer `status` for the server without calling the application (a body over
+        --limit-request-body); the connection then closes."""
+        self._fail(BodyError(HTTPStatus(status).phrase, status))
 
     # -- framing ----------------------------------------------------------------------------------
 
@@ -342,7 +349,7 @@ class Exchange:
 
     def _send_chunk(self, chunk) -> None:
         if type(chunk) is not bytes:
-            if not isinstance(chunk, (bytearray, memoryview)):
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):  # (a subclass of bytes too)
                 raise TypeError(f"the application produced {type(chunk).__name__}, not bytes")
             chunk = bytes(chunk)
         if not chunk:
@@ -418,7 +425,7 @@ class Exchange:
         if not self.headers_sent:
             self.headers_sent = True
             try:
-                conn.write(error_response(conn, status))
+                conn.write(error_response(conn, status, self.method == "HEAD"))
             except OSError:
                 pass
         else:

@@ -524,6 +524,15 @@ def h_raise_after_headers(environ, start_response):
     raise RuntimeError(f"late boom {query(environ).get('msg', '')}")
 
 
+class Markup(bytes):
+    """A subclass of bytes, as template libraries return (markupsafe's Markup is one of str)."""
+
+
+def h_bytes_subclass(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return (piece for piece in [Markup(b"hello, "), Markup(b"subclass")])
+
+
 def h_system_exit(environ, start_response):
     """An application that calls sys.exit() (or raises another BaseException) while serving."""
     raise SystemExit(3)
@@ -668,6 +677,7 @@ ROUTES = {
     "/error-after-empty-chunk": h_error_after_empty_chunk,
     "/write": h_write,
     "/close": h_close,
+    "/bytes-subclass": h_bytes_subclass,
     "/raise": h_raise,
     "/raise-after-headers": h_raise_after_headers,
     "/sleep": h_sleep,

@@ -85,3 +85,44 @@ def test_workers_sharing_stdout_never_split_or_lose_a_line(started):
         assert match is not None and match.group(3) == USER_AGENT, f"a split or mixed line: {line[:200]!r}"
         seen.append((int(match.group(1)), int(match.group(2))))
     assert sorted(seen) == sorted(expected)
+
+
+@pytest.mark.parametrize("parser,threads", FULL_MATRIX, ids=[matrix_id(p) for p in FULL_MATRIX])
+def test_a_response_the_client_abandons_is_logged(started, tmp_path, parser, threads):
+    """A streamed response cut short by the client (a reset; a reader stalled past --send-timeout) is
+    logged with what was sent. With threads = 0 the loop closed the suspended exchange without a
+    line (and the metrics missed it); a worker thread's exchange was logged."""
+    path = tmp_path / "access.log"
+    server = started("--http-parser", parser, "--threads", str(threads), "--send-timeout", "1",
+                     "--access-logfile", str(path), "--access-logformat", "%(U)s %(q)s %(s)s %(b)s",
+                     DEFAULT_APP)
+    with Conn(server.port, rcvbuf=4096) as conn:
+        conn.request("GET", "/close?mode=flood&t=reset")
+        conn.read_head()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    with Conn(server.port, rcvbuf=4096) as conn:
+        conn.request("GET", "/close?mode=flood&t=stall")  # never read: cut at the send timeout
+        deadline = time.monotonic() + 8
+        while len(re.findall(r"^/close mode=flood&t=(reset|stall) 200 (\d+)$", path.read_text(), re.M)) < 2:
+            assert time.monotonic() < deadline, f"lines missing: {path.read_text()!r}"
+            time.sleep(0.05)
+    assert all(int(sent) > 0 for _t, sent in re.findall(r"t=(\w+) 200 (\d+)", path.read_text()))
+
+
+@pytest.mark.parametrize("parser,threads", FULL_MATRIX, ids=[matrix_id(p) for p in FULL_MATRIX])
+def test_a_body_over_the_limit_is_logged_as_its_413(started, tmp_path, parser, threads):
+    """The 413 answered before reading a Content-Length body is a response to a valid request, as
+    the 413 for a chunked body that grows past the limit is: both are logged."""
+    path = tmp_path / "access.log"
+    server = started("--http-parser", parser, "--threads", str(threads), "--limit-request-body", "100",
+                     "--access-logfile", str(path), "--access-logformat", "%(m)s %(U)s %(q)s %(s)s", DEFAULT_APP)
+    for framing in ([("Content-Length", "200")], [("Transfer-Encoding", "chunked")]):
+        with Conn(server.port) as conn:
+            body = b"x" * 200 if framing[0][0] == "Content-Length" else b"c8\r\n" + b"x" * 200 + b"\r\n0\r\n\r\n"
+            conn.request("POST", f"/echo?{framing[0][0]}", headers=framing, body=body)
+            assert conn.read_response().status == 413
+    deadline = time.monotonic() + 5
+    expected = "POST /echo Content-Length 413\nPOST /echo Transfer-Encoding 413\n"
+    while path.read_text() != expected:
+        assert time.monotonic() < deadline, path.read_text()
+        time.sleep(0.05)

@@ -443,6 +443,25 @@ def test_a_complete_close_delimited_response_ends_with_a_fin(server):
         assert resp.status == 200 and conn.eof and not conn.reset
 
 
+def test_a_server_error_answering_head_has_no_body(server):
+    """RFC 9110 §9.3.2: no content in a response to HEAD, the server's own 500 included (its body
+    used to follow the head)."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("HEAD", "/raise?msg=head"))
+        resp = conn.read_head()
+        assert resp.status == 500 and int(resp.header("Content-Length")) > 0
+        assert "close" in resp.connection_tokens()
+        assert conn.read_to_eof() == b""
+
+
+def test_a_bytes_subclass_from_an_iterable_is_sent(server):
+    """PEP 3333 asks for bytes: a subclass is bytes (it was a 500 from a generator, but sent from a list)."""
+    with Conn(server.port) as conn:
+        conn.request("GET", "/bytes-subclass")
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"hello, subclass"
+
+
 def test_client_disconnect_mid_response_is_harmless(server, token):
     mark = server.stderr_mark()
     for _ in range(3):
