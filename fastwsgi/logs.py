@@ -40,8 +40,10 @@ class LogConfigError(Exception):
     """--log-config or --error-logfile cannot be used (the message is shown to the user)."""
 
 
-def configure(options: dict) -> None:
-    _configure_logging(options)
+def configure(options: dict, replace: bool = False) -> None:
+    """Set up the error log from the options; `replace` (a HUP's reread options): in place of the
+    handlers set up before, which stay if the new ones cannot be made."""
+    _configure_logging(options, replace)
     target = options.get("error_logfile", "-")
     if options.get("capture_output") and target != "-":
         from . import daemon
@@ -75,7 +77,7 @@ def redirect_stdio(path: str, fds=(1, 2)) -> None:
         sys.stdout.reconfigure(line_buffering=True)  # a file: print() would wait for 8 KiB otherwise
 
 
-def _configure_logging(options: dict) -> None:
+def _configure_logging(options: dict, replace: bool = False) -> None:
     path = options.get("log_config")
     if isinstance(path, dict) or path:
         shown = "the logconfig_dict" if isinstance(path, dict) else repr(path)
@@ -104,7 +106,7 @@ def _configure_logging(options: dict) -> None:
     logger.setLevel(options["log_level"].upper())
     target = options.get("error_logfile", "-")
     if target == "-":
-        if logger.handlers or logging.getLogger().handlers:
+        if not replace and (logger.handlers or logging.getLogger().handlers):
             return  # the embedding program configured logging already
         handler = logging.StreamHandler(sys.stderr)
     else:
@@ -115,6 +117,8 @@ def _configure_logging(options: dict) -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     for old in list(logger.handlers):
         logger.removeHandler(old)
+        if replace:
+            old.close()
     logger.addHandler(handler)
 
 

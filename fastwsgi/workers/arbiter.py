@@ -21,7 +21,8 @@ Signals (gunicorn's meanings):
         --graceful-timeout get SIGKILL; exit 0.
   INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s; also during a graceful stop.
   HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
-        --chdir to this process, so the new workers inherit them; the sockets and --pid stay), start
+        --chdir to this process, so the new workers inherit them, and the error log's options are
+        applied again; the sockets and --pid stay), start
         a new set of workers (fresh application code unless --preload), and only when all of them are
         ready send TERM to the old ones, so the shared sockets are never without an accepting process
         and no request is refused (the old ones go anyway once --timeout passed, unless no new
@@ -86,6 +87,8 @@ _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
 BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
+# the options logs.configure applies: a HUP that changes one sets the error log up again
+_LOGGING_OPTIONS = ("error_logfile", "log_level", "log_config", "capture_output")
 RELOAD_WAIT = 30.0  # with --timeout 0: seconds a HUP's new workers have to become ready
 
 
@@ -331,6 +334,11 @@ class Arbiter(hooks.HookArgument):
                 log.warning("Reload: --reuse-port cannot change without a restart; keeping %s",
                             self.options["reuse_port"])
                 options["reuse_port"] = self.options["reuse_port"]
+            if any(options[key] != self.options[key] for key in _LOGGING_OPTIONS):
+                try:  # (gunicorn's reload builds its logger again from the reread config too)
+                    logs.configure(options, replace=True)
+                except logs.LogConfigError as exc:
+                    log.error("Reload: the error log stays as it was: %s", exc)
             self.options = options
             self.credentials = credentials
             self.num_workers = options["workers"] or 1

@@ -253,6 +253,36 @@ def test_after_a_failed_reload_a_worker_reaching_max_requests_serves_on(launch, 
     assert {get(server.port, "/version").body for _ in range(3)} == {b"v3"}
 
 
+def wait_text(path, text: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not in {path}: {content[-2000:]!r}")
+
+
+def test_hup_applies_the_reread_error_log_options(launch, tmp_path):
+    """The config file's errorlog and loglevel take effect at a HUP, as its other options do (the
+    new workers kept logging to the old file at the old level)."""
+    conf, first, second = tmp_path / "conf.py", tmp_path / "first.log", tmp_path / "second.log"
+    conf.write_text(f"errorlog = {str(first)!r}\nloglevel = 'info'\n")
+    server = launch("-c", str(conf), "-w", "1", app="tests.functional.apps:app")
+    wait_text(first, "Booting worker")
+    conf.write_text(f"errorlog = {str(second)!r}\nloglevel = 'warning'\n")
+    server.signal(signal.SIGHUP)
+    wait_text(first, "Graceful stop")  # the old worker's last words: the new one serves
+    get(server.port, "/raise?msg=after-hup")
+    logged = wait_text(second, "boom after-hup")
+    assert "[INFO]" not in logged  # the new level: warnings and errors only
+    assert "boom after-hup" not in first.read_text()
+    conf.write_text("errorlog = '/nonexistent-dir/error.log'\n")  # cannot be opened: the log stays
+    server.signal(signal.SIGHUP)
+    wait_text(second, "the error log stays as it was: cannot open the error log")
+    assert server.alive()
+
+
 def test_a_hup_during_a_reload_is_done_after_it(launch, tmp_path):
     server, flag = deploy(launch, tmp_path, "v1", "-w", "1")
     flag.write_text("v2 1.0")  # v2 takes a second to load
