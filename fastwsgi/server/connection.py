@@ -113,7 +113,7 @@ class Connection:
 
     def on_event(self, events: int) -> None:
         if events & OUT:
-            self.settle()
+            self.on_writable()
             if self.closed or events == OUT:
                 return
         # readable (or an error to find out about): one recv, inline (the per-request path)
@@ -139,6 +139,12 @@ class Connection:
                 self.process()
         else:  # the client shut down its side: answer what is complete, then close (settle)
             self.read_eof = True
+        self.settle()
+
+    def on_writable(self) -> None:
+        """The socket takes output again: the client is reading, so --send-timeout, which bounds a
+        stall, counts from now (a sendfile, or a send that took everything, moves no deadline)."""
+        self.send_deadline = self.server.now + self.server.send_timeout
         self.settle()
 
     def on_timeout(self) -> None:

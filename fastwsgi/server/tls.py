@@ -161,7 +161,7 @@ class TLSConnection(Connection):
             self._handshake_event(events)
             return
         if events & OUT:
-            self.settle()
+            self.on_writable()
             if self.closed or events == OUT:
                 return
         raw = self._read_socket()

@@ -7,6 +7,8 @@ deferred accept is tested in test_limits.py."""
 import socket
 import time
 
+import pytest
+
 from tests.functional.client import Conn, build_request
 from tests.functional.conftest import BACKENDS, server_fixture
 
@@ -156,14 +158,16 @@ def test_keep_alive_zero_closes_after_every_response(no_keep_alive):
         assert conn.read_to_eof(3.0) == b"", "a second response was sent with --keep-alive 0"
 
 
-def test_slow_but_steady_reader_is_not_cut(timeout_server):
+@pytest.mark.parametrize("path", ["/download", "/file"])
+def test_slow_but_steady_reader_is_not_cut(timeout_server, path):
     """--send-timeout bounds a stall, not the whole response: a reader taking > 2 s in total is served.
     (It reads often: kernel buffers of a few MB hide progress from the server, so a much slower reader
-    does stall the server's writes for longer than the timeout.)"""
+    does stall the server's writes for longer than the timeout.) A sendfile (/file) moved no deadline,
+    so threads = 0 cut it send_timeout after its first wait for the socket."""
     size = 16 * 1024 * 1024
     start = time.monotonic()
     with Conn(timeout_server.port, rcvbuf=65536, timeout=10) as conn:
-        conn.request("GET", f"/download?n={size}")
+        conn.request("GET", f"{path}?n={size}")
         resp_head = conn.read_head()
         assert resp_head.header("Content-Length") == str(size)
         received = len(conn.buf)
