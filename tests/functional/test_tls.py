@@ -580,8 +580,8 @@ def test_ssl_context_hook_shapes_the_context(certs, tmp_path, parser, threads):
     marker = tmp_path / "marker"
     conf = tmp_path / "conf.py"
     conf.write_text(SSL_CONTEXT_HOOK.format(marker=str(marker)))
-    server = ServerProcess(["-c", str(conf), "--http-parser", parser, "--threads", str(threads),
-                            *tls_args(certs), DEFAULT_APP]).start()
+    server = ServerProcess(["-c", str(conf), "--bind", "127.0.0.1:0", "--http-parser", parser,
+                            "--threads", str(threads), *tls_args(certs), DEFAULT_APP]).start()
     try:
         assert fetch(server, certs) == (200, b"hello")
         old_client = client_context(certs)
