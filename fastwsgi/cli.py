@@ -296,7 +296,11 @@ def _serve(app, options: dict, process) -> None:
     if threading.current_thread() is threading.main_thread():
         handlers = {signal.SIGTERM: drain, signal.SIGINT: stop_now,
                     signal.SIGQUIT: stop_now, signal.SIGUSR1: lambda *_: reopen.append(1),
-                    signal.SIGHUP: signal.SIG_IGN}  # no master, nothing to reload: do not die
+                    # no master: nothing to reload, upgrade or resize, and these signals would
+                    # kill the process (HUP, USR2: leaving --pid and unix: files) or stop it (TTIN,
+                    # TTOU, in a shell's background job) by default
+                    signal.SIGHUP: signal.SIG_IGN, signal.SIGUSR2: signal.SIG_IGN,
+                    signal.SIGTTIN: signal.SIG_IGN, signal.SIGTTOU: signal.SIG_IGN}
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
     try:  # the handlers are in place before anyone learns our PID or address

@@ -343,12 +343,15 @@ def test_single_process_term_lets_an_in_flight_request_finish(launch, threads):
 
 
 @pytest.mark.parametrize("parser", ["c", "python"])
-def test_single_process_ignores_hup(launch, tmp_path, parser):
-    """Without a master there is nothing to reload: HUP (a closed terminal, a `systemctl reload`) must
-    neither kill the server nor leave its --pid file behind."""
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU],
+                         ids=lambda signum: signum.name)
+def test_single_process_ignores_the_master_signals(launch, tmp_path, parser, signum):
+    """Without a master there is nothing to reload, upgrade or resize: HUP (a closed terminal, a
+    `systemctl reload`) and USR2 (gunicorn's upgrade habit) must neither kill the server nor leave
+    its --pid file behind, and TTIN/TTOU must not stop it (their default action)."""
     pidfile = tmp_path / "fw.pid"
     server = launch("--http-parser", parser, "--pid", str(pidfile))
-    server.signal(signal.SIGHUP)
+    server.signal(signum)
     time.sleep(0.3)
     assert server.alive() and get(server.port, "/pid").status == 200
     server.signal(signal.SIGTERM)
