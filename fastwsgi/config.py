@@ -240,6 +240,8 @@ def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def text(value) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
+    if "\0" in value:  # (no path, name or address can hold one: the OS calls would raise)
+        raise ValueError(f"NUL byte in {value!r}")
     return value
 
 

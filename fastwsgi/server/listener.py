@@ -102,6 +102,8 @@ def _parse_plain(address: str, shown: str):
         path = address[5:]
         if not path:
             raise BindError(f"invalid bind address {shown!r}: empty unix socket path")
+        if "\0" in path:
+            raise BindError(f"invalid bind address {shown!r}: NUL byte in the unix socket path")
         return socket.AF_UNIX, path
     if address.startswith("["):
         host, sep, rest = address[1:].partition("]")

@@ -109,6 +109,12 @@ def test_pyproject_table_configures_a_real_server(tmp_path):
     ("threads = \n", ".py", "cannot read config file"),
     ("import sys\nsys.exit('no production settings here')\n", ".py",
      "called sys.exit('no production settings here')"),  # used to exit 0, silently
+    # a NUL byte in a path was a traceback (ValueError: embedded null byte) when it was used
+    ('chdir = "/tmp\\x00x"\n', ".py", "option 'chdir': NUL byte"),
+    ('pid = "/tmp/p\\x00x"\n', ".py", "option 'pid': NUL byte"),
+    ('access_logfile = "/tmp/a\\x00x"\n', ".py", "option 'access_logfile': NUL byte"),
+    ('error_logfile = "/tmp/e\\x00x"\n', ".py", "option 'error_logfile': NUL byte"),
+    ('bind = ["unix:/tmp/s\\x00x"]\n', ".py", "NUL byte in the unix socket path"),
 ])
 def test_bad_config_files_are_one_line_errors(tmp_path, content, suffix, message):
     path = tmp_path / f"conf{suffix}"
