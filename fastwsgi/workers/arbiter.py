@@ -447,9 +447,22 @@ class Arbiter(hooks.HookArgument):
 
     # -- workers ------------------------------------------------------------------------------------------
 
-    def spawn_worker(self) -> None:
+    def spawn_worker(self) -> bool:
+        """Fork a worker; False when its heartbeat file cannot be made (a full disk, no descriptor
+        left, --worker-tmp-dir removed): at start that halts, later the workers left serve on and
+        the spawn is tried again BOOT_RETRY seconds later."""
+        try:
+            heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-", dir=self.options["worker_tmp_dir"])
+        except OSError as exc:
+            where = self.options["worker_tmp_dir"] or tempfile.gettempdir()
+            if not self.serving:
+                self.stop(graceful=False)
+                raise HaltServer(f"cannot make a worker's heartbeat file in {where}: {exc.strerror or exc}", 1)
+            log.error("Cannot start a worker: no heartbeat file in %s: %s; retrying in %g s", where,
+                      exc.strerror or exc, BOOT_RETRY)
+            self.spawn_after = time.monotonic() + BOOT_RETRY
+            return False
         self.age += 1
-        heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-", dir=self.options["worker_tmp_dir"])
         if self.credentials is not None:  # the worker sets its mtime once it is USER
             os.fchown(heartbeat.fileno(), self.credentials.uid, self.credentials.gid)
         if self.reload_failed:
@@ -468,7 +481,7 @@ class Arbiter(hooks.HookArgument):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
             self.workers[pid] = record
-            return
+            return True
         status = 1  # the child: never return into the master's code
         worker = None
         try:
@@ -591,12 +604,14 @@ class Arbiter(hooks.HookArgument):
             # the new generation grows to the target (TTIN, a death); finish_reload retires the old one
             active = [w for w in active if w.pid not in self.reload_from]
             for _ in range(self.num_workers - len(active)):
-                self.spawn_worker()
+                if not self.spawn_worker():
+                    break
             return
         # a worker recycling after --max-requests is replaced as its drain begins, while the processes
         # serving or draining stay within twice the target (a low --max-requests piles up no drains)
         for _ in range(min(self.num_workers - len(active), 2 * self.num_workers - len(live))):
-            self.spawn_worker()
+            if not self.spawn_worker():
+                break
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
             self.retire(worker)
 

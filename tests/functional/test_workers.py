@@ -91,6 +91,28 @@ def test_a_live_worker_is_not_killed_by_a_short_timeout_idle_or_busy(launch):
     assert "WORKER TIMEOUT" not in server.stderr_text()
 
 
+def test_a_worker_that_cannot_get_a_heartbeat_file_does_not_stop_the_master(launch, tmp_path):
+    """The master makes each worker's heartbeat file in --worker-tmp-dir; when it cannot (the
+    directory cleaned away, a full disk, no descriptor left) the replacement of a crashed worker is
+    retried later and the worker left serves on. The error used to end the master, and with it
+    every worker."""
+    beats = tmp_path / "beats"
+    beats.mkdir()
+    server = launch("-w", "2", "--worker-tmp-dir", str(beats))
+    first, second = wait_booted(server, 2)[:2]
+    beats.rmdir()  # (the heartbeat files are unlinked at once: it is empty)
+    with Conn(server.port) as conn:
+        conn.request("GET", "/exit?status=1")
+        assert conn.closed_by_server(timeout=5)
+    assert server.wait_stderr("Cannot start a worker: no heartbeat file", timeout=10), server.stderr_text()
+    assert server.alive()
+    survivor = ({first, second} & children(server.proc.pid)).pop()
+    assert {worker_pid(server) for _ in range(5)} == {survivor}
+    beats.mkdir()  # back: the retry starts the replacement
+    assert len(wait_children(server.proc.pid, 2, timeout=15)) == 2, server.stderr_text()
+    assert "Traceback" not in server.stderr_text()
+
+
 def test_max_requests_recycles_the_worker(launch):
     server = launch("-w", "1", "--max-requests", "3", "--max-requests-jitter", "2")
     first = wait_booted(server, 1)[0]
