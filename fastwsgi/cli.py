@@ -116,7 +116,7 @@ def _parse_spec(spec: str):
         try:
             args = [ast.literal_eval(arg) for arg in tree.args]
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords}
-        except ValueError:
+        except (ValueError, TypeError, MemoryError, RecursionError):  # ({[]: 1}: TypeError)
             raise AppLoadError(f"factory arguments in {spec!r} must be literals") from None
         if any(name is None for name in kwargs):
             raise AppLoadError(f"factory arguments in {spec!r} must be literals")

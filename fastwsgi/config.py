@@ -40,6 +40,7 @@ import argparse
 import difflib
 import math
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -92,6 +93,8 @@ def int_at_least(minimum: int) -> Callable[[Any], int]:
     return convert
 
 
+# --threads: the pool starts them all before listening; far more than any application could use
+MAX_THREADS = 10000
 INT_MAX = 2**31 - 1  # listen()'s backlog is a C int; the parser limits are C uint32_t (csrc/fastwsgi.h)
 
 
@@ -192,6 +195,8 @@ def search_path(value) -> list:
     entries = value.split(",") if isinstance(value, str) else value
     if not isinstance(entries, (list, tuple)) or not all(isinstance(p, str) for p in entries):
         raise ValueError(f"expected directories separated by commas, got {value!r}")
+    if any("\0" in p for p in entries):
+        raise ValueError(f"NUL byte in {value!r}")
     return [entry for entry in (p.strip() for p in entries) if entry]
 
 
@@ -395,7 +400,7 @@ OPTIONS = (
            "address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH, optionally prefixed with the "
            "protocol it speaks (http://, uwsgi://) (repeatable)",
            flags=("-b",), metavar="ADDR", repeatable=True),
-    Option("threads", int_at_least(0), 0,
+    Option("threads", int_between(0, MAX_THREADS), 0,
            "0: call the application on the event-loop thread; N: run it on a pool of N threads",
            metavar="N"),
     Option("http_parser", choice("auto", "c", "python"), "auto", "parser backend (HTTP and uwsgi)"),
@@ -798,7 +803,13 @@ def load_config_file(path: str) -> dict:
             table = document.get("tool", {}).get("fastwsgi")
             if not isinstance(table, dict):
                 raise UsageError(f"{path}: no [tool.fastwsgi] table")
-            items = {key.replace("-", "_"): value for key, value in table.items()}
+            items, spelled = {}, {}
+            for key, value in table.items():
+                name = key.replace("-", "_")
+                if name in items:
+                    raise UsageError(f"{path}: {spelled[name]!r} and {key!r} are the same option "
+                                     f"({name}); set it once")
+                items[name], spelled[name] = value, key
         else:
             import runpy
             import types
@@ -806,8 +817,10 @@ def load_config_file(path: str) -> dict:
             namespace = runpy.run_path(path, run_name="__fastwsgi_config__")
             items = {}
             for key, value in namespace.items():
-                if key.startswith("_") or isinstance(value, (types.ModuleType, type)):
+                if key.startswith("_") or isinstance(value, types.ModuleType):
                     continue
+                if isinstance(value, type) and key not in BY_NAME and key not in ALIASES:
+                    continue  # a helper class; one given to an option (worker_class) is its value
                 if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
                     if key in HOOK_NAMES:
                         items[key] = value
@@ -938,7 +951,7 @@ def resolve(argv, environ=None, version: str = ""):
         options = validate(merged)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    return spec or env_spec or options["wsgi_app"], options
+    return spec or flags.get("wsgi_app") or env_spec or options["wsgi_app"], options
 
 
 def anchor_paths(options: dict, base: str) -> dict:
@@ -985,8 +998,23 @@ def format_options(options: dict) -> str:
 
             lines.append(f"# {key} = {describe(value)} (a function: set it in a Python config file)")
         else:
-            lines.append(f"{key} = {json.dumps(value)}")
+            lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+# a character outside the BMP as json.dumps writes it (a surrogate pair), after an even number of
+# backslashes (an escaped backslash before "ud83d" is text)
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _toml_value(value) -> str:
+    """A TOML value: JSON is TOML for what the options hold, except a surrogate pair, which TOML
+    refuses: \\UXXXXXXXX instead (the output stays ASCII)."""
+    import json
+
+    return _SURROGATE_PAIR.sub(
+        lambda m: m[1] + "\\U%08X" % (0x10000 + ((int(m[2], 16) - 0xD800) << 10) + int(m[3], 16) - 0xDC00),
+        json.dumps(value))
 
 
 # -- documentation ------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _parse_plain(address: str, shown: str):
     """(family, sockaddr) of an address without protocol prefix; messages quote `shown`."""
     if address.startswith("fd://"):
         number = address[5:]
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()) or int(number) > 2**31 - 1:  # (a C int)
             raise BindError(f"invalid bind address {shown!r} (use fd://N)")
         return FD_FAMILY, int(number)
     if address.startswith("unix:"):

@@ -266,3 +266,51 @@ def test_system_exit_from_the_application_stops_the_process_and_says_so(launch, 
         assert conn.closed_by_server(timeout=5)
     assert server.wait(10) == 3
     assert "Stopping: the application raised SystemExit(3) on the event-loop thread" in server.stderr_text()
+
+
+# -- edge cases found by the CLI bug hunt: each was a traceback, a silent choice or a hang ------------
+
+@pytest.mark.parametrize("args, code, message", [
+    # ast.literal_eval raises TypeError for an unhashable key, not ValueError
+    (("--check-config", "tests.functional.apps:create_app({[]: 1})"), 1, "must be literals"),
+    (("--check-config", "--bind", "fd://99999999999999999999"), 2, "invalid bind address"),
+    (("--check-config", "--bind", "fd://2147483648"), 2, "invalid bind address"),
+    # every thread of the pool starts before the server listens: a million took minutes, silently
+    (("--check-config", "--threads", "1000000"), 2, "--threads: must be <= 10000"),
+])
+def test_bad_values_are_one_line_errors(args, code, message):
+    line = assert_one_error_line(run_cli(*args), code)
+    assert message in line, line
+
+
+@pytest.mark.parametrize("content, suffix, message", [
+    # a class given to an option is its value (gunicorn takes classes): an ASGI worker class is
+    # refused, not dropped for the default worker
+    ("class UvicornWorker:\n    pass\nworker_class = UvicornWorker\n", ".py", "option 'worker_class'"),
+    ("pythonpath = 'src,\\x00lib'\n", ".py", "option 'pythonpath': NUL byte"),
+    ("[tool.fastwsgi]\nkeep-alive = 3\nkeep_alive = 2\n", ".toml",
+     "'keep-alive' and 'keep_alive' are the same option (keep_alive); set it once"),
+])
+def test_config_file_values_that_were_silently_ignored_or_crashed(tmp_path, content, suffix, message):
+    path = tmp_path / f"conf{suffix}"
+    path.write_text(content)
+    line = assert_one_error_line(run_cli("-c", str(path), "--check-config"), 2)
+    assert message in line, line
+
+
+def test_print_config_round_trips_characters_outside_the_bmp(tmp_path):
+    """JSON writes a surrogate pair for them, which TOML refuses: the printed table failed to load."""
+    first = run_cli("--print-config", "--name", "shop \U0001F6D2 \\ud83d")
+    assert first.returncode == 0, first.stderr
+    assert "\\U0001F6D2" in first.stdout
+    path = tmp_path / "printed.toml"
+    path.write_text(first.stdout)
+    again = run_cli("-c", str(path), "--print-config")
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+
+
+def test_the_wsgi_app_flag_wins_over_fastwsgi_cmd_args(tmp_path):
+    """Flags win over FASTWSGI_CMD_ARGS, an application given with --wsgi-app too."""
+    result = run_cli("--check-config", "--wsgi-app", "no_such_module_from_the_flag:app",
+                     env={"FASTWSGI_CMD_ARGS": "tests.functional.apps:app"})
+    assert result.returncode == 1 and "no_such_module_from_the_flag" in result.stderr, result.stderr
