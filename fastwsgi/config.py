@@ -490,8 +490,9 @@ OPTIONS = (
            "give the workers the supplementary groups of --user from the group database (unset: none)",
            section="processes"),
     Option("reuse_port", boolean, False,
-           "one SO_REUSEPORT socket per worker instead of one shared socket (TCP only; Linux: "
-           "elsewhere the kernel does not spread connections, so one shared socket is used)",
+           "one SO_REUSEPORT socket per worker instead of one shared socket (TCP addresses fastwsgi "
+           "binds itself: an fd:// or systemd socket stays shared; Linux: elsewhere the kernel does "
+           "not spread connections, so one shared socket is used)",
            section="sockets"),
     Option("defer_accept", int_between(0, 3600), 1,
            "TCP sockets: Linux holds a new connection until its first bytes arrive, for about S "

@@ -169,8 +169,10 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
-    return Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
-                    queue_of_its_own=reuse_port and listen)
+    listener = Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
+                        queue_of_its_own=reuse_port and listen)
+    listener.reserved = reuse_port and not listen
+    return listener
 
 
 MIGRATE_REQ_SYSCTL = "/proc/sys/net/ipv4/tcp_migrate_req"
@@ -292,6 +294,9 @@ class Listener:
         # SO_REUSEPORT: the kernel queues some of the address's connections here and nowhere else,
         # so a graceful stop closes this socket at once (Server._start_drain)
         self.queue_of_its_own = queue_of_its_own
+        # bound, not listening: a pre-fork master's --reuse-port address, where each worker opens
+        # a socket of its own (a socket we did not bind, fd:// or systemd's, is always shared)
+        self.reserved = False
         self.use_protocol(protocol, allow_from)
 
     def use_protocol(self, protocol: str, allow_from=None) -> None:

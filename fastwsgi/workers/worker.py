@@ -174,13 +174,14 @@ class Worker(hooks.HookArgument):
             pass
 
     def _own_listeners(self):
-        """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address. Each
-        keeps its protocol; a uwsgi socket takes this generation's --uwsgi-allow-from (HUP rereads it)."""
+        """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address the
+        master reserved (one it was handed, fd:// or systemd's, stays shared). Each keeps its protocol;
+        a uwsgi socket takes this generation's --uwsgi-allow-from (HUP rereads it)."""
         own = []
         allow_from = self.options["uwsgi_allow_from"]
         for listener in self.listeners:
             listener.unix_path = None  # the master removes unix socket files, not us
-            if self.options["reuse_port"] and listener.is_tcp:
+            if listener.reserved:
                 host = f"[{listener.host}]" if ":" in listener.host else listener.host
                 own.append(open_listener(f"{host}:{listener.port}", self.options["backlog"],
                                          reuse_port=True, protocol=listener.protocol,

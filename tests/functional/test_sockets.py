@@ -37,18 +37,25 @@ def port_of(sock) -> int:
     return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("workers", [(), ("-w", "2")], ids=["single", "master"])
+# --reuse-port opens a socket per worker only on the addresses the master bound itself: on one it
+# was handed every worker failed to bind ("Address already in use") and the master stopped
+WORKERS = [(), ("-w", "2"), ("-w", "2", "--reuse-port")]
+WORKER_IDS = ["single", "master", "master-reuse-port"]
+
+
+@pytest.mark.parametrize("workers", WORKERS, ids=WORKER_IDS)
 def test_fd_bind_serves_on_the_inherited_socket(passing, workers):
     server = ServerProcess(["--bind", f"fd://{passing.fileno()}", *workers, OPS_APP])
     try:
         server.start()
         assert server.port == port_of(passing)
-        assert get(port_of(passing), "/pid").status == 200
+        assert {get(port_of(passing), "/pid").status for _ in range(4)} == {200}
+        assert "Worker failed to boot" not in server.stderr_text()
     finally:
         server.stop()
 
 
-@pytest.mark.parametrize("workers", [(), ("-w", "2")], ids=["single", "master"])
+@pytest.mark.parametrize("workers", WORKERS, ids=WORKER_IDS)
 def test_systemd_socket_activation(passing, workers):
     # --bind is ignored when systemd passes sockets (as gunicorn does)
     server = WrappedServer(["--bind", "127.0.0.1:1", *workers, OPS_APP], passing.fileno())
