@@ -230,9 +230,8 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
         url = listener.url
         if options.get("certfile") and listener.protocol == "http":  # https://HOST:PORT, https://unix:PATH
             url = f"https://{url[len('http://'):] if url.startswith('http://') else url}"
-        sys.stderr.write(f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
-                         f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
-    sys.stderr.flush()
+        daemon.tell(f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
+                    f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
 
 
 def run(app, options: dict) -> None:
@@ -390,7 +389,7 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
         if pidfile is not None:
             pidfile.create()
         if metrics_listener is not None:
-            sys.stderr.write(f"Metrics at: {metrics_listener.url}/metrics\n")
+            daemon.tell(f"Metrics at: {metrics_listener.url}/metrics\n")
         _announce(listeners, backend.NAME, poller.NAME, options)
 
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,

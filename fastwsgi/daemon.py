@@ -32,7 +32,7 @@ prints a warning.
 import os
 import sys
 
-__all__ = ["detach", "started", "pending"]
+__all__ = ["detach", "started", "pending", "tell"]
 
 _pending = None  # in the daemon and its workers until they serve: (daemon pid, final stderr path)
 
@@ -76,20 +76,40 @@ def detach(options: dict):
 
 
 def _wait_for_daemon(read_end: int, child: int) -> int:
-    os.waitpid(child, 0)  # the intermediate child exits right after its fork
     ready = False
-    with open(read_end, "rb", buffering=0) as pipe:
-        while True:
-            data = pipe.read(65536)
-            if not data:
-                break
-            text, nul, _rest = data.partition(b"\0")
-            sys.stderr.buffer.write(text)
-            sys.stderr.flush()
-            if nul:
-                ready = True
-                break
+    try:
+        os.waitpid(child, 0)  # the intermediate child exits right after its fork
+        with open(read_end, "rb", buffering=0) as pipe:
+            while True:
+                data = pipe.read(65536)
+                if not data:
+                    break
+                text, nul, _rest = data.partition(b"\0")
+                sys.stderr.buffer.write(text)
+                sys.stderr.flush()
+                if nul:
+                    ready = True
+                    break
+    except KeyboardInterrupt:  # the daemon is in a session of its own: Ctrl-C never reached it
+        sys.stderr.write("fastwsgi: interrupted: the daemon goes on starting (its errors go to "
+                         "--log-file)\n")
+        return 1
     return 0 if ready else 1
+
+
+def tell(text: str) -> None:
+    """Write `text` to stderr, which in a starting daemon is the pipe to the original process. If
+    that process is gone (interrupted while it waited), stderr moves to where it would have gone
+    once serving (started()) and `text` goes there, instead of a BrokenPipeError ending the daemon."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        if not pending():
+            raise
+        started()
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 def started() -> None:
@@ -100,7 +120,10 @@ def started() -> None:
         return
     daemon_pid, path = _pending
     _pending = None
-    sys.stderr.flush()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:  # the original process is gone: what it did not read is lost
+        pass
     # stderr moves first and the NUL byte goes down a duplicate of the pipe after: when the original
     # process exits, nothing the daemon writes can still go to the pipe (and be lost on it)
     pipe = os.dup(2) if os.getpid() == daemon_pid else -1

@@ -140,3 +140,55 @@ def test_daemon_serves_on_systemd_sockets(tmp_path, daemons, listening_socket, w
     assert (int(body.split()[0]) == pid) == (workers is None)  # a worker answers under a master
     os.kill(pid, signal.SIGTERM)
     assert wait_gone(pid), f"the daemon did not stop; log:\n{logfile.read_text()}"
+
+
+SLOW_APP = """import time
+time.sleep(1.5)
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "4")])
+    return [b"slow"]
+"""
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
+def test_interrupting_the_command_leaves_the_daemon_starting(tmp_path, daemons, workers):
+    """Ctrl-C while the command waits for the daemon's start: the daemon (a session of its own)
+    never gets the SIGINT, so it goes on, its Listening lines going to --log-file once nobody reads
+    the pipe. It used to die of the BrokenPipeError, and the command printed a traceback."""
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    number = port.getsockname()[1]
+    port.close()
+    extra = ["-w", str(workers), "--preload"] if workers else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path)])}
+    command = subprocess.Popen([sys.executable, "-m", "fastwsgi", "-D", "--pid", str(pidfile), "--log-file",
+                                str(logfile), "--bind", f"127.0.0.1:{number}", *extra, "slowapp:app"],
+                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.7)  # the daemon imports the application meanwhile
+    command.send_signal(signal.SIGINT)
+    stderr = command.communicate(timeout=10)[1]
+    assert command.returncode == 1 and stderr == ("fastwsgi: interrupted: the daemon goes on starting "
+                                                  "(its errors go to --log-file)\n"), stderr
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    deadline = time.monotonic() + 10
+    while "Listening at:" not in (logfile.read_text() if logfile.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"Listening at: http://127.0.0.1:{number}" in logfile.read_text()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            assert http_get(number, "/") == (200, b"slow")
+            break
+        except ConnectionRefusedError:
+            time.sleep(0.1)
+    else:
+        pytest.fail(f"the daemon does not serve: {logfile.read_text()}")
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid, 15)
