@@ -1,8 +1,10 @@
 """Build script: everything declarative lives in pyproject.toml; this file only wires the C extension.
 
 Theory of operation: `cffi_modules` makes cffi add the `fastwsgi._cparser` extension (built from csrc/ by
-fastwsgi/_build_ffi.py). The extension is optional: if it cannot be compiled (no compiler, no headers),
-the install still succeeds with a WARNING and fastwsgi runs on its pure-Python parser, unless
+csrc/build_ffi.py, outside the package: a wheel carries the extension, not the script that needs
+csrc/). The extension is optional: if it cannot be compiled (no compiler, no headers), the install
+still succeeds with a WARNING (pip shows it with -v; `fastwsgi --version` says so too) and fastwsgi
+runs on its pure-Python parser, unless
 FASTWSGI_REQUIRE_EXTENSION=1 asks for a hard failure (CI and wheel builds set it). Wheels are tagged
 abi3 (cp310) because the extension only uses the stable ABI.
 """
@@ -42,7 +44,7 @@ class OptionalBuildExt(build_ext):
 
 
 setup(
-    cffi_modules=["fastwsgi/_build_ffi.py:ffibuilder"],
+    cffi_modules=["csrc/build_ffi.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
     options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

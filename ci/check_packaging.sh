@@ -53,9 +53,10 @@ wheel, sdist = sys.argv[1:]
 names = zipfile.ZipFile(wheel).namelist()
 assert any(n.startswith("fastwsgi/_cparser") and n.endswith(".so") for n in names), names
 assert "fastwsgi/py.typed" in names, names
+assert not any("build_ffi" in n for n in names), "the wheel holds the build script"
 members = tarfile.open(sdist).getnames()
 for needed in ("csrc/fastwsgi.h", "csrc/fw_internal.h", "csrc/fw_binding.h", "csrc/fastwsgi_cdef.h",
-               "csrc/parser.c", "setup.py", "pyproject.toml", "fastwsgi/_build_ffi.py"):
+               "csrc/parser.c", "csrc/build_ffi.py", "setup.py", "pyproject.toml"):
     assert any(m.endswith("/" + needed) for m in members), f"sdist lacks {needed}"
 assert not any(m.endswith(".so") for m in members), "sdist holds a built .so"
 print("ok:", wheel.rsplit("/", 1)[-1], "holds _cparser; sdist holds csrc/")

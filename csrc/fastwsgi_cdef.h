@@ -1,7 +1,7 @@
 /*
  * fastwsgi_cdef.h - the declarations of fastwsgi.h and fw_binding.h in the
  * subset of C that cffi's cdef (pycparser) reads: no includes, no macros
- * beyond integer constants.  fastwsgi/_build_ffi.py compiles the extension
+ * beyond integer constants.  csrc/build_ffi.py compiles the extension
  * with the real headers #included, so any drift between this copy and them
  * (a field, a type, a signature) is a compile error, never a silent mismatch.
  */

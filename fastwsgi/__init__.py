@@ -5,11 +5,19 @@ a pure-Python twin used when the extension is not built; `BACKEND` names the one
 "python"). See fastwsgi.parser for choosing a backend explicitly.
 """
 
-from .parser import BACKEND
+import threading
 
 __all__ = ["__version__", "BACKEND", "make_server", "serve"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "BACKEND":  # the parser "auto" picks now (fastwsgi.parser)
+        from . import parser
+
+        return parser.BACKEND
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _bind_address(host: str, port: int) -> str:
@@ -57,6 +65,10 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     if "bind" not in options:
         options["bind"] = [_bind_address(host, port)]
     options = validate(options, api=True)
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("serve() stops on SIGTERM and SIGINT, whose handlers only the main thread "
+                           "can install: call it from the main thread (in another thread, use "
+                           "make_server() and shutdown())")
     if options["reload"] or options["reload_extra_file"]:
         raise ValueError("option 'reload': serve() is handed an application imported already, which "
                          "restarted workers could not import again; use the fastwsgi command for --reload")

@@ -95,9 +95,10 @@ def _is_loader_frame(frames) -> bool:
 
 
 def version_string() -> str:
-    from .parser import BACKEND
+    from . import parser
 
-    return f"fastwsgi {__version__} (parser: {BACKEND})"
+    missing = "" if parser.c_available() else "; the C extension is not built: reinstall with a C compiler"
+    return f"fastwsgi {__version__} (parser: {parser.BACKEND}{missing})"
 
 
 def _parse_spec(spec: str):

@@ -1,10 +1,11 @@
 """The request parser, chunked decoder and response-head serializer, in two interchangeable backends.
 
-`_cffi` wraps the C core in csrc/ (built by fastwsgi/_build_ffi.py); `_python` is its pure-Python twin.
+`_cffi` wraps the C core in csrc/ (built by csrc/build_ffi.py); `_python` is its pure-Python twin.
 Both expose the same names (NAME, RequestParser, UwsgiParser, ChunkedDecoder, serialize_head) and behave
-identically (docs/parser-spec.md, docs/uwsgi-spec.md, tests/conformance/). The default backend is resolved once, at import:
-`FASTWSGI_PUREPYTHON=1` forces Python, otherwise C when the extension is built. Asking for "c" when it
-is not built is an error, never a silent fallback.
+identically (docs/parser-spec.md, docs/uwsgi-spec.md, tests/conformance/). The default backend ("auto")
+is resolved when a server is built: `FASTWSGI_PUREPYTHON=1` forces Python (also when --env sets it),
+otherwise C when the extension is built; `BACKEND` names what "auto" resolves to at the time it is
+read. Asking for "c" when it is not built is an error, never a silent fallback.
 """
 
 import os
@@ -43,4 +44,7 @@ def get_backend(name: str = "auto"):
     raise ValueError(f"unknown parser backend {name!r} (choose auto, c or python)")
 
 
-BACKEND = get_backend("auto").NAME
+def __getattr__(name: str):
+    if name == "BACKEND":  # read each time: FASTWSGI_PUREPYTHON may be set after our import (--env)
+        return get_backend("auto").NAME
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

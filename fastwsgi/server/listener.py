@@ -123,7 +123,10 @@ def _parse_plain(address: str, shown: str):
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise BindError(f"cannot resolve {host!r}: {exc.strerror}") from None
-    family, _type, _proto, _name, sockaddr = infos[0]
+    # a name with both (localhost: glibc lists ::1 first with the stock /etc/hosts) listens on IPv4,
+    # as wsgiref and gunicorn do, where a proxy's 127.0.0.1 reaches it
+    family, _type, _proto, _name, sockaddr = next((info for info in infos if info[0] == socket.AF_INET),
+                                                  infos[0])
     return family, sockaddr
 
 
@@ -168,7 +171,9 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
             sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        error = BindError(f"cannot listen on {address}: {exc.strerror or exc}")
+        error.errno = exc.errno  # (EADDRINUSE: what a caller of wsgiref's make_server tests)
+        raise error from None
     listener = Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
                         queue_of_its_own=reuse_port and listen)
     listener.reserved = reuse_port and not listen

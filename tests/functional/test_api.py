@@ -251,3 +251,31 @@ def test_a_stop_before_serve_forever_is_not_lost():
         assert not thread.is_alive()
     finally:
         server.server_close()
+
+
+def test_serve_from_another_thread_is_a_clear_error():
+    """serve() stops on SIGTERM/SIGINT, whose handlers only the main thread can install: from another
+    thread it served on with no way to stop it gracefully (a SIGTERM killed the process outright)."""
+    caught = []
+
+    def call():
+        try:
+            fastwsgi.serve(hello_app, port=0)
+        except RuntimeError as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and caught and "main thread" in str(caught[0])
+
+
+def test_backend_follows_fastwsgi_purepython_set_after_import(monkeypatch):
+    """fastwsgi -e FASTWSGI_PUREPYTHON=1 app: the variable is set after fastwsgi is imported, and the
+    server it starts parses with Python; BACKEND said "c" all the same."""
+    monkeypatch.setenv("FASTWSGI_PUREPYTHON", "1")
+    assert fastwsgi.BACKEND == "python"
+    from fastwsgi import BACKEND
+    assert BACKEND == "python"
+    with fastwsgi.make_server("127.0.0.1", 0, hello_app) as server:
+        assert server.backend.NAME == "python"

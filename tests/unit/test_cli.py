@@ -281,3 +281,15 @@ def test_startup_line_names_every_listener(app_dir, tmp_path):
         assert proc.wait(10) == 0
         proc.stderr.close()
     assert not sock_path.exists()  # our socket file is removed on exit
+
+
+def test_the_version_says_when_the_c_extension_is_not_built(monkeypatch):
+    """pip hides the build's warning unless run with -v: --version and the Listening line ("parser:
+    python") must not look like a deliberate FASTWSGI_PUREPYTHON=1 when the compiler was missing."""
+    from fastwsgi import parser
+    from fastwsgi.cli import version_string
+
+    monkeypatch.delenv("FASTWSGI_PUREPYTHON", raising=False)
+    monkeypatch.setattr(parser, "_c_backend", None)
+    text = version_string()
+    assert "(parser: python; the C extension is not built: reinstall with a C compiler)" in text

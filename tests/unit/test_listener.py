@@ -119,3 +119,38 @@ def test_a_deferred_tcp_listener_hands_over_only_the_client_that_sent():
             if client is not None:
                 client.close()
         listener.close()
+
+
+def test_a_name_with_ipv4_and_ipv6_addresses_listens_on_ipv4(monkeypatch):
+    """glibc lists ::1 first for localhost with the stock Debian /etc/hosts ("::1 localhost"): the
+    listener took it, and a proxy_pass to 127.0.0.1 was refused. wsgiref and gunicorn take IPv4."""
+    real = socket.getaddrinfo
+
+    def ipv6_first(host, port, *args):
+        if host != "dualstack.test":
+            return real(host, port, *args)
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", ipv6_first)
+    listener = open_listener("dualstack.test:0", 16)
+    try:
+        assert listener.family == socket.AF_INET and listener.host == "127.0.0.1"
+    finally:
+        listener.close()
+
+
+def test_a_port_in_use_keeps_its_errno():
+    """Code written for wsgiref's make_server tests `exc.errno == errno.EADDRINUSE`."""
+    import errno
+
+    from fastwsgi.server.listener import BindError
+
+    first = open_listener("127.0.0.1:0", 16)
+    try:
+        with pytest.raises(BindError) as caught:
+            open_listener(f"127.0.0.1:{first.port}", 16)
+        assert caught.value.errno == errno.EADDRINUSE
+        assert str(caught.value).endswith("Address already in use")
+    finally:
+        first.close()
