@@ -317,13 +317,14 @@ def _thread_scratch(header_count: int) -> _ThreadScratch:
 class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
-    __slots__ = ("_limits", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
+    __slots__ = ("_limits", "_lim", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
                  "_prev", "_prev_cap", "_source", "_kept_len", "_kept_bytes", "_kept_head")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
         self._p = ffi.new("fw_parser *")  # own_headers NULL: the thread's array
-        self._p.lim = _c_limits(self._limits)  # kept alive by the lru_cache
+        # kept alive here: the lru_cache evicts (and frees) it once 32 other Limits were used
+        self._lim = self._p.lim = _c_limits(self._limits)
         self._own_headers = None  # allocated only when a head with fields arrives in pieces
         self._prev = self._source = None  # C's copy of the last values, and their PackedHead
         self._prev_cap = 0  # _p.prev_cap, read here without a cffi field access
