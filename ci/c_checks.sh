@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# C hygiene for the parser core (csrc/*.c), in three steps after a toolchain probe; the first failure
-# stops the run (the fuzzers all run, then the script fails if any of them did).
+# C hygiene for the parser core (csrc/*.c), in three steps (and the binding's) after a toolchain
+# probe; the first failure stops the run (the fuzzers all run, then the script fails if any of them did).
 #
 #   1. warnings   every core and test source compiles with gcc and clang, -Wall -Wextra -Werror,
 #                 at -O0 and -O2 (some warnings only appear with optimisation); the core sources
@@ -9,6 +9,11 @@
 #                 gcc and with clang: built-in cases, the conformance corpus (extracted by
 #                 csrc/tests/extract_seeds.py) and csrc/tests/crashes/ (saved reproducers), every
 #                 input right before a PROT_NONE page.
+#   2b. binding   the cffi extension itself built with gcc's ASan + UBSan, and the Python tests that
+#                 drive it in-process (tests/conformance, tests/unit/test_c_*.py) plus the live parity
+#                 streams (servers inherit the sanitizer) run against it from a copy of the tree
+#                 (PYTHONMALLOC=malloc, so ASan sees Python's frees of what C still points at;
+#                 leaks are not checked: the interpreter's own allocations would drown them).
 #   3. fuzzing    the libFuzzer targets csrc/tests/fuzz_{request,head,chunked,serialize,uwsgi}.c
 #                 (clang -fsanitize=fuzzer,address,undefined) for FUZZ_SECONDS each (default 30),
 #                 starting from the built-in and conformance seeds (fuzz_head from the request
@@ -89,6 +94,28 @@ for cc in "$GCC" "$CLANG"; do
     "${RUN[@]}" "$BUILD/test_guard_$name" "${seed_args[@]}"
 done
 say "sanitizer runs done ($(elapsed "$start"))"
+
+# ---- 2b. the binding under the sanitizers ---------------------------------------------------------
+start=$(date +%s)
+BIND="$(cd "$BUILD" && pwd)/binding"
+mkdir -p "$BIND/tree"
+FASTWSGI_REQUIRE_EXTENSION=1 CC="$GCC" CFLAGS="${SAN[*]}" LDFLAGS="${SAN[*]}" \
+    python3 setup.py -q build_ext --build-lib "$BIND/lib" --build-temp "$BIND/tmp" >"$BIND/build.log" 2>&1 ||
+    { cat "$BIND/build.log" >&2; exit 1; }
+cp -r fastwsgi tests pyproject.toml "$BIND/tree/"
+rm -f "$BIND/tree/fastwsgi/"_cparser*.so
+cp "$BIND/lib/fastwsgi/"_cparser*.so "$BIND/tree/fastwsgi/"
+find "$BIND/tree" -name __pycache__ -prune -exec rm -rf {} +
+if ! (cd "$BIND/tree" && PYTHONMALLOC=malloc LD_PRELOAD="$("$GCC" -print-file-name=libasan.so)" \
+        ASAN_OPTIONS="detect_leaks=0:log_path=$BIND/report" "${RUN[@]}" \
+        python3 -m pytest -q -x -p no:cacheprovider tests/conformance tests/unit/test_c_*.py \
+        tests/functional/test_live_parity.py >"$BIND/pytest.log" 2>&1); then
+    tail -n 30 "$BIND/pytest.log" >&2
+    cat "$BIND"/report.* >&2 2>/dev/null || true
+    echo "c_checks: the Python tests failed against the sanitized extension" >&2
+    exit 1
+fi
+say "binding under ASan+UBSan: $(tail -n 1 "$BIND/pytest.log") ($(elapsed "$start"))"
 
 # ---- 3. fuzzing ---------------------------------------------------------------------------------
 if [ "$FUZZ_SECONDS" = 0 ]; then
