@@ -33,8 +33,9 @@ whose status, headers and framing equal the previous one's is found by one compa
 first non-empty body chunk (or at the end).
 
 Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
-traceback); after it, the connection is closed with a reset once the output is out (Connection.reset:
-a FIN would make a close-delimited body, or nginx's uwsgi response, look complete). A failure of the client's side (the connection marks
+traceback); after it, the connection is closed: with a reset once the output is out if the body is
+close-delimited (Connection.reset: a FIN would make it, as nginx's uwsgi response without a
+Content-Length, look complete), else with a FIN (a short or unterminated body shows the cut). A failure of the client's side (the connection marks
 itself `broken`) is quiet. The result's close() is always called, exactly once.
 """
 
@@ -428,8 +429,11 @@ class Exchange:
                 conn.write(error_response(conn, status, self.method == "HEAD"))
             except OSError:
                 pass
-        else:
-            conn.cut_short = True  # what was sent of the response must not look complete
+        elif not (self.bodiless or self.chunked) and self.remaining < 0:
+            # a close-delimited body (no Content-Length, not chunked): the end of the stream is
+            # its only frame, so the close must not look like one. Elsewhere a FIN shows the cut
+            # (or the response was whole) and a reset could destroy what the kernel still holds
+            conn.cut_short = True
         conn.response_complete(False)
 
     def _close_result(self) -> None:

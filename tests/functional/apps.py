@@ -524,6 +524,13 @@ def h_raise_after_headers(environ, start_response):
     raise RuntimeError(f"late boom {query(environ).get('msg', '')}")
 
 
+def h_whole_then_raise(environ, start_response):
+    """The whole Content-Length body goes out through write(), then the application raises."""
+    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    write(b"whole")
+    raise RuntimeError(f"after the whole body {query(environ).get('msg', '')}")
+
+
 class Markup(bytes):
     """A subclass of bytes, as template libraries return (markupsafe's Markup is one of str)."""
 
@@ -678,6 +685,7 @@ ROUTES = {
     "/write": h_write,
     "/close": h_close,
     "/bytes-subclass": h_bytes_subclass,
+    "/whole-then-raise": h_whole_then_raise,
     "/raise": h_raise,
     "/raise-after-headers": h_raise_after_headers,
     "/sleep": h_sleep,

@@ -436,6 +436,21 @@ def test_app_exception_after_headers_resets_a_close_delimited_response(server, t
         assert conn.eof and conn.reset, "the cut-short body ended with a clean end of stream"
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_an_error_after_a_whole_response_still_delivers_it_with_a_fin(server, token, version):
+    """A reset discards what the kernel has not sent yet: after an error that follows a complete
+    Content-Length body (or a chunked one, whose missing end shows the cut) the close is a FIN."""
+    with Conn(server.port) as conn:
+        conn.send(f"GET /whole-then-raise?msg={token} HTTP/{version}\r\nHost: t\r\n\r\n".encode())
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == b"whole"
+        assert conn.closed_by_server(timeout=5) and not conn.reset
+    with Conn(server.port) as conn:
+        conn.send(f"GET /raise-after-headers?msg={token} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        resp = conn.read_response(allow_incomplete=True)
+        assert not resp.complete and conn.eof and not conn.reset
+
+
 def test_a_complete_close_delimited_response_ends_with_a_fin(server):
     with Conn(server.port) as conn:
         conn.send(b"GET /chunks?n=3 HTTP/1.0\r\n\r\n")
