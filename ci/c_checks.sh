@@ -107,7 +107,8 @@ rm -f "$BIND/tree/fastwsgi/"_cparser*.so
 cp "$BIND/lib/fastwsgi/"_cparser*.so "$BIND/tree/fastwsgi/"
 find "$BIND/tree" -name __pycache__ -prune -exec rm -rf {} +
 if ! (cd "$BIND/tree" && PYTHONMALLOC=malloc LD_PRELOAD="$("$GCC" -print-file-name=libasan.so)" \
-        ASAN_OPTIONS="detect_leaks=0:log_path=$BIND/report" "${RUN[@]}" \
+        ASAN_OPTIONS="detect_leaks=0:log_path=$BIND/report" UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$BIND/report" \
+        "${RUN[@]}" \
         python3 -m pytest -q -x -p no:cacheprovider tests/conformance tests/unit/test_c_*.py \
         tests/functional/test_live_parity.py >"$BIND/pytest.log" 2>&1); then
     tail -n 30 "$BIND/pytest.log" >&2

@@ -5,6 +5,7 @@ a pure-Python twin used when the extension is not built; `BACKEND` names the one
 "python"). See fastwsgi.parser for choosing a backend explicitly.
 """
 
+import logging
 import threading
 
 __all__ = ["__version__", "BACKEND", "make_server", "serve"]
@@ -65,14 +66,18 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     if "bind" not in options:
         options["bind"] = [_bind_address(host, port)]
     options = validate(options, api=True)
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("serve() stops on SIGTERM and SIGINT, whose handlers only the main thread "
-                           "can install: call it from the main thread (in another thread, use "
-                           "make_server() and shutdown())")
     if options["reload"] or options["reload_extra_file"]:
         raise ValueError("option 'reload': serve() is handed an application imported already, which "
                          "restarted workers could not import again; use the fastwsgi command for --reload")
     options["workers"] = implied_workers(options, credentials(options) is not None)
+    if threading.current_thread() is not threading.main_thread():
+        if options["workers"] is not None:
+            raise RuntimeError("serve() with workers runs a master, which needs the signal handlers "
+                               "only the main thread can install: call it from the main thread")
+        logging.getLogger("fastwsgi").warning(
+            "serve() outside the main thread: no signal handlers, so SIGTERM and SIGINT end the "
+            "process at once (no graceful stop, no on_exit); make_server() and shutdown() stop a "
+            "server in a thread")
     if options["workers"] is not None:  # a pre-fork master with `app` preloaded
         status = run_master(None, options, app=app)
         if status:

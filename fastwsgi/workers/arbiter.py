@@ -339,6 +339,8 @@ class Arbiter(hooks.HookArgument):
                     logs.configure(options, replace=True)
                 except logs.LogConfigError as exc:
                     log.error("Reload: the error log stays as it was: %s", exc)
+                    for key in _LOGGING_OPTIONS:  # as applied: a later HUP tries the new ones again
+                        options[key] = self.options[key]
             self.options = options
             self.credentials = credentials
             self.num_workers = options["workers"] or 1

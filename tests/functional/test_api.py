@@ -3,6 +3,7 @@ test body runs against both), and serve()'s option validation."""
 
 import http.client
 import threading
+import time
 import wsgiref.simple_server
 
 import pytest
@@ -253,21 +254,30 @@ def test_a_stop_before_serve_forever_is_not_lost():
         server.server_close()
 
 
-def test_serve_from_another_thread_is_a_clear_error():
-    """serve() stops on SIGTERM/SIGINT, whose handlers only the main thread can install: from another
-    thread it served on with no way to stop it gracefully (a SIGTERM killed the process outright)."""
+def test_serve_from_another_thread_needs_the_main_thread_only_for_workers(caplog):
+    """A master needs signal handlers, which only the main thread can install: serve(workers=2) from
+    another thread is a clear RuntimeError (it was "signal only works in main thread"). A single
+    process serves there (test fixtures do that), with a warning that signals end it at once."""
     caught = []
 
-    def call():
+    def call(**options):
         try:
-            fastwsgi.serve(hello_app, port=0)
+            fastwsgi.serve(hello_app, port=0, **options)
         except RuntimeError as exc:
             caught.append(exc)
 
-    thread = threading.Thread(target=call)
+    thread = threading.Thread(target=call, kwargs={"workers": 2})
     thread.start()
     thread.join(5)
     assert not thread.is_alive() and caught and "main thread" in str(caught[0])
+
+    started = threading.Thread(target=call, daemon=True)
+    with caplog.at_level("WARNING", logger="fastwsgi"):
+        started.start()
+        deadline = time.monotonic() + 5
+        while "outside the main thread" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert "outside the main thread" in caplog.text and started.is_alive() and len(caught) == 1
 
 
 def test_backend_follows_fastwsgi_purepython_set_after_import(monkeypatch):

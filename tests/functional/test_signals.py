@@ -277,10 +277,14 @@ def test_hup_applies_the_reread_error_log_options(launch, tmp_path):
     logged = wait_text(second, "boom after-hup")
     assert "[INFO]" not in logged  # the new level: warnings and errors only
     assert "boom after-hup" not in first.read_text()
-    conf.write_text("errorlog = '/nonexistent-dir/error.log'\n")  # cannot be opened: the log stays
+    third = tmp_path / "later" / "third.log"
+    conf.write_text(f"errorlog = {str(third)!r}\n")  # no such directory yet: the log stays
     server.signal(signal.SIGHUP)
     wait_text(second, "the error log stays as it was: cannot open the error log")
     assert server.alive()
+    third.parent.mkdir()  # the same config, now usable: the next HUP applies it
+    server.signal(signal.SIGHUP)
+    wait_text(third, "Reload")
 
 
 def test_a_hup_during_a_reload_is_done_after_it(launch, tmp_path):
