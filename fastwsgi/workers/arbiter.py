@@ -63,8 +63,15 @@ during a reload the old workers keep serving; otherwise the master stops with st
 to boot", as gunicorn), instead of respawning a worker that dies as fast as it is forked. After a failed
 reload the code on disk is the broken one, so a replacement for an old worker (a crash, TTIN) fails the
 same way: the master keeps serving with the workers left and retries every BOOT_RETRY seconds until a
-HUP brings fixed code; a worker reaching --max-requests meanwhile serves on (RECYCLING_HELD, worker.py). A worker that was ready is never a failed boot, whatever its
-status (an application may exit with 3 too).
+HUP brings fixed code, or a retried replacement loads it (the failure was passing, or the code was
+fixed without a HUP). From a HUP until its new code has loaded, and while it is broken, a worker
+reaching --max-requests serves on (RECYCLING_HELD, worker.py): its replacement could not load.
+A worker that was ready is never a failed boot, whatever its status (an application may exit
+with 3 too).
+
+The fork itself may fail (EAGAIN: a process limit; ENOMEM), as may making a heartbeat file: before
+the first workers serve that halts; later the workers left serve on and the spawn is retried every
+BOOT_RETRY seconds.
 """
 
 import logging
@@ -161,7 +168,8 @@ class Arbiter(hooks.HookArgument):
         self.age = 0
         self.reload_from = None  # pids of the generation a HUP replaces, until the new one is ready
         self.reload_again = False  # a HUP came during a reload: the code may have changed since
-        self.reload_failed = False  # the last reload's code could not load (until the next HUP)
+        self.reload_failed = False  # the last reload's code could not load (until it loads again)
+        self.failed_at_age = 0  # the age of the last worker forked before that reload failed
         self.spawn_after = 0.0  # meanwhile, a replacement that failed the same way is retried then
         self.reload_wait = RELOAD_WAIT
         self.reload_deadline = 0.0
@@ -209,6 +217,7 @@ class Arbiter(hooks.HookArgument):
                     self.reap()
                     self.murder_workers()
                     self.finish_reload()
+                    self._check_code_loads()
                     self.manage_workers()
                     sdnotify.watchdog()
                     if not self.serving and self.workers and all(w.ready() for w in self.workers.values()):
@@ -349,9 +358,11 @@ class Arbiter(hooks.HookArgument):
         self._reload_tls()
         hooks.call(self.options, "on_reload", self)
         log.info("Reloading: starting %d new worker(s)", self.num_workers)
-        self._set_reload_failed(False)
         self.spawn_after = 0.0
         self.reload_from = {pid for pid, w in self.workers.items() if w.retiring_since is None}
+        # until the new code has loaded, an old worker reaching --max-requests serves on: should the
+        # reload fail, its replacement could not load either (and during it none is started)
+        self._hold_recycling(self.reload_from, True)
         # a worker still loading after --timeout is killed anyway (murder_workers)
         self.reload_wait = self.options["timeout"] or RELOAD_WAIT
         self.reload_deadline = time.monotonic() + self.reload_wait
@@ -451,24 +462,19 @@ class Arbiter(hooks.HookArgument):
 
     def spawn_worker(self) -> bool:
         """Fork a worker; False when its heartbeat file cannot be made (a full disk, no descriptor
-        left, --worker-tmp-dir removed): at start that halts, later the workers left serve on and
-        the spawn is tried again BOOT_RETRY seconds later."""
+        left, --worker-tmp-dir removed) or the fork fails (EAGAIN: a process limit; ENOMEM): at start
+        that halts, later the workers left serve on and the spawn is tried again BOOT_RETRY seconds
+        later."""
         try:
             heartbeat = tempfile.TemporaryFile(prefix="fastwsgi-heartbeat-", dir=self.options["worker_tmp_dir"])
         except OSError as exc:
             where = self.options["worker_tmp_dir"] or tempfile.gettempdir()
-            if not self.serving:
-                self.stop(graceful=False)
-                raise HaltServer(f"cannot make a worker's heartbeat file in {where}: {exc.strerror or exc}", 1)
-            log.error("Cannot start a worker: no heartbeat file in %s: %s; retrying in %g s", where,
-                      exc.strerror or exc, BOOT_RETRY)
-            self.spawn_after = time.monotonic() + BOOT_RETRY
-            return False
+            return self._spawn_failed(f"no heartbeat file in {where}: {exc.strerror or exc}")
         self.age += 1
         if self.credentials is not None:  # the worker sets its mtime once it is USER
             os.fchown(heartbeat.fileno(), self.credentials.uid, self.credentials.gid)
         if self.reload_failed:
-            self._mark_heartbeat(heartbeat)
+            self._mark_heartbeat(heartbeat, True)
         slot = self.metrics.free_slot({w.slot for w in self.workers.values()}) if self.metrics else -1
         record = WorkerProcess(None, self.age, heartbeat, slot, self.cfg)
         try:
@@ -478,7 +484,12 @@ class Arbiter(hooks.HookArgument):
             raise
         # signals meant for the new worker wait (blocked) until it has installed its own handlers
         signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+            heartbeat.close()
+            return self._spawn_failed(f"fork failed: {exc.strerror or exc}")
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
             record.pid = pid
@@ -509,6 +520,14 @@ class Arbiter(hooks.HookArgument):
                 logging.shutdown()
             finally:
                 os._exit(status)
+
+    def _spawn_failed(self, reason: str) -> bool:
+        if not self.serving:
+            self.stop(graceful=False)
+            raise HaltServer(f"Cannot start a worker: {reason}", 1)
+        log.error("Cannot start a worker: %s; retrying in %g s", reason, BOOT_RETRY)
+        self.spawn_after = time.monotonic() + BOOT_RETRY
+        return False
 
     def reap(self) -> None:
         while True:
@@ -638,6 +657,7 @@ class Arbiter(hooks.HookArgument):
             if worker is not None and worker.retiring_since is None:
                 self.retire(worker)
         self.reload_from = None
+        self._set_reload_failed(False)
         log.info("Reload complete")
         sdnotify.ready(self._status())
         self._reload_again()
@@ -654,11 +674,26 @@ class Arbiter(hooks.HookArgument):
     def _set_reload_failed(self, failed: bool) -> None:
         """While the code on disk cannot load, workers reaching --max-requests serve on (worker.py)."""
         self.reload_failed = failed
-        for worker in self.workers.values():
-            self._mark_heartbeat(worker.heartbeat)
+        self.failed_at_age = self.age  # a worker forked after this that becomes ready loads the code
+        self._hold_recycling(self.workers, failed)
 
-    def _mark_heartbeat(self, heartbeat) -> None:
-        os.fchmod(heartbeat.fileno(), 0o600 | (RECYCLING_HELD if self.reload_failed else 0))
+    def _hold_recycling(self, pids, held: bool) -> None:
+        for pid in pids:
+            self._mark_heartbeat(self.workers[pid].heartbeat, held)
+
+    def _mark_heartbeat(self, heartbeat, held: bool) -> None:
+        try:  # (best effort: a worker that misses the mark recycles, as it would without a reload)
+            os.fchmod(heartbeat.fileno(), 0o600 | (RECYCLING_HELD if held else 0))
+        except OSError as exc:
+            log.warning("Cannot mark a worker's heartbeat file: %s", exc.strerror or exc)
+
+    def _check_code_loads(self) -> None:
+        """After a failed reload: a worker forked since then that became ready (a replacement retried
+        once the code on disk was fixed) shows the code loads again: workers recycle again."""
+        if self.reload_failed and self.reload_from is None and any(
+                w.age > self.failed_at_age and w.ready() for w in self.workers.values()):
+            log.info("A new worker loaded the application: workers recycle after --max-requests again")
+            self._set_reload_failed(False)
 
     def _reload_again(self) -> None:
         if self.reload_again:

@@ -15,9 +15,10 @@ the request that reaches it, and the worker drains (a request already in flight 
 or thread still completes, so it may serve a few more, never a sweep's worth) and writes RECYCLING and
 its pid into the master's wakeup pipe, so its replacement starts while it drains: with -w 1 the new
 connections are not left in the listen queue until the drain ends (a slow request, a proxy's idle
-keep-alive connections kept for a second: server/loop.py). Not after a failed reload: the master
-marks the heartbeat file (RECYCLING_HELD), as a replacement could not load the code on disk, and the
-worker serves on until a HUP replaces it.
+keep-alive connections kept for a second: server/loop.py). Not while the code on disk may not load
+(a reload under way, or failed): the master marks the heartbeat file (RECYCLING_HELD), as a
+replacement could not load it, and the worker serves on; the sweep checks the mark again, so it
+recycles once the master lifts it (the reload done, or a replacement that did load).
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
@@ -104,6 +105,7 @@ class Worker(hooks.HookArgument):
             self.max_requests = options["max_requests"] + random.randint(0, options["max_requests_jitter"])
         self._reopen_requested = False
         self._recycling = False
+        self._held = False  # it reached --max-requests while RECYCLING_HELD: the sweep checks again
         self._orphaned = False  # the sweep saw the master gone
         self._pending = None  # "drain" or "stop" asked by a signal
         self._watched = None  # --reload: {path: mtime}
@@ -255,9 +257,13 @@ class Worker(hooks.HookArgument):
         server = self.server
         server.requests_limit = sys.maxsize
         if os.fstat(self.heartbeat_fd).st_mode & RECYCLING_HELD:
-            log.warning("Worker %d reached max requests (%d), but the last reload failed: serving on "
-                        "until a HUP replaces it", os.getpid(), self.max_requests)
+            if not self._held:
+                self._held = True
+                log.warning("Worker %d reached max requests (%d), but a reload is under way or the "
+                            "last one failed: serving on until the code loads again", os.getpid(),
+                            self.max_requests)
             return
+        self._held = False
         if not self._recycling:
             self._recycling = True
             log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
@@ -270,6 +276,8 @@ class Worker(hooks.HookArgument):
     def _on_sweep(self) -> None:
         os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout
         server = self.server
+        if self._held:  # the master lifts the mark once the code loads again (a reload, a replacement)
+            self._reached_max_requests()
         if self.metrics is not None:
             self.metrics.set_active(len(server.connections))
         if not self._orphaned and os.getppid() != self.master_pid:

@@ -212,16 +212,22 @@ def test_a_reload_whose_workers_hang_while_loading_keeps_the_old_workers(launch,
     assert "Reload complete" not in server.stderr_text()
 
 
-def test_after_a_failed_reload_a_replacement_that_cannot_load_does_not_stop_the_master(launch, tmp_path):
-    """The code on disk stays broken after a failed reload, so the replacement of an old worker (a
-    crash here; --max-requests or TTIN alike) fails to load too: the master keeps serving with the
-    worker left and retries, and the fixed code is picked up. It used to stop: 'Worker failed to boot'."""
-    server, flag = deploy(launch, tmp_path, "v1", "-w", "2")
+def failed_reload(launch, tmp_path, *args: str):
+    """A master serving v1 whose HUP to broken code failed: (server, flag, old worker pids)."""
+    server, flag = deploy(launch, tmp_path, "v1", *args)
     old = booted(server)
     (tmp_path / "deploy.go").touch()  # a broken version fails at once
     flag.write_text("broken")
     server.signal(signal.SIGHUP)
     assert server.wait_stderr("Reload failed", timeout=10), server.stderr_text()
+    return server, flag, old
+
+
+def test_after_a_failed_reload_a_replacement_that_cannot_load_does_not_stop_the_master(launch, tmp_path):
+    """The code on disk stays broken after a failed reload, so the replacement of an old worker (a
+    crash here; --max-requests or TTIN alike) fails to load too: the master keeps serving with the
+    worker left and retries, and the fixed code is picked up. It used to stop: 'Worker failed to boot'."""
+    server, flag, old = failed_reload(launch, tmp_path, "-w", "2")
     os.kill(old[0], signal.SIGKILL)
     assert server.wait_stderr("broken since the last reload failed: retrying", timeout=10), server.stderr_text()
     assert server.alive(), server.stderr_text()
@@ -237,20 +243,49 @@ def test_after_a_failed_reload_a_worker_reaching_max_requests_serves_on(launch, 
     """Its replacement could not load the code on disk, so a worker recycling after --max-requests
     would leave nothing serving (with -w 1 at once, with -w N once each had recycled): it serves on,
     and the next HUP with fixed code replaces it."""
-    server, flag = deploy(launch, tmp_path, "v1", "-w", "1", "--max-requests", "4")
-    old = booted(server)
-    (tmp_path / "deploy.go").touch()
-    flag.write_text("broken")
-    server.signal(signal.SIGHUP)
-    assert server.wait_stderr("Reload failed", timeout=10), server.stderr_text()
+    server, flag, old = failed_reload(launch, tmp_path, "-w", "1", "--max-requests", "4")
     responses = [get(server.port, "/version") for _ in range(12)]
     assert [r.body for r in responses] == [b"v1"] * 12, server.stderr_text()
-    assert "the last reload failed: serving on" in server.stderr_text()
+    assert "the last one failed: serving on" in server.stderr_text()
     assert children(server.proc.pid) == set(old)
     flag.write_text("v3")
     server.signal(signal.SIGHUP)
     assert server.wait_stderr("Reload complete", timeout=10), server.stderr_text()
     assert {get(server.port, "/version").body for _ in range(3)} == {b"v3"}
+
+
+def test_during_a_reload_an_old_worker_reaching_max_requests_serves_on(launch, tmp_path):
+    """Until the new code has loaded, the old workers are all that can serve: one recycling after
+    --max-requests during a reload is not replaced until the reload ends, and if the reload fails its
+    replacement cannot load. With -w 1 nothing served: connections waited in the listen queue."""
+    server, flag = deploy(launch, tmp_path, "v1", "-w", "1", "--max-requests", "4")
+    old = booted(server)
+    flag.write_text("broken")  # the new worker waits for deploy.go, then raises
+    server.signal(signal.SIGHUP)
+    assert len(wait_loaded(flag, 2)) == 2, server.stderr_text()
+    assert [get(server.port, "/version").body for _ in range(8)] == [b"v1"] * 8, server.stderr_text()
+    (tmp_path / "deploy.go").touch()
+    assert server.wait_stderr("Reload failed", timeout=10), server.stderr_text()
+    assert [get(server.port, "/version").body for _ in range(3)] == [b"v1"] * 3
+    assert children(server.proc.pid) == set(old) and server.alive()
+
+
+def test_after_a_failed_reload_a_replacement_that_loads_lets_held_workers_recycle(launch, tmp_path):
+    """Once a worker forked after the failed reload has loaded the application (the code was fixed
+    on disk; TTIN here, a retried replacement alike), the code loads again: a worker held past
+    --max-requests recycles. It used to serve on until a HUP."""
+    server, flag, old = failed_reload(launch, tmp_path, "-w", "1", "--max-requests", "4")
+    assert [get(server.port, "/version").body for _ in range(6)] == [b"v1"] * 6
+    assert server.wait_stderr("serving on", timeout=5), server.stderr_text()
+    flag.write_text("v3")
+    server.signal(signal.SIGTTIN)
+    deadline = time.monotonic() + 15
+    while (old[0] in children(server.proc.pid) or len(children(server.proc.pid)) < 2) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert old[0] not in children(server.proc.pid), server.stderr_text()
+    assert {get(server.port, "/version").body for _ in range(6)} == {b"v3"}, server.stderr_text()
+    assert server.alive()
 
 
 def wait_text(path, text: str, timeout: float = 10.0) -> str:

@@ -113,6 +113,59 @@ def test_a_worker_that_cannot_get_a_heartbeat_file_does_not_stop_the_master(laun
     assert "Traceback" not in server.stderr_text()
 
 
+FAILING_FORK = """\
+import errno, os
+
+def on_starting(server):
+    real_fork = os.fork
+
+    def fork():  # fails while the file FLAG exists: a process limit reached (EAGAIN)
+        if os.path.exists({flag!r}):
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        return real_fork()
+
+    os.fork = fork
+"""
+
+
+def failing_fork_config(tmp_path):
+    flag, config = tmp_path / "no-fork", tmp_path / "conf.py"
+    config.write_text(FAILING_FORK.format(flag=str(flag)))
+    return flag, config
+
+
+def test_a_failed_fork_at_start_halts_with_one_message(tmp_path):
+    flag, config = failing_fork_config(tmp_path)
+    flag.touch()
+    result = subprocess.run([sys.executable, "-m", "fastwsgi", "-c", str(config), "-w", "2", "--bind",
+                             "127.0.0.1:0", "tests.functional.ops:ops_app"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stderr
+    assert "Cannot start a worker: fork failed: Resource temporarily unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_fork_later_keeps_the_master_and_its_signals(launch, tmp_path):
+    """fork() fails with EAGAIN at a process limit (ENOMEM alike): the replacement of a crashed
+    worker is retried later and the worker left serves on. The OSError used to end the master,
+    which also left the workers' signals blocked in it."""
+    flag, config = failing_fork_config(tmp_path)
+    server = launch("-c", str(config), "-w", "2")
+    first, second = wait_booted(server, 2)[:2]
+    flag.touch()
+    os.kill(first, signal.SIGKILL)
+    assert server.wait_stderr("Cannot start a worker: fork failed", timeout=10), server.stderr_text()
+    assert server.alive()
+    assert {worker_pid(server) for _ in range(5)} == {second}
+    server.signal(signal.SIGUSR1)  # one of the signals blocked around a fork
+    assert server.wait_stderr("Handling signal: usr1", timeout=5), server.stderr_text()
+    flag.unlink()
+    assert len(wait_children(server.proc.pid, 2, timeout=15)) == 2, server.stderr_text()
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=15) == 0, server.stderr_text()
+    assert "Traceback" not in server.stderr_text()
+
+
 def test_max_requests_recycles_the_worker(launch):
     server = launch("-w", "1", "--max-requests", "3", "--max-requests-jitter", "2")
     first = wait_booted(server, 1)[0]
