@@ -133,10 +133,12 @@ def boolean(value) -> bool:
 
 
 def choice(*choices: str) -> Callable[[Any], str]:
+    """One of `choices`, in any case (gunicorn takes --log-level DEBUG): the lower-case name."""
     def convert(value) -> str:
-        if value not in choices:
+        name = value.lower() if isinstance(value, str) else value
+        if name not in choices:
             raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
+        return name
     convert.choices = choices
     return convert
 

@@ -90,7 +90,7 @@ def test_generated_flags_convert_values():
         "-b", "127.0.0.1:0", "--bind", "[::1]:9000", "--bind", "unix:/tmp/fw.sock",
         "--threads", "4", "--http-parser", "python", "--header-timeout", "2.5",
         "--keep-alive", "0", "--limit-request-field_size", "100", "--limit-request-body", "0",
-        "--allow-bare-lf", "--url-scheme", "https", "--log-level", "debug", "pkg.mod:app",
+        "--allow-bare-lf", "--url-scheme", "https", "--log-level", "DEBUG", "pkg.mod:app",
     ])
     assert spec == "pkg.mod:app"
     assert options["bind"] == ["127.0.0.1:0", "[::1]:9000", "unix:/tmp/fw.sock"]
@@ -101,7 +101,7 @@ def test_generated_flags_convert_values():
     assert options["limit_request_field_size"] == 100
     assert options["limit_request_body"] == 0
     assert options["allow_bare_lf"] is True and options["allow_missing_host"] is False
-    assert options["url_scheme"] == "https" and options["log_level"] == "debug"
+    assert options["url_scheme"] == "https" and options["log_level"] == "debug"  # (any case, as gunicorn)
 
 
 def test_dashed_spelling_of_field_size_flag_is_accepted_too():
@@ -160,7 +160,7 @@ def test_unknown_keyword_is_a_type_error_with_a_suggestion():
     ("threads", -1), ("threads", True), ("threads", 2.5), ("keep_alive", -0.1),
     ("send_timeout", 0), ("header_timeout", float("inf")), ("worker_connections", 0),
     ("http_parser", "fast"), ("allow_bare_lf", "maybe"), ("bind", []), ("bind", "host:port"),
-    ("limit_request_body", -1), ("log_level", "INFO"), ("protocol", "HTTP"), ("bind", "spdy://127.0.0.1:1"),
+    ("limit_request_body", -1), ("log_level", "trace"), ("protocol", "https"), ("bind", "spdy://127.0.0.1:1"),
     ("uwsgi_allow_from", "nginx"), ("uwsgi_allow_from", 5),
     ("proxy_protocol", "v2"), ("proxy_allow_from", "haproxy"), ("proxy_allow_from", "10.0.0.1/8"),
 ])
