@@ -22,7 +22,10 @@ short reason, the default and the help text. Everything else is generated from t
 
 Rows marked `refused` are gunicorn settings fastwsgi does not implement: their flags and their
 config-file names exist only to stop the start with one line saying why and what to use instead (exit
-status 2), rather than argparse's "unrecognized arguments" or a bare "unknown option". Gunicorn
+status 2), rather than argparse's "unrecognized arguments" or a bare "unknown option". A config file
+may still give such a row one of its `ours` values, which ask for what fastwsgi does anyway (a
+leniency off, secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}): that is accepted, so a
+gunicorn.conf.py spelling out those defaults runs unchanged. Gunicorn
 settings that fastwsgi honours in its own way are ordinary rows (worker_class, worker_tmp_dir,
 sendfile, whose flag --no-sendfile comes from its default True).
 
@@ -369,6 +372,9 @@ class Option:
     cli: bool = True  # False: a config file and serve() only (the server hooks: functions)
     aliases: tuple = ()  # gunicorn's settings-file names for it, accepted in config files
     refused: bool = False  # a gunicorn option fastwsgi does not implement: `help` says why (and what instead)
+    # refused rows: the values that ask for what fastwsgi does anyway (gunicorn's default, mostly): a
+    # config file giving one is accepted, and the setting ignored
+    ours: tuple = ()
 
     @property
     def cli_flags(self) -> tuple:
@@ -379,11 +385,19 @@ class Option:
         return self.convert is boolean
 
 
-def _refused(name: str, why: str, flags: tuple = ()) -> Option:
+def _refused(name: str, why: str, flags: tuple = (), ours: tuple = ()) -> Option:
     """A gunicorn setting fastwsgi refuses: its flags and its config-file name give `why` as a one-line
-    error (exit status 2) instead of argparse's 'unrecognized arguments' or 'unknown option'."""
+    error (exit status 2) instead of argparse's 'unrecognized arguments' or 'unknown option'; in a
+    config file, a value among `ours` is accepted (what fastwsgi does anyway)."""
     return Option(name, _refuse, None, why, flags=flags, refused=True,
-                  section="gunicorn options fastwsgi refuses")
+                  section="gunicorn options fastwsgi refuses", ours=ours)
+
+
+def _asks_for_ours(option: Option, value) -> bool:
+    """A refused setting's value that describes fastwsgi's own behaviour (header names in any case)."""
+    if isinstance(value, dict):
+        value = {str(key).upper(): item for key, item in value.items()}
+    return any(type(value) is type(same) and value == same for same in option.ours)
 
 
 _NO_STATSD = "fastwsgi has no StatsD client: serve Prometheus metrics with --metrics-bind HOST:PORT"
@@ -615,19 +629,21 @@ OPTIONS = (
            "print the effective options (TOML for [tool.fastwsgi]) and exit", cli_only=True,
            section="command"),
     # -- gunicorn's settings that fastwsgi refuses (each one line at start-up: why, and what instead) --
-    _refused("statsd_host", _NO_STATSD),
+    _refused("statsd_host", _NO_STATSD, ours=(None,)),
     _refused("statsd_prefix", _NO_STATSD),
     _refused("dogstatsd_tags", _NO_STATSD),
-    _refused("paste", _NO_PASTE, flags=("--paster",)),
+    _refused("paste", _NO_PASTE, flags=("--paster",), ours=(None,)),
     _refused("raw_paste_global_conf", _NO_PASTE, flags=("--paste-global",)),
-    _refused("spew", "fastwsgi has no line tracer: run it under python -m trace or a debugger"),
+    _refused("spew", "fastwsgi has no line tracer: run it under python -m trace or a debugger",
+             ours=(False,)),
     _refused("strip_header_spaces", "fastwsgi never strips spaces before a header's colon: a request "
-             "with them is a 400, as RFC 9112 5.1 requires (accepting them lets requests be smuggled)"),
-    _refused("syslog", _NO_SYSLOG, flags=("--log-syslog",)),
+             "with them is a 400, as RFC 9112 5.1 requires (accepting them lets requests be smuggled)",
+             ours=(False,)),
+    _refused("syslog", _NO_SYSLOG, flags=("--log-syslog",), ours=(False,)),
     _refused("syslog_addr", _NO_SYSLOG, flags=("--log-syslog-to",)),
     _refused("syslog_prefix", _NO_SYSLOG, flags=("--log-syslog-prefix",)),
     _refused("syslog_facility", _NO_SYSLOG, flags=("--log-syslog-facility",)),
-    _refused("disable_redirect_access_to_syslog", _NO_SYSLOG),
+    _refused("disable_redirect_access_to_syslog", _NO_SYSLOG, ours=(False,)),
     _refused("logger_class", "fastwsgi loads no logger classes: its error log is the standard logging "
              "logger 'fastwsgi' (configure it with --log-config), its access log is set by "
              "--access-logfile and --access-logformat"),
@@ -635,27 +651,29 @@ OPTIONS = (
     _refused("ssl_version", "gunicorn ignores it too (deprecated since gunicorn 21): set the TLS "
              "versions in an ssl_context(config, default_ssl_context_factory) hook"),
     _refused("do_handshake_on_connect", "fastwsgi always does the TLS handshake in its event loop, "
-             "before reading the request"),
+             "before reading the request", ours=(False,)),
     _refused("suppress_ragged_eofs", "fastwsgi handles a TLS close without close_notify itself (the "
-             "connection just ends)"),
-    _refused("enable_stdio_inheritance", "fastwsgi does not implement gunicorn's -R", flags=("-R",)),
-    _refused("tmp_upload_dir", "fastwsgi does not spool request bodies to temporary files"),
+             "connection just ends)", ours=(True,)),
+    _refused("enable_stdio_inheritance", "fastwsgi does not implement gunicorn's -R", flags=("-R",),
+             ours=(False,)),
+    _refused("tmp_upload_dir", "fastwsgi does not spool request bodies to temporary files", ours=(None,)),
     _refused("secure_scheme_headers", "fastwsgi sets wsgi.url_scheme from X-Forwarded-Proto (or "
-             "Forwarded: proto= with --forwarded-headers forwarded) sent by --forwarded-allow-ips peers"),
+             "Forwarded: proto= with --forwarded-headers forwarded) sent by --forwarded-allow-ips peers",
+             ours=({"X-FORWARDED-PROTO": "https"},)),
     _refused("forwarder_headers", "fastwsgi takes no SCRIPT_NAME or PATH_INFO from request headers: "
              "mount the application with --url-prefix PATH"),
     _refused("casefold_http_method", "fastwsgi does not offer this leniency: methods are case-sensitive "
-             "(RFC 9110 9.1)"),
+             "(RFC 9110 9.1)", ours=(False,)),
     _refused("permit_unconventional_http_method", "fastwsgi does not offer this leniency: a method is "
-             "any RFC 9110 token"),
+             "any RFC 9110 token", ours=(False,)),
     _refused("permit_unconventional_http_version", "fastwsgi does not offer this leniency: HTTP/1.x is "
-             "served, any other version gets a 505"),
+             "served, any other version gets a 505", ours=(False,)),
     _refused("permit_obsolete_folding", "fastwsgi does not offer this leniency: an obs-fold line is a 400 "
-             "(RFC 9112 5.2)"),
+             "(RFC 9112 5.2)", ours=(False,)),
     _refused("tolerate_dangerous_framing", "fastwsgi does not offer this leniency: ambiguous framing "
-             "(Content-Length with Transfer-Encoding, ...) is a 400 (RFC 9112 6.3)"),
+             "(Content-Length with Transfer-Encoding, ...) is a 400 (RFC 9112 6.3)", ours=(False,)),
     _refused("header_map", "fastwsgi always drops header fields whose name has '_' (gunicorn's default "
-             "'drop'; they would share an environ key with '-'): remove the setting"),
+             "'drop'; they would share an environ key with '-'): remove the setting", ours=("drop",)),
 ) + _hook_rows()
 
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -851,7 +869,11 @@ def _canonical_names(path: str, items: dict) -> dict:
         name = ALIASES.get(key, key)
         option = BY_NAME.get(name)
         if option is not None and option.refused:
-            raise UsageError(f"{path}: {_refusal(option)}")
+            if _asks_for_ours(option, value):
+                continue
+            accepted = " or ".join(repr(same) for same in option.ours)
+            raise UsageError(f"{path}: {_refusal(option)}" + (f" (a config file may set it to {accepted}, "
+                                                              f"what fastwsgi does anyway)" if accepted else ""))
         if option is None or option.cli_only:
             raise UsageError(f"{path}: {_unknown(key, allowed + list(ALIASES))}")
         if name in result:
@@ -1062,6 +1084,8 @@ def render_markdown() -> str:
             kind = _type_name(option)
             if option.refused:
                 default, kind = "-", "refused"
+                if option.ours:  # (the config-file values that ask for fastwsgi's own behaviour)
+                    default = "accepted: " + ", ".join(f"`{same!r}`" for same in option.ours)
             meaning = option.help.replace("|", "\\|")
             out.append(f"| {flags} | {key} | {kind} | {default} | {meaning} |")
         out.append("")

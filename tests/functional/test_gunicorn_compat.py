@@ -31,7 +31,8 @@ def report_app(environ, start_response):
     body = json.dumps({"pid": os.getpid(), "imported_in": IMPORTED_IN,
                        "thread": threading.current_thread().name,
                        "multithread": environ["wsgi.multithread"],
-                       "multiprocess": environ["wsgi.multiprocess"]}).encode()
+                       "multiprocess": environ["wsgi.multiprocess"],
+                       "url_scheme": environ["wsgi.url_scheme"]}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -282,11 +283,11 @@ REFUSED = [  # (config-file name, a value, gunicorn's flag or None, its argument
     ("reload_engine", '"inotify"', "--reload-engine", "inotify", "one engine"),
     ("ssl_version", '"TLSv1_2"', "--ssl-version", "TLSv1_2", "ssl_context"),
     ("do_handshake_on_connect", "True", "--do-handshake-on-connect", None, "handshake"),
-    ("suppress_ragged_eofs", "True", "--suppress-ragged-eofs", None, "close_notify"),
+    ("suppress_ragged_eofs", "False", "--suppress-ragged-eofs", None, "close_notify"),
     ("enable_stdio_inheritance", "True", "-R", None, "-R"),
     ("enable_stdio_inheritance", "True", "--enable-stdio-inheritance", None, "-R"),
     ("tmp_upload_dir", '"/tmp"', None, None, "spool"),
-    ("secure_scheme_headers", '{"X-FORWARDED-PROTO": "https"}', None, None, "--forwarded-allow-ips"),
+    ("secure_scheme_headers", '{"X-FORWARDED-SSL": "on"}', None, None, "--forwarded-allow-ips"),
     ("forwarder_headers", '"SCRIPT_NAME"', "--forwarder-headers", "SCRIPT_NAME", "--url-prefix"),
     ("casefold_http_method", "True", "--casefold-http-method", None, "leniency"),
     ("permit_unconventional_http_method", "True", "--permit-unconventional-http-method", None, "leniency"),
@@ -312,6 +313,55 @@ def test_refused_gunicorn_option_is_one_line(tmp_path, name, value, flag, argume
     toml.write_text(f"[tool.fastwsgi]\n{name} = {toml_value(ast.literal_eval(value))}\n")
     line = assert_one_error_line(run_cli("-c", str(toml), "--check-config"), 2)
     assert f"gunicorn's {name!r} is not supported" in line, line
+
+
+OURS = """\
+secure_scheme_headers = {"X-Forwarded-Proto": "https"}
+strip_header_spaces = False
+casefold_http_method = False
+permit_unconventional_http_method = False
+permit_unconventional_http_version = False
+permit_obsolete_folding = False
+tolerate_dangerous_framing = False
+header_map = "drop"
+do_handshake_on_connect = False
+suppress_ragged_eofs = True
+enable_stdio_inheritance = False
+spew = False
+syslog = False
+disable_redirect_access_to_syslog = False
+"""
+
+
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_refused_settings_asking_for_what_fastwsgi_does_are_accepted(tmp_path, parser):
+    """A gunicorn config that sets a leniency off, or secure_scheme_headers to X-Forwarded-Proto:
+    https, asks for what fastwsgi does anyway: it starts (it was refused), and behaves so."""
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(f"bind = '127.0.0.1:0'\nforwarded_allow_ips = '127.0.0.1'\n{OURS}"
+                    f"statsd_host = None\npaste = None\ntmp_upload_dir = None\n")
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text("[tool.fastwsgi]\n" + OURS.replace("False", "false").replace("True", "true")
+                    .replace('{"X-Forwarded-Proto": "https"}', '{"X-Forwarded-Proto" = "https"}'))
+    for path in (conf, toml):
+        check = run_cli("-c", str(path), "--check-config", APP)
+        assert check.returncode == 0 and "configuration OK" in check.stdout, check.stderr
+    server = ServerProcess(["-c", str(conf), "--http-parser", parser, APP]).start()
+    try:
+        with Conn(server.port) as conn:
+            conn.request("GET", "/", headers=[("X-Forwarded-Proto", "https")])
+            assert json.loads(conn.read_response().body)["url_scheme"] == "https"
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n")  # no stripping
+            assert conn.read_response().status == 400
+    finally:
+        assert server.stop(timeout=10) == 0
+
+
+def test_a_refused_setting_names_the_value_a_config_file_may_give_it(tmp_path):
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("secure_scheme_headers = {'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on'}\n")
+    line = assert_one_error_line(run_cli("-c", str(conf), "--check-config"), 2)
+    assert "may set it to {'X-FORWARDED-PROTO': 'https'}, what fastwsgi does anyway" in line, line
 
 
 def toml_value(value) -> str:
