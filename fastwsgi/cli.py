@@ -98,7 +98,11 @@ def version_string() -> str:
     from . import parser
 
     missing = "" if parser.c_available() else "; the C extension is not built: reinstall with a C compiler"
-    return f"fastwsgi {__version__} (parser: {parser.BACKEND}{missing})"
+    try:
+        backend = parser.BACKEND
+    except RuntimeError as exc:  # (serving then stops with this line)
+        backend = f"unknown: {exc}"
+    return f"fastwsgi {__version__} (parser: {backend}{missing})"
 
 
 def _parse_spec(spec: str):

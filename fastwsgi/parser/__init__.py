@@ -3,7 +3,8 @@
 `_cffi` wraps the C core in csrc/ (built by csrc/build_ffi.py); `_python` is its pure-Python twin.
 Both expose the same names (NAME, RequestParser, UwsgiParser, ChunkedDecoder, serialize_head) and behave
 identically (docs/parser-spec.md, docs/uwsgi-spec.md, tests/conformance/). The default backend ("auto")
-is resolved when a server is built: `FASTWSGI_PUREPYTHON=1` forces Python (also when --env sets it),
+is resolved when a server is built: `FASTWSGI_PUREPYTHON=1` forces Python (also when --env sets it;
+1/true/yes/on force it, unset/empty/0/false/no/off do not, any other value is a RuntimeError),
 otherwise C when the extension is built; `BACKEND` names what "auto" resolves to at the time it is
 read. Asking for "c" when it is not built is an error, never a silent fallback.
 """
@@ -28,6 +29,19 @@ def c_available() -> bool:
     return _c_backend is not None
 
 
+def python_forced() -> bool:
+    """FASTWSGI_PUREPYTHON read as a boolean; a value that is neither is an error, not a guess (it
+    used to force Python for any value but "0", FASTWSGI_PUREPYTHON=false included)."""
+    value = os.environ.get("FASTWSGI_PUREPYTHON", "")
+    word = value.strip().lower()
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    if word in ("1", "true", "yes", "on"):
+        return True
+    raise RuntimeError(f"FASTWSGI_PUREPYTHON={value!r} is not a boolean: set it to 1 to force the "
+                       f"pure-Python parser, 0 (or unset it) for the default")
+
+
 def get_backend(name: str = "auto"):
     """Return the backend module for "auto", "c" or "python"."""
     if name == "python":
@@ -38,7 +52,7 @@ def get_backend(name: str = "auto"):
                                "reinstall with a C compiler or use --http-parser python")
         return _c_backend
     if name == "auto":
-        if os.environ.get("FASTWSGI_PUREPYTHON", "") not in ("", "0"):
+        if python_forced():
             return _python_backend
         return _c_backend or _python_backend
     raise ValueError(f"unknown parser backend {name!r} (choose auto, c or python)")

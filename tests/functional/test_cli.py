@@ -171,6 +171,20 @@ def test_version_reports_the_c_parser_when_built_and_python_when_forced():
     assert forced.stdout.strip().endswith("(parser: python)")
 
 
+@pytest.mark.parametrize("value, parser", [("false", "c"), ("off", "c"), ("0", "c"), ("yes", "python"),
+                                           ("TRUE", "python")])
+def test_purepython_variable_is_read_as_a_boolean(value, parser):
+    """FASTWSGI_PUREPYTHON=false forced the Python backend (any value but "0" did)."""
+    result = run_cli("--version", env={"FASTWSGI_PUREPYTHON": value})
+    assert result.stdout.strip().endswith(f"(parser: {parser})"), result.stdout
+
+
+def test_purepython_variable_that_is_no_boolean_stops_with_one_line():
+    result = run_cli("--bind", "127.0.0.1:0", "fastwsgi.demo:application", env={"FASTWSGI_PUREPYTHON": "maybe"})
+    line = assert_one_error_line(result, 1)
+    assert "FASTWSGI_PUREPYTHON='maybe' is not a boolean" in line
+
+
 def test_fastwsgi_entry_point_matches_python_m():
     exe = os.path.join(os.path.dirname(sys.executable), "fastwsgi")
     if not os.path.exists(exe):
