@@ -11,10 +11,11 @@ dict lookups less per request). What happens next depends on what the applicatio
 
 * a list (the common case): the whole body is known, so head and body leave in one `conn.write`.
 * a FileWrapper over a regular file: the head is written, then `os.sendfile` moves the bytes.
-* any other iterable: `pump()` pulls chunks while the connection's output buffer is under its
-  high-water mark. On the event loop a full buffer suspends the exchange (pump returns False) and the
-  connection calls pump() again when the socket drains; on a worker thread writes block (with
-  send_timeout), so pump() runs to the end.
+* any other iterable: `pump()` pulls a chunk, sends it, and asks for the next one only once the
+  socket took the whole of it: the application may take its time to produce the next block, and a
+  block must not wait for it (PEP 3333). On the event loop a chunk the socket could not take whole
+  suspends the exchange (pump returns False) and the connection calls pump() again when the socket
+  drains; on a worker thread writes block (with send_timeout), so pump() runs to the end.
 
 Framing (RFC 9112 §6): the application's Content-Length is honoured (extra bytes are dropped and the
 connection closed; too few also closes it; two different values are a 500, the same one twice goes
@@ -22,7 +23,9 @@ out once); without one, HTTP/1.1 responses are chunked and HTTP/1.0 responses ar
 HEAD, 204 and 304 responses never carry a body (RFC 9110 §6.4.1); a 1xx status from the application
 is an error (an interim response cannot be the final one). Once nothing more can be sent (a bodiless
 response's head is out, or the Content-Length is reached) pump() stops iterating (PEP 3333), so an
-endless stream answered to a HEAD holds neither the loop nor a thread; after the response, write()
+endless stream answered to a HEAD holds neither the loop nor a thread. write() returns once the
+socket took its bytes, on the loop too (waiting up to send_timeout per stall): the application goes
+on working after it, and the bytes must not wait for that (PEP 3333); after the response, write()
 raises (its bytes would precede the next response).
 The head itself always comes from the parser backend's `serialize_head`, which rejects hop-by-hop and
 malformed headers (-> 500); the bytes are cached per (status, headers, framing) until the Date header
@@ -141,9 +144,11 @@ class Exchange:
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
         if data:
             self._send_chunk(bytes(data))
-            conn = self.conn
-            if conn.out_size >= OUTPUT_HIGH_WATER:
-                conn.flush_wait()  # write() cannot suspend: wait (send_timeout) for the peer
+            # sent before write() returns, on the loop too: write() cannot suspend, and the
+            # application may work a long time before its next write (PEP 3333); a worker's
+            # conn.write already waited
+            if self.conn.out:
+                self.conn.flush_wait()
 
     # -- driving the response -----------------------------------------------------------------
 
@@ -190,15 +195,10 @@ class Exchange:
                     return False
             else:
                 iterator = self.iterator
-                while conn.out_size < OUTPUT_HIGH_WATER:
+                while conn.out_size < OUTPUT_HIGH_WATER:  # (pipelined responses before this one)
                     for chunk in iterator:
                         if chunk:
                             self._send_chunk(chunk)
-                            # PEP 3333: a block must not wait for the next one, which the
-                            # application may take its time to produce; workers already flushed
-                            # (and a bodiless response's later blocks queue nothing to send)
-                            if conn.out and not conn.in_worker and not conn.flush() and conn.broken:
-                                raise ConnectionResetError("the client closed the connection")
                             break
                     else:
                         break
@@ -206,6 +206,13 @@ class Exchange:
                         # HEAD, 204, 304, or the Content-Length reached: nothing more can be sent,
                         # so stop iterating (PEP 3333), also over an endless stream
                         break
+                    # PEP 3333: a block must not wait for the next one, which the application may
+                    # take its time to produce: the next is asked for once the socket took this
+                    # one whole (a worker's write waited for that already)
+                    if conn.out and not conn.flush():
+                        if conn.broken:
+                            raise ConnectionResetError("the client closed the connection")
+                        return False
                 else:
                     return False
                 self._finish()

@@ -447,6 +447,21 @@ def h_write(environ, start_response):
     return [b"gamma"]
 
 
+def h_write_then_work(environ, start_response):
+    """write() a block, then go on working until the client has it (the test leaves `<t>.ack` in
+    the side-channel directory), for at most 10 s: the block must not wait for the application to
+    return (PEP 3333), also when the application runs on the event loop's thread."""
+    ack = os.path.join(os.environ.get(EVENTS_ENV, ""), f"{query(environ).get('t', '')}.ack")
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written;")
+    deadline = time.monotonic() + 10.0
+    while not os.path.exists(ack):
+        if time.monotonic() > deadline:
+            return [b"never received"]
+        time.sleep(0.01)
+    return [b"received"]
+
+
 class ClosingBody:
     """An iterable whose close() reports to the side channel; optionally fails or never ends."""
 
@@ -683,6 +698,7 @@ ROUTES = {
     "/close-raises": h_close_raises,
     "/error-after-empty-chunk": h_error_after_empty_chunk,
     "/write": h_write,
+    "/write-then-work": h_write_then_work,
     "/close": h_close,
     "/bytes-subclass": h_bytes_subclass,
     "/whole-then-raise": h_whole_then_raise,

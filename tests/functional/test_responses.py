@@ -326,6 +326,19 @@ def test_write_callable(server):
         assert conn.read_response().body == b"alpha;beta;gamma"
 
 
+def test_write_callable_sends_before_the_application_returns(server, token, events_dir):
+    """The application write()s a block and goes on working until the client acknowledges it: on
+    the event loop's thread too, write() sends before it returns (PEP 3333), it does not leave the
+    bytes buffered until the application is done."""
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/write-then-work?t={token}")
+        resp = conn.read_head()
+        assert resp.header("Transfer-Encoding") == "chunked"
+        assert conn.read_exact(len(b"8\r\nwritten;\r\n")) == b"8\r\nwritten;\r\n"
+        (events_dir / f"{token}.ack").touch()
+        assert conn.read_body(resp).body == b"received"
+
+
 # -- close() and application errors --------------------------------------------------------------------
 
 def test_close_called_on_success(server, token, events):
