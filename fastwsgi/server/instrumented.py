@@ -48,8 +48,8 @@ class ObservedExchange(Exchange):
         Exchange._send_whole(self, body)
 
     def _send_chunk(self, chunk) -> None:
-        self.sent += len(chunk)
-        Exchange._send_chunk(self, chunk)
+        Exchange._send_chunk(self, chunk)  # (a chunk that is not bytes-like raises here, uncounted)
+        self.sent += len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
 
     def _pump_file(self) -> bool:
         if not self.headers_sent:

@@ -15,6 +15,7 @@ wsgiref.validate.validator).
 
 from __future__ import annotations
 
+import array
 import gzip
 import hashlib
 import io
@@ -207,6 +208,12 @@ def h_empty_pieces(environ, start_response):
     """Empty strings in the iterable must not end a chunked response early (a b"" chunk is the end)."""
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"", b"a", b"", b"b", b""]
+
+
+def h_wide_view(environ, start_response):
+    """Memoryviews of 4-byte items streamed: 3 items, 12 bytes each (the access log counts bytes)."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (memoryview(array.array("I", [1, 2, 3])) for _ in range(2))
 
 
 def h_cl_extra(environ, start_response):
@@ -680,6 +687,7 @@ ROUTES = {
     "/ignore-body": h_ignore_body,
     "/read-record": h_read_record,
     "/chunks": h_chunks,
+    "/wide-view": h_wide_view,
     "/empty-pieces": h_empty_pieces,
     "/cl-extra": h_cl_extra,
     "/cl-short": h_cl_short,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.functional.client import Conn
+from tests.functional.client import Conn, get
 from tests.functional.conftest import FULL_MATRIX, matrix_id
 from tests.functional.serverproc import DEFAULT_APP
 
@@ -32,6 +32,21 @@ def test_a_line_is_written_when_its_response_is_sent_not_at_the_next_event(start
             while f"200 /p/line-{number}\n" not in path.read_text():
                 assert time.monotonic() < deadline, f"line {number} not written: {path.read_text()!r}"
                 time.sleep(0.01)
+
+
+@pytest.mark.parametrize("parser,threads", FULL_MATRIX, ids=[matrix_id(p) for p in FULL_MATRIX])
+def test_bytes_sent_counts_bytes_of_a_wide_memoryview(started, tmp_path, parser, threads):
+    """A memoryview of 4-byte items was counted as its item count (3 for its 12 bytes)."""
+    path = tmp_path / "access.log"
+    server = started("--http-parser", parser, "--threads", str(threads), "--access-logfile", str(path),
+                     "--access-logformat", "%(U)s %(B)s", DEFAULT_APP)
+    response = get(server.port, "/wide-view")
+    assert len(response.body) == 24
+    deadline = time.monotonic() + 3
+    while "/wide-view" not in path.read_text():
+        assert time.monotonic() < deadline, path.read_text()
+        time.sleep(0.01)
+    assert path.read_text() == "/wide-view 24\n"
 
 
 USER_AGENT = "fastwsgi-test/" + "x" * 1500  # three lines exceed PIPE_BUF (4096 bytes on Linux)
