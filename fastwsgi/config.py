@@ -534,7 +534,9 @@ OPTIONS = (
            section="sockets"),
     Option("forwarded_allow_ips", proxy_list, "127.0.0.1,::1",
            "peers (IPs, CIDRs, '*') whose X-Forwarded-*/Forwarded headers are applied; others' are "
-           "removed; unset: $FORWARDED_ALLOW_IPS (as gunicorn), else the default", metavar="LIST",
+           "removed (HTTP sockets only: over uwsgi the front end's REMOTE_ADDR and HTTPS rule and "
+           "these headers are left alone); unset: $FORWARDED_ALLOW_IPS (as gunicorn), else the "
+           "default", metavar="LIST",
            section="proxy"),
     Option("forwarded_headers", choice("x-forwarded", "forwarded"), "x-forwarded",
            "the header family --forwarded-allow-ips peers set: x-forwarded (X-Forwarded-For, "

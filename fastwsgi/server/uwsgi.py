@@ -13,6 +13,11 @@ parser is the HTTP path, reused as is:
 * environ: the listener's base, then the vars (the front end's REMOTE_ADDR, SERVER_NAME, SCRIPT_NAME,
   ... win), then the Head's request keys. `wsgi.url_scheme` becomes "https" when the vars say so
   (HTTPS on/1, or UWSGI_SCHEME https); it is put among the vars, so the environ build is untouched.
+  Proxy headers (--forwarded-allow-ips) never apply: the connection's `trusted_proxies` is None, so
+  HTTP_X_FORWARDED_* and HTTP_FORWARDED stay as the front end sent them and change nothing. nginx
+  passes a client's own X-Forwarded-For through verbatim, and judging trust by REMOTE_ADDR (the
+  client's address as the front end saw it, not the peer's) let any client choose its address and
+  scheme; the front end states both in REMOTE_ADDR and HTTPS / UWSGI_SCHEME, as uWSGI takes them.
 * response: nginx reads a uwsgi response until EOF and never reuses the connection, so the head is
   treated as HTTP/1.0 without keep-alive (`minor = 0`, `keep_alive` False from the parser): the
   exchange then answers `Connection: close` and frames a body without Content-Length by the close,
@@ -75,6 +80,10 @@ class UwsgiConnection(Connection):
 
     __slots__ = ()
     parser_name = "UwsgiParser"
+
+    def __init__(self, server, sock, environ_base: dict):
+        Connection.__init__(self, server, sock, environ_base)
+        self.trusted_proxies = None  # the vars state the client's address and scheme (see above)
 
     def begin(self, head) -> None:
         head.minor = 0  # frame the response as for HTTP/1.0 without keep-alive: close-delimited

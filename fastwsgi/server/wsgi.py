@@ -2,12 +2,13 @@
 
 Theory of operation: the connection parses a head and creates an `Exchange`. `run()` calls the
 application with a fresh environ (a per-connection base dict copied, then updated with the parsed head,
-then with the proxy headers of a trusted peer applied or an untrusted one's removed: fastwsgi.proxy)
-and `start_response` (a bound method). A head the parser returns again (the same object: it kept a
-head repeated byte for byte) gets a copy of the environ its previous request had before the
-application saw it, kept by the connection from that head's second request on: a head and its base
-never change, so neither does that environ, nor whether it holds a proxy header (kept with it: four
-dict lookups less per request). What happens next depends on what the application returned:
+then with the proxy headers of a trusted peer applied or an untrusted one's removed: fastwsgi.proxy;
+neither on a uwsgi connection, whose `trusted_proxies` is None) and `start_response` (a bound method). A
+head the parser returns again (the same object: it kept a head repeated byte for byte) gets a copy of
+the environ its previous request had before the application saw it, kept by the connection from that
+head's second request on: a head and its base never change, so neither does that environ, nor whether it
+holds a proxy header (kept with it: four dict lookups less per request). What happens next depends on
+what the application returned:
 
 * a list (the common case): the whole body is known, so head and body leave in one `conn.write`.
 * a FileWrapper over a regular file: the head is written, then `os.sendfile` moves the bytes.
@@ -103,8 +104,9 @@ class Exchange:
             proxied = kept[1]
         else:
             environ = head.environ(conn.environ_base)
-            proxied = (FORWARDED in environ or X_FORWARDED_FOR in environ or X_FORWARDED_PROTO in environ
-                       or X_FORWARDED_HOST in environ)
+            proxied = conn.trusted_proxies is not None and (  # None: a uwsgi front end's vars rule
+                FORWARDED in environ or X_FORWARDED_FOR in environ or X_FORWARDED_PROTO in environ
+                or X_FORWARDED_HOST in environ)
             if head is conn.environ_head:  # its second request: keep the environ untouched, and that
                 conn.environ_whole = (environ.copy(), proxied)  # finding, for the next ones
             else:

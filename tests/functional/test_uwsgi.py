@@ -36,6 +36,8 @@ uwsgi_server = server_fixture("--protocol", "uwsgi", matrix=FULL_MATRIX)
 small_limits = server_fixture("--protocol", "uwsgi", "--limit-request-body", "1000",
                               "--limit-request-head", "2048", "--limit-request-fields", "3",
                               "--limit-request-line", "100")
+trusting_all = server_fixture("--protocol", "uwsgi", "--forwarded-allow-ips", "*",
+                              "--forwarded-headers", "x-forwarded")
 refusing = server_fixture("--protocol", "uwsgi", "--uwsgi-allow-from", "10.1.2.3")
 only_127_0_0_2 = server_fixture("--protocol", "uwsgi", "--uwsgi-allow-from", "127.0.0.2, 10.0.0.0/8")
 # one HTTP socket (the fixture's --bind 127.0.0.1:0) and one uwsgi socket
@@ -132,6 +134,21 @@ def test_script_name_and_decoded_path_come_from_the_front_end(uwsgi_server):
 def test_url_scheme_follows_https_and_uwsgi_scheme(uwsgi_server, extra, scheme):
     seen = environ_of(uwsgi_server.port, request_vars(path="/environ", **extra))
     assert seen["wsgi.url_scheme"] == scheme
+
+
+@pytest.mark.parametrize("client", ["203.0.113.7", "127.0.0.1"])
+def test_proxy_headers_never_replace_the_front_ends_address_and_scheme(trusting_all, client):
+    """nginx passes a client's X-Forwarded-For/-Proto and Forwarded through verbatim as HTTP_* vars:
+    over uwsgi they apply for no peer (here --forwarded-allow-ips '*'), whatever REMOTE_ADDR says,
+    and reach the application as sent."""
+    forged = {"HTTP_X_FORWARDED_FOR": "6.6.6.6", "HTTP_X_FORWARDED_PROTO": "https",
+              "HTTP_X_FORWARDED_HOST": "evil.example", "HTTP_FORWARDED": "for=7.7.7.7;proto=https"}
+    variables = [(k, client if k == "REMOTE_ADDR" else v) for k, v in request_vars(path="/environ")]
+    seen = environ_of(trusting_all.port, variables + list(forged.items()))
+    assert (seen["REMOTE_ADDR"], seen["REMOTE_PORT"]) == (client, "51234")
+    assert seen["wsgi.url_scheme"] == "http"
+    assert (seen["HTTP_HOST"], seen["SERVER_NAME"], seen["SERVER_PORT"]) == ("example.org", "example.org", "80")
+    assert {key: seen.get(key) for key in forged} == forged
 
 
 def test_minimal_packet_gets_defaults(uwsgi_server):
