@@ -47,7 +47,7 @@ extern "C" {
 
 /* Bumped whenever a struct layout or a code changes; the Python layer
  * refuses an extension built from another version (a stale .so). */
-#define FW_ABI_VERSION 6
+#define FW_ABI_VERSION 7
 
 #define FW_ERROR (-1)
 #define FW_INCOMPLETE (-2)

@@ -17,14 +17,15 @@
  *        packet size against max_head_size;
  *   3    fw_uwsgi_block_ok: the block's structure as a whole (one pass);
  *   4    fw_uwsgi_take_pairs: pair by pair (value bytes, value length,
- *        counts, duplicate CGI variables), storing offsets in vars[] and
- *        noting where the variables the Head is made of are;
+ *        counts, a repeated CONTENT_LENGTH), storing offsets in vars[] and
+ *        noting where the variables the Head is made of are (the last of a
+ *        repeated key: nginx sends a uwsgi_param that overrides one of
+ *        uwsgi_params as a second var, and uWSGI takes the last);
  *   5    fw_uwsgi_check_required: REQUEST_METHOD, CONTENT_LENGTH,
  *        SERVER_PROTOCOL.
  * Both passes read only inside the block (every size is checked against
- * the bytes left before it is used), and the duplicate check compares a
- * CGI key with at most FW_UWSGI_MAX_CGI_VARS earlier ones, so the time is
- * linear in datasize.  Nothing is allocated and nothing global is written.
+ * the bytes left before it is used), so the time is linear in datasize.
+ * Nothing is allocated and nothing global is written.
  */
 #include "fastwsgi.h"
 #include "fw_internal.h"
@@ -70,7 +71,8 @@ static int fw_uwsgi_block_ok(const unsigned char *b, size_t size)
 #define FW_KEY_IS(key, key_len, lit) \
     ((key_len) == sizeof(lit) - 1 && memcmp((key), (lit), sizeof(lit) - 1) == 0)
 
-/* Note a CGI variable the Head is made of (index i in vars[]). */
+/* Note a CGI variable the Head is made of (index i in vars[]); a later one
+ * of the same key replaces it. */
 static void fw_uwsgi_note_var(fw_uwsgi *pkt, const unsigned char *key, size_t key_len, uint32_t i)
 {
     if (FW_KEY_IS(key, key_len, "REQUEST_METHOD"))
@@ -92,7 +94,6 @@ static void fw_uwsgi_note_var(fw_uwsgi *pkt, const unsigned char *key, size_t ke
 static int fw_uwsgi_take_pairs(const unsigned char *buf, size_t size, const fw_limits *lim,
                                fw_uwsgi *pkt, fw_header *vars, size_t max_vars)
 {
-    uint32_t cgi[FW_UWSGI_MAX_CGI_VARS];  /* indexes in vars[] of the CGI variables so far */
     uint32_t ncgi = 0, nhttp = 0;
     size_t pos = FW_UWSGI_HEADER, end = FW_UWSGI_HEADER + size;
 
@@ -118,19 +119,15 @@ static int fw_uwsgi_take_pairs(const unsigned char *buf, size_t size, const fw_l
             if (++nhttp > lim->max_header_count)
                 return FW_E_TOO_MANY_HEADERS;
         } else {
-            uint32_t j;
             if (ncgi >= FW_UWSGI_MAX_CGI_VARS)
                 return FW_E_TOO_MANY_HEADERS;
-            for (j = 0; j < ncgi; j++) {
-                const fw_header *seen = &vars[cgi[j]];
-                if (seen->name_len == key_len && memcmp(buf + seen->name_off, key, key_len) == 0)
-                    return FW_E_UWSGI_DUPLICATE_VAR;
-            }
+            if (pkt->length_var != FW_UWSGI_NO_VAR && FW_KEY_IS(key, key_len, "CONTENT_LENGTH"))
+                return FW_E_UWSGI_DUPLICATE_VAR;  /* the body's framing must be unambiguous */
         }
         if (pkt->num_vars >= max_vars)
             return FW_E_BUFFER_TOO_SMALL;
         if (!is_http) {
-            cgi[ncgi++] = pkt->num_vars;
+            ncgi++;
             fw_uwsgi_note_var(pkt, key, key_len, pkt->num_vars);
         }
         vars[pkt->num_vars].name_off = (uint32_t)key_off;

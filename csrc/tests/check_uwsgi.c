@@ -91,11 +91,12 @@ static int is_http_key(const unsigned char *data, const fw_header *v)
 }
 
 /* The index fw_uwsgi must give for a CGI variable (they are unique on success). */
+/* The index of the last var named key (a repeated CGI key's last value wins). */
 static uint32_t find_var(const unsigned char *data, const uwsgi_result *r, const char *key)
 {
-    for (uint32_t i = 0; i < r->pkt.num_vars; i++)
-        if (key_is(data, &r->vars[i], key))
-            return i;
+    for (uint32_t i = r->pkt.num_vars; i > 0; i--)
+        if (key_is(data, &r->vars[i - 1], key))
+            return i - 1;
     return FW_UWSGI_NO_VAR;
 }
 
@@ -185,10 +186,10 @@ static void validate_success(const unsigned char *data, size_t n, const fw_limit
             nhttp++;
         } else {
             ncgi++;
-            for (uint32_t j = 0; j < i; j++)
-                if (!is_http_key(data, &r->vars[j]) &&
-                    same_bytes(data + r->vars[j].name_off, r->vars[j].name_len, key, v->name_len))
-                    fail("fw_parse_uwsgi: CGI key %s accepted twice", show(key, v->name_len));
+            if (key_is(data, v, "CONTENT_LENGTH"))
+                for (uint32_t j = 0; j < i; j++)
+                    if (key_is(data, &r->vars[j], "CONTENT_LENGTH"))
+                        fail("fw_parse_uwsgi: CONTENT_LENGTH accepted twice");
         }
     }
     if (pos != (size_t)r->ret)

@@ -76,7 +76,7 @@ __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
 NAME = "c"
 
-EXPECTED_ABI_VERSION = 6
+EXPECTED_ABI_VERSION = 7
 if lib.FW_ABI_VERSION != EXPECTED_ABI_VERSION:
     raise ImportError(
         f"fastwsgi._cparser was built for C ABI {lib.FW_ABI_VERSION}, this code expects "

@@ -14,21 +14,23 @@ checks run in its order, so the first failing rule decides the error whatever th
 
 1. modifiers (each as soon as its byte is in), 2. the packet size against `max_head_size`,
 3. `_split_block`: the block's structure as a whole (sizes inside the block, keys non-empty
-   visible ASCII), 4. `_check_pairs`: per pair in block order (value bytes, value length, counts,
-   duplicate CGI variables), 5. `_check_required`: REQUEST_METHOD, CONTENT_LENGTH,
+   visible ASCII), 4. `_check_pairs`: per pair in block order (value bytes, value length, counts, a
+   repeated CONTENT_LENGTH; any other CGI key sent again is nginx's uwsgi_param override, whose
+   last value wins, as uWSGI takes it), 5. `_check_required`: REQUEST_METHOD, CONTENT_LENGTH,
    SERVER_PROTOCOL.
 
 The block is decoded once and the keys and values are slices of it; rule 4 is first proved for
 all pairs at once with a few whole-list operations (one regex over the joined values, max of the
-lengths, a set of the CGI keys), and only when that fails does a pair-by-pair walk name the first
-error, so the common case costs a handful of C-level passes.
+lengths, a count of CONTENT_LENGTH), and only when that fails does a pair-by-pair walk name the
+first error, so the common case costs a handful of C-level passes.
 
-`environ_of` (repeated HTTP_ keys joined with "," but HTTP_COOKIE with "; "; HTTP_CONTENT_LENGTH,
-HTTP_CONTENT_TYPE and "wsgi."-prefixed keys dropped, following the `key_plan` of the packet's keys,
-cached per key sequence since a front end sends the same keys request after request) and `build_head` (defaults
-for absent PATH_INFO, QUERY_STRING, REQUEST_URI, SERVER_PROTOCOL) turn checked variables into the
-Head; the C backend's wrapper (_uwsgi_c.py) uses them too, on the variables the C core has checked,
-so the Head is assembled by one piece of code for both backends.
+`environ_of` (repeated HTTP_ keys joined with "," but HTTP_COOKIE with "; ", any other repeated key
+with its last value; HTTP_CONTENT_LENGTH, HTTP_CONTENT_TYPE and "wsgi."-prefixed keys dropped,
+following the `key_plan` of the packet's keys, cached per key sequence since a front end sends the
+same keys request after request) and `build_head` (defaults for absent PATH_INFO, QUERY_STRING,
+REQUEST_URI, SERVER_PROTOCOL) turn checked variables into the Head; the C backend's wrapper
+(_uwsgi_c.py) uses them too, on the variables the C core has checked, so the Head is assembled by
+one piece of code for both backends.
 """
 
 from __future__ import annotations
@@ -87,10 +89,10 @@ def _check_pairs(keys, values, limits: Limits) -> None:
             and max(map(len, values), default=0) <= min(limits.max_header_line,
                                                         limits.max_request_line)
             and http_count <= limits.max_header_count and len(cgi_keys) <= MAX_CGI_VARS
-            and len(set(cgi_keys)) == len(cgi_keys)):
+            and cgi_keys.count("CONTENT_LENGTH") <= 1):
         return
-    http_count = 0
-    seen_cgi: set[str] = set()
+    http_count = cgi_count = 0
+    seen_length = False
     for key, value in zip(keys, values):
         if _BAD_VALUE_BYTE.search(value) is not None:
             raise ParseError("BAD_HEADER_VALUE")
@@ -104,11 +106,13 @@ def _check_pairs(keys, values, limits: Limits) -> None:
             if http_count > limits.max_header_count:
                 raise ParseError("TOO_MANY_HEADERS")
         else:
-            if len(seen_cgi) >= MAX_CGI_VARS:
+            if cgi_count >= MAX_CGI_VARS:
                 raise ParseError("TOO_MANY_HEADERS")
-            if key in seen_cgi:
-                raise ParseError("UWSGI_DUPLICATE_VAR")
-            seen_cgi.add(key)
+            cgi_count += 1
+            if key == "CONTENT_LENGTH":
+                if seen_length:
+                    raise ParseError("UWSGI_DUPLICATE_VAR")  # the body's framing must be unambiguous
+                seen_length = True
 
 
 def _check_required(env: dict) -> int:
@@ -144,15 +148,17 @@ _PLANS_SIZE = 64
 
 def key_plan(keys: tuple) -> tuple:
     """(keys, fixups) for a packet's keys: fixups is None when the environ is dict(zip(keys, values))
-    as it is (no key repeated or dropped: the common case), else (repeats, dropped): repeats is
-    ((key, indexes), ...) for every key that occurs more than once, in first-occurrence order;
-    dropped the keys the environ never gets."""
+    as it is (no HTTP_ key repeated, none dropped: the common case), else (repeats, dropped):
+    repeats is ((key, indexes), ...) for every HTTP_ key that occurs more than once, in
+    first-occurrence order (any other repeated key keeps its last value: nginx's uwsgi_param
+    override); dropped the keys the environ never gets."""
     plan = _PLANS.get(keys)
     if plan is None:
         positions: dict = {}
         for index, key in enumerate(keys):
             positions.setdefault(key, []).append(index)
-        repeats = tuple((key, tuple(indexes)) for key, indexes in positions.items() if len(indexes) > 1)
+        repeats = tuple((key, tuple(indexes)) for key, indexes in positions.items()
+                        if len(indexes) > 1 and key.startswith("HTTP_"))
         dropped = tuple(key for key in positions
                         if key in _DROPPED_KEYS or key.startswith(_RESERVED_PREFIX))
         plan = (keys, (repeats, dropped) if repeats or dropped else None)
@@ -166,7 +172,7 @@ def environ_of(plan: tuple, values) -> dict:
     """The packet's variables (`values` in block order; items beyond the keys are ignored) as a
     dict in block order, following `plan` = key_plan(keys): without the dropped keys, and a repeated
     HTTP_ key (nginx sends one var per header line) gets its values joined with "," (HTTP_COOKIE: "; ")
-    in order, under its first position. Rule 4 has made sure that no other key is repeated."""
+    in order, under its first position; any other repeated key has its last value there."""
     keys, fixups = plan
     env = dict(zip(keys, values))  # a repeated key keeps its first position, with its last value
     if fixups is not None:

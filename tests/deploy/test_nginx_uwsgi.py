@@ -160,6 +160,15 @@ def test_https_from_the_front_end_sets_the_url_scheme(stack):
     assert seen["HTTPS"] == "on" and seen["wsgi.url_scheme"] == "https"
 
 
+def test_uwsgi_param_overrides_after_uwsgi_params(stack):
+    """`uwsgi_param REMOTE_ADDR ...` after `include uwsgi_params` makes nginx send REMOTE_ADDR twice
+    (likewise SERVER_NAME, PATH_INFO): the last value wins, as in uWSGI, instead of a 400."""
+    seen = stack.environ("/override/environ?x=1")
+    assert seen["REMOTE_ADDR"] == "192.0.2.10" and seen["SERVER_NAME"] == "app.example"
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == ("/override", "/environ")
+    assert seen["QUERY_STRING"] == "x=1" and seen["REQUEST_URI"] == "/override/environ?x=1"
+
+
 def test_decoded_path_reaches_the_application(stack):
     seen = stack.environ("/environ/caf%C3%A9%20x")
     assert seen["PATH_INFO"] == "/environ/caf\xc3\xa9 x"  # the UTF-8 bytes, latin-1 decoded (PEP 3333)
