@@ -190,7 +190,7 @@ class Connection:
             try:
                 head = self.parser.parse(inbuf)
             except ParseError as exc:
-                self.reject(exc.status)
+                self.parse_failed(exc, inbuf)
                 return
             if head is None:
                 if not self.head_started:
@@ -226,6 +226,10 @@ class Connection:
             server.dispatch(self, exchange)
         elif not exchange.run():
             self.exchange = exchange
+
+    def parse_failed(self, exc: ParseError, data: bytes) -> None:
+        """The input `data` does not parse: answer exc.status and close (a protocol may log it)."""
+        self.reject(exc.status)
 
     def reject(self, status: int, head=None) -> None:
         """Answer a request that cannot be served and close (the input is no longer trusted). Given

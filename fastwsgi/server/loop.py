@@ -67,6 +67,7 @@ from .poller import IN, poller_class
 from .pool import WorkerPool
 from .proxyproto import ProxyProtocol, reading_proxy_header
 from .tls import TLSConnection, make_context
+from .uwsgi import packet_warnings
 from .wsgi import NO_HEAD_YET
 
 __all__ = ["Server"]
@@ -191,6 +192,9 @@ class Server:
                                  if getattr(listener.admits, "flush_warnings", None) is not None]
         if self.proxy_protocol is not None:
             self._warning_flushes.append(self.proxy_protocol.errors.flush)
+        self.uwsgi_errors = packet_warnings()  # malformed uwsgi packets (UwsgiConnection.parse_failed)
+        if any(listener.protocol == "uwsgi" for listener in self.listeners):
+            self._warning_flushes.append(self.uwsgi_errors.flush)
 
         self._stopping = False
         self._drain_requested = False

@@ -9,7 +9,12 @@ parser is the HTTP path, reused as is:
   `Head` the HTTP parser does, whose `headers` are the packet's vars, CGI-named already; its
   `content_length` frames the body, which `wsgi.input` reads exactly as for HTTP (limit_request_body
   -> 413 before reading, read_timeout, truncation errors). A malformed packet gets its status as a
-  plain HTTP response and the connection closes, as for a malformed HTTP head.
+  plain HTTP response and the connection closes, as for a malformed HTTP head; unlike an HTTP
+  client's, it is logged (`parse_failed`): the peer is a front end we trust, so a bad packet is a
+  misconfiguration (an HTTP client on the uwsgi socket, nginx's `uwsgi_modifier1`, a packet over
+  --limit-request-head) that its clients only see as 400s. The warning on `fastwsgi.error` names
+  the error, the peer and the first bytes received, rate-limited per server like the refusals
+  below (`Server.uwsgi_errors`, one line per REFUSAL_LOG_INTERVAL with a count of those held back).
 * environ: the listener's base, then the vars (the front end's REMOTE_ADDR, SERVER_NAME, SCRIPT_NAME,
   ... win), then the Head's request keys. `wsgi.url_scheme` becomes "https" when the vars say so
   (HTTPS on/1, or UWSGI_SCHEME https); it is put among the vars, so the environ build is untouched.
@@ -46,7 +51,8 @@ from ..logs import Throttled
 from ..proxy import TrustedProxies
 from .connection import Connection
 
-__all__ = ["UwsgiConnection", "peer_filter", "DEFAULT_ALLOW_FROM", "REFUSAL_LOG_INTERVAL"]
+__all__ = ["UwsgiConnection", "peer_filter", "packet_warnings", "DEFAULT_ALLOW_FROM",
+           "REFUSAL_LOG_INTERVAL"]
 
 DEFAULT_ALLOW_FROM = "127.0.0.1,::1"  # the uwsgi_allow_from option's default
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between two refusal warnings of one listener
@@ -75,6 +81,11 @@ def peer_filter(spec=None):
     return admits
 
 
+def packet_warnings() -> Throttled:
+    """The rate-limited warning of a server's malformed packets (Server.uwsgi_errors)."""
+    return Throttled(log, "malformed uwsgi packets", REFUSAL_LOG_INTERVAL)
+
+
 class UwsgiConnection(Connection):
     """A Connection whose requests arrive as uwsgi packets; one request per connection."""
 
@@ -93,6 +104,12 @@ class UwsgiConnection(Connection):
                 or headers.get("UWSGI_SCHEME", "").lower() == "https"):
             headers["wsgi.url_scheme"] = "https"
         Connection.begin(self, head)
+
+    def parse_failed(self, exc, data: bytes) -> None:
+        peer = self.environ_base["REMOTE_ADDR"] or "a UNIX socket"
+        self.server.uwsgi_errors.warn("uwsgi: malformed packet from %s: %s, answered %d and closed "
+                                      "(received %r)", peer, exc.code, exc.status, data[:40])
+        Connection.parse_failed(self, exc, data)
 
     def linger(self) -> None:
         body = self.body

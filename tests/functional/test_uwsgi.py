@@ -481,6 +481,44 @@ def test_the_allow_list_matches_addresses_and_networks(only_127_0_0_2):
         assert read_all(sock) == b""
 
 
+MALFORMED_WARNING = re.compile(r"uwsgi: malformed packet from ")
+MALFORMED_COUNT = re.compile(r"(\d+) more malformed uwsgi packets since the last warning")
+
+
+@pytest.mark.parametrize("param", BACKENDS, ids=lambda p: f"{p[0]}-t{p[1]}")
+def test_malformed_packets_are_logged(tmp_path, param):
+    """A front end is trusted: its malformed packet is a misconfiguration its clients only see as
+    400s, so it is logged with the error, the peer and the first bytes; within the interval (1 s
+    here) the next ones are only counted, and the sweep logs the count."""
+    path = str(tmp_path / "app.sock")
+    server = ShortRefusalInterval(server_args(*param, "--protocol", "uwsgi", "--bind", f"uwsgi://unix:{path}"),
+                                  interval=1.0).start()
+    try:
+        assert exchange(server.port, packet(GET, modifier1=30)).status == 400  # uwsgi_modifier1 30
+        assert server.wait_stderr("UWSGI_BAD_MODIFIER") is not None, server.stderr_text()[-2000:]
+        assert ("uwsgi: malformed packet from 127.0.0.1: UWSGI_BAD_MODIFIER, answered 400 and closed "
+                r"(received b'\x1e") in server.stderr_text()
+        mark = server.stderr_mark()
+        assert unix_exchange(path, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert exchange(server.port, packet(GET + [("HTTP_X", "a\nb")])).status == 400
+        # held back (the interval has not passed since the first line), then counted by the sweep:
+        # every packet is in a line or in a count
+        text = server.wait_stderr("more malformed uwsgi packets since the last warning", since=mark)
+        assert text is not None, server.stderr_text()[-2000:]
+        text = server.stderr_text()
+        counted = sum(int(count) for count in MALFORMED_COUNT.findall(text))
+        assert len(MALFORMED_WARNING.findall(text)) + counted == 3, text[-2000:]
+        time.sleep(1.1)  # the interval has passed since the count line
+        mark = server.stderr_mark()
+        assert unix_exchange(path, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        text = server.wait_stderr("uwsgi: malformed packet from a UNIX socket: UWSGI_BAD_MODIFIER, "
+                                  "answered 400 and closed (received b'GET / HTTP/1.1\\r\\n\\r\\n')",
+                                  since=mark)
+        assert text is not None, server.stderr_text()[-2000:]
+    finally:
+        assert server.stop() == 0
+
+
 def unix_exchange(path: str, data: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
