@@ -127,6 +127,17 @@ def test_script_name_and_decoded_path_come_from_the_front_end(uwsgi_server):
     assert seen["PATH_INFO"] == path
 
 
+prefixed = server_fixture("--protocol", "uwsgi", "--url-prefix", "/app", matrix=BACKENDS)
+
+
+@pytest.mark.parametrize("sent, script_name", [("", "/app"), ("/app", "/app"), ("/site", "/site/app")])
+def test_url_prefix_under_a_front_ends_script_name(prefixed, sent, script_name):
+    """nginx's `uwsgi_param SCRIPT_NAME /app;` leaves PATH_INFO whole (/app/environ): with
+    --url-prefix /app the application is mounted once, at /app (it was /app/app)."""
+    seen = environ_of(prefixed.port, request_vars(path="/app/environ", SCRIPT_NAME=sent))
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == (script_name, "/environ")
+
+
 @pytest.mark.parametrize("extra, scheme", [
     ({"HTTPS": "on"}, "https"), ({"HTTPS": "1"}, "https"), ({"HTTPS": "ON"}, "https"),
     ({"HTTPS": "off"}, "http"), ({"HTTPS": ""}, "http"), ({"UWSGI_SCHEME": "https"}, "https"),
