@@ -11,10 +11,15 @@ nor does one whose response has begun (no 1xx after the final response's head, ย
 
 A body cut short (EOF or a timeout before the end) raises `BodyError`, a ConnectionError: a short body
 is never returned as if it were complete. A malformed chunked body or one over limit_request_body
-raises `BodyError` with `.status` set (400/413), which the server answers instead of a 500.
+raises `BodyError` with `.status` set (400/413), which the server answers instead of a 500. A failure
+is sticky: every later read that needs more than was received before it raises it again.
 
-After the response, `drain_buffered()` lets the connection discard the unread rest of the body from
-its input buffer without blocking, so the next request is never parsed from body bytes.
+Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
+the application has not read to its end is all in the input buffer already (its end is known only
+once it is decoded): it decodes what is buffered into the body's read buffer, where the application
+still finds every byte, and a failure met there is raised by the application's next read. After the
+response, `drain_buffered()` lets the connection discard the unread rest of the body from its input
+buffer without blocking, so the next request is never parsed from body bytes.
 """
 
 from ..errors import ParseError
@@ -62,7 +67,7 @@ class RequestBody:
     """The body of one request: Content-Length framed (`length` >= 0) or chunked (`decoder`)."""
 
     __slots__ = ("conn", "remaining", "decoder", "buf", "pos", "complete", "limit", "received",
-                 "expect_continue", "continue_sent", "head_sent", "drained")
+                 "expect_continue", "continue_sent", "head_sent", "drained", "failure")
 
     def __init__(self, conn, length: int, decoder, limit: int, expect_continue: bool):
         self.conn = conn
@@ -77,6 +82,13 @@ class RequestBody:
         self.continue_sent = False
         self.head_sent = False  # the response's head is out: no 100 Continue after it (RFC 9110 ยง15.2)
         self.drained = 0  # bytes discarded after the response
+        self.failure = None  # the BodyError that ended the body early, raised again by every read
+
+    def _fail(self, message: str, status: int | None = None) -> BodyError:
+        """End the body with an error (sticky: `_more` raises it again); the caller raises it."""
+        self.complete = True
+        self.failure = BodyError(message, status)
+        return self.failure
 
     # -- taking bytes from the connection ---------------------------------------------------
 
@@ -96,21 +108,21 @@ class RequestBody:
         try:
             data, consumed = self.decoder.decode(inbuf)
         except ParseError as exc:
-            self.complete = True
             conn.must_close = True
-            raise BodyError(f"malformed chunked body: {exc.code}", exc.status) from None
+            raise self._fail(f"malformed chunked body: {exc.code}", exc.status) from None
         conn.inbuf = inbuf[consumed:]
         if self.decoder.done:
             self.complete = True
         self.received += len(data)
         if self.limit and self.received > self.limit:
-            self.complete = True
             conn.must_close = True
-            raise BodyError("request body larger than limit_request_body", 413)
+            raise self._fail("request body larger than limit_request_body", 413)
         return data
 
     def _more(self) -> bytes:
         """The next piece of the body, b"" at its end. May wait (and answer 100 Continue first)."""
+        if self.failure is not None:
+            raise self.failure
         if self.expect_continue and not self.continue_sent and not self.head_sent:
             self.continue_sent = True
             self.conn.send_interim(CONTINUE)
@@ -122,9 +134,8 @@ class RequestBody:
                 break
             more = self.conn.recv_wait(READ_SIZE)  # raises TimeoutError after read_timeout idle
             if not more:
-                self.complete = True
                 self.conn.broken = True
-                raise BodyError("client closed the connection before the end of the request body")
+                raise self._fail("client closed the connection before the end of the request body")
             self.conn.inbuf += more
         return b""
 
@@ -191,7 +202,23 @@ class RequestBody:
             raise StopIteration
         return line
 
-    # -- after the response ---------------------------------------------------------------------
+    # -- before and after the response -----------------------------------------------------------
+
+    def buffer_rest(self, limit: int) -> bool:
+        """Decode the rest of this body that conn.inbuf holds into the read buffer, without blocking;
+        True when that was all of it (its end included) and at most `limit` bytes are left unread.
+
+        The application still reads every byte; a failure met here (malformed framing, over
+        limit_request_body) returns False and is raised by the application's next read."""
+        try:
+            data = self._take_buffered()
+        except BodyError:
+            return False
+        if data:
+            self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
+            self.pos = 0
+        return self.complete and self.failure is None and len(self.buf) - self.pos <= limit
+
 
     def drain_buffered(self) -> bool:
         """Discard this body's bytes already in conn.inbuf; True once the whole body is gone.

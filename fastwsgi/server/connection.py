@@ -12,9 +12,13 @@ while the output holds OUTPUT_HIGH_WATER bytes; and the connection stops reading
 bytes of unprocessed input are buffered behind a pending response (bounded look-ahead), so neither
 buffer grows without bound however the client pipelines.
 
-Unread request bodies are drained from the input (a Content-Length body of up to DRAIN_LIMIT bytes;
-else, and for a chunked body left unfinished, whose size is unknown, the response says Connection:
-close) so the next head is never parsed out of body bytes. Rejections and "Connection:
+Unread request bodies are drained from the input so the next head is never parsed out of body bytes.
+Whether that is worth it is decided before the response head goes out, which says whether the
+connection stays open (`can_drain`): a Content-Length body with up to DRAIN_LIMIT bytes still to come
+is read and discarded after the response; a chunked body, whose size is unknown until its last chunk,
+only when the whole rest of it (trailers included) is buffered already and decodes to at most
+DRAIN_LIMIT bytes (RequestBody.buffer_rest: the decoded bytes stay readable by the application). Any
+other, and one whose framing is invalid, gets Connection: close. Rejections and "Connection:
 close" responses end with a lingering close (RFC 9112 §9.6): shutdown(SHUT_WR), then input is read
 and discarded until the client closes, until no byte has arrived for LINGER_TIME (at most
 read_timeout), or until LINGER_TOTAL has passed since the shutdown, whichever comes first (nginx's
@@ -256,9 +260,13 @@ class Connection:
         """May the unread rest of `body` be read and discarded to keep the connection?"""
         if body.expect_continue and not body.continue_sent:
             return False  # the client waits for 100 Continue and will not send it (RFC 9110 §10.1.1)
-        # a chunked body's size is unknown (hint -1): its drain could pass DRAIN_LIMIT and close
-        # the connection after a response that promised to keep it
-        return 0 <= body.unread_hint <= DRAIN_LIMIT
+        hint = body.unread_hint
+        if hint < 0:
+            # a chunked body's size is unknown: draining what is still to come could pass DRAIN_LIMIT
+            # and close the connection after a response that promised to keep it. Its rest already
+            # buffered is decoded now, so its end, or invalid framing, is known before the head
+            return body.buffer_rest(DRAIN_LIMIT)
+        return hint <= DRAIN_LIMIT
 
     # -- output -------------------------------------------------------------------------------------
 

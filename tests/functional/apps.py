@@ -152,6 +152,35 @@ def h_respond_then_read(environ, start_response):
     yield b"got:" + environ["wsgi.input"].read()
 
 
+def h_read_twice(environ, start_response):
+    """Read the body; after a failed read, read once more (an application that retries, or a framework
+    that reads again while handling the error) and record what each read gave."""
+    reads = []
+    for _ in range(2):
+        try:
+            reads.append("ok:" + environ["wsgi.input"].read().decode("latin-1"))
+            break
+        except OSError as exc:
+            reads.append(f"error:{type(exc).__name__}")
+    record(query(environ).get("t", ""), event="reads", reads=reads)
+    return as_json(start_response, reads)
+
+
+def h_respond_then_record(environ, start_response):
+    """Send a first block (so the head, and whether the connection stays open, is decided before
+    the body is read), then read the body and record what the read returned or raised."""
+    token = query(environ).get("t", "")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first;"
+    try:
+        body = environ["wsgi.input"].read()
+    except OSError as exc:
+        record(token, event="read-error", type=type(exc).__name__)
+        raise
+    record(token, event="read-ok", body=body.decode("latin-1"))
+    yield b"got:" + body
+
+
 def h_hash(environ, start_response):
     """Stream the body through sha256 in blocks; answer 'length hexdigest'."""
     stream = environ["wsgi.input"]
@@ -683,6 +712,8 @@ ROUTES = {
     "/hash": h_hash,
     "/read-or-400": h_read_or_400,
     "/respond-then-read": h_respond_then_read,
+    "/respond-then-record": h_respond_then_record,
+    "/read-twice": h_read_twice,
     "/download": h_download,
     "/ignore-body": h_ignore_body,
     "/read-record": h_read_record,

@@ -1,5 +1,6 @@
 """Persistent connections, pipelining and Connection: close (RFC 9112 §9), on the full matrix."""
 
+import http.client
 import random
 import socket
 import threading
@@ -126,34 +127,142 @@ def test_unread_body_is_drained_before_the_next_request(server, token, events):
     assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
 
 
+# -- an unread chunked body (Django reads none: it has no CONTENT_LENGTH) ---------------------------
+# Whether the connection stays open is said in the response head, so it is decided before the
+# application's response goes out: a chunked body whose whole rest (last chunk and trailers included)
+# is already buffered is decoded and its end known, so the connection stays open; any other is
+# answered with Connection: close, and nothing in it is ever parsed as a request.
+
+TE_CHUNKED = [("Transfer-Encoding", "chunked")]
+
+
+def assert_kept(conn: Conn, request: bytes, answer: bytes) -> None:
+    """Send `request` with a GET pipelined behind it: `answer` comes without Connection: close, then
+    the GET's answer on the same connection."""
+    conn.send(request + build_request("GET", "/p/after"))
+    first = conn.read_response()
+    assert first.body == answer
+    assert "close" not in first.connection_tokens(), first.raw_head
+    assert conn.read_response().body == b"GET /p/after?"
+
+
 def test_unread_chunked_body_is_drained(server, token, events):
+    """The whole body (a request inside it, split across chunks, and a trailer) came with the head:
+    the connection stays open, the next requests are answered and the one inside the body never runs."""
     smuggle = build_request("GET", f"/record?t={token}")
-    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggle), smuggle)
+    body = chunked(smuggle[:9], smuggle[9:], trailers=b"X-Checksum: 1\r\n")
     with Conn(server.port) as conn:
-        conn.send(build_request("POST", f"/ignore-body?t={token}", headers=[("Transfer-Encoding", "chunked")],
-                                body=body) + build_request("GET", "/p/after"))
+        assert_kept(conn, build_request("POST", f"/ignore-body?t={token}", headers=TE_CHUNKED, body=body),
+                    b"ignored")
+        conn.request("GET", "/p/again")  # after both answers: the connection is still open
+        assert conn.read_response().body == b"GET /p/again?"
+    assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
+
+
+def test_unread_chunked_bodies_one_request_at_a_time(server):
+    """Each request is sent once the previous answer arrived (a client without pipelining)."""
+    body = chunked(b"a" * 100, b"b" * 5000, b"c")
+    with Conn(server.port) as conn:
+        for _ in range(3):
+            conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=body))
+            resp = conn.read_response()
+            assert resp.body == b"ignored"
+            assert "close" not in resp.connection_tokens(), resp.raw_head
+        conn.request("GET", "/p/next")
+        assert conn.read_response().body == b"GET /p/next?"
+
+
+def test_unread_chunked_body_keeps_an_http_client_connection(server):
+    """http.client (what requests and urllib3 build on) reuses the connection. Its head and body
+    leave in two send() calls: TCP_CORK holds them until both are written, so they arrive together."""
+    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        client.connect()
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        client.request("POST", "/ignore-body", body=chunked(b"x" * 1000, b"y" * 10),
+                       headers={"Transfer-Encoding": "chunked"})
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        sock = client.sock
+        resp = client.getresponse()
+        assert resp.read() == b"ignored"
+        assert not resp.will_close, resp.getheaders()
+        client.request("GET", "/p/after")
+        resp = client.getresponse()
+        assert resp.read() == b"GET /p/after?"
+        assert client.sock is sock, "http.client had to open a new connection"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("sent", [b"5\r\nhello\r\n", b"5\r\nhel", b"5\r\nhello\r\n0\r\n",
+                                  b"5\r\nhello\r\n0\r\nX-Checksum: 1\r\n"],
+                         ids=["between-chunks", "in-a-chunk", "before-trailers", "in-trailers"])
+def test_unread_chunked_body_not_all_there_closes(server, token, events, sent):
+    """The rest of the body has not arrived when the response goes out: Connection: close, and what
+    the client sends next (the body's end, then a request) is discarded, never run."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED) + sent)
         first = conn.read_response()
         assert first.body == b"ignored"
-        if "close" in first.connection_tokens():
-            assert conn.closed_by_server(2.0)
-        else:
-            assert conn.read_response().body == b"GET /p/after?"
-    assert [e["event"] for e in events(token, count=2, timeout=0.5)] == ["ignored"]
+        assert "close" in first.connection_tokens(), first.raw_head
+        conn.send(b"lo\r\n0\r\n\r\n" + build_request("GET", f"/record?t={token}"))
+        assert conn.closed_by_server()
+    assert events(token, count=1, timeout=0.5) == []
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"zz\r\nhello\r\n0\r\n\r\n",
+                                  b"5\r\nhello\r\n0\r\nno colon\r\n\r\n", b"5\r\nhello\r\n0\r\n\n\r\n",
+                                  b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n\r\n"],
+                         ids=["data-end", "size", "trailer", "bare-lf-end", "negative", "no-last-chunk"])
+def test_unread_malformed_chunked_body_closes(server, token, events, body):
+    """Invalid framing in a body the application never read: the connection closes and the request
+    after it, which the client may have crafted to be read out of the body, never runs."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=body)
+                  + build_request("GET", f"/record?t={token}"))
+        first = conn.read_response()
+        assert first.body == b"ignored"
+        assert "close" in first.connection_tokens(), first.raw_head
+        assert conn.closed_by_server()
+    assert events(token, count=1, timeout=0.5) == []
 
 
 def test_a_large_unread_chunked_body_never_breaks_a_keep_alive_promise(server):
     """A chunked body's size is unknown when the response goes out: a response that promised
     keep-alive had to be followed by the next request's answer, yet past 1 MiB the drain gave up and
-    closed, and the pipelined request went unanswered (requests.Session: RemoteDisconnected)."""
+    closed, and the pipelined request went unanswered (requests.Session: RemoteDisconnected). More
+    than the server buffers ahead: Connection: close."""
     piece = b"x" * 65536
     body = b"%x\r\n%s\r\n" % (len(piece), piece) * 48 + b"0\r\n\r\n"  # 3 MiB
     with Conn(server.port, timeout=10) as conn:
-        conn.send(build_request("POST", "/ignore-body", headers=[("Transfer-Encoding", "chunked")],
-                                body=body) + build_request("GET", "/p/after"))
+        conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=body)
+                  + build_request("GET", "/p/after"))
         first = conn.read_response()
         assert first.body == b"ignored"
-        if "close" not in first.connection_tokens():
-            assert conn.read_response().body == b"GET /p/after?"
+        assert "close" in first.connection_tokens(), first.raw_head
+        assert conn.closed_by_server(5.0)
+
+
+def test_a_chunked_body_read_after_the_head_is_whole(server, token, events):
+    """The application answers first and reads the body afterwards: deciding the connection's fate
+    took the buffered body out of the input, and the application still reads every byte of it."""
+    body = chunked(b"hello ", b"chunked ", b"world", trailers=b"X-Checksum: 1\r\n")
+    with Conn(server.port) as conn:
+        assert_kept(conn, build_request("POST", f"/respond-then-record?t={token}", headers=TE_CHUNKED,
+                                        body=body), b"first;got:hello chunked world")
+    assert events(token) == [{"event": "read-ok", "body": "hello chunked world"}]
+
+
+def test_a_malformed_chunked_body_read_after_the_head_raises(server, token, events):
+    """The same, with invalid framing: the connection closes, and the application's read raises as
+    it would have without the look-ahead (never a short body returned as if it were whole)."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", f"/respond-then-record?t={token}", headers=TE_CHUNKED,
+                                body=b"5\r\nhelloXX\r\n0\r\n\r\n") + build_request("GET", "/p/after"))
+        head = conn.read_head()
+        assert "close" in head.connection_tokens(), head.raw_head
+        assert conn.closed_by_server()
+    assert events(token) == [{"event": "read-error", "type": "BodyError"}]
 
 
 def test_many_connections_in_parallel(server):

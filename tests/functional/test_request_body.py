@@ -265,6 +265,25 @@ def test_truncated_body_raises_in_the_app(server, token, events, framing):
     assert not tail.startswith(b"HTTP/1.1 200"), tail
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked", "malformed"])
+def test_a_failed_body_read_fails_again(server, token, events, framing):
+    """A read after a failed one raises again: returning b"" would pass a short body off as whole."""
+    target = f"/read-twice?t={token}"
+    if framing == "length":
+        data = build_request("POST", target, headers=[("Content-Length", "1000")]) + b"x" * 10
+    elif framing == "chunked":
+        data = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")]) + b"64\r\nxx"
+    else:
+        data = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")],
+                             body=b"5\r\nhello\r\nzz\r\n")
+    with Conn(server.port) as conn:
+        conn.send(data)
+        if framing != "malformed":
+            conn.sock.shutdown(socket.SHUT_WR)  # the body ends early
+        assert conn.closed_by_server()
+    assert events(token) == [{"event": "reads", "reads": ["error:BodyError", "error:BodyError"]}]
+
+
 def test_100_continue_when_the_client_does_not_wait(server):
     """Clients may send the body right away (RFC 9110 §10.1.1): at most one 100, then the real answer."""
     with Conn(server.port) as conn:
