@@ -9,10 +9,12 @@ forever, in either threading model. The first read of a request that sent `Expec
 answers `100 Continue` first (RFC 9110 §10.1.1); a client that never gets read never gets it,
 nor does one whose response has begun (no 1xx after the final response's head, §15.2).
 
-A body cut short (EOF or a timeout before the end) raises `BodyError`, a ConnectionError: a short body
-is never returned as if it were complete. A malformed chunked body or one over limit_request_body
-raises `BodyError` with `.status` set (400/413), which the server answers instead of a 500. A failure
-is sticky: every later read that needs more than was received before it raises it again.
+A body cut short raises an OSError: `BodyError` (a ConnectionError) at an EOF before the end,
+TimeoutError after read_timeout without a byte, the socket's error at a reset; a short body is never
+returned as if it were complete. A malformed chunked body or one over limit_request_body raises
+`BodyError` with `.status` set (400/413), which the server answers instead of a 500. A failure is
+sticky: every later read that needs more than was received before it raises it again (the bytes a
+failed read had gathered are lost with it, so a retry would otherwise return the body's tail alone).
 
 Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
 the application has not read to its end is all in the input buffer already (its end is known only
@@ -82,7 +84,7 @@ class RequestBody:
         self.continue_sent = False
         self.head_sent = False  # the response's head is out: no 100 Continue after it (RFC 9110 §15.2)
         self.drained = 0  # bytes discarded after the response
-        self.failure = None  # the BodyError that ended the body early, raised again by every read
+        self.failure = None  # the error that ended the body early, raised again by every later read
 
     def _fail(self, message: str, status: int | None = None) -> BodyError:
         """End the body with an error (sticky: `_more` raises it again); the caller raises it."""
@@ -132,7 +134,12 @@ class RequestBody:
                 return data
             if self.complete:
                 break
-            more = self.conn.recv_wait(READ_SIZE)  # raises TimeoutError after read_timeout idle
+            try:
+                more = self.conn.recv_wait(READ_SIZE)  # raises TimeoutError after read_timeout idle
+            except OSError as exc:  # (a reset too)
+                self.complete = True
+                self.failure = exc
+                raise
             if not more:
                 self.conn.broken = True
                 raise self._fail("client closed the connection before the end of the request body")

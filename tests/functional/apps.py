@@ -162,6 +162,7 @@ def h_read_twice(environ, start_response):
             break
         except OSError as exc:
             reads.append(f"error:{type(exc).__name__}")
+            record(query(environ).get("t", ""), event="read-failed", type=type(exc).__name__)
     record(query(environ).get("t", ""), event="reads", reads=reads)
     return as_json(start_response, reads)
 

@@ -78,6 +78,23 @@ def test_stalled_body_is_cut_at_the_read_timeout(timeout_server, token, events):
     assert seen[0]["oserror"], seen
 
 
+def test_a_read_retried_after_the_read_timeout_fails_too(timeout_server, token, events):
+    """The application retries a read that timed out, and the rest of the body arrives meanwhile: the
+    retry fails too. The bytes the failed read had gathered were lost with it, so it used to return
+    the body's last bytes alone, as if they were the whole body."""
+    with Conn(timeout_server.port) as conn:
+        conn.send(build_request("POST", f"/read-twice?t={token}", headers=[("Content-Length", "20")])
+                  + b"x" * 10)
+        first = events(token, timeout=TIMEOUT + SLACK + 2)
+        assert first and first[0] == {"event": "read-failed", "type": "TimeoutError"}, first
+        try:
+            conn.send(b"y" * 10)  # the rest, before the retry has waited read_timeout for it
+        except OSError:
+            pass  # the server had already closed: the retry failed at once
+        seen = events(token, count=3, timeout=TIMEOUT + SLACK + 2)
+    assert seen[-1] == {"event": "reads", "reads": ["error:TimeoutError", "error:TimeoutError"]}, seen
+
+
 def test_slow_but_steady_body_is_not_cut(timeout_server):
     """The read timeout is an idle timeout: a body arriving in small steps over > 1 s is fine."""
     body = b"0123456789"
