@@ -27,8 +27,16 @@ file, --log-file FILE, else /dev/null) and then writes one NUL byte down the pip
 at the NUL byte, and 1 when the pipe closes without it (the daemon exited: its error was copied).
 After that the daemon's errors are in the error log file only, which is why starting without one
 prints a warning.
+
+Ctrl-C while the original process waits: the daemon, in a session of its own, never gets the SIGINT
+and goes on starting; the original process exits 1 and the pipe then refuses every write (EPIPE). The
+daemon's sys.stderr (`_StartupStderr`, unbuffered) turns the first refused write, in the daemon or in
+any of its workers, into that process's `started()` and writes the text to the error log instead, so
+the `Listening at` lines and a worker's boot error land there, once, and nothing dies of the
+BrokenPipeError.
 """
 
+import io
 import os
 import sys
 
@@ -66,6 +74,8 @@ def detach(options: dict):
         os.close(null)
         os.dup2(write_end, 2)
         os.close(write_end)
+        sys.stderr = io.TextIOWrapper(_StartupStderr(), encoding=sys.stderr.encoding,
+                                      errors="backslashreplace", line_buffering=True, write_through=True)
         if logfile == "-" and not options["log_config"]:
             sys.stderr.write("fastwsgi: warning: --daemon without --log-file FILE: what the server logs "
                              "once it serves goes to /dev/null\n")
@@ -98,18 +108,38 @@ def _wait_for_daemon(read_end: int, child: int) -> int:
 
 
 def tell(text: str) -> None:
-    """Write `text` to stderr, which in a starting daemon is the pipe to the original process. If
-    that process is gone (interrupted while it waited), stderr moves to where it would have gone
-    once serving (started()) and `text` goes there, instead of a BrokenPipeError ending the daemon."""
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except BrokenPipeError:
-        if not pending():
-            raise
-        started()
-        sys.stderr.write(text)
-        sys.stderr.flush()
+    """Write `text` to stderr now: in a starting daemon, to the original process (or, once that is
+    gone, to where stderr goes once serving: `_StartupStderr`)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+class _StartupStderr(io.RawIOBase):
+    """sys.stderr's file in a daemon (and its workers) while descriptor 2 is the start-up pipe.
+
+    Once the original process is gone (interrupted while it waited), the pipe refuses every write
+    (EPIPE). A buffered stderr would keep the refused bytes and raise BrokenPipeError at each later
+    write and flush: the `Listening at` line, a worker's "cannot load the application", the error
+    that stops the daemon would kill the writer or be lost. Here the write that meets EPIPE moves
+    this process's stderr to where it goes once serving (`started()`) and is written there, whole,
+    once; unbuffered, nothing refused is kept to be written again."""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        while view:
+            try:
+                view = view[os.write(2, view):]
+            except BrokenPipeError:
+                if not pending():  # (moved already: not the start-up pipe)
+                    raise
+                started()
+        return len(data)
 
 
 def started() -> None:
@@ -120,10 +150,7 @@ def started() -> None:
         return
     daemon_pid, path = _pending
     _pending = None
-    try:
-        sys.stderr.flush()
-    except BrokenPipeError:  # the original process is gone: what it did not read is lost
-        pass
+    sys.stderr.flush()  # (_StartupStderr: where it goes, even if the original process is gone)
     # stderr moves first and the NUL byte goes down a duplicate of the pipe after: when the original
     # process exits, nothing the daemon writes can still go to the pipe (and be lost on it)
     pipe = os.dup(2) if os.getpid() == daemon_pid else -1

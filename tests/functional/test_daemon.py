@@ -142,45 +142,73 @@ def test_daemon_serves_on_systemd_sockets(tmp_path, daemons, listening_socket, w
     assert wait_gone(pid), f"the daemon did not stop; log:\n{logfile.read_text()}"
 
 
-SLOW_APP = """import time
-time.sleep(1.5)
+# imported by the daemon (or its workers): says so, then waits until the test has interrupted the
+# command and lets it go on; GATED_BROKEN_APP then raises
+GATED_APP = """import os, time
+open("importing", "a").close()
+while not os.path.exists("gate"):
+    time.sleep(0.02)
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Length", "4")])
     return [b"slow"]
 """
+GATED_BROKEN_APP = GATED_APP.replace("\ndef app", "\nraise RuntimeError('cannot load this')\n\ndef app")
+# the command's environment: Python's own stderr (buffered, the default) or the suite's unbuffered one
+STDERR_MODES = {"buffered": "", "unbuffered": "1"}
 
 
+def interrupt_while_importing(tmp_path, app: str, stderr_mode: str, *args: str) -> None:
+    """Start `fastwsgi -D ARGS gated:app` in tmp_path, Ctrl-C the command while the application is
+    being imported, check what the command said, then let the import go on."""
+    (tmp_path / "gated.py").write_text(app)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if STDERR_MODES[stderr_mode]:
+        env["PYTHONUNBUFFERED"] = STDERR_MODES[stderr_mode]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(tmp_path)])
+    command = subprocess.Popen([sys.executable, "-m", "fastwsgi", "-D", *args, "gated:app"], cwd=tmp_path,
+                               env=env, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "importing").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    command.send_signal(signal.SIGINT)
+    stderr = command.communicate(timeout=10)[1]
+    assert command.returncode == 1, stderr
+    assert stderr.endswith("fastwsgi: interrupted: the daemon goes on starting (its errors go to "
+                           "--log-file)\n"), stderr
+    (tmp_path / "gate").touch()
+
+
+def wait_for_text(path, text: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize("stderr_mode", STDERR_MODES)
 @pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
-def test_interrupting_the_command_leaves_the_daemon_starting(tmp_path, daemons, workers):
+def test_interrupting_the_command_leaves_the_daemon_starting(tmp_path, daemons, workers, stderr_mode):
     """Ctrl-C while the command waits for the daemon's start: the daemon (a session of its own)
     never gets the SIGINT, so it goes on, its Listening lines going to --log-file once nobody reads
-    the pipe. It used to die of the BrokenPipeError, and the command printed a traceback."""
-    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    the pipe, each once. It used to die of the BrokenPipeError, and the command printed a traceback;
+    then, with Python's buffered stderr, of the BrokenPipeError the refused line raised again at the
+    next flush (the line stayed in the buffer, to be written a second time)."""
     pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
     number = port.getsockname()[1]
     port.close()
     extra = ["-w", str(workers), "--preload"] if workers else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path)])}
-    command = subprocess.Popen([sys.executable, "-m", "fastwsgi", "-D", "--pid", str(pidfile), "--log-file",
-                                str(logfile), "--bind", f"127.0.0.1:{number}", *extra, "slowapp:app"],
-                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.7)  # the daemon imports the application meanwhile
-    command.send_signal(signal.SIGINT)
-    stderr = command.communicate(timeout=10)[1]
-    assert command.returncode == 1 and stderr == ("fastwsgi: interrupted: the daemon goes on starting "
-                                                  "(its errors go to --log-file)\n"), stderr
+    interrupt_while_importing(tmp_path, GATED_APP, stderr_mode, "--pid", str(pidfile), "--log-file", str(logfile),
+                              "--bind", f"127.0.0.1:{number}", *extra)
     deadline = time.monotonic() + 10
     while not pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     pid = int(pidfile.read_text())
     daemons(pid)
-    deadline = time.monotonic() + 10
-    while "Listening at:" not in (logfile.read_text() if logfile.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert f"Listening at: http://127.0.0.1:{number}" in logfile.read_text()
+    logged = wait_for_text(logfile, "Listening at:")
+    assert logged.count(f"Listening at: http://127.0.0.1:{number}") == 1, logged
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -190,5 +218,26 @@ def test_interrupting_the_command_leaves_the_daemon_starting(tmp_path, daemons, 
             time.sleep(0.1)
     else:
         pytest.fail(f"the daemon does not serve: {logfile.read_text()}")
+    assert "Traceback" not in logfile.read_text()
     os.kill(pid, signal.SIGTERM)
     assert wait_gone(pid, 15)
+
+
+@pytest.mark.parametrize("stderr_mode", STDERR_MODES)
+def test_workers_failing_to_boot_after_the_command_was_interrupted_say_why_in_the_log(tmp_path, daemons,
+                                                                                      stderr_mode):
+    """The workers' "cannot load the application" reaches the error log once the command that
+    would have shown it is gone, and the master stops as for any failed boot. It used to be written
+    to the dead pipe: the worker crashed with BrokenPipeError (exit 1, not a failed boot's status)."""
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "error.log"
+    interrupt_while_importing(tmp_path, GATED_BROKEN_APP, stderr_mode, "-w", "2", "--pid", str(pidfile),
+                              "--log-file", str(logfile), "--bind", "127.0.0.1:0")
+    pid = int(pidfile.read_text())  # (written before the workers are forked)
+    daemons(pid)
+    logged = wait_for_text(logfile, "Worker failed to boot")
+    assert "Worker failed to boot" in logged, logged
+    assert "fastwsgi: error: importing 'gated' raised RuntimeError: cannot load this" in logged, logged
+    assert "BrokenPipeError" not in logged and "crashed" not in logged, logged
+    assert "exited with code 1" not in logged, logged  # (a failed boot's status is BOOT_ERROR)
+    assert wait_gone(pid)
+    assert not pidfile.exists()
