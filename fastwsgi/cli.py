@@ -476,6 +476,7 @@ def main(argv=None) -> int:
             return run_master(spec, options, lambda: reread_options(argv, environ, start),
                               reexec=([sys.executable, "-m", "fastwsgi", *argv], _exec_environ(environ), start),
                               inherited=inherited)
+        logs.configure(options)  # before the import: an application configuring logging finds ours
         if spec is None:
             from .demo import application as app
         else:

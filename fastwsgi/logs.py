@@ -1,11 +1,16 @@
 """Error-log and access-log setup from the options (--log-level, --error-logfile, --log-config,
 --access-logfile, --access-logformat), and reopening log files after rotation (SIGUSR1).
 
-Theory of operation: `configure(options)` runs once in the process that parses the options (the
-master, or the only process). With --log-config (a dictConfig dict, .json or .py file, or a fileConfig
-file) that configuration owns every logger; otherwise the "fastwsgi" logger (and its children,
-"fastwsgi.error" among them) writes
-`[time] [pid] [LEVEL] message` lines to stderr or to --error-logfile. `reopen()` closes and reopens
+Theory of operation: `configure(options)` runs in the process that parses the options (the master,
+or the only process, before it imports the application), and again with `replace` when a HUP changes
+one of LOGGING_OPTIONS. With --log-config (a dictConfig dict, .json or .py file, or a fileConfig file)
+that configuration owns every logger; otherwise the "fastwsgi" logger (and its children,
+"fastwsgi.error" among them) writes `[time] [pid] [LEVEL] message` lines to stderr or to
+--error-logfile through one handler of ours (`_own`). As gunicorn's error log, that logger then does
+not propagate: an application that configures the root logger does not print our lines twice. A
+reconfiguration replaces (and closes) only that handler, or removes it for a --log-config: a handler
+a hook, the application or an embedding program put on "fastwsgi" stays. A HUP that drops --log-config
+does not undo what the config set up (as gunicorn: restart for that). `reopen()` closes and reopens
 every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
 
 --capture-output (gunicorn's capture_output): `configure` points file descriptors 1 and 2 at
@@ -29,11 +34,16 @@ import sys
 import time
 
 __all__ = ["configure", "check", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
-           "redirect_stdio"]
+           "redirect_stdio", "LOGGING_OPTIONS"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 _redirected = {}  # descriptor (1, 2) -> the file it was pointed at: reopen() points it again
+_own = None  # the handler configure() put on the "fastwsgi" logger: the only one it ever removes
+# the options configure() applies (a HUP that changes one sets the error log up again), and their values
+# when it last did
+LOGGING_OPTIONS = ("error_logfile", "log_level", "log_config", "capture_output")
+_applied = None
 
 
 class LogConfigError(Exception):
@@ -42,8 +52,15 @@ class LogConfigError(Exception):
 
 def configure(options: dict, replace: bool = False) -> None:
     """Set up the error log from the options; `replace` (a HUP's reread options): in place of the
-    handlers set up before, which stay if the new ones cannot be made."""
+    handlers set up before, which stay if the new ones cannot be made. Called again with the options
+    it applied last (the command's single process sets the error log up before importing the
+    application, and then `run` does), it does nothing."""
+    global _applied
+    applied = [options.get(name) for name in LOGGING_OPTIONS]
+    if applied == _applied and not replace:
+        return
     _configure_logging(options, replace)
+    _applied = applied
     target = options.get("error_logfile", "-")
     if options.get("capture_output") and target != "-":
         from . import daemon
@@ -78,31 +95,23 @@ def redirect_stdio(path: str, fds=(1, 2)) -> None:
 
 
 def _configure_logging(options: dict, replace: bool = False) -> None:
+    logger = logging.getLogger("fastwsgi")
     path = options.get("log_config")
     if isinstance(path, dict) or path:
-        shown = "the logconfig_dict" if isinstance(path, dict) else repr(path)
+        # the "fastwsgi" logger as a log config expects to find it (as at a start with one): ours
+        # set its level and stopped its propagation, which a config that names it may set again
+        before = logger.level, logger.propagate
+        if _own is not None:
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
         try:
-            if isinstance(path, dict):  # given as a dict by a config file (gunicorn's logconfig_dict)
-                config = copy.deepcopy(path)
-            elif path.endswith(".json"):
-                with open(path, encoding="utf-8") as file:
-                    config = json.load(file)
-            elif path.endswith(".py"):
-                config = runpy.run_path(path).get("logconfig_dict")
-                if not isinstance(config, dict):
-                    raise ValueError("a Python log config file must define the dict logconfig_dict")
-            else:  # gunicorn's --log-config format
-                if not os.path.isfile(path):
-                    raise ValueError("no such file")
-                logging.config.fileConfig(path, disable_existing_loggers=False)
-                return
-            config.setdefault("version", 1)
-            config.setdefault("disable_existing_loggers", False)
-            logging.config.dictConfig(config)
-        except (Exception, SystemExit) as exc:  # (SystemExit: sys.exit() in a .py file)
-            raise LogConfigError(f"cannot use --log-config {shown}: {type(exc).__name__}: {exc}") from None
+            _apply_log_config(path)
+        except LogConfigError:
+            logger.setLevel(before[0])
+            logger.propagate = before[1]
+            raise
+        _install(None)  # the config owns the logging now
         return
-    logger = logging.getLogger("fastwsgi")
     logger.setLevel(options["log_level"].upper())
     target = options.get("error_logfile", "-")
     if target == "-":
@@ -115,11 +124,49 @@ def _configure_logging(options: dict, replace: bool = False) -> None:
         except OSError as exc:
             raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter(FORMAT))
-    for old in list(logger.handlers):
+    _install(handler)
+
+
+def _apply_log_config(path) -> None:
+    """dictConfig or fileConfig from --log-config; raises LogConfigError."""
+    shown = "the logconfig_dict" if isinstance(path, dict) else repr(path)
+    try:
+        if isinstance(path, dict):  # given as a dict by a config file (gunicorn's logconfig_dict)
+            config = copy.deepcopy(path)
+        elif path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                config = json.load(file)
+        elif path.endswith(".py"):
+            config = runpy.run_path(path).get("logconfig_dict")
+            if not isinstance(config, dict):
+                raise ValueError("a Python log config file must define the dict logconfig_dict")
+        else:  # gunicorn's --log-config format
+            if not os.path.isfile(path):
+                raise ValueError("no such file")
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+            return
+        config.setdefault("version", 1)
+        config.setdefault("disable_existing_loggers", False)
+        logging.config.dictConfig(config)
+    except (Exception, SystemExit) as exc:  # (SystemExit: sys.exit() in a .py file)
+        raise LogConfigError(f"cannot use --log-config {shown}: {type(exc).__name__}: {exc}") from None
+
+
+def _install(handler) -> None:
+    """Make `handler` (None: none) the one handler of ours on the "fastwsgi" logger, in place of the
+    one installed before, which is closed. Handlers others put there (a hook, the application, an
+    embedding program, a log config) stay. While ours is there the logger does not propagate, as
+    gunicorn's error log: an application that configures the root logger (logging.basicConfig(),
+    Django's LOGGING) would otherwise print each of our lines a second time."""
+    global _own
+    logger = logging.getLogger("fastwsgi")
+    old, _own = _own, handler
+    if old is not None:
         logger.removeHandler(old)
-        if replace:
-            old.close()
-    logger.addHandler(handler)
+        old.close()
+    if handler is not None:
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _file_handlers() -> list:

@@ -94,8 +94,6 @@ _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
 BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
-# the options logs.configure applies: a HUP that changes one sets the error log up again
-_LOGGING_OPTIONS = ("error_logfile", "log_level", "log_config", "capture_output")
 RELOAD_WAIT = 30.0  # with --timeout 0: seconds a HUP's new workers have to become ready
 
 
@@ -343,12 +341,12 @@ class Arbiter(hooks.HookArgument):
                 log.warning("Reload: --reuse-port cannot change without a restart; keeping %s",
                             self.options["reuse_port"])
                 options["reuse_port"] = self.options["reuse_port"]
-            if any(options[key] != self.options[key] for key in _LOGGING_OPTIONS):
+            if any(options[key] != self.options[key] for key in logs.LOGGING_OPTIONS):
                 try:  # (gunicorn's reload builds its logger again from the reread config too)
                     logs.configure(options, replace=True)
                 except logs.LogConfigError as exc:
                     log.error("Reload: the error log stays as it was: %s", exc)
-                    for key in _LOGGING_OPTIONS:  # as applied: a later HUP tries the new ones again
+                    for key in logs.LOGGING_OPTIONS:  # as applied: a later HUP tries the new ones again
                         options[key] = self.options[key]
             self.options = options
             self.credentials = credentials
