@@ -355,7 +355,7 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
     logs.configure(options)
     proctitle.set_title("master", options)
     backend = get_backend(options["http_parser"])  # fail here, not in every worker
-    logs.access_log(options)  # the file can be opened (each worker opens its own)
+    logs.check_access_log(options)  # the file can be opened (each worker opens its own)
 
     def loader():
         if spec is None:

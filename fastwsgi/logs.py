@@ -34,7 +34,7 @@ import sys
 import time
 
 __all__ = ["configure", "check", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
-           "redirect_stdio", "LOGGING_OPTIONS"]
+           "redirect_stdio", "LOGGING_OPTIONS", "check_access_log"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
@@ -75,7 +75,16 @@ def check(options: dict) -> None:
     """--check-config: what configure() and access_log() would do, without pointing stdout and
     stderr at the error log; raises LogConfigError."""
     _configure_logging(options)
-    access_log(options)
+    check_access_log(options)
+
+
+def check_access_log(options: dict) -> None:
+    """Raise LogConfigError if --access-logfile cannot be opened: the master's check, at start and at
+    a HUP, before its workers open their own. What it opened is closed again (kept, the master and
+    every worker it forks would hold the file for good, even once logrotate deleted it)."""
+    logger = access_log(options)
+    if logger is not None:
+        logger.close()
 
 
 def redirect_stdio(path: str, fds=(1, 2)) -> None:

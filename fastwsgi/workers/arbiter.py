@@ -22,7 +22,8 @@ Signals (gunicorn's meanings):
   INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s; also during a graceful stop.
   HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
         --chdir to this process, so the new workers inherit them, and the error log's options are
-        applied again; the sockets and --pid stay), start
+        applied again; an error log or access log that cannot be opened stays as it was; the
+        sockets and --pid stay), start
         a new set of workers (fresh application code unless --preload), and only when all of them are
         ready send TERM to the old ones, so the shared sockets are never without an accepting process
         and no request is refused (the old ones go anyway once --timeout passed, unless no new
@@ -348,6 +349,12 @@ class Arbiter(hooks.HookArgument):
                     log.error("Reload: the error log stays as it was: %s", exc)
                     for key in logs.LOGGING_OPTIONS:  # as applied: a later HUP tries the new ones again
                         options[key] = self.options[key]
+            try:  # each new worker opens it: one that cannot would fail to boot, the reload with it
+                logs.check_access_log(options)
+            except logs.LogConfigError as exc:
+                log.error("Reload: the access log stays as it was: %s", exc)
+                for key in ("access_logfile", "access_logformat"):
+                    options[key] = self.options[key]
             self.options = options
             self.credentials = credentials
             self.num_workers = options["workers"] or 1

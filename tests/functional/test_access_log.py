@@ -1,10 +1,14 @@
-"""When the access log's lines are written, and that worker processes sharing it never split one.
+"""When the access log's lines are written, and that worker processes sharing it never split one;
+the file as logrotate and a HUP meet it (USR1 leaves no process holding the rotated file; a HUP to an
+access log that cannot be opened keeps the old one).
 
 A server answering on its event loop (threads = 0) holds the lines of one loop turn and writes them at
 the turn's end, in pieces of whole lines of at most PIPE_BUF bytes (fastwsgi/accesslog.py, Writes).
 """
 
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -13,6 +17,7 @@ import pytest
 
 from tests.functional.client import Conn, get
 from tests.functional.conftest import FULL_MATRIX, matrix_id
+from tests.functional.ops import OPS_APP, children, wait_booted
 from tests.functional.serverproc import DEFAULT_APP
 
 
@@ -141,3 +146,55 @@ def test_a_body_over_the_limit_is_logged_as_its_413(started, tmp_path, parser, t
     while path.read_text() != expected:
         assert time.monotonic() < deadline, path.read_text()
         time.sleep(0.05)
+
+
+def open_files(pid: int) -> set:
+    """The paths of the files process `pid` has open (Linux /proc)."""
+    paths = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return paths
+
+
+def test_after_usr1_no_process_holds_the_rotated_access_log(started, tmp_path):
+    """logrotate renames the file, USR1 has every worker reopen it: none may keep the old one open,
+    or its disk space is never freed once logrotate deletes it. The master's start-up check used to
+    leave its descriptor open, in the master and in every worker it forked."""
+    log, rotated = tmp_path / "access.log", tmp_path / "access.log.1"
+    server = started("-w", "2", "--access-logfile", str(log), OPS_APP)
+    workers = set(wait_booted(server, 2))
+    os.rename(log, rotated)
+    server.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10  # each worker reopens at its next sweep
+    while not all(str(log) in open_files(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(server.proc.pid) == workers
+    for pid in [server.proc.pid, *workers]:
+        held = open_files(pid)
+        assert str(rotated) not in held, (pid, held)
+    assert str(log) not in open_files(server.proc.pid)  # the master writes no access log
+
+
+def test_a_reload_to_an_access_log_that_cannot_be_opened_keeps_the_old_one(started, tmp_path):
+    """Each new worker opens the access log: one that cannot failed to boot (a traceback, "could not
+    load the application"), so the reload failed. The master checks it first, as at start."""
+    log, conf = tmp_path / "access.log", tmp_path / "conf.py"
+    conf.write_text(f"access_logfile = {str(log)!r}\n")
+    server = started("-c", str(conf), "-w", "1", OPS_APP)
+    wait_booted(server, 1)
+    mark = server.stderr_mark()
+    conf.write_text(f"access_logfile = {str(tmp_path / 'no-such-dir' / 'access.log')!r}\n")
+    server.signal(signal.SIGHUP)
+    after = server.wait_stderr("Reload complete", since=mark, timeout=15)
+    assert after is not None, server.stderr_text()
+    assert "Reload: the access log stays as it was: cannot open the access log" in after, after
+    assert "crashed" not in after and "Reload failed" not in after, after
+    wait_booted(server, 2)
+    assert get(server.port, "/after-the-reload").status == 200
+    deadline = time.monotonic() + 5
+    while "/after-the-reload" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '"GET /after-the-reload HTTP/1.1" 200' in log.read_text()
