@@ -22,7 +22,7 @@ own stderr, so the `Listening at:` lines and a start-up error (address in use, a
 cannot be imported, a worker failing to boot, a bad log file) reach the terminal as in the
 foreground. `started()`, called once the daemon serves (the single process just before its event
 loop; the master once its first workers are all ready), moves stderr to where it stays (the error log
-file, --log-file FILE, else /dev/null) and then writes one NUL byte down the pipe. A worker calls
+file, --log-file FILE, else /dev/null; a HUP that changes --log-file moves it along, fastwsgi.logs) and then writes one NUL byte down the pipe. A worker calls
 `started()` too, before it reports ready: it only moves its own stderr. The original process exits 0
 at the NUL byte, and 1 when the pipe closes without it (the daemon exited: its error was copied).
 After that the daemon's errors are in the error log file only, which is why starting without one
@@ -40,9 +40,10 @@ import io
 import os
 import sys
 
-__all__ = ["detach", "started", "pending", "tell"]
+__all__ = ["detach", "started", "pending", "tell", "detached", "stderr_path"]
 
 _pending = None  # in the daemon and its workers until they serve: (daemon pid, final stderr path)
+_detached = False  # in the daemon and its workers
 
 
 def detach(options: dict):
@@ -63,11 +64,12 @@ def detach(options: dict):
         if os.fork():
             status = 0
             return None  # never reached: the finally exits
-        global _pending
+        global _pending, _detached
         if activated:
             os.environ["LISTEN_PID"] = str(os.getpid())
         logfile = options["error_logfile"]
-        _pending = (os.getpid(), os.devnull if logfile == "-" else logfile)
+        _pending = (os.getpid(), stderr_path(options))
+        _detached = True
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.dup2(null, 1)
@@ -166,6 +168,18 @@ def started() -> None:
         except OSError:  # the original process is gone (killed): nobody to tell
             pass
         os.close(pipe)
+
+
+def stderr_path(options: dict) -> str:
+    """Where a daemon's stderr goes once it serves: --log-file FILE, else /dev/null (at a HUP that
+    changes --log-file too: fastwsgi.logs)."""
+    logfile = options["error_logfile"]
+    return os.devnull if logfile == "-" else logfile
+
+
+def detached() -> bool:
+    """True in a daemon (-D) and its workers."""
+    return _detached
 
 
 def pending() -> bool:

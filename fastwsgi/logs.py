@@ -17,7 +17,8 @@ every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUS
 --error-logfile FILE with dup2, as gunicorn does, so print(), a traceback Python writes to stderr and a
 C extension's write(2, ...) land in the log, in the master and in every worker (they inherit the
 descriptors). With --error-logfile - it does nothing (stdout and stderr stay where they are). A daemon
-(fastwsgi.daemon) keeps fd 2 on its start-up pipe until it serves, then moves it to the same file.
+(fastwsgi.daemon) keeps fd 2 on its start-up pipe until it serves, then moves it to the same file
+(--capture-output or not); a HUP that changes --error-logfile moves a daemon's fd 2 along.
 `redirect_stdio` records each redirected descriptor, and `reopen()` points it at the reopened file. `access_log(options)`
 builds the AccessLogger each serving process uses, or None: with no access log the server chooses an
 exchange class that does no per-request logging work at all. `Throttled` rate-limits a warning that a
@@ -61,14 +62,20 @@ def configure(options: dict, replace: bool = False) -> None:
         return
     _configure_logging(options, replace)
     _applied = applied
+    from . import daemon
+
     target = options.get("error_logfile", "-")
     if options.get("capture_output") and target != "-":
-        from . import daemon
-
-        try:  # a daemon's stderr is still its start-up pipe: daemon.started() moves it here
-            redirect_stdio(target, (1,) if daemon.pending() else (1, 2))
-        except OSError as exc:
-            raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+        # a daemon's stderr is still its start-up pipe: daemon.started() moves it here
+        path, fds = target, (1,) if daemon.pending() else (1, 2)
+    elif replace and daemon.detached() and not daemon.pending():
+        path, fds = daemon.stderr_path(options), (2,)  # a daemon's stderr follows its error log
+    else:
+        return
+    try:
+        redirect_stdio(path, fds)
+    except OSError as exc:
+        raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
 
 
 def check(options: dict) -> None:

@@ -241,3 +241,31 @@ def test_workers_failing_to_boot_after_the_command_was_interrupted_say_why_in_th
     assert "exited with code 1" not in logged, logged  # (a failed boot's status is BOOT_ERROR)
     assert wait_gone(pid)
     assert not pidfile.exists()
+
+
+def test_a_reload_that_changes_the_log_file_moves_the_daemons_stderr_there(tmp_path, daemons):
+    """A daemon's stderr is its error log file (a worker's "cannot load the application" of a failed
+    reload, a traceback, the application's own writes go there): a HUP that names another file used
+    to leave it on the old one."""
+    pidfile, conf = tmp_path / "server.pid", tmp_path / "conf.py"
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    conf.write_text(f"error_logfile = {str(first)!r}\n")
+    result = run_cli("-D", "-c", str(conf), "--pid", str(pidfile), "-w", "1", "--bind", "127.0.0.1:0",
+                     OPS_APP, timeout=15)
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    old_workers = children(pid)
+    assert os.readlink(f"/proc/{pid}/fd/2") == str(first)
+    conf.write_text(f"error_logfile = {str(second)!r}\n")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "Reload complete" not in (second.read_text() if second.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Reload complete" in second.read_text(), first.read_text()
+    new_workers = children(pid) - old_workers
+    assert len(new_workers) == 1
+    for process in [pid, *new_workers]:
+        assert os.readlink(f"/proc/{process}/fd/2") == str(second)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid)
