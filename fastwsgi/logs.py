@@ -10,8 +10,9 @@ that configuration owns every logger; otherwise the "fastwsgi" logger (and its c
 not propagate: an application that configures the root logger does not print our lines twice. A
 reconfiguration replaces (and closes) only that handler, or removes it for a --log-config: a handler
 a hook, the application or an embedding program put on "fastwsgi" stays. A HUP that drops --log-config
-does not undo what the config set up (as gunicorn: restart for that). `reopen()` closes and reopens
-every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
+does not undo what the config set up (as gunicorn: restart for that). A config that gives handlers to
+gunicorn's loggers (gunicorn.error, gunicorn.access) gets a warning: nothing reaches them. `reopen()`
+closes and reopens every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
 
 --capture-output (gunicorn's capture_output): `configure` points file descriptors 1 and 2 at
 --error-logfile FILE with dup2, as gunicorn does, so print(), a traceback Python writes to stderr and a
@@ -127,6 +128,7 @@ def _configure_logging(options: dict, replace: bool = False) -> None:
             logger.propagate = before[1]
             raise
         _install(None)  # the config owns the logging now
+        _warn_gunicorn_loggers()
         return
     logger.setLevel(options["log_level"].upper())
     target = options.get("error_logfile", "-")
@@ -166,6 +168,24 @@ def _apply_log_config(path) -> None:
         logging.config.dictConfig(config)
     except (Exception, SystemExit) as exc:  # (SystemExit: sys.exit() in a .py file)
         raise LogConfigError(f"cannot use --log-config {shown}: {type(exc).__name__}: {exc}") from None
+
+
+# gunicorn's loggers, which a log config written for gunicorn (its example logging.conf) routes
+_GUNICORN_LOGGERS = {
+    "gunicorn.error": "fastwsgi's error log is the logger 'fastwsgi'",
+    "gunicorn.access": "fastwsgi's access log is --access-logfile (with --access-logformat) and goes "
+                       "through no logger",
+}
+
+
+def _warn_gunicorn_loggers() -> None:
+    """A log config written for gunicorn gives handlers to gunicorn's loggers, which no fastwsgi line
+    ever reaches: say so, instead of leaving those handlers' files empty (and without an access log)."""
+    for name, ours in _GUNICORN_LOGGERS.items():
+        configured = logging.root.manager.loggerDict.get(name)
+        if isinstance(configured, logging.Logger) and configured.handlers:
+            logging.getLogger("fastwsgi").warning("--log-config gives handlers to the logger %r, which "
+                                                  "fastwsgi never logs to: %s", name, ours)
 
 
 def _install(handler) -> None:

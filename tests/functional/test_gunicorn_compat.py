@@ -223,6 +223,35 @@ def test_gunicorn_log_config_ini_file(tmp_path):
     assert "INI Booting worker with pid" in logged_at_boot(log, "--log-config", str(ini), "-w", "1")
 
 
+def test_a_gunicorn_log_config_routing_gunicorns_loggers_is_warned_about(tmp_path):
+    """gunicorn's example logging.conf gives handlers to gunicorn.error and gunicorn.access: no
+    fastwsgi line reaches them, and there is no access log without --access-logfile. Their files
+    used to stay empty without a word."""
+    ini = tmp_path / "logging.conf"
+    ini.write_text("[loggers]\nkeys=root,gunicorn.error,gunicorn.access\n[handlers]\nkeys=console,error_file,"
+                   "access_file\n[formatters]\nkeys=generic\n"
+                   "[logger_root]\nlevel=INFO\nhandlers=console\n"
+                   "[logger_gunicorn.error]\nlevel=INFO\nhandlers=error_file\npropagate=1\nqualname=gunicorn.error\n"
+                   "[logger_gunicorn.access]\nlevel=INFO\nhandlers=access_file\npropagate=0\n"
+                   "qualname=gunicorn.access\n"
+                   "[handler_console]\nclass=StreamHandler\nformatter=generic\nargs=(sys.stderr,)\n"
+                   f"[handler_error_file]\nclass=FileHandler\nformatter=generic\nargs=({str(tmp_path / 'e.log')!r},)\n"
+                   f"[handler_access_file]\nclass=FileHandler\nformatter=generic\nargs=({str(tmp_path / 'a.log')!r},)\n"
+                   "[formatter_generic]\nformat=%(levelname)s %(message)s\n")
+    server = ServerProcess(["--log-config", str(ini), "--bind", "127.0.0.1:0", APP]).start()
+    try:
+        assert get(server.port, "/").status == 200
+    finally:
+        server.stop(timeout=10)
+    warnings = [line for line in server.stderr_lines if line.startswith("WARNING --log-config")]
+    assert warnings == [
+        "WARNING --log-config gives handlers to the logger 'gunicorn.error', which fastwsgi never logs to: "
+        "fastwsgi's error log is the logger 'fastwsgi'\n",
+        "WARNING --log-config gives handlers to the logger 'gunicorn.access', which fastwsgi never logs to: "
+        "fastwsgi's access log is --access-logfile (with --access-logformat) and goes through no logger\n",
+    ], server.stderr_text()
+
+
 def test_gunicorn_short_flags():
     options = printed("-m", "0o027", "--log-config-json", "logging.json", "-k", "gthread")
     assert options["umask"] == 0o027 and options["worker_class"] == "gthread"
