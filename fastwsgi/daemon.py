@@ -7,7 +7,8 @@ the imports, the threads they start and the sockets belong to the daemon. It for
 setsid() (a new session and process group, no controlling terminal) and forks again, so the daemon
 (the grandchild) is no session leader and can never acquire a terminal; it returns into the command,
 which goes on as in the foreground and writes --pid itself (the PID operators signal). Its stdin and
-stdout become /dev/null (stdout: the error log under --capture-output, fastwsgi.logs). The umask and
+stdout become /dev/null (stdout: the error log under --capture-output, fastwsgi.logs; --access-logfile -
+then gets a warning, as does starting without --log-file FILE). The umask and
 the working directory are kept (gunicorn sets umask 0o22; fastwsgi leaves the caller's: --umask
 covers the unix sockets).
 
@@ -81,6 +82,9 @@ def detach(options: dict):
         if logfile == "-" and not options["log_config"]:
             sys.stderr.write("fastwsgi: warning: --daemon without --log-file FILE: what the server logs "
                              "once it serves goes to /dev/null\n")
+        if options["access_logfile"] == "-" and not (options["capture_output"] and logfile != "-"):
+            sys.stderr.write("fastwsgi: warning: --daemon with --access-logfile -: the access log goes to "
+                             "stdout, which is /dev/null (give it a FILE)\n")
         return None
     finally:
         if _pending is None:  # the intermediate child (or a failed setsid/fork): gone at once

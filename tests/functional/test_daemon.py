@@ -269,3 +269,20 @@ def test_a_reload_that_changes_the_log_file_moves_the_daemons_stderr_there(tmp_p
         assert os.readlink(f"/proc/{process}/fd/2") == str(second)
     os.kill(pid, signal.SIGTERM)
     assert wait_gone(pid)
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["plain", "capture-output"])
+def test_daemon_with_the_access_log_on_stdout_warns(daemons, tmp_path, capture):
+    """A daemon's stdout is /dev/null: --access-logfile - used to lose every line without a word
+    (with --capture-output and --log-file FILE, stdout is that file: no warning)."""
+    pidfile = tmp_path / "server.pid"
+    extra = ["--capture-output"] if capture else []
+    result = run_cli("-D", "--pid", str(pidfile), "--log-file", str(tmp_path / "error.log"), "--access-logfile", "-",
+                     *extra, "--bind", "127.0.0.1:0", "tests.functional.apps:app")
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    daemons(pid)
+    warned = "fastwsgi: warning: --daemon with --access-logfile -: the access log goes to stdout" in result.stderr
+    assert warned != capture, result.stderr
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid)
