@@ -240,9 +240,11 @@ def reopen() -> None:
 
 def log_files(options: dict) -> list:
     """The paths of the log files named by options: --error-logfile (unless --log-config owns the
-    logging) and --access-logfile. A --log-config's own files are the operator's to arrange."""
+    logging and no descriptor goes there either: --capture-output, a daemon's stderr) and
+    --access-logfile. A --log-config's own files are the operator's to arrange."""
     paths = []
-    for target in (None if options.get("log_config") else options.get("error_logfile"),
+    stdio = options.get("capture_output") or options.get("daemon")
+    for target in (None if options.get("log_config") and not stdio else options.get("error_logfile"),
                    options.get("access_logfile")):
         if target and target != "-":
             paths.append(os.path.abspath(target))

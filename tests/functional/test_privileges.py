@@ -30,7 +30,7 @@ import pytest
 
 from tests.functional.client import get
 from tests.functional.ops import children, wait_booted
-from tests.functional.serverproc import REPO_ROOT, ServeScript
+from tests.functional.serverproc import REPO_ROOT, ServerProcess, ServeScript
 from tests.functional.test_cli import assert_one_error_line
 from tests.functional.test_cli import run_cli
 from tests.functional.tlscerts import peer_organization
@@ -207,6 +207,36 @@ def test_unix_socket_and_log_files_belong_to_the_user_also_after_rotation(starte
     server.signal(signal.SIGTERM)
     assert server.wait(20) == 0
     assert not sock.exists()  # the master (root) removes its socket file
+
+
+def test_the_captured_error_log_belongs_to_the_user_with_a_log_config_too(public_dir):
+    """--log-config owns the logging, but --capture-output points stdout and stderr at --error-logfile
+    all the same, and each worker points them at it again after USR1, as the user: the file was not
+    handed over (at start, nor once logrotate moved it), so the workers could not reopen it and went
+    on writing into the rotated file."""
+    errors, config = public_dir / "error.log", public_dir / "logging.json"
+    config.write_text(json.dumps({
+        "version": 1, "formatters": {"f": {"format": "CFG %(message)s"}},
+        "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "f"}},
+        "root": {"handlers": ["h"], "level": "INFO"}}))
+    server = ServerProcess(["--bind", "127.0.0.1:0", "-u", "nobody", "-w", "1", "--log-config", str(config),
+                            "--error-logfile", str(errors), "--capture-output", *app_args(public_dir)],
+                           startup_log=errors)
+    server.start()
+    try:
+        assert wait_for(lambda: "Booting worker" in errors.read_text()), errors.read_text()
+        (worker,) = children(server.proc.pid)
+        owner = NOBODY.pw_uid, NOBODY.pw_gid
+        assert (errors.stat().st_uid, errors.stat().st_gid) == owner
+        errors.rename(public_dir / "error.log.1")  # logrotate without copytruncate
+        server.signal(signal.SIGUSR1)
+        # the worker points its stdout and stderr at the new file at its next sweep
+        assert wait_for(lambda: all(os.readlink(f"/proc/{worker}/fd/{fd}") == str(errors) for fd in (1, 2))), \
+            (public_dir / "error.log.1").read_text()
+        assert (errors.stat().st_uid, errors.stat().st_gid) == owner
+        assert "cannot reopen" not in (public_dir / "error.log.1").read_text() + errors.read_text()
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("parser,threads", [("c", 0), ("python", 4)])
