@@ -36,7 +36,7 @@ import sys
 import time
 
 __all__ = ["configure", "check", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
-           "redirect_stdio", "LOGGING_OPTIONS", "check_access_log"]
+           "redirect_stdio", "LOGGING_OPTIONS", "check_access_log", "stderr_is_elsewhere"]
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
@@ -236,6 +236,20 @@ def reopen() -> None:
             logging.getLogger("fastwsgi").error("cannot reopen %r for %s: %s; still writing to the file "
                                                 "it had", path, "stdout" if fd == 1 else "stderr",
                                                 exc.strerror or exc)
+
+
+def stderr_is_elsewhere(options: dict) -> bool:
+    """True when the error log is a file (--error-logfile FILE, no --log-config) that stderr is not:
+    what a process writes to stderr alone (a worker's "cannot load the application") is then
+    missing from that file."""
+    target = options.get("error_logfile", "-")
+    if options.get("log_config") or target == "-":
+        return False
+    try:
+        stderr, logfile = os.fstat(2), os.stat(target)
+    except OSError:
+        return True
+    return (stderr.st_dev, stderr.st_ino) != (logfile.st_dev, logfile.st_ino)
 
 
 def log_files(options: dict) -> list:

@@ -4,7 +4,8 @@ Theory of operation: the master forks, and the child calls `Worker.run()`, which
 master's code (the caller `os._exit`s with its result). The worker resets the master's signal
 handling, opens its own SO_REUSEPORT socket when --reuse-port is set (shared sockets otherwise), loads
 the application unless the master preloaded it (a failure exits with BOOT_ERROR, which tells the
-master not to respawn in a loop), builds the Server and writes "ready" into its heartbeat file.
+master not to respawn in a loop; the reason goes to stderr, and to --error-logfile FILE too when
+stderr is not that file), builds the Server and writes "ready" into its heartbeat file.
 
 Heartbeat: the Server calls `on_sweep` from its periodic sweep (about once a second, and at least four
 times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master
@@ -53,7 +54,7 @@ import stat
 import sys
 import traceback
 
-from .. import daemon, hooks, proctitle
+from .. import daemon, hooks, logs, proctitle
 from ..server import Server, open_listener
 from ..server.wsgi import Exchange
 
@@ -123,9 +124,7 @@ class Worker(hooks.HookArgument):
             try:
                 self.credentials.drop()
             except PrivilegeError as exc:
-                sys.stderr.write(f"fastwsgi: error: {exc}\n")
-                sys.stderr.flush()
-                return BOOT_ERROR
+                return self._boot_error(f"fastwsgi: error: {exc}\n")
             _die_with_master()  # Linux clears PR_SET_PDEATHSIG when the ids change
         if self.app is None:
             try:
@@ -133,9 +132,7 @@ class Worker(hooks.HookArgument):
             except Exception as exc:
                 from ..cli import load_error_text  # loaded by the master already
 
-                sys.stderr.write(load_error_text(exc))
-                sys.stderr.flush()
-                return BOOT_ERROR
+                return self._boot_error(load_error_text(exc))
         self.app = hooks.wrap_app(self.app, self.options, self)
         if not hooks.call(self.options, "post_worker_init", self):
             return BOOT_ERROR
@@ -165,6 +162,16 @@ class Worker(hooks.HookArgument):
             if access_log is not None:
                 access_log.close()
         return 0
+
+    def _boot_error(self, text: str) -> int:
+        """Say why this worker cannot serve, and return BOOT_ERROR. On stderr, as the command says it
+        (the terminal, a starting daemon's pipe); and, when stderr is not the error log file, in that
+        file too (gunicorn logs it there): the master's "Worker failed to boot ... see above" is there."""
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        if logs.stderr_is_elsewhere(self.options):
+            log.error("Worker (pid:%d) cannot serve:\n%s", os.getpid(), text.rstrip("\n"))
+        return BOOT_ERROR
 
     def _wake_master(self) -> None:
         """Wake the master now that we are ready, so that it reads our READY mark at once, not at its

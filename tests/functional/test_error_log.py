@@ -1,7 +1,8 @@
 """The error log's handlers on real processes, across a real HUP: fastwsgi replaces only the handler
 it installed itself (a hook's stays), a reload to --log-config leaves the config alone in charge (no
 line also in the old error log, none twice), and an application that configures the root logger
-does not get each of fastwsgi's lines a second time (gunicorn's error log does not propagate)."""
+does not get each of fastwsgi's lines a second time (gunicorn's error log does not propagate). A
+worker that cannot load the application says why in the error log file, once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from tests.functional.ops import OPS_APP, wait_booted
+from tests.functional.test_cli import run_cli
 
 HOOK = """import logging
 
@@ -98,3 +100,21 @@ def test_an_application_that_configures_the_root_logger_gets_no_line_twice(start
     lines = [line for line in server.stderr_lines if "Graceful stop" in line or "Booting worker" in line]
     assert len(lines) == (2 if workers else 1), server.stderr_text()
     assert not any(line.startswith("ROOT fastwsgi") for line in lines), lines
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["stderr-elsewhere", "capture-output"])
+def test_a_worker_that_cannot_load_the_application_says_why_in_the_error_log_file(tmp_path, capture):
+    """The master's "Worker failed to boot ... see above" is in --error-logfile FILE; the worker's
+    reason used to go to stderr only (the terminal, the journal), not above it in that file. With
+    --capture-output stderr is that file: the reason is there once."""
+    (tmp_path / "unloadable.py").write_text("raise RuntimeError('the database URL is not set')\n")
+    error_log = tmp_path / "error.log"
+    extra = ["--capture-output"] if capture else []
+    result = run_cli("-w", "1", "--error-logfile", str(error_log), *extra, "--bind", "127.0.0.1:0",
+                     "unloadable:app", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    logged = error_log.read_text()
+    reason = "fastwsgi: error: importing 'unloadable' raised RuntimeError: the database URL is not set"
+    assert logged.count(reason) == 1, logged
+    assert logged.index(reason) < logged.index("Worker failed to boot"), logged
+    assert (reason in result.stderr) != capture, result.stderr  # the terminal has it too
