@@ -124,6 +124,14 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return True
 
 
+def wait_for_text(path, text: str, timeout: float = 10.0) -> str:
+    """What the file `path` holds once it contains `text` (or after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.read_text() if path.exists() else ""
+
+
 def booted(server: ServerProcess) -> list[int]:
     return [int(pid) for pid in BOOTING.findall(server.stderr_text())]
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.functional.ops import OPS_APP, children, gone, wait_gone
+from tests.functional.ops import OPS_APP, children, gone, wait_for_text, wait_gone
 from tests.functional.serverproc import REPO_ROOT
 from tests.functional.test_cli import assert_one_error_line, http_get, run_cli
 from tests.functional.test_sockets import SYSTEMD_WRAPPER
@@ -179,13 +179,6 @@ def interrupt_while_importing(tmp_path, app: str, stderr_mode: str, *args: str) 
     (tmp_path / "gate").touch()
 
 
-def wait_for_text(path, text: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text() if path.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.read_text() if path.exists() else ""
-
-
 @pytest.mark.parametrize("stderr_mode", STDERR_MODES)
 @pytest.mark.parametrize("workers", [None, 2], ids=["single", "w2"])
 def test_interrupting_the_command_leaves_the_daemon_starting(tmp_path, daemons, workers, stderr_mode):
@@ -259,10 +252,7 @@ def test_a_reload_that_changes_the_log_file_moves_the_daemons_stderr_there(tmp_p
     assert os.readlink(f"/proc/{pid}/fd/2") == str(first)
     conf.write_text(f"error_logfile = {str(second)!r}\n")
     os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "Reload complete" not in (second.read_text() if second.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "Reload complete" in second.read_text(), first.read_text()
+    assert "Reload complete" in wait_for_text(second, "Reload complete"), first.read_text()
     new_workers = children(pid) - old_workers
     assert len(new_workers) == 1
     for process in [pid, *new_workers]:

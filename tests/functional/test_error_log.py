@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.functional.ops import OPS_APP, wait_booted
+from tests.functional.ops import OPS_APP, wait_booted, wait_for_text
 from tests.functional.test_cli import run_cli
 
 HOOK = """import logging
@@ -22,13 +22,6 @@ def on_starting(server):  # a handler of the user's own on fastwsgi's logger (sa
     handler.setFormatter(logging.Formatter("HOOK %(message)s"))
     logging.getLogger("fastwsgi").addHandler(handler)
 """
-
-
-def wait_for_text(path, text: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text() if path.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.read_text() if path.exists() else ""
 
 
 def reload_with(server, conf, text: str) -> None:
