@@ -368,10 +368,15 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
     ssl_context = make_context(options)  # built once, inherited by the workers; a HUP builds another
     metrics = metrics_listener = None
     if inherited is not None:  # USR2 started us: the old master's sockets, not --bind
-        if options["reuse_port"]:
-            log.warning("--reuse-port: off in a master started by USR2 (it serves the old master's sockets)")
-            options["reuse_port"] = False
         listeners, metrics_listener = upgrade.adopt(inherited[1], options["uwsgi_allow_from"])
+        # how the old master bound its TCP addresses stays, as across a HUP (on UNIX sockets the
+        # option changes nothing)
+        reserved = any(listener.reserved for listener in listeners)
+        tcp = any(listener.is_tcp for listener in listeners)
+        if options["reuse_port"] != reserved and (reserved or tcp):
+            log.warning("--reuse-port cannot change across USR2; keeping %s (as the old master "
+                        "bound its sockets)", reserved)
+            options["reuse_port"] = reserved
         if metrics_listener is not None and not options["metrics_bind"]:
             metrics_listener.close()
             metrics_listener = None

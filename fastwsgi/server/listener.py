@@ -193,20 +193,32 @@ def queued_connections_move() -> bool | None:
         return None
 
 
-def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None) -> "Listener":
-    """A listening stream socket we inherited as descriptor `fd`, speaking `protocol`."""
+def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None,
+             reserved: bool = False) -> "Listener":
+    """A listening stream socket we inherited as descriptor `fd`, speaking `protocol`; with
+    `reserved`, a TCP address a pre-fork master bound with SO_REUSEPORT without listening (the old
+    master's, across USR2: fastwsgi.workers.upgrade), for workers that open sockets of their own."""
     try:
         sock = socket.socket(fileno=fd)
     except OSError as exc:
         raise BindError(f"cannot use {address}: {exc.strerror or exc}") from None
     try:  # without SO_ACCEPTCONN the check is left to the first accept()
         listening = 1 if _SO_ACCEPTCONN is None else sock.getsockopt(socket.SOL_SOCKET, _SO_ACCEPTCONN)
+        shared_port = _SO_REUSEPORT is not None and sock.getsockopt(socket.SOL_SOCKET, _SO_REUSEPORT)
     except OSError:
-        listening = 0
-    if sock.type != socket.SOCK_STREAM or not listening:
+        listening = shared_port = 0
+    if reserved:
+        usable = (sock.family in (socket.AF_INET, socket.AF_INET6) and not listening and shared_port
+                  and sock.getsockname()[1] != 0)
+        what = "a bound, not listening SO_REUSEPORT TCP socket"
+    else:
+        usable, what = listening, "a listening stream socket"
+    if sock.type != socket.SOCK_STREAM or not usable:
         sock.detach()
-        raise BindError(f"cannot use {address}: not a listening stream socket")
-    return Listener(sock, protocol=protocol, allow_from=allow_from)
+        raise BindError(f"cannot use {address}: not {what}")
+    listener = Listener(sock, protocol=protocol, allow_from=allow_from)
+    listener.reserved = reserved
+    return listener
 
 
 def systemd_sockets(environ=None, protocol: str = "http", allow_from=None) -> list:
@@ -300,7 +312,8 @@ class Listener:
         # so a graceful stop closes this socket at once (Server._start_drain)
         self.queue_of_its_own = queue_of_its_own
         # bound, not listening: a pre-fork master's --reuse-port address, where each worker opens
-        # a socket of its own (a socket we did not bind, fd:// or systemd's, is always shared)
+        # a socket of its own (fd:// and systemd's sockets are always shared; a master started by
+        # USR2 adopts the old master's reserved ones as reserved: adopt_fd)
         self.reserved = False
         self.use_protocol(protocol, allow_from)
 

@@ -410,8 +410,6 @@ class Arbiter(hooks.HookArgument):
             refusal = f"the new master (pid:{self.upgrade_pid}) still runs"
         elif self.old_master_alive():
             refusal = f"the old master (pid:{self.upgraded_from}) still runs: stop it first (TERM)"
-        elif self.options["reuse_port"]:
-            refusal = "with --reuse-port each worker binds its own socket: restart instead"
         if refusal is not None:
             log.warning("USR2 ignored: %s", refusal)
             return

@@ -6,20 +6,26 @@ Theory of operation. On USR2 the master (the old one) renames its --pid file to 
 ARGS`, from the start directory, with the environment fastwsgi was started with) after the
 pre_exec hook. The listening sockets (and --metrics-bind's) survive the exec: their descriptors are
 made inheritable in the child only, and listed in FASTWSGI_FDS as JSON, [protocol, fd, unix path or
-null] each ("metrics" for the metrics socket); FASTWSGI_UPGRADE_FROM holds the old master's pid. The
-new master `claim()`s both before anything else, adopts those sockets instead of binding --bind
-(`adopt()`), does not detach again under -D (the old master is a daemon already), writes FILE, and
-boots its workers: from then on both generations accept on the same sockets. The operator then
-sends WINCH to the old master (its workers stop gracefully; it stays, to roll back to) and TERM or
-QUIT to end it; or rolls back: HUP to the old master (workers again), TERM to the new one. When the
-new master exits while the old one runs, the old one renames FILE.oldbin back to FILE (and starts
-workers again if WINCH had stopped them).
+null] each ("metrics" for the metrics socket), plus a fourth item "reserved" for a --reuse-port
+address (bound with SO_REUSEPORT, never listening: each worker listens on a socket of its own,
+Listener.reserved); FASTWSGI_UPGRADE_FROM holds the old master's pid. The new master `claim()`s both
+before anything else, adopts those sockets instead of binding --bind (`adopt()`: a reserved one stays
+reserved, so the new workers open SO_REUSEPORT sockets of their own on that address and join the old
+workers' group), does not detach again under -D (the old master is a daemon already), writes FILE,
+and boots its workers: from then on both generations accept on the same addresses. How each address
+is bound is kept across the upgrade, whatever the new master's --reuse-port says (as across a HUP).
+The operator then sends WINCH to the old master (its workers stop gracefully; it stays, to roll back
+to) and TERM or QUIT to end it; or rolls back: HUP to the old master (workers again), TERM to the new
+one. When the new master exits while the old one runs, the old one renames FILE.oldbin back to FILE
+(and starts workers again if WINCH had stopped them).
 
 A UNIX socket's file stays while either master runs: a master whose sockets are shared (its new
 master lives, or the old master it came from) closes them at exit without unlinking the path.
-USR2 is refused in a new master whose old master still runs, while a new master already runs,
-with --reuse-port (each worker binds its own socket: nothing to hand over) and under serve() (the
-application is an object in this process, not a command to run again).
+USR2 is refused in a new master whose old master still runs, while a new master already runs, and
+under serve() (the application is an object in this process, not a command to run again). With
+--reuse-port it works as without: the old workers stopping (WINCH, TERM) close their own sockets, and
+the connections queued there at that moment are reset unless net.ipv4.tcp_migrate_req=1 moves them to
+the new workers' sockets, as on a HUP (the master warns at start).
 """
 
 import json
@@ -33,19 +39,21 @@ __all__ = ["ENV_FDS", "ENV_FROM", "claim", "adopt", "reexec"]
 ENV_FDS = "FASTWSGI_FDS"
 ENV_FROM = "FASTWSGI_UPGRADE_FROM"
 METRICS = "metrics"  # FASTWSGI_FDS's protocol for the --metrics-bind socket
+RESERVED = "reserved"  # FASTWSGI_FDS's fourth item for a --reuse-port address (Listener.reserved)
 
 
 def claim(environ=None):
-    """(old master's pid, [[protocol, fd, unix path or None], ...]) if this process is a new master
-    started by USR2, else None; the variables leave `environ` (os.environ: no worker, application or
-    later re-exec sees them)."""
+    """(old master's pid, [(protocol, fd, unix path or None, reserved), ...]) if this process is a new
+    master started by USR2, else None; the variables leave `environ` (os.environ: no worker,
+    application or later re-exec sees them)."""
     environ = os.environ if environ is None else environ
     old, fds = environ.pop(ENV_FROM, None), environ.pop(ENV_FDS, None)
     if not old or fds is None:
         return None
     try:
         entries = json.loads(fds)
-        return int(old), [(str(protocol), int(fd), path) for protocol, fd, path in entries]
+        return int(old), [(str(protocol), int(fd), path, flags == [RESERVED])
+                          for protocol, fd, path, *flags in entries]
     except (ValueError, TypeError) as exc:
         raise RuntimeError(f"invalid {ENV_FDS}={fds!r} from the old master: {exc}") from None
 
@@ -53,12 +61,12 @@ def claim(environ=None):
 def adopt(entries, allow_from=None):
     """(the listeners, the metrics Listener or None) from claim()'s entries."""
     listeners, metrics = [], None
-    for protocol, fd, path in entries:
+    for protocol, fd, path, reserved in entries:
         address = f"fd://{fd} (from the old master)"
         if protocol == METRICS:
             metrics = adopt_fd(fd, address)
         else:
-            listener = adopt_fd(fd, address, protocol, allow_from)
+            listener = adopt_fd(fd, address, protocol, allow_from, reserved)
             listener.unix_path = path  # unlinked at exit once no other master shares it
             listeners.append(listener)
     return listeners, metrics
@@ -67,7 +75,9 @@ def adopt(entries, allow_from=None):
 def reexec(command, environ: dict, cwd: str, listeners, metrics_listener, before_exec) -> int:
     """Fork a child that executes `command` (argv) in `cwd` with `environ` plus the inherited
     sockets; returns its pid. `before_exec()` (the pre_exec hook) runs in the child first."""
-    entries = [[listener.protocol, listener.fileno(), listener.unix_path] for listener in listeners]
+    # (no fourth item unless reserved: a master of an older fastwsgi can take the others)
+    entries = [[listener.protocol, listener.fileno(), listener.unix_path] + [RESERVED] * listener.reserved
+               for listener in listeners]
     if metrics_listener is not None:
         entries.append([METRICS, metrics_listener.fileno(), None])
     pid = os.fork()
@@ -75,8 +85,8 @@ def reexec(command, environ: dict, cwd: str, listeners, metrics_listener, before
         return pid
     status = 1
     try:
-        for _protocol, fd, _path in entries:
-            os.set_inheritable(fd, True)
+        for entry in entries:
+            os.set_inheritable(entry[1], True)
         child_environ = dict(environ)
         child_environ[ENV_FROM] = str(os.getppid())
         child_environ[ENV_FDS] = json.dumps(entries)

@@ -1,6 +1,7 @@
 """USR2 binary upgrade (fastwsgi.workers.upgrade) with real processes: a new master on the old one's
-sockets while a client keeps connecting (not one request may fail), FILE.oldbin, WINCH, TERM to the
-old master, the roll-back (the new master exits: the old one serves again), a UNIX socket's file
+sockets (shared, or with --reuse-port reserved for workers that listen on their own) while a client
+keeps connecting (not one request may fail), FILE.oldbin, WINCH, TERM to the old master, how the
+sockets are bound kept whatever the new master's config says, the roll-back (the new master exits: the old one serves again), a UNIX socket's file
 kept while either master runs, the pre_exec hook, the refusals, and systemd's main process moving to the
 new master and back (a real notification socket, as in test_sdnotify.py).
 
@@ -18,6 +19,9 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pytest
+
+from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import get
 from tests.functional.ops import booted, children, wait_booted, wait_children, wait_gone, worker_pid
 from tests.functional.test_sdnotify import Listener
@@ -67,6 +71,22 @@ def upgraded(server, pidfile, old_workers: int):
         wait_gone(new, 15)
 
 
+def listening_on(port: int) -> int:
+    """How many IPv4 sockets listen on 127.0.0.1:`port` (one shared, or one per --reuse-port worker;
+    a master's reserved socket is bound, not listening)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
+
+
+def acceptable(failures: list, reuse_port: bool) -> bool:
+    """No failed request; with --reuse-port, a connection reset is what the docs allow where the
+    kernel does not move a closing worker socket's queue (net.ipv4.tcp_migrate_req=0)."""
+    if reuse_port and queued_connections_move() is False:
+        return all("ConnectionReset" in str(failure) for failure in failures)
+    return failures == []
+
+
 class Load:
     """A client connecting again and again (one request per connection) until stopped."""
 
@@ -92,9 +112,14 @@ class Load:
         self._thread.join(10)
 
 
-def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_request(launch, tmp_path):
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["shared", "reuse-port"])
+def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_request(launch, tmp_path,
+                                                                                  reuse_port):
+    """Shared: both generations accept on the one socket. --reuse-port (USR2 was refused): the old
+    master hands over the address it reserved, and each new worker listens on a socket of its own
+    beside the old workers' (four sockets on the port)."""
     pidfile = tmp_path / "app.pid"
-    server = launch("-w", "2", "--pid", str(pidfile))
+    server = launch("-w", "2", "--pid", str(pidfile), *(["--reuse-port"] if reuse_port else []))
     old_workers = set(wait_booted(server, 2))
     old = server.proc.pid
     load = Load(server.port)
@@ -102,8 +127,8 @@ def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_reques
         with upgraded(server, pidfile, 2) as new:
             new_workers = wait_children(new, 2)
             assert len(new_workers) == 2 and not new_workers & old_workers
-            # both generations accept on the one socket
             wait_for(lambda: worker_pid(server) in new_workers, "an answer from a new worker")
+            assert listening_on(server.port) == (4 if reuse_port else 1)
             server.signal(signal.SIGWINCH)  # the old workers stop; the old master stays
             for pid in old_workers:
                 assert wait_gone(pid), f"old worker {pid} still runs after WINCH"
@@ -115,10 +140,32 @@ def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_reques
             wait_for(lambda: load.answers > answered + 20, "answers from the new master alone")
             load.stop()  # before the new master is ended
             assert {worker_pid(server) for _ in range(10)} <= new_workers
+            assert listening_on(server.port) == (2 if reuse_port else 1)
             assert "Upgrading: new master (pid:%d) started" % new in server.stderr_text()
+            assert "--reuse-port cannot change" not in server.stderr_text()
     finally:
         load.stop()
-    assert load.failures == [] and load.answers > 50, (load.failures[:5], load.answers)
+    assert acceptable(load.failures, reuse_port) and load.answers > 50, (load.failures[:5], load.answers)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["reuse-port-then-shared", "shared-then-reuse-port"])
+def test_the_new_master_keeps_how_the_old_one_bound_its_sockets(launch, tmp_path, first):
+    """The new master adopts the old master's sockets as they are, whatever its config file now says
+    of reuse_port (as a HUP does): a reserved address stays reserved (its workers listen on their
+    own), a shared socket stays shared (no EADDRINUSE, no worker accepting on an unlistened socket)."""
+    conf, pidfile = tmp_path / "fastwsgi.conf.py", tmp_path / "app.pid"
+    conf.write_text(f"reuse_port = {first}\n")
+    server = launch("-c", str(conf), "-w", "1", "--pid", str(pidfile))
+    wait_booted(server, 1)
+    conf.write_text(f"reuse_port = {not first}\n")
+    with upgraded(server, pidfile, 1) as new:
+        assert server.wait_stderr(f"--reuse-port cannot change across USR2; keeping {first}")
+        new_worker = wait_for(lambda: (children(new) or {0}).pop(), "the new master's worker")
+        wait_for(lambda: worker_pid(server) == new_worker, "an answer from the new worker")
+        assert listening_on(server.port) == (2 if first else 1)
+        server.signal(signal.SIGTERM)
+        assert server.wait(15) == 0
+        assert {worker_pid(server) for _ in range(5)} == {new_worker}
 
 
 def test_when_the_new_master_exits_the_old_one_serves_again(launch, tmp_path):
@@ -157,9 +204,11 @@ def unix_get(path: str) -> bytes:
     return data
 
 
-def test_a_unix_socket_file_stays_while_either_master_runs(started, tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--reuse-port",)], ids=["shared", "reuse-port"])
+def test_a_unix_socket_file_stays_while_either_master_runs(started, tmp_path, flags):
+    """(--reuse-port changes nothing on a UNIX socket: the master owns it, USR2 hands it over.)"""
     path, pidfile = str(tmp_path / "app.sock"), tmp_path / "app.pid"
-    server = started("-w", "1", "--pid", str(pidfile), "tests.functional.ops:ops_app",
+    server = started("-w", "1", "--pid", str(pidfile), *flags, "tests.functional.ops:ops_app",
                      bind=("--bind", f"unix:{path}"))
     wait_booted(server, 1)
     with upgraded(server, pidfile, 1) as new:
