@@ -139,7 +139,8 @@ def _parse_port(text: str, address: str) -> int:
 def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=None,
                   listen: bool = True, protocol: str = "http", allow_from=None) -> "Listener":
     """Bind and listen on `address`; raises BindError with a one-line reason.
-    listen=False only binds (a pre-fork master reserving a SO_REUSEPORT address for its workers).
+    listen=False only binds (a pre-fork master reserving a SO_REUSEPORT address for its workers, or
+    a worker binding its own before it loads the application: `Listener.listen` later).
     `protocol` is the default for an address without a protocol prefix; `allow_from` the uwsgi peer
     list (None: the default)."""
     scheme, rest = split_protocol(address)
@@ -339,6 +340,14 @@ class Listener:
         else:
             self.connection_class = None
             self.admits = None
+
+    def listen(self, backlog: int) -> None:
+        """Start listening on a socket open_listener only bound (listen=False). With SO_REUSEPORT the
+        kernel sends the address's connections to this socket's queue from now on."""
+        self.sock.listen(backlog)
+        self.reserved = False
+        self.queue_of_its_own = _SO_REUSEPORT is not None and bool(
+            self.sock.getsockopt(socket.SOL_SOCKET, _SO_REUSEPORT))
 
     def defer_accept(self, seconds: int) -> None:
         """TCP: let the kernel hold a new connection until its first bytes arrive (at most about

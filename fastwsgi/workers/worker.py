@@ -2,10 +2,13 @@
 
 Theory of operation: the master forks, and the child calls `Worker.run()`, which never returns to the
 master's code (the caller `os._exit`s with its result). The worker resets the master's signal
-handling, opens its own SO_REUSEPORT socket when --reuse-port is set (shared sockets otherwise), loads
+handling, binds its own SO_REUSEPORT socket when --reuse-port is set (shared sockets otherwise), loads
 the application unless the master preloaded it (a failure exits with BOOT_ERROR, which tells the
 master not to respawn in a loop; the reason goes to stderr, and to --error-logfile FILE too when
-stderr is not that file), builds the Server and writes "ready" into its heartbeat file.
+stderr is not that file), only then listens on that socket (listening, it joins the address's group
+and the kernel queues a share of the new connections there: while the application loads, for
+seconds, or fails to, they would wait or be reset), builds the Server and writes "ready" into its
+heartbeat file.
 
 Heartbeat: the Server calls `on_sweep` from its periodic sweep (about once a second, and at least four
 times per --timeout; never on the per-request path); it sets the heartbeat file's mtime, so the master
@@ -136,6 +139,9 @@ class Worker(hooks.HookArgument):
         self.app = hooks.wrap_app(self.app, self.options, self)
         if not hooks.call(self.options, "post_worker_init", self):
             return BOOT_ERROR
+        for listener in listeners:
+            if listener.reserved:  # ours, bound by _own_listeners: connections come from now on
+                listener.listen(self.options["backlog"])
         access_log = self.make_access_log(self.options) if self.make_access_log else None
         self.server = server = Server(self.app, listeners, self.options, access_log=access_log,
                                       multiprocess=True, metrics=self.metrics,
@@ -184,7 +190,8 @@ class Worker(hooks.HookArgument):
 
     def _own_listeners(self):
         """Shared sockets as inherited; with --reuse-port, a socket of our own per TCP address the
-        master reserved (one it was handed, fd:// or systemd's, stays shared). Each keeps its protocol;
+        master reserved (one it was handed, fd:// or systemd's, stays shared), bound, not listening
+        yet (run() listens once the application is loaded). Each keeps its protocol;
         a uwsgi socket takes this generation's --uwsgi-allow-from (HUP rereads it)."""
         own = []
         allow_from = self.options["uwsgi_allow_from"]
@@ -193,7 +200,7 @@ class Worker(hooks.HookArgument):
             if listener.reserved:
                 host = f"[{listener.host}]" if ":" in listener.host else listener.host
                 own.append(open_listener(f"{host}:{listener.port}", self.options["backlog"],
-                                         reuse_port=True, protocol=listener.protocol,
+                                         reuse_port=True, listen=False, protocol=listener.protocol,
                                          allow_from=allow_from))
                 listener.sock.close()
             else:

@@ -145,6 +145,14 @@ def wait_booted(server: ServerProcess, count: int, timeout: float = 10.0) -> lis
     return pids
 
 
+def listening_on(port: int) -> int:
+    """How many IPv4 sockets listen on 127.0.0.1:`port` (one shared, or one per --reuse-port worker;
+    a master's reserved socket is bound, not listening)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
+
+
 def worker_pid(server: ServerProcess) -> int:
     return int(get(server.port, "/pid").body.split()[0])
 

@@ -23,7 +23,7 @@ import pytest
 
 from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import get
-from tests.functional.ops import booted, children, wait_booted, wait_children, wait_gone, worker_pid
+from tests.functional.ops import booted, children, listening_on, wait_booted, wait_children, wait_gone, worker_pid
 from tests.functional.test_sdnotify import Listener
 
 
@@ -69,14 +69,6 @@ def upgraded(server, pidfile, old_workers: int):
         except ProcessLookupError:
             pass
         wait_gone(new, 15)
-
-
-def listening_on(port: int) -> int:
-    """How many IPv4 sockets listen on 127.0.0.1:`port` (one shared, or one per --reuse-port worker;
-    a master's reserved socket is bound, not listening)."""
-    with open("/proc/net/tcp") as table:
-        rows = [line.split() for line in table.readlines()[1:]]
-    return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
 
 
 def acceptable(failures: list, reuse_port: bool) -> bool:

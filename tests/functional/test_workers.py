@@ -20,7 +20,7 @@ import pytest
 
 from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import Conn, get
-from tests.functional.ops import children, wait_booted, wait_children, wait_gone, worker_pid
+from tests.functional.ops import children, listening_on, loaded_by, wait_booted, wait_children, wait_gone, worker_pid
 from tests.functional.serverproc import REPO_ROOT, ServeScript, ServerProcess
 
 
@@ -331,6 +331,30 @@ def test_a_stopping_reuse_port_worker_closes_its_socket_at_once(launch):
         response = slow.read_response()
         assert response.status == 200 and response.body == b"slept 6.0"
         assert "close" in response.connection_tokens()
+
+
+def test_a_reuse_port_worker_listens_only_once_its_application_is_loaded(launch, tmp_path):
+    """A new --reuse-port worker (a reload here) binds its socket before loading the application, but
+    listens only once it is loaded: listening, it gets a share of the new connections, which would
+    wait for the import (seconds, for a big application) or be reset when it fails. Here the new code
+    is broken and waits for a go: meanwhile every request is the old worker's."""
+    flag = tmp_path / "deploy"
+    flag.write_text("v1")
+    server = launch("-w", "1", "--reuse-port", app=f"tests.functional.ops:deployed_app({str(flag)!r})")
+    old = wait_booted(server, 1)[0]
+    flag.write_text("broken")
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not loaded_by(flag) - {old} and time.monotonic() < deadline:  # it reads the file once bound
+        time.sleep(0.02)
+    assert loaded_by(flag) - {old}, server.stderr_text()
+    try:
+        assert listening_on(server.port) == 1
+        assert {worker_pid(server) for _ in range(20)} == {old}
+    finally:
+        (tmp_path / "deploy.go").touch()
+    assert server.wait_stderr("Reload failed", timeout=15), server.stderr_text()
+    assert worker_pid(server) == old
 
 
 @pytest.mark.parametrize("parser, first", [("c", False), ("python", True)],
