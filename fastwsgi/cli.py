@@ -402,9 +402,10 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
             daemon.tell(f"Metrics at: {metrics_listener.url}/metrics\n")
         _announce(listeners, backend.NAME, poller.NAME, options)
 
+    old_master, notify_fd = (inherited[0], inherited[2]) if inherited is not None else (None, None)
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
                       metrics, metrics_listener, on_ready, ssl_context, pidfile, reexec,
-                      inherited[0] if inherited is not None else None)
+                      upgraded_from=old_master, upgrade_notify=notify_fd)
     try:
         return arbiter.run()
     finally:

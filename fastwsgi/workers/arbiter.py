@@ -37,6 +37,7 @@ Signals (gunicorn's meanings):
         sockets (fastwsgi.workers.upgrade, which also says what is refused).
   WINCH while that new master runs: stop our workers gracefully (num_workers 0); we stay, to roll
         back: HUP starts workers again, and so does the new master's exit (FILE is renamed back).
+        With --reuse-port, only once the new master said it serves (SERVING in the wakeup pipe).
   CHLD  reap at once (the new master too: its exit is a roll-back).
 
 --user (fastwsgi.privileges): the master keeps its ids; `credentials` (recomputed by a HUP) is what
@@ -147,7 +148,8 @@ class Arbiter(hooks.HookArgument):
 
     def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
                  reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None,
-                 on_ready=None, ssl_context=None, pidfile=None, reexec=None, upgraded_from=None):
+                 on_ready=None, ssl_context=None, pidfile=None, reexec=None, upgraded_from=None,
+                 upgrade_notify=None):
         self.listeners = list(listeners)
         self.options = options
         self._num_workers = options["workers"] or 1
@@ -176,7 +178,9 @@ class Arbiter(hooks.HookArgument):
         self.pidfile = pidfile  # --pid's PidFile: FILE.oldbin while a new master runs (USR2)
         self.reexec = reexec  # (argv, environ, directory) of the command that started us; None: serve()
         self.upgrade_pid = None  # the new master USR2 started, while it runs
+        self.upgrade_serving = False  # ... and it said that its first workers are all ready
         self.upgraded_from = upgraded_from  # the old master's pid, if USR2 started us
+        self.upgrade_notify = upgrade_notify  # where we tell it that we serve (upgrade.tell_serving)
         self.pid = os.getpid()
 
     @property
@@ -224,6 +228,9 @@ class Arbiter(hooks.HookArgument):
                         daemon.started()  # -D: every first worker serves; the command returns 0
                         # a new master (USR2) takes the service over from the old one (sdnotify)
                         sdnotify.ready(self._status(), os.getpid() if self.old_master_alive() else 0)
+                        if self.upgrade_notify is not None:  # ... whose WINCH waits for this
+                            upgrade.tell_serving(self.upgrade_notify)
+                            self.upgrade_notify = None
                     continue
                 name = self.SIGNALS[signum]
                 if name != "chld":
@@ -286,6 +293,9 @@ class Arbiter(hooks.HookArgument):
             data = self._read_wakeups()
             if RELOAD_REQUEST in data and signal.SIGHUP not in self.sig_queue:
                 self.sig_queue.append(signal.SIGHUP)  # a --reload worker saw a change
+            if upgrade.SERVING in data and self.upgrade_pid is not None and not self.upgrade_serving:
+                self.upgrade_serving = True
+                log.info("The new master (pid:%d) serves", self.upgrade_pid)
             for pid in _RECYCLING_MESSAGE.findall(data):
                 worker = self.workers.get(int(pid))
                 if worker is not None:
@@ -417,14 +427,20 @@ class Arbiter(hooks.HookArgument):
             self.pidfile.rename(self.pidfile.path + ".oldbin")
         command, environ, directory = self.reexec
         environ = {**environ, **sdnotify.handover()}  # the new master is to become systemd's main process
+        self.upgrade_serving = False
         self.upgrade_pid = upgrade.reexec(command, environ, directory, self.listeners, self.metrics_listener,
-                                          lambda: hooks.call(self.options, "pre_exec", self))
+                                          lambda: hooks.call(self.options, "pre_exec", self), self._pipe_w)
         log.info("Upgrading: new master (pid:%d) started on the same sockets; WINCH stops this "
                  "master's workers, TERM stops this master", self.upgrade_pid)
 
     def handle_winch(self) -> None:
         if self.upgrade_pid is None:  # (gunicorn: only when daemonized) here: only beside a new master
             log.warning("WINCH ignored: it stops the workers while a new master (USR2) serves")
+            return
+        reserved = [listener for listener in self.listeners if listener.reserved]
+        if reserved and not self.upgrade_serving:  # (upgrade.py: nothing would listen meanwhile)
+            log.warning("WINCH ignored: the new master (pid:%d) does not serve yet, and with --reuse-port "
+                        "nothing would accept on %s meanwhile", self.upgrade_pid, reserved[0].url)
             return
         log.info("Stopping this master's workers gracefully: the new master (pid:%d) serves",
                  self.upgrade_pid)

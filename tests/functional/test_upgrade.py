@@ -23,7 +23,8 @@ import pytest
 
 from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import get
-from tests.functional.ops import booted, children, listening_on, wait_booted, wait_children, wait_gone, worker_pid
+from tests.functional.ops import (booted, children, gone, listening_on, wait_booted, wait_children, wait_gone,
+                                  worker_pid)
 from tests.functional.test_sdnotify import Listener
 
 
@@ -138,6 +139,37 @@ def test_usr2_then_winch_then_term_hands_the_socket_over_without_a_failed_reques
     finally:
         load.stop()
     assert acceptable(load.failures, reuse_port) and load.answers > 50, (load.failures[:5], load.answers)
+
+
+def test_with_reuse_port_winch_waits_until_the_new_master_serves(started, tmp_path):
+    """With --reuse-port no queue is shared: old workers stopping before a new one listens would leave
+    the port refusing connections. The old master ignores WINCH until the new master says it serves
+    (its workers are held loading by a gate file meanwhile)."""
+    pidfile, gate = tmp_path / "app.pid", tmp_path / "gate"
+    gate.write_text("ok")
+    server = started("-w", "1", "--reuse-port", "--pid", str(pidfile),
+                     f"tests.functional.ops:gated_app({str(gate)!r})")
+    old_worker = wait_booted(server, 1)[0]
+    old = server.proc.pid
+    gate.unlink()  # the new master's worker waits in its application's import
+    server.signal(signal.SIGUSR2)
+    new = wait_for(lambda: pid_in(pidfile) not in (None, old) and pid_in(pidfile), "the new master's pid file")
+    try:
+        wait_for(lambda: children(new), "the new master's worker")
+        server.signal(signal.SIGWINCH)
+        assert server.wait_stderr(f"WINCH ignored: the new master (pid:{new}) does not serve yet, and with "
+                                  f"--reuse-port nothing would accept on {server.url}")
+        assert not gone(old_worker) and worker_pid(server) == old_worker
+        gate.write_text("ok")
+        assert server.wait_stderr(f"The new master (pid:{new}) serves", timeout=15), server.stderr_text()
+        mark = server.stderr_mark()
+        server.signal(signal.SIGWINCH)
+        assert server.wait_stderr("Stopping this master's workers gracefully", since=mark)
+        assert wait_gone(old_worker)
+        assert parent_of(worker_pid(server)) == new
+    finally:
+        os.kill(new, signal.SIGTERM)
+        wait_gone(new, 15)
 
 
 @pytest.mark.parametrize("first", [True, False], ids=["reuse-port-then-shared", "shared-then-reuse-port"])
