@@ -68,8 +68,9 @@ same way: the master keeps serving with the workers left and retries every BOOT_
 HUP brings fixed code, or a retried replacement loads it (the failure was passing, or the code was
 fixed without a HUP). From a HUP until its new code has loaded, and while it is broken, a worker
 reaching --max-requests serves on (RECYCLING_HELD, worker.py): its replacement could not load.
-A worker that was ready is never a failed boot, whatever its status (an application may exit
-with 3 too).
+With --reuse-port a worker reaching --max-requests serves on until the master sends it TERM, once
+more workers are ready than the target (`manage_workers`; worker.py says why). A worker that was
+ready is never a failed boot, whatever its status (an application may exit with 3 too).
 
 The fork itself may fail (EAGAIN: a process limit; ENOMEM), as may making a heartbeat file: before
 the first workers serve that halts; later the workers left serve on and the spawn is retried every
@@ -113,15 +114,17 @@ class HaltServer(Exception):
 class WorkerProcess:
     """The master's record of one child (the `worker` of pre_fork and child_exit: pid, age, log, cfg)."""
 
-    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "recycling", "probed_at",
-                 "killed", "cfg")
+    __slots__ = ("pid", "age", "heartbeat", "slot", "booted", "retiring_since", "recycling", "released",
+                 "probed_at", "killed", "cfg")
     log = log
 
     def __init__(self, pid, age: int, heartbeat, slot: int, cfg=None):
         self.pid, self.age, self.heartbeat, self.slot, self.cfg = pid, age, heartbeat, slot, cfg
         self.booted = False
         self.retiring_since = None  # TERM sent at this time
-        self.recycling = False  # it reached --max-requests and drains: its replacement is started
+        self.recycling = False  # it reached --max-requests and drains (or, --reuse-port, serves on
+        # until released): its replacement is started
+        self.released = False  # --reuse-port: it serves on while recycling, until this TERM (worker.py)
         self.probed_at = None  # SIGABRT sent at this time (heartbeat timeout)
         self.killed = False
 
@@ -654,6 +657,14 @@ class Arbiter(hooks.HookArgument):
                 break
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first
             self.retire(worker)
+        if any(listener.reserved for listener in self.listeners):
+            # --reuse-port: a recycling worker serves on until enough others are ready (the oldest
+            # go first; its replacement may be recycling already, with a low --max-requests)
+            serving = sorted((w for w in live if not w.released and w.ready()), key=lambda w: w.age)
+            held = [w for w in serving if w.recycling]
+            for worker in held[:max(0, len(serving) - self.num_workers)]:
+                worker.released = True
+                self.kill(worker, signal.SIGTERM, mark=False)  # (its exit still counts as a restart)
 
     def finish_reload(self) -> None:
         if self.reload_from is None:

@@ -19,10 +19,13 @@ the request that reaches it, and the worker drains (a request already in flight 
 or thread still completes, so it may serve a few more, never a sweep's worth) and writes RECYCLING and
 its pid into the master's wakeup pipe, so its replacement starts while it drains: with -w 1 the new
 connections are not left in the listen queue until the drain ends (a slow request, a proxy's idle
-keep-alive connections kept for a second: server/loop.py). Not while the code on disk may not load
-(a reload under way, or failed): the master marks the heartbeat file (RECYCLING_HELD), as a
-replacement could not load it, and the worker serves on; the sweep checks the mark again, so it
-recycles once the master lifts it (the reload done, or a replacement that did load).
+keep-alive connections kept for a second: server/loop.py). With --reuse-port it writes RECYCLING but
+serves on until the master's TERM, sent once a replacement is ready: its drain closes its socket at
+once, and with every socket of the address closed (-w 1, or workers recycling together) the kernel
+refuses connections until a replacement listens. Not while the code on disk may not load (a reload
+under way, or failed): the master marks the heartbeat file (RECYCLING_HELD), as a replacement could
+not load it, and the worker serves on; the sweep checks the mark again, so it recycles once the
+master lifts it (the reload done, or a replacement that did load).
 
 --reload (development): after loading the application the worker notes the mtime of every loaded
 module's file and of each --reload-extra-file; the sweep hook compares them at most once a second and,
@@ -280,12 +283,21 @@ class Worker(hooks.HookArgument):
         self._held = False
         if not self._recycling:
             self._recycling = True
-            log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
-            server.drain()
+            # --reuse-port: our socket closes as the drain begins, and no queue is shared; if every
+            # worker did so before a replacement listens, the port would refuse connections
+            held = any(listener.queue_of_its_own for listener in server.listeners)
+            if held:
+                log.info("Worker %d reached max requests (%d): restarting once the master has a "
+                         "replacement ready", os.getpid(), self.max_requests)
+            else:
+                log.info("Worker %d reached max requests (%d): restarting", os.getpid(), self.max_requests)
+                server.drain()
             try:  # one write of a few bytes: atomic on a pipe
                 os.write(self.master_fd, RECYCLING + b"%d\n" % os.getpid())
             except OSError as exc:  # the master then replaces this worker once it has exited
                 log.error("Worker %d: cannot tell the master it is recycling: %s", os.getpid(), exc)
+                if held:  # (nobody would release us)
+                    server.drain()
 
     def _on_sweep(self) -> None:
         os.utime(self.heartbeat_fd)  # the heartbeat: the master compares the mtime with --timeout

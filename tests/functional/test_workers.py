@@ -226,6 +226,29 @@ def test_a_recycled_worker_is_replaced_as_its_drain_begins(launch):
         assert "close" in response.connection_tokens()
 
 
+def test_a_reuse_port_worker_reaching_max_requests_serves_until_its_replacement_is_ready(started, tmp_path):
+    """--reuse-port: a worker's drain closes its own socket at once; with -w 1 (or workers recycling
+    together) nothing listened on the port until the replacement did, and connections were refused.
+    The worker serves on until the master sends it TERM, once its replacement (held loading here by a
+    gate file) is ready."""
+    gate = tmp_path / "gate"
+    gate.write_text("ok")
+    server = started("-w", "1", "--reuse-port", "--max-requests", "3",
+                     f"tests.functional.ops:gated_app({str(gate)!r})")
+    old = wait_booted(server, 1)[0]
+    gate.unlink()  # the replacement waits in the application's import
+    try:
+        assert {worker_pid(server) for _ in range(3)} == {old}  # the third reaches --max-requests
+        assert server.wait_stderr("restarting once the master has a replacement ready"), server.stderr_text()
+        replacement = wait_children(server.proc.pid, 2) - {old}
+        assert len(replacement) == 1
+        assert {worker_pid(server) for _ in range(10)} == {old}  # no connection refused
+    finally:
+        gate.write_text("ok")
+    assert wait_gone(old), server.stderr_text()  # TERM once the replacement is ready
+    assert {worker_pid(server) for _ in range(3)} == replacement
+
+
 def test_workers_drain_and_exit_when_the_master_dies(launch):
     """A master killed outright (SIGKILL, the OOM killer) cannot stop its workers: they drain (Linux
     sends them SIGTERM, PR_SET_PDEATHSIG; elsewhere the sweep sees getppid() change), the request in
