@@ -431,8 +431,14 @@ class Arbiter(hooks.HookArgument):
         command, environ, directory = self.reexec
         environ = {**environ, **sdnotify.handover()}  # the new master is to become systemd's main process
         self.upgrade_serving = False
-        self.upgrade_pid = upgrade.reexec(command, environ, directory, self.listeners, self.metrics_listener,
-                                          lambda: hooks.call(self.options, "pre_exec", self), self._pipe_w)
+        try:
+            self.upgrade_pid = upgrade.reexec(command, environ, directory, self.listeners,
+                                              self.metrics_listener,
+                                              lambda: hooks.call(self.options, "pre_exec", self), self._pipe_w)
+        except OSError as exc:  # fork: EAGAIN (a pids limit), ENOMEM; we serve on as we were
+            log.error("USR2 failed: cannot start the new master: %s", exc.strerror or exc)
+            self._pidfile_back()
+            return
         log.info("Upgrading: new master (pid:%d) started on the same sockets; WINCH stops this "
                  "master's workers, TERM stops this master", self.upgrade_pid)
 
@@ -456,10 +462,14 @@ class Arbiter(hooks.HookArgument):
                     _exit_text(status))
         self.upgrade_pid = None
         sdnotify.main_pid(os.getpid())  # (the new master said so before it exited, unless it was killed)
-        if self.pidfile is not None and self.pidfile.path.endswith(".oldbin"):
-            self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+        self._pidfile_back()
         if not self.stopping:
             self._restore_workers()
+
+    def _pidfile_back(self) -> None:
+        """FILE.oldbin becomes FILE again: no new master runs."""
+        if self.pidfile is not None and self.pidfile.path.endswith(".oldbin"):
+            self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
 
     def _restore_workers(self) -> None:
         """WINCH stopped our workers (num_workers 0): back to the configured count."""

@@ -260,6 +260,65 @@ def test_a_new_master_whose_workers_cannot_load_leaves_the_old_one_serving(start
     assert worker_pid(server) == before and server.proc.poll() is None
 
 
+PIDS_CGROUP = "/sys/fs/cgroup/pids"  # cgroup v1's pids hierarchy (v2: the unified one, if it has pids)
+
+
+@contextmanager
+def forks_refused(pid: int, tmp_path):
+    """Put process `pid` alone in a new pids cgroup whose limit is what it has: its fork() fails with
+    EAGAIN, as under a container's or systemd's TasksMax= limit. Needs root and a writable cgroupfs."""
+    root = PIDS_CGROUP
+    if not os.path.isdir(root):
+        root = "/sys/fs/cgroup"
+        try:
+            with open(f"{root}/cgroup.subtree_control") as controllers:
+                usable = "pids" in controllers.read().split()
+        except OSError:
+            usable = False
+        if not usable:
+            pytest.skip("no pids cgroup controller to make fork() fail with")
+    group = f"{root}/fastwsgi-test-{os.getpid()}-{tmp_path.name}"
+    try:
+        os.mkdir(group)
+    except OSError as exc:
+        pytest.skip(f"cannot make a pids cgroup (root and a writable cgroupfs needed): {exc}")
+    with open(f"/proc/{pid}/cgroup") as membership:  # where it goes back to
+        line = next(line for line in membership if line.split(":")[1] in ("pids", ""))
+    before = root + line.strip().split(":", 2)[2].rstrip("/")
+    try:
+        with open(f"{group}/cgroup.procs", "w") as procs:
+            procs.write(str(pid))
+        with open(f"{group}/pids.current") as current, open(f"{group}/pids.max", "w") as limit:
+            limit.write(current.read().strip())
+        yield
+    finally:
+        with open(f"{group}/pids.max", "w") as limit:
+            limit.write("max")
+        try:
+            with open(f"{before}/cgroup.procs", "w") as procs:
+                procs.write(str(pid))
+            os.rmdir(group)
+        except OSError:  # it has exited (the failure this guards against): the group goes once empty
+            pass
+
+
+def test_a_usr2_whose_fork_fails_leaves_the_master_serving(launch, tmp_path):
+    """fork() failing (EAGAIN at a pids limit) escaped handle_usr2: the master died with a traceback,
+    its workers drained and the pid file was gone. It logs one line and serves on; FILE stays."""
+    pidfile = tmp_path / "app.pid"
+    server = launch("-w", "1", "--pid", str(pidfile))
+    worker = wait_booted(server, 1)[0]
+    with forks_refused(server.proc.pid, tmp_path):
+        server.signal(signal.SIGUSR2)
+        assert server.wait_stderr("USR2 failed: cannot start the new master: Resource temporarily "
+                                  "unavailable"), server.stderr_text()
+    assert server.alive() and pid_in(pidfile) == server.proc.pid
+    assert not pidfile.with_name("app.pid.oldbin").exists()
+    assert worker_pid(server) == worker
+    with upgraded(server, pidfile, 1):  # and the next USR2, forks allowed again, works
+        pass
+
+
 def test_under_systemd_the_new_master_becomes_the_main_process_and_the_old_one_leaves_quietly(
         launch, tmp_path):
     """Type=notify + NotifyAccess=all: systemd must learn MAINPID= of the new master once it serves,
