@@ -98,6 +98,7 @@ PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL f
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
 BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
 RELOAD_WAIT = 30.0  # with --timeout 0: seconds a HUP's new workers have to become ready
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 def _exit_text(status: int) -> str:
@@ -271,7 +272,12 @@ class Arbiter(hooks.HookArgument):
             raise HaltServer(str(exc), 1) from None
 
     def _enqueue(self, signum, _frame) -> None:
-        if len(self.sig_queue) < 5:
+        # at most 5 queued (gunicorn's bound: a signal storm is not replayed), but one queued CHLD
+        # reaps every child that ended, and a stop is never dropped (CHLDs of workers dying at boot
+        # filled the queue, and a TERM then was lost)
+        if signum == signal.SIGCHLD and signum in self.sig_queue:
+            pass
+        elif len(self.sig_queue) < 5 or signum in STOP_SIGNALS:
             self.sig_queue.append(signum)
         try:
             os.write(self._pipe_w, b".")
