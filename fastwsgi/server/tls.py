@@ -3,7 +3,10 @@
 Theory of operation. `make_context(options)` turns --certfile/--keyfile/--ca-certs/--cert-reqs/
 --ciphers into an `ssl.SSLContext` (as gunicorn: `ssl.create_default_context(Purpose.CLIENT_AUTH)`,
 so TLS 1.2 or newer, then the chain, the verify mode and the cipher list), or None when no
-certificate is set; any mistake raises `TLSError` with one line naming the file or the option. It is
+certificate is set; any mistake raises `TLSError` with one line naming the file or the option (what
+a file lacks, a certificate or a key, when OpenSSL says only "PEM lib"). An encrypted private key is
+such a mistake: OpenSSL would ask for its passphrase on the terminal (gunicorn's start waits there),
+so the server asks nothing and refuses it. It is
 called before the sockets are bound (cli.py), so a bad certificate stops the start before anyone can
 connect; a pre-fork master builds the context once, its workers inherit it across fork, and a HUP
 builds a new one from the files as they are then (a renewed certificate), keeping the old one if the
@@ -73,6 +76,27 @@ def _readable(option: str, path: str) -> None:
         raise TLSError(f"--{option} {path}: {exc.strerror or exc}") from None
 
 
+def _pem_problem(certfile: str, keyfile) -> str | None:
+    """What the files lack, when load_cert_chain refused them (its "PEM lib" names neither the file
+    nor the part): no certificate, or no private key; None when both are there (but damaged)."""
+    try:
+        with open(certfile, "rb") as f:
+            cert_text = f.read()
+        if keyfile:
+            with open(keyfile, "rb") as f:
+                key_text = f.read()
+        else:
+            key_text = cert_text
+    except OSError:
+        return None
+    if b"-----BEGIN CERTIFICATE-----" not in cert_text:
+        return f"--certfile {certfile} holds no PEM certificate"
+    if b"PRIVATE KEY-----" not in key_text:
+        return (f"--keyfile {keyfile} holds no PEM private key" if keyfile else
+                f"--certfile {certfile} holds no private key: give its key with --keyfile")
+    return None
+
+
 def make_context(options: dict):
     """The server's SSLContext for these options, or None without --certfile; raises TLSError.
     With the ssl_context hook (gunicorn's), the hook's return value, given a factory of ours."""
@@ -112,13 +136,20 @@ def _default_context(options: dict):
         _readable("ca-certs", ca_certs)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    key_option = f"--keyfile {keyfile}" if keyfile else f"--certfile {certfile}"
+
+    def no_passphrase():  # OpenSSL would prompt on the terminal (a start, or a HUP, waits for it)
+        raise TLSError(f"{key_option}: the private key is encrypted and fastwsgi asks for no "
+                       f"passphrase; give it an unencrypted key (openssl pkey -in KEY -out PLAIN)")
+
     try:
-        context.load_cert_chain(certfile, keyfile)
+        context.load_cert_chain(certfile, keyfile, password=no_passphrase)
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise TLSError(f"--keyfile {keyfile or certfile} does not match the certificate in "
                            f"--certfile {certfile}") from None
-        raise TLSError(f"cannot load the certificate and key from --certfile {certfile}"
+        raise TLSError(_pem_problem(certfile, keyfile) or
+                       f"cannot load the certificate and key from --certfile {certfile}"
                        f"{f' --keyfile {keyfile}' if keyfile else ''}: {exc.reason or exc}") from None
     except OSError as exc:
         raise TLSError(f"cannot load --certfile {certfile}: {exc.strerror or exc}") from None

@@ -525,6 +525,20 @@ def test_startup_errors_are_one_line(certs, parser, tmp_path):
                                       certs["client.key"], parser=parser)
 
 
+@pytest.mark.parametrize("parser", ["c", "python"])
+def test_what_a_key_or_certificate_file_lacks_is_named(certs, parser):
+    """An encrypted key is refused at once (OpenSSL's passphrase prompt would print on stderr, or
+    wait on a terminal), and a file without a certificate or a key is named (OpenSSL: "PEM lib")."""
+    encrypted = _fails("--certfile", certs["server.pem"], "--keyfile", certs["encrypted.key"], parser=parser)
+    assert f"--keyfile {certs['encrypted.key']}: the private key is encrypted" in encrypted
+    assert f"--certfile {certs['server.pem']} holds no private key" in _fails(
+        "--certfile", certs["server.pem"], parser=parser)
+    assert f"--certfile {certs['server.key']} holds no PEM certificate" in _fails(
+        "--certfile", certs["server.key"], "--keyfile", certs["server.key"], parser=parser)
+    assert f"--keyfile {certs['ca.pem']} holds no PEM private key" in _fails(
+        "--certfile", certs["server.pem"], "--keyfile", certs["ca.pem"], parser=parser)
+
+
 # -- workers and HUP ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("parser,threads", BACKENDS, ids=[matrix_id(p) for p in BACKENDS])

@@ -1,8 +1,8 @@
 """Test certificates and TLS clients, shared by the TLS, PROXY-protocol, privileges and HAProxy tests.
 
 `make_certs` makes, with the openssl command: a test CA and another CA, the server's certificate
-(localhost, 127.0.0.1, O=first) and a renewed one (O=renewed), client certificates from each CA and
-a file that is not PEM. The session fixture `certs` (tests/conftest.py) calls it once per run.
+(localhost, 127.0.0.1, O=first) and a renewed one (O=renewed), client certificates from each CA, the
+server's key encrypted (passphrase "secret") and a file that is not PEM. The session fixture `certs` (tests/conftest.py) calls it once per run.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def make_certs(directory: Path) -> dict[str, str]:
     _issue(directory, "renewed", "ca", "/CN=localhost/O=renewed", san)
     _issue(directory, "client", "ca", "/CN=good client")
     _issue(directory, "stranger", "otherca", "/CN=stranger")
+    _openssl("pkey", "-in", "server.key", "-aes256", "-passout", "pass:secret", "-out", "encrypted.key",
+             cwd=directory)
     (directory / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
                                            "-----END CERTIFICATE-----\n")
     return {path.name: str(path) for path in directory.iterdir()}
