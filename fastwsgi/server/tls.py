@@ -21,7 +21,9 @@ its socket non-blocking and does TLS in memory (`SSLContext.wrap_bio` over two `
   loop is never blocked, and the deadline set at accept (--header-timeout) covers the handshake: a
   client that connects and never finishes it is closed by the sweep like one that never sends a head.
   A client that speaks plain HTTP to this port gets a plain-text 400 (as nginx does) and a lingering
-  close; any other handshake failure (bad client certificate, no shared cipher) closes the connection
+  close: its first byte is a letter (a method's), never a TLS record's type (0x16 for a ClientHello),
+  so any method is recognized (OpenSSL's own check knows GET, POST, HEAD, PUT and CONNECT only, and
+  fails the others with no answer). Any other handshake failure (bad client certificate, no shared cipher) closes the connection
   after the alert, logged at debug level.
 * Reads: the bytes of one recv() are fed to the BIO and every decrypted byte is read out at once (until
   SSLWantReadError), so nothing waits inside the SSL object while the kernel socket is quiet (the
@@ -50,6 +52,7 @@ The environ of a TLS listener says wsgi.url_scheme "https" and HTTPS "on" (loop.
 import logging
 import os
 import ssl
+import string
 
 from .connection import READ_SIZE, Connection
 from .poller import IN, OUT
@@ -62,6 +65,7 @@ log = logging.getLogger("fastwsgi.error")
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 _PLAIN_HTTP_BODY = b"400 Bad Request\nThe plain HTTP request was sent to an HTTPS port.\n"
+_PLAIN_HTTP_START = string.ascii_letters.encode("ascii")  # a request line's first byte (a method's)
 
 
 class TLSError(RuntimeError):
@@ -171,7 +175,7 @@ def _default_context(options: dict):
 class TLSConnection(Connection):
     """A Connection whose bytes go through TLS in memory (see the module docstring)."""
 
-    __slots__ = ("tls", "tls_in", "tls_out", "cipher", "handshaking", "notified")
+    __slots__ = ("tls", "tls_in", "tls_out", "cipher", "handshaking", "greeted", "notified")
 
     def __init__(self, server, sock, environ_base: dict):
         super().__init__(server, sock, environ_base)
@@ -180,6 +184,7 @@ class TLSConnection(Connection):
         self.tls = server.ssl_context.wrap_bio(self.tls_in, self.tls_out, server_side=True)
         self.cipher = b""  # records the socket has not taken yet
         self.handshaking = True
+        self.greeted = False  # the client's first byte came (a ClientHello's, or plain HTTP's)
         self.notified = False  # close_notify was sent
 
     # -- events ---------------------------------------------------------------------------------
@@ -278,6 +283,11 @@ class TLSConnection(Connection):
             self.close()
             return
         if raw:
+            if not self.greeted:
+                self.greeted = True
+                if raw[0] in _PLAIN_HTTP_START:
+                    self._reject_plain_http()
+                    return
             self.tls_in.write(raw)
         try:
             self.tls.do_handshake()
@@ -304,9 +314,6 @@ class TLSConnection(Connection):
             self.watch(IN)  # the first head's deadline still runs from accept (--header-timeout)
 
     def _handshake_failed(self, exc: ssl.SSLError) -> None:
-        if exc.reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
-            self._reject_plain_http()
-            return
         log.debug("TLS handshake with %s failed: %s", self.environ_base.get("REMOTE_ADDR") or "a client",
                   exc)
         if self.tls_out.pending:  # the alert tells the client why

@@ -296,12 +296,14 @@ def test_curl_with_cacert(tls_backend_server, certs):
 
 
 def test_plain_http_to_the_tls_port_gets_400(tls_backend_server, certs):
-    with Conn(tls_backend_server.port) as conn:
-        conn.request("GET", "/hello")
-        response = conn.read_response()
-        assert conn.closed_by_server(3)
-    assert response.status == 400
-    assert b"plain HTTP request was sent to an HTTPS port" in response.body
+    """Whatever the method (OpenSSL itself recognizes GET, POST, HEAD, PUT and CONNECT only)."""
+    for method in ("GET", "DELETE", "OPTIONS", "PATCH", "PROPFIND"):
+        with Conn(tls_backend_server.port) as conn:
+            conn.request(method, "/hello")
+            response = conn.read_response()
+            assert conn.closed_by_server(3)
+        assert response.status == 400, method
+        assert b"plain HTTP request was sent to an HTTPS port" in response.body
     assert fetch(tls_backend_server, certs) == (200, b"hello")
 
 
