@@ -12,7 +12,9 @@ this function would change nothing):
 * The peer is not trusted: the four forwarding keys are deleted from the environ, so an application
   (or a framework's own proxy middleware) can never read a value a client made up.
 * The peer is trusted: the headers are applied to REMOTE_ADDR/REMOTE_PORT, wsgi.url_scheme and
-  HTTP_HOST/SERVER_NAME/SERVER_PORT, and are left in the environ for the application to see.
+  HTTP_HOST/SERVER_NAME/SERVER_PORT, and are left in the environ for the application to see. A
+  forwarded scheme "http" also removes the HTTPS "on" of a TLS listener (fastwsgi/server/tls.py):
+  the client spoke plain HTTP to the proxy, and an application reading HTTPS would build https URLs.
 
 Choosing the client address (both header kinds): walk the hop list from the right (the entry added by
 our peer) to the left, as nginx `real_ip_recursive on` and uvicorn do. Each trusted address is a proxy
@@ -426,6 +428,8 @@ def apply_forwarded(environ: dict, trusted: TrustedProxies) -> None:
             environ.pop(key, None)
     else:
         environ.update(outcome)
+        if outcome.get("wsgi.url_scheme") == "http":  # a TLS listener's HTTPS "on" would contradict it
+            environ.pop("HTTPS", None)
         for key in trusted.ignored_keys:
             environ.pop(key, None)
 

@@ -104,6 +104,21 @@ def test_environ_says_https(tls_server, certs):
     assert report["SERVER_PORT"] == str(tls_server.port)
 
 
+def test_a_trusted_proxys_http_scheme_removes_https_on(tls_backend_server, certs):
+    """Behind a trusted proxy (127.0.0.1 by default) that says the client spoke plain HTTP, the
+    environ does not say both wsgi.url_scheme "http" and HTTPS "on"."""
+    import json
+
+    conn = https(tls_backend_server, certs)
+    try:
+        for proto, scheme, https_var in (("http", "http", None), ("https", "https", "on")):
+            conn.request("GET", "/environ", headers={"X-Forwarded-Proto": proto})
+            report = json.loads(conn.getresponse().read())
+            assert (report["wsgi.url_scheme"], report.get("HTTPS")) == (scheme, https_var), proto
+    finally:
+        conn.close()
+
+
 def test_pipelined_requests_in_one_tls_write(tls_server, certs):
     """Five requests in one sendall (one TLS record): all five are answered, in order."""
     with TLSConn(tls_server.port, client_context(certs)) as conn:
