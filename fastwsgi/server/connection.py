@@ -74,7 +74,7 @@ class Connection:
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
                  "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
-                 "environ_whole", "trusted_proxies", "cut_short")
+                 "environ_whole", "trusted_proxies", "cut_short", "close_delimited")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -91,6 +91,7 @@ class Connection:
         self.must_close = False  # close once the current output is sent (no request after it is run)
         self.broken = False  # the client's side failed: nothing more can be said
         self.cut_short = False  # an error ended the response after its head: reset, don't FIN
+        self.close_delimited = False  # the response in flight ends at the close (wsgi.py: no length)
         self.closed = False
         self.lingering = False
         self.read_eof = False  # the client sends nothing more: answer the complete requests, then close
@@ -402,10 +403,8 @@ class Connection:
             if len(self.inbuf) < LOOKAHEAD and not self.read_eof:
                 mask |= IN
         elif self.must_close or self.read_eof:  # (read_eof: every complete request was answered)
-            if self.cut_short:
-                self.reset()
-            elif self.broken or self.read_eof:
-                self.close()
+            if self.cut_short or self.broken or self.read_eof:
+                self.close()  # (cut_short: with a reset)
             else:
                 self.linger()
             return
@@ -485,23 +484,24 @@ class Connection:
         deadline = self.server.now + self.linger_idle
         self.deadline = deadline if deadline < self.linger_end else self.linger_end
 
-    def reset(self) -> None:
-        """Close with a reset (SO_LINGER 0), not a FIN: a response an error cut short after its head
-        must not look complete to a peer that reads to the end of the stream (HTTP/1.0 without
-        Content-Length, nginx's uwsgi_pass). Over a UNIX socket the peer sees an end of stream."""
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        except OSError:
-            pass
-        self.close()
-
     def close(self) -> None:
+        """Close the socket: with a FIN, or with a reset (SO_LINGER 0) when the response in flight is
+        close-delimited (HTTP/1.0 without Content-Length, nginx's uwsgi_pass) and incomplete: an
+        error cut it short after its head (`cut_short`), or it is still in progress or unsent (a
+        send timeout, a graceful stop's deadline). A FIN would make its partial body look complete
+        to a peer that reads to the end of the stream; over TLS it would lack close_notify, which
+        many clients do not check. Over a UNIX socket the peer sees an end of stream either way."""
         if self.closed:
             return
         self.closed = True
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.abort()
+        if self.cut_short or (self.close_delimited and (exchange is not None or self.out or self.in_worker)):
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            except OSError:
+                pass
         server = self.server
         parser, self.parser = self.parser, None  # a closed connection parses nothing more
         spare = server.spare_parsers[self.parser_name]

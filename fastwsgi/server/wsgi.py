@@ -38,8 +38,9 @@ first non-empty body chunk (or at the end).
 
 Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
 traceback); after it, the connection is closed: with a reset once the output is out if the body is
-close-delimited (Connection.reset: a FIN would make it, as nginx's uwsgi response without a
-Content-Length, look complete), else with a FIN (a short or unterminated body shows the cut). A failure of the client's side (the connection marks
+close-delimited (Connection.close: a FIN would make it, as nginx's uwsgi response without a
+Content-Length, look complete; so is any close before such a body's end, a send timeout's too),
+else with a FIN (a short or unterminated body shows the cut). A failure of the client's side (the connection marks
 itself `broken`) is quiet. The result's close() is always called, exactly once.
 """
 
@@ -271,6 +272,8 @@ class Exchange:
             server.last_head = ((status, list(headers), method, minor, keep, date), decision)
         self.bodiless, self.chunked, self.remaining, self.keep_alive, head = decision
         self.headers_sent = True
+        if self.remaining < 0 and not (self.chunked or self.bodiless):
+            conn.close_delimited = True  # a close before its end is a reset (Connection.close)
         return head
 
     def _decide(self, status, headers, keep, known_length, extra_headers):

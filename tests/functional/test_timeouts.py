@@ -163,6 +163,19 @@ def test_reader_that_never_reads_is_dropped_at_the_send_timeout(timeout_server, 
         assert other.read_response().body == b"hello"
 
 
+def test_a_close_delimited_response_cut_by_the_send_timeout_ends_with_a_reset(timeout_server, token, events):
+    """HTTP/1.0 without Content-Length: the body ends where the connection does, so the close of a
+    stalled one (--send-timeout) is a reset, as after an application error: a FIN would make the part
+    the client reads afterwards look like the whole body."""
+    with Conn(timeout_server.port, rcvbuf=4096) as conn:
+        conn.send(f"GET /close?mode=flood&t={token} HTTP/1.0\r\n\r\n".encode())
+        assert conn.read_head().status == 200
+        seen = events(token, timeout=TIMEOUT + SLACK + 6)
+        assert seen and seen[0]["event"] == "closed", "the stalled response was never abandoned"
+        conn.read_to_eof(10)
+        assert conn.reset, "the cut body ended with a clean end of stream"
+
+
 no_keep_alive = server_fixture("--keep-alive", "0", matrix=BACKENDS)
 
 

@@ -45,6 +45,7 @@ tls_backend_server = tls_server_fixture()
 tls_quick_timeout = tls_server_fixture("--header-timeout", "1")
 tls_short_keep_alive = tls_server_fixture("--keep-alive", "1", matrix=FULL_MATRIX)
 tls_refusing = tls_server_fixture("--limit-request-body", "1000000")
+tls_send_timeout = tls_server_fixture("--send-timeout", "1")
 required_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "2")  # gunicorn's spelling
 optional_server = tls_server_fixture("--ca-certs", "{ca}", "--cert-reqs", "optional")
 
@@ -283,6 +284,25 @@ def test_large_response_to_a_slow_reader(tls_server, certs):
 
 
 # -- on both backends -----------------------------------------------------------------------------
+
+def test_a_close_delimited_body_cut_by_the_send_timeout_ends_with_a_reset(tls_send_timeout, certs, token,
+                                                                          events):
+    """A stalled HTTP/1.0 response without Content-Length is closed with a TCP reset, as a plain one
+    is: without close_notify alone, the partial body looks whole to clients that do not check
+    for it (Python's default suppress_ragged_eofs, nginx's proxy_ssl)."""
+    client = MemoryClient(tls_send_timeout.port, client_context(certs))
+    try:
+        client.handshake()
+        client.send_records(f"GET /close?mode=flood&t={token} HTTP/1.0\r\n\r\n".encode())
+        client.read_until(b"\r\n\r\n")
+        seen = events(token, timeout=10)
+        assert seen and seen[0]["event"] == "closed", "the stalled response was never abandoned"
+        with pytest.raises(ConnectionResetError):
+            while client.sock.recv(1 << 20):
+                pass
+    finally:
+        client.sock.close()
+
 
 def test_filewrapper_over_tls(tls_backend_server, certs):
     size = 3_000_000
