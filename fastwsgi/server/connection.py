@@ -41,7 +41,9 @@ head (from accept for the first one), keep_alive while idle between requests, re
 draining a body, send_timeout while output is stuck, and the lingering close's bounds (each
 discarded read moves the deadline to `linger_idle` later, never past `linger_end`). Reads and
 writes that must wait inside the application (wsgi.input, write(), a worker's response) wait with
-poll() on this socket only, for at most read_timeout / send_timeout per step.
+poll() on this socket only, for at most read_timeout / send_timeout per step; when the server closes
+(a fast stop, or a graceful one past its timeout) it wakes such a wait by shutting the socket down
+(`abandon_wait`), so a client that stopped reading or sending cannot hold a stopping thread.
 
 The connection marks itself `broken` when the client's side fails (reset, EOF inside a body, timeout):
 such failures end the exchange quietly. A client's EOF between requests (it shut its side down; over
@@ -74,7 +76,7 @@ class Connection:
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
                  "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
-                 "environ_whole", "trusted_proxies", "cut_short", "close_delimited")
+                 "environ_whole", "trusted_proxies", "cut_short", "close_delimited", "waiting")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -88,6 +90,7 @@ class Connection:
         self.exchange = None  # a response suspended until the socket drains (loop thread only)
         self.body = None  # the current request's body until it is fully read or drained
         self.in_worker = False  # a worker thread owns the connection
+        self.waiting = False  # a worker thread waits in _wait for this socket (see abandon_wait)
         self.must_close = False  # close once the current output is sent (no request after it is run)
         self.broken = False  # the client's side failed: nothing more can be said
         self.cut_short = False  # an error ended the response after its head: reset, don't FIN
@@ -362,9 +365,26 @@ class Connection:
                 raise TimeoutError("timed out reading the request body")
 
     def _wait(self, mask: int, timeout: float) -> bool:
-        poller = select.poll()
-        poller.register(self.fd, mask)
-        return bool(poller.poll(timeout * 1000.0))
+        """Wait up to `timeout` for the socket; False when it did not come ready, or the server is
+        closing (a fast stop, or the end of a graceful one: nothing is left to wait for)."""
+        self.waiting = True  # before the check: server_close sets the flag, then looks at `waiting`
+        try:
+            if self.server.abandon_waits:
+                return False
+            poller = select.poll()
+            poller.register(self.fd, mask)
+            return bool(poller.poll(timeout * 1000.0))
+        finally:
+            self.waiting = False
+
+    def abandon_wait(self) -> None:
+        """Wake a thread waiting in _wait (server_close): shutting the socket down makes poll return
+        at once, and the send or recv that follows fails, which ends the exchange as a client's
+        failure would."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # -- state after an event ---------------------------------------------------------------------
 

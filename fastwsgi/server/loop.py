@@ -48,6 +48,11 @@ crossing the FIN on the wire: HTTP/1.1 has no way around that (the keep-alive ti
 race; measured in benchmarks/results/hup-nginx-2026-11-24.md). The sweep,
 not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat); a worker's
 --max-requests is counted per response instead (`requests_limit`, checked in response_complete).
+
+`server_close()` gives application threads up to 5 s to finish after a stop (after a graceful one,
+what is left of its timeout), but at once wakes each one waiting for its client
+(Connection.abandon_wait): a client that stopped reading or sending would otherwise hold it for
+--send-timeout or --read-timeout, past a pre-fork master's fast-stop SIGKILL.
 """
 
 import collections
@@ -203,6 +208,7 @@ class Server:
         self._stopped = threading.Event()
         self._stopped.set()
         self._closed = False
+        self.abandon_waits = False  # server_close: application threads stop waiting for their clients
 
     # -- wsgiref.simple_server compatibility -------------------------------------------------
 
@@ -304,6 +310,13 @@ class Server:
         if self.pool is not None:  # in-flight requests may finish: within 5 s, or what is left of
             # --graceful-timeout after a graceful stop (none once it has passed: it is the bound)
             budget = max(0.0, self._drain_deadline - time.monotonic()) if self.draining else 5.0
+            # but an application thread waiting for its client (a send to one that stopped reading, a
+            # body that stopped arriving) would wait up to --send-timeout / --read-timeout per step:
+            # each such wait is cut now, as the loop's own connections are closed now
+            self.abandon_waits = True
+            for conn in list(self.connections.values()):
+                if conn.waiting:
+                    conn.abandon_wait()
             self.pool.shutdown(budget)
         for conn in list(self.connections.values()):
             conn.close()

@@ -13,9 +13,11 @@ import time
 
 import pytest
 
-from tests.functional.client import Conn, get
+from tests.functional.apps import EVENTS_ENV
+from tests.functional.client import Conn, build_request, get
 from tests.functional.ops import (booted, children, loaded_by, wait_booted, wait_children, worker_pid,
                                   zombie)
+from tests.functional.serverproc import DEFAULT_APP
 
 
 @pytest.mark.parametrize("threads", ["0", "4"])
@@ -92,6 +94,29 @@ def test_int_stops_fast(launch):
         server.signal(signal.SIGINT)
         assert server.wait(10) == 0
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("stalled", ["reader", "sender"])
+def test_quit_does_not_wait_for_a_stalled_client_of_an_application_thread(launch, events_dir, events, stalled):
+    """A fast stop with --threads: an application thread waiting for its client (a send to one that
+    stopped reading, a body that stopped arriving) is woken, so the worker stops by itself within the
+    master's fast-stop time instead of waiting out --send-timeout / --read-timeout and being killed."""
+    server = launch("-w", "1", "--threads", "2", "--send-timeout", "60", "--read-timeout", "60",
+                    "--timeout", "0", env={EVENTS_ENV: str(events_dir)}, app=DEFAULT_APP)
+    wait_booted(server, 1)
+    with Conn(server.port, timeout=10, rcvbuf=4096) as conn:
+        if stalled == "reader":  # an endless response the client never reads
+            conn.request("GET", f"/close?mode=flood&t=quit-{stalled}")
+            conn.read_exact(1)
+        else:  # half of a body: the application waits in wsgi.input.read()
+            conn.send(build_request("POST", f"/read-record?t=quit-{stalled}",
+                                    headers=[("Content-Length", "100000")]) + b"x" * 50000)
+        time.sleep(0.5)  # the application thread waits for the socket now
+        server.signal(signal.SIGQUIT)
+        assert server.wait(10) == 0
+        assert conn.closed_by_server(timeout=5)
+    assert "did not finish within the fast-stop timeout" not in server.stderr_text()
+    assert events(f"quit-{stalled}")[0]["event"] == ("closed" if stalled == "reader" else "read-error")
 
 
 @pytest.mark.parametrize("fast", [signal.SIGINT, signal.SIGQUIT])
