@@ -39,7 +39,11 @@ Parsers of closed connections are reset and kept (up to SPARE_PARSERS) for new o
 Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
 head (from accept for the first one), keep_alive while idle between requests, read_timeout while
 draining a body, send_timeout while output is stuck, and the lingering close's bounds (each
-discarded read moves the deadline to `linger_idle` later, never past `linger_end`). Reads and
+discarded read moves the deadline to `linger_idle` later, never past `linger_end`). They count from
+the loop's clock (`server.now`), which is read again each time the application has run on the loop
+thread (threads = 0: `begin`, and `settle` after pump): an application slower than --keep-alive
+would otherwise leave its connection (and those served after it in the same loop turn) with a
+deadline already past, closed at the next sweep. Reads and
 writes that must wait inside the application (wsgi.input, write(), a worker's response) wait with
 poll() on this socket only, for at most read_timeout / send_timeout per step; when the server closes
 (a fast stop, or a graceful one past its timeout) it wakes such a wait by shutting the socket down
@@ -55,6 +59,7 @@ import os
 import select
 import socket
 import struct
+from time import monotonic
 
 from ..errors import ParseError
 from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
@@ -232,8 +237,13 @@ class Connection:
         if server.pool is not None:
             self.in_worker = True
             server.dispatch(self, exchange)
-        elif not exchange.run():
-            self.exchange = exchange
+        else:
+            done = exchange.run()
+            # the application ran on this thread (threads = 0), maybe for long: the deadlines this
+            # turn sets from here on count from now, not from the start of the turn
+            server.now = monotonic()
+            if not done:
+                self.exchange = exchange
 
     def parse_failed(self, exc: ParseError, data: bytes) -> None:
         """The input `data` does not parse: answer exc.status and close (a protocol may log it)."""
@@ -400,7 +410,9 @@ class Connection:
                 break  # the socket is full: wait for OUT
             exchange = self.exchange
             if exchange is not None:
-                if not exchange.pump():
+                done = exchange.pump()
+                self.server.now = monotonic()  # the application's iterator ran (see begin)
+                if not done:
                     if self.out:
                         continue
                     break  # a sendfile waits for the socket

@@ -1,7 +1,8 @@
 """The event loop: one poller set over the listeners, the connections and a wakeup socket.
 
 Theory of operation: `serve_forever` repeats one step: poll, refresh the coarse clock (`now`,
-monotonic) and the cached Date header (once per second), call the handler registered for each ready
+monotonic; a connection refreshes it too, after an application ran on this thread) and the
+cached Date header (once per second), call the handler registered for each ready
 descriptor, every `sweep_interval` close connections whose deadline passed, and (threads = 0) write the
 turn's access-log lines in one go (accesslog.AccessLogger.hold). The poller is epoll on
 Linux and poll(2) elsewhere (poller.py, which emulates what is said of epoll below: one-shot

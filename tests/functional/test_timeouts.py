@@ -134,6 +134,18 @@ def test_a_slow_app_is_not_a_keep_alive_timeout(timeout_server):
         assert resp.status == 200 and resp.body == b"slept 2.0"
 
 
+def test_after_a_slow_app_the_connection_is_kept_for_the_whole_keep_alive(timeout_server):
+    """The keep-alive period starts when the response is out, also after an application slower than
+    --keep-alive on the loop thread (threads 0): the loop's clock was read before the application
+    ran, so a deadline counted from it had passed already and the next sweep closed the connection."""
+    with Conn(timeout_server.port) as conn:
+        conn.request("GET", "/sleep?s=2")
+        assert conn.read_response(timeout=10).body == b"slept 2.0"
+        time.sleep(TIMEOUT / 2)  # idle for half the keep-alive: the connection must still be there
+        conn.request("GET", "/hello")
+        assert conn.read_response().body == b"hello"
+
+
 def test_reader_that_never_reads_is_dropped_at_the_send_timeout(timeout_server, token, events):
     """An endless fast body to a client with a tiny window that stops reading: the server gives up after
     --send-timeout, calls close(), and has not buffered the endless body in memory meanwhile."""
