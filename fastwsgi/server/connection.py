@@ -45,9 +45,9 @@ thread (threads = 0: `begin`, and `settle` after pump): an application slower th
 would otherwise leave its connection (and those served after it in the same loop turn) with a
 deadline already past, closed at the next sweep. Reads and
 writes that must wait inside the application (wsgi.input, write(), a worker's response) wait with
-poll() on this socket only, for at most read_timeout / send_timeout per step; when the server closes
-(a fast stop, or a graceful one past its timeout) it wakes such a wait by shutting the socket down
-(`abandon_wait`), so a client that stopped reading or sending cannot hold a stopping thread.
+poll() on this socket only, for at most read_timeout / send_timeout per step; a fast stop, and the
+close of the server (also after a graceful stop's timeout), wake such a wait by shutting the socket
+down (`abandon_wait`), so a client that stopped reading or sending cannot hold a stopping server.
 
 The connection marks itself `broken` when the client's side fails (reset, EOF inside a body, timeout):
 such failures end the exchange quietly. A client's EOF between requests (it shut its side down; over
@@ -95,7 +95,7 @@ class Connection:
         self.exchange = None  # a response suspended until the socket drains (loop thread only)
         self.body = None  # the current request's body until it is fully read or drained
         self.in_worker = False  # a worker thread owns the connection
-        self.waiting = False  # a worker thread waits in _wait for this socket (see abandon_wait)
+        self.waiting = False  # the application waits in _wait for this socket (see abandon_wait)
         self.must_close = False  # close once the current output is sent (no request after it is run)
         self.broken = False  # the client's side failed: nothing more can be said
         self.cut_short = False  # an error ended the response after its head: reset, don't FIN
@@ -376,10 +376,10 @@ class Connection:
 
     def _wait(self, mask: int, timeout: float) -> bool:
         """Wait up to `timeout` for the socket; False when it did not come ready, or the server is
-        closing (a fast stop, or the end of a graceful one: nothing is left to wait for)."""
+        stopping (a fast stop, or its close: nothing is left to wait for)."""
         self.waiting = True  # before the check: server_close sets the flag, then looks at `waiting`
         try:
-            if self.server.abandon_waits:
+            if self.server.waits_abandoned:
                 return False
             poller = select.poll()
             poller.register(self.fd, mask)
@@ -388,7 +388,7 @@ class Connection:
             self.waiting = False
 
     def abandon_wait(self) -> None:
-        """Wake a thread waiting in _wait (server_close): shutting the socket down makes poll return
+        """End a wait in _wait (Server.abandon_waits): shutting the socket down makes poll return
         at once, and the send or recv that follows fails, which ends the exchange as a client's
         failure would."""
         try:

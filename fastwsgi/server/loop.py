@@ -51,9 +51,10 @@ not the per-request path, also runs `on_sweep` (a pre-fork worker's heartbeat); 
 --max-requests is counted per response instead (`requests_limit`, checked in response_complete).
 
 `server_close()` gives application threads up to 5 s to finish after a stop (after a graceful one,
-what is left of its timeout), but at once wakes each one waiting for its client
-(Connection.abandon_wait): a client that stopped reading or sending would otherwise hold it for
---send-timeout or --read-timeout, past a pre-fork master's fast-stop SIGKILL.
+what is left of its timeout), but `stop()` and `server_close()` at once wake application code waiting
+for its client (`abandon_waits`, Connection.abandon_wait): a client that stopped reading or sending
+would otherwise hold it for --send-timeout or --read-timeout, past a pre-fork master's fast-stop
+SIGKILL (with threads = 0 the wait is on the loop thread itself, which a stop cannot otherwise reach).
 """
 
 import collections
@@ -209,7 +210,7 @@ class Server:
         self._stopped = threading.Event()
         self._stopped.set()
         self._closed = False
-        self.abandon_waits = False  # server_close: application threads stop waiting for their clients
+        self.waits_abandoned = False  # stop(), server_close(): the application stops waiting for clients
 
     # -- wsgiref.simple_server compatibility -------------------------------------------------
 
@@ -254,6 +255,7 @@ class Server:
         between installing the handlers and this call), as in socketserver."""
         self._stopped.clear()
         self.keep_alive_enabled = self.keep_alive > 0  # again, after a stop()
+        self.waits_abandoned = self._closed
         timeout = min(poll_interval, self.sweep_interval)
         try:
             while not self._stopping:
@@ -285,10 +287,21 @@ class Server:
         self._next_sweep = min(self._next_sweep, self.now + self.sweep_interval)
 
     def stop(self) -> None:
-        """Ask serve_forever to return; safe from signal handlers and other threads."""
+        """Ask serve_forever to return; safe from signal handlers and other threads. A wait for a
+        client inside the application ends now too (threads = 0: the signal handler runs on the loop
+        thread while it waits there, and the wait would otherwise last up to --read-timeout)."""
         self._stopping = True
         self.keep_alive_enabled = False
+        self.abandon_waits()
         self.wake()
+
+    def abandon_waits(self) -> None:
+        """Application code waiting for its client (Connection._wait: a send to a client that stopped
+        reading, a body that stopped arriving) stops waiting, and no new wait begins."""
+        self.waits_abandoned = True  # first: a wait that begins after the scan below sees it
+        for conn in list(self.connections.values()):
+            if conn.waiting:
+                conn.abandon_wait()
 
     def drain(self) -> None:
         """Graceful stop: finish what is in flight, then return from serve_forever. Safe from signal
@@ -314,10 +327,7 @@ class Server:
             # but an application thread waiting for its client (a send to one that stopped reading, a
             # body that stopped arriving) would wait up to --send-timeout / --read-timeout per step:
             # each such wait is cut now, as the loop's own connections are closed now
-            self.abandon_waits = True
-            for conn in list(self.connections.values()):
-                if conn.waiting:
-                    conn.abandon_wait()
+            self.abandon_waits()
             self.pool.shutdown(budget)
         for conn in list(self.connections.values()):
             conn.close()

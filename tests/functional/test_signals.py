@@ -96,12 +96,14 @@ def test_int_stops_fast(launch):
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("threads", ["0", "2"])
 @pytest.mark.parametrize("stalled", ["reader", "sender"])
-def test_quit_does_not_wait_for_a_stalled_client_of_an_application_thread(launch, events_dir, events, stalled):
-    """A fast stop with --threads: an application thread waiting for its client (a send to one that
-    stopped reading, a body that stopped arriving) is woken, so the worker stops by itself within the
-    master's fast-stop time instead of waiting out --send-timeout / --read-timeout and being killed."""
-    server = launch("-w", "1", "--threads", "2", "--send-timeout", "60", "--read-timeout", "60",
+def test_quit_does_not_wait_for_a_stalled_client_of_the_application(launch, events_dir, events, stalled, threads):
+    """A fast stop: application code waiting for its client (a send to one that stopped reading, a
+    body that stopped arriving; on a pool thread, or with threads 0 on the loop thread, where the
+    signal handler runs inside that wait) is woken, so the worker stops by itself within the master's
+    fast-stop time instead of waiting out --send-timeout / --read-timeout and being killed."""
+    server = launch("-w", "1", "--threads", threads, "--send-timeout", "60", "--read-timeout", "60",
                     "--timeout", "0", env={EVENTS_ENV: str(events_dir)}, app=DEFAULT_APP)
     wait_booted(server, 1)
     with Conn(server.port, timeout=10, rcvbuf=4096) as conn:
