@@ -14,7 +14,8 @@ raises `Unexpected` otherwise; every failure is counted by (scenario, kind) with
 
 Phases: a warm-up with load, then the load pauses until every connection has timed out (the *warm
 idle* sample), then the measured run with a sample every `--fine` seconds (RSS from /proc/PID/status
-VmRSS and the number of entries in /proc/PID/fd, for the process and, with -w, each worker), then the
+VmRSS, the number of entries in /proc/PID/fd and the thread count, for the process and, with -w, each
+worker; and, with `ss`, the server-side connections of its TCP ports in CLOSE_WAIT and FIN_WAIT), then the
 load stops and, once idle again, the *end idle* sample. The verdict, per process: RSS growth from the
 sample nearest 25 % of the measured run to its last one; the RSS floor (lowest sample) of each quarter
 of the run, since transient multi-MiB buffers make single samples jump and a leak raises the floor; fds
@@ -36,6 +37,12 @@ existed; `--all-new` turns on the first four):
 - `--unix`: a unix: bind and the `unix` scenario (keep-alive, close; behind a PROXY header under
   --proxy-protocol, since UNIX-socket peers must send one).
 - `--http10`: the `http10` scenario (HTTP/1.0 without keep-alive, with it, and close-delimited).
+- `--stalls`: --send-timeout 2 and --limit-request-body 3 MiB, and the scenarios stall_read (a client
+  that never reads an endless response: `ss` must see the server's side leave ESTABLISHED), stall_body
+  (a body that stops: 408 or a close), partial_read (the application reads part of a body, the
+  connection goes on), many_chunks, too_large (413), post_pipeline (pipelined POSTs, read or not) and
+  leave_flood (leaving an endless response or a chunked upload half way). Not with --tls.
+- `--poller poll`: FASTWSGI_POLLER for the server.
 - `--max-requests N [--max-requests-jitter J]` (with -w): workers recycle; `check_recycling` wants
   more worker pids than -w and none that logged reaching its limit left at the end, and the report
   groups the workers (mean RSS, max fds). A draining worker may close keep-alive connections (after a
@@ -64,6 +71,7 @@ import re
 import shlex
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -571,9 +579,160 @@ def s_hooks(c: Client, rng) -> int:
     return count
 
 
+# -- --stalls: stalled clients, partial body reads, limits, many chunks (opt-in) -----------------------
+
+SEND_TIMEOUT_STALLS = 2  # the server's --send-timeout under --stalls (10 otherwise)
+BODY_LIMIT_STALLS = 3 << 20  # its --limit-request-body under --stalls: over every upload of the mix
+
+
+def s_stall_reader(c: Client, rng) -> int:
+    """A client that asks for an endless fast response (/close?mode=flood, or /download of 8 MiB) with
+    a small receive buffer and never reads: --send-timeout must cut it. Watched with `ss` (reading
+    would let the response flow again): the server's side of the connection must leave ESTABLISHED
+    within a few seconds of the timeout."""
+    target = "/close?mode=flood" if rng.random() < 0.5 else f"/download?n={8 << 20}"
+    with SoakConn(c.port, timeout=10, rcvbuf=4096, source=c.source) as conn:
+        conn.request("GET", target)
+        start = time.monotonic()
+        query = ["ss", "-tanH", f"( sport = :{c.port} and dport = :{conn.local_port} )"]
+        while time.monotonic() - start < SEND_TIMEOUT_STALLS + 8:
+            time.sleep(0.25)
+            state = subprocess.run(query, capture_output=True, text=True).stdout.split()[:1] or ["gone"]
+            if state[0] != "ESTAB":
+                return 1
+        raise Unexpected("not-cut", f"{target}: the server's side still ESTABLISHED "
+                                    f"{time.monotonic() - start:.1f} s after a client stopped reading")
+
+
+def s_stall_body(c: Client, rng) -> int:
+    """A body that stops half way (Content-Length or chunked): --read-timeout must end it with a 408
+    (or a close if the application already answered) and close the connection, no reset."""
+    with c.connect() as conn:
+        if rng.random() < 0.5:
+            conn.send(build_request("POST", "/hash", headers=[("Content-Length", "100000")]) + UPLOAD[:5000])
+        else:
+            conn.send(build_request("POST", "/hash", headers=[("Transfer-Encoding", "chunked")])
+                      + b"1000\r\n" + UPLOAD[:4096] + b"\r\n800\r\n" + UPLOAD[:100])
+        rest = conn.read_to_eof(READ_TIMEOUT + 10)
+        expect(rest == b"" or rest.startswith(b"HTTP/1.1 408") or rest.startswith(b"HTTP/1.1 400"),
+               "status", f"stalled body: {rest[:100]!r}")
+        expect(not conn.reset, "reset", "stalled body: reset instead of a close")
+    return 1
+
+
+def s_partial_read(c: Client, rng) -> int:
+    """The application reads part of the body (a few read(n)/readline calls) and answers; the server
+    drains the rest (Content-Length or chunked) and the connection serves the next request."""
+    size = rng.choice((3000, 100000, 700000))
+    body = UPLOAD[:size]
+    ops = ",".join(rng.choice(("r5", "r100", "l-1", "r4096")) for _ in range(3))
+    with c.connect() as conn:
+        if rng.random() < 0.5:
+            conn.send(build_request("POST", f"/input?mode=ops&ops={ops}", body=body))
+        else:
+            pieces = [body[i:i + 8192] for i in range(0, size, 8192)]
+            conn.send(build_request("POST", f"/input?mode=ops&ops={ops}",
+                                    headers=[("Transfer-Encoding", "chunked")]) + chunked(*pieces))
+        resp = conn.read_response(timeout=20)
+        expect_status(resp, 200, f"partial read {ops} of {size}")
+        if "close" in resp.connection_tokens():
+            conn.read_available(0.5)
+            return 1
+        conn.request("GET", "/hello")
+        resp = conn.read_response()
+        expect_status(resp, 200, "GET after a partial read")
+        expect(resp.body == b"hello", "body", f"GET after a partial read: {resp.body[:100]!r}")
+    return 2
+
+
+def s_many_chunks(c: Client, rng) -> int:
+    """An application yielding thousands of small pieces (chunked out), twice on one connection."""
+    n = rng.choice((1000, 5000, 20000))
+    want = b"".join(f"piece{i};".encode() for i in range(n))
+    with c.connect(timeout=20) as conn:
+        for _ in range(2):
+            conn.request("GET", f"/chunks?n={n}")
+            resp = conn.read_response(timeout=30)
+            expect_status(resp, 200, "many chunks")
+            expect(resp.body == want, "body", f"many chunks: {len(resp.body)} bytes, wanted {len(want)}")
+    return 2
+
+
+def s_too_large(c: Client, rng) -> int:
+    """A body over --limit-request-body: a declared Content-Length gets 413 before the body (the client
+    then sends it anyway, or leaves), a chunked one 413 once it passes the limit."""
+    with c.connect(timeout=20) as conn:
+        if rng.random() < 0.5:
+            conn.send(build_request("POST", "/hash", headers=[("Content-Length", str(BODY_LIMIT_STALLS + 1))]))
+            resp = conn.read_response(timeout=20)
+            if rng.random() < 0.5:
+                try:
+                    conn.send(UPLOAD[:rng.randrange(1, 500000)])
+                except OSError:
+                    pass
+        else:
+            piece = pattern_bytes(1 << 20)
+
+            def send():
+                try:
+                    conn.send(build_request("POST", "/hash", headers=[("Transfer-Encoding", "chunked")])
+                              + chunked(*([piece] * 4)))
+                except OSError:
+                    pass
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            resp = conn.read_response(timeout=20)
+            sender.join(20)
+        expect_last_response(conn, resp, 413, "over --limit-request-body")
+    return 1
+
+
+def s_post_pipeline(c: Client, rng) -> int:
+    """Pipelined POSTs with Content-Length and chunked bodies, read or not by the application, in one write."""
+    reqs, want = [], []
+    for i in range(8):
+        body = UPLOAD[i * 1000:i * 1000 + rng.randrange(0, 20000)]
+        kind = rng.choice(("cl", "chunked", "ignored"))
+        if kind == "ignored":
+            reqs.append(build_request("POST", "/ignore-body", body=body))
+            want.append(b"ignored")
+            continue
+        headers = [("Transfer-Encoding", "chunked")] if kind == "chunked" else None
+        data = chunked(body[:7000], body[7000:]) if kind == "chunked" else body
+        reqs.append(build_request("POST", "/hash", headers=headers, body=data if kind == "cl" else b"")
+                    + (data if kind == "chunked" else b""))
+        want.append(f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode())
+    with c.connect(timeout=20) as conn:
+        conn.send(b"".join(reqs))
+        for i, w in enumerate(want):
+            resp = conn.read_response(timeout=20)
+            expect_status(resp, 200, f"pipelined POST #{i}")
+            expect(resp.body == w, "body", f"pipelined POST #{i}: {resp.body[:100]!r}, wanted {w[:40]!r}")
+    return len(want)
+
+
+def s_leave_flood(c: Client, rng) -> int:
+    """Leave an endless streaming response (a generator that never ends) after a few bytes, or leave
+    in the middle of a chunked upload: close() must still run and nothing must stay open."""
+    with c.connect() as conn:
+        if rng.random() < 0.5:
+            conn.request("GET", "/close?mode=flood" if rng.random() < 0.5 else "/close?mode=stream")
+            conn.read_exact(rng.randrange(1, 100000))
+        else:
+            conn.send(build_request("POST", "/hash", headers=[("Transfer-Encoding", "chunked")])
+                      + b"4000\r\n" + UPLOAD[:rng.randrange(1, 0x4000)])
+            time.sleep(0.01)
+    return 1
+
+
 EXTRA_SCENARIOS = {  # name: (function, weight, the soak.py option that adds it)
     "proxy": (s_proxy, 3, "proxy_protocol"), "proxy_refused": (s_proxy_refused, 1, "proxy_protocol"),
     "unix": (s_unix, 3, "unix"), "http10": (s_http10, 3, "http10"), "hooks": (s_hooks, 2, "hooks"),
+    "stall_read": (s_stall_reader, 1, "stalls"), "stall_body": (s_stall_body, 1, "stalls"),
+    "partial_read": (s_partial_read, 3, "stalls"), "many_chunks": (s_many_chunks, 2, "stalls"),
+    "too_large": (s_too_large, 2, "stalls"), "post_pipeline": (s_post_pipeline, 2, "stalls"),
+    "leave_flood": (s_leave_flood, 2, "stalls"),
 }
 ALL_SCENARIOS = {**SCENARIOS, **EXTRA_SCENARIOS}
 
@@ -654,15 +813,40 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def sample(server: ServerProcess, workers: bool) -> dict[int, tuple[int, int]]:
-    """{pid: (RSS KiB, open fds)} of the server process and, with workers, each of its children."""
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+SERVER_PORTS: list[int] = []  # the server's TCP ports, for socket_states (main sets them)
+
+
+def socket_states() -> tuple[int, int]:
+    """(CLOSE_WAIT, FIN_WAIT_1 + FIN_WAIT_2) connections on the server's side of its TCP ports, from
+    `ss`: a CLOSE_WAIT the server never closes is a leaked connection; FIN_WAIT piling up is a close
+    the peer never completes."""
+    ports = " or ".join(f"sport = :{p}" for p in SERVER_PORTS)
+
+    def count(*states: str) -> int:
+        cmd = ["ss", "-tanH"] + [w for st in states for w in ("state", st)] + [f"( {ports} )"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return sum(1 for line in out.splitlines() if line.strip())
+
+    return count("close-wait"), count("fin-wait-1", "fin-wait-2")
+
+
+def sample(server: ServerProcess, workers: bool) -> dict:
+    """{pid: (RSS KiB, open fds, threads)} of the server process and, with workers, each of its
+    children; with SERVER_PORTS also "sockets": socket_states()."""
     pids = [server.proc.pid] + (sorted(children(server.proc.pid)) if workers else [])
     out = {}
     for pid in pids:
         try:
-            out[pid] = (rss_kib(pid), fd_count(pid))
-        except (OSError, AttributeError):  # a worker ended between the listing and the read
+            out[pid] = (rss_kib(pid), fd_count(pid), thread_count(pid))
+        except (OSError, AttributeError, StopIteration):  # a worker ended between the listing and the read
             pass
+    if SERVER_PORTS:
+        out["sockets"] = socket_states()
     return out
 
 
@@ -758,9 +942,17 @@ def main() -> None:
     new.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
                      help="the server's --max-requests-jitter")
     new.add_argument("--all-new", action="store_true", help="--hooks --proxy-protocol --unix --http10")
+    new.add_argument("--stalls", action="store_true",
+                     help=f"the server's --send-timeout {SEND_TIMEOUT_STALLS} and --limit-request-body "
+                          f"{BODY_LIMIT_STALLS}, and the scenarios stall_read (never reads an endless response), "
+                          "stall_body (a body that stops), partial_read, many_chunks, too_large (413), "
+                          "post_pipeline and leave_flood (not with --tls)")
+    new.add_argument("--poller", choices=("epoll", "poll"), help="$FASTWSGI_POLLER for the server")
     args = ap.parse_args()
     if args.all_new:
         args.hooks = args.proxy_protocol = args.unix = args.http10 = True
+    if args.stalls and args.tls:
+        ap.error("--stalls sends raw bytes over plain TCP: not with --tls")
     if args.max_requests and not args.workers:
         ap.error("--max-requests recycles pre-fork workers: give -w")
     faulthandler.enable()  # a crash of this client shows its threads' stacks
@@ -769,7 +961,8 @@ def main() -> None:
     forwarded = "127.0.0.1" + (f",{DIRECT_SOURCE}" if args.proxy_protocol else "")
     server_args = ["--bind", "127.0.0.1:0", "--http-parser", args.http_parser, "--threads", str(args.threads),
                    "--header-timeout", str(HEADER_TIMEOUT), "--keep-alive", str(KEEP_ALIVE),
-                   "--read-timeout", str(READ_TIMEOUT), "--send-timeout", "10", "--defer-accept", "0",
+                   "--read-timeout", str(READ_TIMEOUT),
+                   "--send-timeout", str(SEND_TIMEOUT_STALLS if args.stalls else 10), "--defer-accept", "0",
                    "--access-logfile", str(scratch / "access.log"), "--forwarded-allow-ips", forwarded]
     if not args.no_uwsgi:
         server_args += ["--bind", "uwsgi://127.0.0.1:0"]
@@ -792,11 +985,16 @@ def main() -> None:
         certs = make_certs(certs_dir)
         server_args += list(tls_args(certs))
         tls = client_context(certs)
+    if args.stalls:
+        server_args += ["--limit-request-body", str(BODY_LIMIT_STALLS)]
     server_args += [*args.server_arg, args.app]
     env = {EVENTS_ENV: str(scratch), **({"SOAK_HOOKS_DIR": str(scratch)} if args.hooks else {})}
+    if args.poller:
+        env["FASTWSGI_POLLER"] = args.poller
     server = ServerProcess(server_args, env=env).start()
     urls = listening_urls(server, 1 + (not args.no_uwsgi) + bool(unix_path))
     uwsgi_port = None if args.no_uwsgi else int(next(u for u in urls if u.startswith("uwsgi:")).rsplit(":", 1)[1])
+    SERVER_PORTS[:] = [server.port] + ([uwsgi_port] if uwsgi_port else [])
     if args.workers:
         deadline = time.monotonic() + 20
         while len(children(server.proc.pid)) < args.workers and time.monotonic() < deadline:
@@ -875,9 +1073,9 @@ def check_recycling(args, server, rows, fine, client: Client, load: Load, hooks_
     seen |= client.pids
     if hooks_log is not None:
         seen |= {int(pid) for pid, in hooks_log["fork"]}
-    seen.discard(master)
+    seen = {pid for pid in seen if isinstance(pid, int) and pid != master}  # (not "sockets")
     recycled = {int(m.group(1)) for line in server.stderr_lines for m in [RECYCLED.search(line)] if m}
-    at_end = set(rows[-1][4]) - {master}
+    at_end = {pid for pid in rows[-1][4] if isinstance(pid, int)} - {master}
     if len(seen) <= args.workers or not recycled:
         load.error("recycling", "no-recycle", f"{len(seen)} worker pids seen, {len(recycled)} logged reaching "
                                               f"--max-requests: no worker was replaced")
@@ -888,11 +1086,13 @@ def check_recycling(args, server, rows, fine, client: Client, load: Load, hooks_
 
 
 def group_workers(procs: dict, master: int) -> dict:
-    """{master: (RSS, fds), "workers": (mean RSS, max fds)}: with --max-requests the workers come and go."""
-    workers = [value for pid, value in procs.items() if pid != master]
-    grouped = {pid: value for pid, value in procs.items() if pid == master}
+    """{master: (RSS, fds, threads), "workers": (mean RSS, max fds, max threads)}: with --max-requests
+    the workers come and go ("sockets" is kept)."""
+    workers = [value for pid, value in procs.items() if isinstance(pid, int) and pid != master]
+    grouped = {pid: value for pid, value in procs.items() if pid == master or not isinstance(pid, int)}
     if workers:
-        grouped["workers"] = (sum(rss for rss, _ in workers) // len(workers), max(fds for _, fds in workers))
+        grouped["workers"] = (sum(v[0] for v in workers) // len(workers), max(v[1] for v in workers),
+                              max(v[2] for v in workers))
     return grouped
 
 
@@ -910,7 +1110,9 @@ def quarter_floors(fine, pid: int, duration: float) -> list[int | None]:
 
 def print_report(args, server, rows, fine, load, alive, code, checks=()) -> None:
     names = load.names
-    new = [flag for flag in ("hooks", "proxy_protocol", "unix", "http10") if getattr(args, flag)]
+    new = [flag for flag in ("hooks", "proxy_protocol", "unix", "http10", "stalls") if getattr(args, flag)]
+    if args.poller:
+        new.append(f"FASTWSGI_POLLER={args.poller}")
     if args.max_requests:
         new.append(f"max-requests {args.max_requests}+{args.max_requests_jitter}")
     print(f"## {args.http_parser}, threads {args.threads}, workers {args.workers or '-'}"
@@ -918,7 +1120,9 @@ def print_report(args, server, rows, fine, load, alive, code, checks=()) -> None
     print("```\n" + shlex.join(server.command) + "\n```\n")
     print(f"client: {args.clients} threads, seed {args.seed}, warm-up {args.warmup:g} s, measured "
           f"{args.duration:g} s, sample every {args.every:g} s; server alive at the end: {alive}, exit {code}\n")
-    pids = sorted({pid for row in rows for pid in row[4]}, key=lambda p: (isinstance(p, str), str(p).zfill(12)))
+    pids = sorted({pid for row in rows for pid in row[4] if pid != "sockets"},
+                  key=lambda p: (isinstance(p, str), str(p).zfill(12)))
+    sockets = any("sockets" in row[4] for row in rows)
     role = {server.proc.pid: "server" if not args.workers else "master",
             "workers": "workers (mean RSS, max fds)"}  # group_workers' key, with --max-requests
 
@@ -926,11 +1130,14 @@ def print_report(args, server, rows, fine, load, alive, code, checks=()) -> None
         return role[p] if p == "workers" else f"{role.get(p, 'worker')} {p}"
 
     print("| phase | t (s) | " + " | ".join(names) + " | all | errors | "
-          + " | ".join(f"{who(p)} RSS KiB / fds" for p in pids) + " |")
-    print("|" + "---|" * (len(names) + 5 + len(pids)))
+          + " | ".join(f"{who(p)} RSS KiB / fds / threads" for p in pids)
+          + (" | CLOSE_WAIT / FIN_WAIT" if sockets else "") + " |")
+    print("|" + "---|" * (len(names) + 5 + len(pids) + sockets))
     for label, t, requests, errors, procs in rows:
         cells = [str(requests[n]) for n in names]
-        mem = [f"{procs[p][0]} / {procs[p][1]}" if p in procs else "-" for p in pids]
+        mem = [" / ".join(map(str, procs[p])) if p in procs else "-" for p in pids]
+        if sockets:
+            mem.append(" / ".join(map(str, procs.get("sockets", ("-", "-")))))
         print(f"| {label} | {t:.0f} | " + " | ".join(cells) + f" | {sum(requests.values())} | {errors} | "
               + " | ".join(mem) + " |")
     load_rows = [r for r in rows if r[0] == "load"]
@@ -956,6 +1163,14 @@ def print_report(args, server, rows, fine, load, alive, code, checks=()) -> None
                 print(f"- {who(p)}: fds warm idle {warm[4][p][1]}, end idle {end[4][p][1]}"
                       f" ({end[4][p][1] - warm[4][p][1]:+d}); RSS warm idle {warm[4][p][0]} KiB, end idle "
                       f"{end[4][p][0]} KiB")
+    if sockets:
+        states = [procs["sockets"] for _, procs in fine if "sockets" in procs]
+        print(f"- server-side sockets under load (every {args.fine:g} s): CLOSE_WAIT max "
+              f"{max(s[0] for s in states)}, FIN_WAIT max {max(s[1] for s in states)}; warm idle "
+              f"{warm[4].get('sockets')}, end idle {end[4].get('sockets')}")
+        threads = {p: [procs[p][2] for _, procs in fine if p in procs] for p in pids}
+        print("- threads under load: "
+              + ", ".join(f"{who(p)} {min(v)}..{max(v)}" for p, v in threads.items() if v))
     if set(warm[4]) != set(end[4]):
         print(f"- processes changed: warm idle {sorted(warm[4])}, end {sorted(end[4])}")
     total = sum(rows[-1][2].values())

@@ -291,7 +291,8 @@ def main() -> None:
     ap.add_argument("--fine", type=float, default=3, help="seconds between samples for the RSS floor")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--app", default="tests.functional.apps:app")
-    ap.set_defaults(tls=False, hooks=False, proxy_protocol=False, unix=False, http10=False, max_requests=0)
+    ap.set_defaults(tls=False, hooks=False, proxy_protocol=False, unix=False, http10=False, max_requests=0,
+                    stalls=False, poller=None)
     args = ap.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="fastwsgi-soak-nginx-"))
