@@ -441,10 +441,10 @@ class Exchange:
                 conn.write(error_response(conn, status, self.method == "HEAD"))
             except OSError:
                 pass
-        elif not (self.bodiless or self.chunked) and self.remaining < 0:
-            # a close-delimited body (no Content-Length, not chunked): the end of the stream is
-            # its only frame, so the close must not look like one. Elsewhere a FIN shows the cut
-            # (or the response was whole) and a reset could destroy what the kernel still holds
+        elif conn.close_delimited:  # (set by _head: no Content-Length, not chunked, a body)
+            # the end of the stream is the body's only frame, so the close must not look like one.
+            # Elsewhere a FIN shows the cut (or the response was whole) and a reset could destroy
+            # what the kernel still holds
             conn.cut_short = True
         conn.response_complete(False)
 

@@ -285,8 +285,8 @@ class Worker(hooks.HookArgument):
             self._recycling = True
             # --reuse-port: our socket closes as the drain begins, and no queue is shared; if every
             # worker did so before a replacement listens, the port would refuse connections
-            held = any(listener.queue_of_its_own for listener in server.listeners)
-            if held:
+            own_queue = any(listener.queue_of_its_own for listener in server.listeners)
+            if own_queue:
                 log.info("Worker %d reached max requests (%d): restarting once the master has a "
                          "replacement ready", os.getpid(), self.max_requests)
             else:
@@ -296,7 +296,7 @@ class Worker(hooks.HookArgument):
                 os.write(self.master_fd, RECYCLING + b"%d\n" % os.getpid())
             except OSError as exc:  # the master then replaces this worker once it has exited
                 log.error("Worker %d: cannot tell the master it is recycling: %s", os.getpid(), exc)
-                if held:  # (nobody would release us)
+                if own_queue:  # (nobody would release us)
                     server.drain()
 
     def _on_sweep(self) -> None:
