@@ -76,7 +76,7 @@ def configure(options: dict, replace: bool = False) -> None:
     try:
         redirect_stdio(path, fds)
     except OSError as exc:
-        raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+        raise LogConfigError(f"cannot open the error log {path!r}: {exc.strerror or exc}") from None
 
 
 def check(options: dict) -> None:
@@ -140,7 +140,7 @@ def _configure_logging(options: dict, replace: bool = False) -> None:
         try:
             handler = logging.FileHandler(target, encoding="utf-8")
         except OSError as exc:
-            raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
+            raise LogConfigError(f"cannot open the error log {path!r}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter(FORMAT))
     _install(handler)
 

@@ -205,10 +205,13 @@ def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None,
         raise BindError(f"cannot use {address}: {exc.strerror or exc}") from None
     try:  # without SO_ACCEPTCONN the check is left to the first accept()
         listening = 1 if _SO_ACCEPTCONN is None else sock.getsockopt(socket.SOL_SOCKET, _SO_ACCEPTCONN)
-        shared_port = _SO_REUSEPORT is not None and sock.getsockopt(socket.SOL_SOCKET, _SO_REUSEPORT)
     except OSError:
-        listening = shared_port = 0
+        listening = 0
     if reserved:
+        try:  # (asked of a reserved socket only: an inherited listening one needs no SO_REUSEPORT)
+            shared_port = _SO_REUSEPORT is not None and sock.getsockopt(socket.SOL_SOCKET, _SO_REUSEPORT)
+        except OSError:
+            shared_port = 0
         usable = (sock.family in (socket.AF_INET, socket.AF_INET6) and not listening and shared_port
                   and sock.getsockname()[1] != 0)
         what = "a bound, not listening SO_REUSEPORT TCP socket"
