@@ -25,7 +25,8 @@ config-file names exist only to stop the start with one line saying why and what
 status 2), rather than argparse's "unrecognized arguments" or a bare "unknown option". A config file
 may still give such a row one of its `ours` values, which ask for what fastwsgi does anyway (a
 leniency off, secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}): that is accepted, so a
-gunicorn.conf.py spelling out those defaults runs unchanged. Gunicorn
+gunicorn.conf.py setting them so runs unchanged (gunicorn's own three-header default for
+secure_scheme_headers is still refused: fastwsgi honours X-Forwarded-Proto alone). Gunicorn
 settings that fastwsgi honours in its own way are ordinary rows (worker_class, worker_tmp_dir,
 sendfile, whose flag --no-sendfile comes from its default True).
 
