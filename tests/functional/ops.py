@@ -111,7 +111,7 @@ def gone(pid: int) -> bool:
     """The process exited: reaped, or a zombie (an orphan waits for whoever reaps orphans: not us)."""
     try:
         return zombie(pid)
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before open, or between open and read
         return True
 
 
@@ -165,7 +165,7 @@ def children(pid: int) -> set[int]:
         try:
             with open(f"/proc/{pid}/task/{task}/children") as file:
                 found.update(int(child) for child in file.read().split())
-        except FileNotFoundError:  # the thread ended meanwhile
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended before open or read
             pass
     return found
 
