@@ -59,6 +59,7 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     metrics_bind="127.0.0.1:9100" serves Prometheus metrics from a master (workers=1 unless set);
     reload is refused (ValueError): only the command can re-import the application;
     protocol="uwsgi" serves nginx `uwsgi_pass` instead of HTTP."""
+    from . import logs
     from .cli import implied_workers, run, run_master
     from .config import validate
     from .privileges import credentials
@@ -83,4 +84,5 @@ def serve(app, host="127.0.0.1", port=8000, **options):
         if status:
             raise RuntimeError("the workers could not be started (see the log)")
         return
+    logs.configure(options)
     run(app, options)

@@ -242,14 +242,14 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
 def run(app, options: dict) -> None:
     """Listen and serve `app` in this process until a signal (or stop()). Raises BindError, and
     UnsupportedPlatform (a RuntimeError) where there is no poller (Windows), and HookError (a
-    RuntimeError) when on_starting, post_worker_init, when_ready or on_exit raised.
+    RuntimeError) when on_starting, post_worker_init, when_ready or on_exit raised. The caller has set
+    up the error log (logs.configure): the command does before it imports the application.
 
     Server hooks without a master: this process is both `server` and `worker` (one ProcessInfo);
     on_starting, post_worker_init, when_ready, pre_request, post_request, worker_int (SIGINT/SIGQUIT),
     worker_exit and on_exit run; the hooks about forking, reaping and reloading workers do not."""
     poller_class()  # before anything is opened
     sdnotify.claim()
-    logs.configure(options)
     proctitle.set_title("server", options)
     process = hooks.ProcessInfo(options)
     hooks.call(options, "on_starting", process, fatal=True)

@@ -42,10 +42,8 @@ FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 _redirected = {}  # descriptor (1, 2) -> the file it was pointed at: reopen() points it again
 _own = None  # the handler configure() put on the "fastwsgi" logger: the only one it ever removes
-# the options configure() applies (a HUP that changes one sets the error log up again), and their values
-# when it last did
+# the options configure() applies (a HUP that changes one sets the error log up again)
 LOGGING_OPTIONS = ("error_logfile", "log_level", "log_config", "capture_output")
-_applied = None
 
 
 class LogConfigError(Exception):
@@ -54,15 +52,8 @@ class LogConfigError(Exception):
 
 def configure(options: dict, replace: bool = False) -> None:
     """Set up the error log from the options; `replace` (a HUP's reread options): in place of the
-    handlers set up before, which stay if the new ones cannot be made. Called again with the options
-    it applied last (the command's single process sets the error log up before importing the
-    application, and then `run` does), it does nothing."""
-    global _applied
-    applied = [options.get(name) for name in LOGGING_OPTIONS]
-    if applied == _applied and not replace:
-        return
+    handlers set up before, which stay if the new ones cannot be made."""
     _configure_logging(options, replace)
-    _applied = applied
     from . import daemon
 
     target = options.get("error_logfile", "-")
@@ -140,7 +131,7 @@ def _configure_logging(options: dict, replace: bool = False) -> None:
         try:
             handler = logging.FileHandler(target, encoding="utf-8")
         except OSError as exc:
-            raise LogConfigError(f"cannot open the error log {path!r}: {exc.strerror or exc}") from None
+            raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter(FORMAT))
     _install(handler)
 

@@ -135,13 +135,14 @@ def test_check_config():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (("--error-logfile", "/nonexistent-dir/error.log"), "cannot open the error log"),
-    (("--access-logfile", "/nonexistent-dir/access.log"), "cannot open the access log"),
-    (("--log-config", "/nonexistent-dir/logging.ini"), "cannot use --log-config"),
+    (("--error-logfile", "/nonexistent-dir/error.log"), "cannot open the error log '/nonexistent-dir/error.log'"),
+    (("--access-logfile", "/nonexistent-dir/access.log"), "cannot open the access log '/nonexistent-dir/access.log'"),
+    (("--log-config", "/nonexistent-dir/logging.ini"), "cannot use --log-config '/nonexistent-dir/logging.ini'"),
 ])
-def test_check_config_opens_the_log_files(flags, message):
-    """--check-config fails as the server would start: on a log file it cannot open."""
-    result = run_cli("--check-config", *flags, OPS_APP)
+@pytest.mark.parametrize("check", [True, False], ids=["check-config", "start"])
+def test_a_log_file_that_cannot_be_opened_is_named_in_a_one_line_error(flags, message, check):
+    """--check-config fails as the server would start: on a log file it cannot open, named."""
+    result = run_cli(*(["--check-config"] if check else ["-b", "127.0.0.1:0"]), *flags, OPS_APP)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr
     assert "configuration OK" not in result.stdout
