@@ -73,7 +73,7 @@ from .mount import mounted
 from .poller import IN, poller_class
 from .pool import WorkerPool
 from .proxyproto import ProxyProtocol, reading_proxy_header
-from .tls import TLSConnection, make_context
+from .tls import TLSConnection
 from .uwsgi import packet_warnings
 from .wsgi import NO_HEAD_YET
 
@@ -119,9 +119,9 @@ class Server:
         self.access_log = access_log
         self.metrics = metrics
         self.exchange_class = exchange_class(access_log, metrics, options.get("post_request") is not None)
-        # TLS on the HTTP listeners: the context given (a pre-fork master's, inherited), else one
-        # built from --certfile & co (None: plain HTTP)
-        self.ssl_context = ssl_context if ssl_context is not None else make_context(options)
+        # TLS on the HTTP listeners: the caller's tls.make_context(options) (a pre-fork master's,
+        # inherited); None: plain HTTP
+        self.ssl_context = ssl_context
         # --proxy-protocol: HTTP connections from --proxy-allow-from peers begin with a PROXY header
         self.proxy_protocol = (ProxyProtocol(options.get("proxy_allow_from", "127.0.0.1,::1"))
                                if options.get("proxy_protocol") else None)

@@ -106,6 +106,8 @@ def make_context(options: dict):
     With the ssl_context hook (gunicorn's), the hook's return value, given a factory of ours."""
     hook = options.get("ssl_context")
     if hook is None or not options.get("certfile"):
+        if hook is not None:  # (gunicorn too calls it only with a certificate: its config may rely on that)
+            log.warning("The ssl_context hook is not called without --certfile: serving plain HTTP")
         return _default_context(options)
     from ..hooks import Cfg
 

@@ -24,7 +24,7 @@ from tests.functional.client import Conn, build_request, chunked
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
-from tests.functional.test_cli import run_cli
+from tests.functional.test_cli import http_get, run_cli
 from tests.functional.tlscerts import MemoryClient, client_context, peer_organization, stream_over_tls, tls_args
 
 def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
@@ -660,3 +660,20 @@ def test_ssl_context_hook_errors_stop_the_start(certs, tmp_path, parser):
     assert "Traceback" in result.stderr and "no context today" in result.stderr  # the hook's own
     assert result.stderr.strip().splitlines()[-1] == (
         "fastwsgi: error: the ssl_context hook raised ValueError: no context today")
+
+
+@pytest.mark.parametrize("workers", [[], ["-w", "2"]], ids=["single", "workers"])
+def test_ssl_context_hook_without_a_certificate_is_not_called_and_says_so_once(tmp_path, workers):
+    """As gunicorn, the hook is called only with --certfile (a config may set it for all its
+    deployments); plain HTTP is served, and the log says once why the hook did not run."""
+    marker = tmp_path / "marker"
+    conf = tmp_path / "conf.py"
+    conf.write_text(SSL_CONTEXT_HOOK.format(marker=str(marker)))
+    server = ServerProcess(["-c", str(conf), "--bind", "127.0.0.1:0", *workers, DEFAULT_APP]).start()
+    try:
+        assert http_get(server.port, "/") == (200, b"GET /?")
+    finally:
+        server.stop()
+    assert not marker.exists()
+    assert server.stderr_text().count("The ssl_context hook is not called without --certfile") == 1, \
+        server.stderr_text()
