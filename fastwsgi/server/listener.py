@@ -175,10 +175,8 @@ def open_listener(address: str, backlog: int, reuse_port: bool = False, umask=No
         error = BindError(f"cannot listen on {address}: {exc.strerror or exc}")
         error.errno = exc.errno  # (EADDRINUSE: what a caller of wsgiref's make_server tests)
         raise error from None
-    listener = Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
-                        queue_of_its_own=reuse_port and listen)
-    listener.reserved = reuse_port and not listen
-    return listener
+    return Listener(sock, owns_path=family == socket.AF_UNIX, protocol=protocol, allow_from=allow_from,
+                    queue_of_its_own=reuse_port and listen, reserved=reuse_port and not listen)
 
 
 MIGRATE_REQ_SYSCTL = "/proc/sys/net/ipv4/tcp_migrate_req"
@@ -220,9 +218,7 @@ def adopt_fd(fd: int, address: str, protocol: str = "http", allow_from=None,
     if sock.type != socket.SOCK_STREAM or not usable:
         sock.detach()
         raise BindError(f"cannot use {address}: not {what}")
-    listener = Listener(sock, protocol=protocol, allow_from=allow_from)
-    listener.reserved = reserved
-    return listener
+    return Listener(sock, protocol=protocol, allow_from=allow_from, reserved=reserved)
 
 
 def systemd_sockets(environ=None, protocol: str = "http", allow_from=None) -> list:
@@ -291,7 +287,7 @@ class Listener:
     """One listening socket (ours or adopted) plus what the environ needs to know about it."""
 
     def __init__(self, sock: socket.socket, owns_path: bool = False, protocol: str = "http",
-                 allow_from=None, queue_of_its_own: bool = False):
+                 allow_from=None, queue_of_its_own: bool = False, reserved: bool = False):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError("a listener must be a SOCK_STREAM socket")
         sock.setblocking(False)
@@ -318,7 +314,7 @@ class Listener:
         # bound, not listening: a pre-fork master's --reuse-port address, where each worker opens
         # a socket of its own (fd:// and systemd's sockets are always shared; a master started by
         # USR2 adopts the old master's reserved ones as reserved: adopt_fd)
-        self.reserved = False
+        self.reserved = reserved
         self.use_protocol(protocol, allow_from)
 
     def use_protocol(self, protocol: str, allow_from=None) -> None:
@@ -345,12 +341,12 @@ class Listener:
             self.admits = None
 
     def listen(self, backlog: int) -> None:
-        """Start listening on a socket open_listener only bound (listen=False). With SO_REUSEPORT the
-        kernel sends the address's connections to this socket's queue from now on."""
+        """Start listening on a reserved socket (bound with SO_REUSEPORT, not listening: open_listener's
+        listen=False, or adopt_fd's reserved): the kernel sends some of the address's connections to
+        this socket's queue from now on."""
         self.sock.listen(backlog)
         self.reserved = False
-        self.queue_of_its_own = _SO_REUSEPORT is not None and bool(
-            self.sock.getsockopt(socket.SOL_SOCKET, _SO_REUSEPORT))
+        self.queue_of_its_own = True
 
     def defer_accept(self, seconds: int) -> None:
         """TCP: let the kernel hold a new connection until its first bytes arrive (at most about
