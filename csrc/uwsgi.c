@@ -72,8 +72,10 @@ static int fw_uwsgi_block_ok(const unsigned char *b, size_t size)
     ((key_len) == sizeof(lit) - 1 && memcmp((key), (lit), sizeof(lit) - 1) == 0)
 
 /* Note a CGI variable the Head is made of (index i in vars[]); a later one
- * of the same key replaces it. */
-static void fw_uwsgi_note_var(fw_uwsgi *pkt, const unsigned char *key, size_t key_len, uint32_t i)
+ * of the same key replaces it, except a second CONTENT_LENGTH: the body's
+ * framing must be unambiguous.  Returns FW_E_UWSGI_DUPLICATE_VAR for that,
+ * else FW_E_NONE. */
+static int fw_uwsgi_note_var(fw_uwsgi *pkt, const unsigned char *key, size_t key_len, uint32_t i)
 {
     if (FW_KEY_IS(key, key_len, "REQUEST_METHOD"))
         pkt->method_var = i;
@@ -85,8 +87,12 @@ static void fw_uwsgi_note_var(fw_uwsgi *pkt, const unsigned char *key, size_t ke
         pkt->uri_var = i;
     else if (FW_KEY_IS(key, key_len, "SERVER_PROTOCOL"))
         pkt->protocol_var = i;
-    else if (FW_KEY_IS(key, key_len, "CONTENT_LENGTH"))
+    else if (FW_KEY_IS(key, key_len, "CONTENT_LENGTH")) {
+        if (pkt->length_var != FW_UWSGI_NO_VAR)
+            return FW_E_UWSGI_DUPLICATE_VAR;
         pkt->length_var = i;
+    }
+    return FW_E_NONE;
 }
 
 /* Rule 4, pair by pair in block order; the block passed rule 3.  Returns an
@@ -118,17 +124,16 @@ static int fw_uwsgi_take_pairs(const unsigned char *buf, size_t size, const fw_l
         if (is_http) {
             if (++nhttp > lim->max_header_count)
                 return FW_E_TOO_MANY_HEADERS;
-        } else {
-            if (ncgi >= FW_UWSGI_MAX_CGI_VARS)
-                return FW_E_TOO_MANY_HEADERS;
-            if (pkt->length_var != FW_UWSGI_NO_VAR && FW_KEY_IS(key, key_len, "CONTENT_LENGTH"))
-                return FW_E_UWSGI_DUPLICATE_VAR;  /* the body's framing must be unambiguous */
+        } else if (ncgi >= FW_UWSGI_MAX_CGI_VARS) {
+            return FW_E_TOO_MANY_HEADERS;
         }
         if (pkt->num_vars >= max_vars)
             return FW_E_BUFFER_TOO_SMALL;
         if (!is_http) {
+            int error = fw_uwsgi_note_var(pkt, key, key_len, pkt->num_vars);
+            if (error != FW_E_NONE)
+                return error;
             ncgi++;
-            fw_uwsgi_note_var(pkt, key, key_len, pkt->num_vars);
         }
         vars[pkt->num_vars].name_off = (uint32_t)key_off;
         vars[pkt->num_vars].name_len = (uint32_t)key_len;
