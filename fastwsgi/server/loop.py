@@ -39,7 +39,9 @@ connections to the other processes' sockets), turns keep-alive
 off (every response from then on says `Connection: close`), closes each connection once it has been
 idle for DRAIN_GRACE seconds (since its last response, or its accept if it has sent nothing yet;
 checked every DRAIN_SWEEP seconds), never one whose next request already waits in the socket, and
-returns from serve_forever when no connection is left or `graceful_timeout` passed. Not at once: a
+returns from serve_forever when no connection is left or `graceful_timeout` passed since drain() (it then
+logs how many connections it cuts, and a timer thread started by drain() stops the loop even while,
+with threads = 0, the loop thread is in the application waiting for a stalled client). Not at once: a
 proxy's keep-alive pool (nginx `keepalive`) sends its next request on the connection it used last, and
 closing that connection as nginx writes to it fails the request, which nginx retries only for an
 idempotent method (a POST becomes a 502). Left open a moment, the connections nginx is using get
@@ -57,6 +59,7 @@ would otherwise hold it for --send-timeout or --read-timeout, past a pre-fork ma
 SIGKILL (with threads = 0 the wait is on the loop thread itself, which a stop cannot otherwise reach).
 """
 
+import _thread
 import collections
 import logging
 import socket
@@ -305,10 +308,32 @@ class Server:
 
     def drain(self) -> None:
         """Graceful stop: finish what is in flight, then return from serve_forever. Safe from signal
-        handlers and other threads (the loop does the work in _on_wake)."""
-        self._drain_requested = True
+        handlers and other threads (the loop does the work in _on_wake). --graceful-timeout counts
+        from here."""
+        if not self._drain_requested:
+            self._drain_requested = True
+            self._drain_deadline = time.monotonic() + self.graceful_timeout
+            # the loop's sweeps enforce the deadline, but with threads = 0 the loop thread may be in
+            # the application, waiting for its client (an upload that stopped): the timer cuts that
+            # wait. (_thread, not threading: a signal handler may run while this thread holds one of
+            # threading's locks, which Thread.start takes)
+            _thread.start_new_thread(self._drain_timer, (self.graceful_timeout,))
         self.keep_alive_enabled = False  # at once: a response in progress says Connection: close
         self.wake()
+
+    def _drain_timer(self, seconds: float) -> None:
+        time.sleep(seconds)
+        if not self._closed and not self._stopped.is_set():
+            self._cut_drain()
+
+    def _cut_drain(self) -> None:
+        """--graceful-timeout passed: stop, cutting what is still in progress (and say so)."""
+        if self._stopping:
+            return
+        if self.connections:
+            log.warning("Graceful stop: --graceful-timeout (%g s) passed: closing %d connection(s) "
+                        "still in progress", self.graceful_timeout, len(self.connections))
+        self.stop()
 
     def shutdown(self) -> None:
         """Stop serve_forever and wait for it to return (call from another thread)."""
@@ -552,7 +577,6 @@ class Server:
                  len(self.connections), self.graceful_timeout)
         self.draining = True
         self.keep_alive_enabled = False  # every response from now on says Connection: close
-        self._drain_deadline = self.now + self.graceful_timeout
         self.sweep_every(DRAIN_SWEEP)
         self._pause_accepting()
         for listener in self.listeners:
@@ -566,7 +590,7 @@ class Server:
     def _drain_step(self, now: float) -> None:
         """Close the idle connections; stop when none is left or the graceful timeout passed."""
         if now >= self._drain_deadline:
-            self._stopping = True
+            self._cut_drain()
             return
         quiet_since = now - DRAIN_GRACE
         for conn in list(self.connections.values()):

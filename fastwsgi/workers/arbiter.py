@@ -17,8 +17,8 @@ replacement is spawned.
 
 Signals (gunicorn's meanings):
   TERM  graceful: workers get TERM (stop accepting, finish in-flight requests, close keep-alive
-        connections once idle for a second: server/loop.py); those still alive after
-        --graceful-timeout get SIGKILL; exit 0.
+        connections once idle for a second, and at --graceful-timeout cut what is left: server/loop.py);
+        those still alive CUT_MARGIN after --graceful-timeout get SIGKILL; exit 0.
   INT, QUIT  fast: workers get INT (stop now), SIGKILL after 2 s; also during a graceful stop.
   HUP   reload: re-read the options (`reload_options`, which also applies --env, --pythonpath and
         --chdir to this process, so the new workers inherit them, and the error log's options are
@@ -96,6 +96,9 @@ log = logging.getLogger("fastwsgi")
 _RECYCLING_MESSAGE = re.compile(re.escape(RECYCLING) + rb"(\d+)\n")  # worker.py
 PROBE_GRACE = 0.5  # seconds between SIGABRT (report your request) and SIGKILL for a timed-out worker
 FAST_STOP = 2.0  # seconds workers get after INT/QUIT before SIGKILL
+# seconds past --graceful-timeout before a retiring worker gets SIGKILL: at the timeout the worker
+# cuts what it still serves itself and logs it (server/loop.py); the kill is for one that cannot
+CUT_MARGIN = 0.5
 BOOT_RETRY = 5.0  # seconds between tries to replace a worker while the code on disk cannot load
 RELOAD_WAIT = 30.0  # with --timeout 0: seconds a HUP's new workers have to become ready
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -632,7 +635,7 @@ class Arbiter(hooks.HookArgument):
             if worker.killed:
                 continue
             if worker.retiring_since is not None:
-                if now - worker.retiring_since > self.options["graceful_timeout"]:
+                if now - worker.retiring_since > self.options["graceful_timeout"] + CUT_MARGIN:
                     log.warning("Worker (pid:%d) did not finish within the graceful timeout: SIGKILL",
                                 worker.pid)
                     self.kill(worker, signal.SIGKILL)
@@ -774,7 +777,7 @@ class Arbiter(hooks.HookArgument):
             listener.close(unlink=not self.sockets_shared())
         self.listeners = []
         self.signal_all(signal.SIGTERM if graceful else signal.SIGINT)
-        limit = time.monotonic() + (self.options["graceful_timeout"] if graceful else FAST_STOP)
+        limit = time.monotonic() + (self.options["graceful_timeout"] + CUT_MARGIN if graceful else FAST_STOP)
         while self.workers and time.monotonic() < limit:
             self.reap()
             if graceful and {signal.SIGINT, signal.SIGQUIT} & set(self.sig_queue):

@@ -423,3 +423,23 @@ def test_single_process_ignores_the_master_signals(launch, tmp_path, parser, sig
     server.signal(signal.SIGTERM)
     assert server.wait(10) == 0
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("model", [("--threads", "0"), ("--threads", "2"), ("-w", "1", "--threads", "0")],
+                         ids=["single-t0", "single-t2", "worker-t0"])
+def test_graceful_timeout_cuts_a_stalled_upload(launch, model):
+    """TERM while the application waits in wsgi.input.read() for a body that stopped arriving: the
+    stop ends once --graceful-timeout passed, not --read-timeout (with threads 0 the wait is on the
+    loop thread itself, which used to hold the process for the whole read timeout), and says what it
+    cut."""
+    server = launch("--graceful-timeout", "1", "--read-timeout", "120", "--timeout", "0", *model,
+                    app=DEFAULT_APP)
+    if model[0] == "-w":
+        wait_booted(server, 1)
+    with Conn(server.port, timeout=30) as conn:
+        conn.send(build_request("POST", "/read-record", headers=[("Content-Length", "100000")]) + b"x" * 5000)
+        time.sleep(0.5)  # the application waits for the rest of the body now
+        server.signal(signal.SIGTERM)
+        assert server.wait(20) == 0, server.stderr_text()
+        assert conn.closed_by_server(timeout=2)
+    assert "--graceful-timeout (1 s) passed: closing 1 connection(s) still in progress" in server.stderr_text()
