@@ -29,7 +29,15 @@ directory and environment) and applies --env, --pythonpath and --chdir to the ma
 new workers. --user/--group are checked before anything listens (fastwsgi.privileges); the workers
 switch, the master stays root. Otherwise one process serves (`run`, shared with `fastwsgi.serve()`):
 SIGTERM drains gracefully (bounded by --graceful-timeout), SIGINT/SIGQUIT stop at once, SIGUSR1 reopens
-the log files, SIGHUP is ignored. Either way each listening socket is announced on stderr as
+the log files, SIGHUP, SIGUSR2, SIGTTIN and SIGTTOU are ignored.
+
+Signals before the handlers are set (`HeldSignals`, from the start of `main`): while the application
+is imported (slowly: a large Django project) a logrotate USR1, a `systemctl reload` HUP, a USR2 or a
+TTIN/TTOU must not take their default action (ending or stopping the process). They are remembered: the
+single process then reopens its logs if a USR1 came after they were opened (one before needs nothing)
+and ignores the others, as it does while serving; the master handles each one held, in order, once its
+loop runs (a HUP reloads, TTIN/TTOU resize, USR2 upgrades). TERM, INT and QUIT keep their default
+action until then: they stop the process at once. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a UNIX
 socket), and systemd socket activation (LISTEN_FDS) replaces --bind. Under a systemd Type=notify
 unit, fastwsgi.sdnotify takes NOTIFY_SOCKET before the application is imported, and the serving
@@ -239,8 +247,9 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
                     f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
 
 
-def run(app, options: dict) -> None:
-    """Listen and serve `app` in this process until a signal (or stop()). Raises BindError, and
+def run(app, options: dict, held=None) -> None:
+    """Listen and serve `app` in this process until a signal (or stop()); `held()` gives the signals
+    HeldSignals kept until then (a USR1 among them reopens the logs once serving). Raises BindError, and
     UnsupportedPlatform (a RuntimeError) where there is no poller (Windows), and HookError (a
     RuntimeError) when on_starting, post_worker_init, when_ready or on_exit raised. The caller has set
     up the error log (logs.configure): the command does before it imports the application.
@@ -254,14 +263,14 @@ def run(app, options: dict) -> None:
     process = hooks.ProcessInfo(options)
     hooks.call(options, "on_starting", process, fatal=True)
     try:
-        _serve(hooks.wrap_app(app, options, process), options, process)
+        _serve(hooks.wrap_app(app, options, process), options, process, held)
     finally:
         exited = hooks.call(options, "on_exit", process)
     if not exited:
         raise hooks.HookError("the on_exit hook raised (see above)")
 
 
-def _serve(app, options: dict, process) -> None:
+def _serve(app, options: dict, process, held=None) -> None:
     hooks.call(options, "post_worker_init", process, fatal=True)
     access_log = logs.access_log(options)
     ssl_context = make_context(options)  # a bad certificate stops us before we listen
@@ -307,6 +316,8 @@ def _serve(app, options: dict, process) -> None:
                     signal.SIGTTIN: signal.SIG_IGN, signal.SIGTTOU: signal.SIG_IGN}
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
+    if held is not None and signal.SIGUSR1 in held():  # came while the application was imported
+        logs.reopen()  # (the access log was opened since)
     try:  # the handlers are in place before anyone learns our PID or address
         if pidfile is not None:
             pidfile.create()
@@ -340,12 +351,14 @@ def implied_workers(options: dict, switches_user: bool):
     return options["workers"]
 
 
-def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, inherited=None) -> int:
+def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, inherited=None,
+               held=None) -> int:
     """Serve under a pre-fork master; returns the exit status. An `app` object (serve()) is used as
     preloaded; a `spec` is imported by each worker unless --preload. `reload_options()` gives the
     options a HUP applies (None: HUP keeps them); `reexec` is (argv, environ, directory) of the
     command, for USR2 (None: serve(), no USR2); `inherited` what upgrade.claim() found (a master
-    started by USR2 adopts the old master's sockets)."""
+    started by USR2 adopts the old master's sockets); `held()` the signals HeldSignals kept until
+    the Arbiter's handlers are set, which it then handles."""
     from .parser import get_backend
 
     poller = poller_class()  # fail here, not in every worker (and before importing fork and signals)
@@ -405,12 +418,49 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
     old_master, notify_fd = (inherited[0], inherited[2]) if inherited is not None else (None, None)
     arbiter = Arbiter(listeners, options, loader, app, reload_options, logs.reopen, logs.access_log,
                       metrics, metrics_listener, on_ready, ssl_context, pidfile, reexec,
-                      upgraded_from=old_master, upgrade_notify=notify_fd)
+                      upgraded_from=old_master, upgrade_notify=notify_fd, held_signals=held)
     try:
         return arbiter.run()
     finally:
         if pidfile is not None:
             pidfile.remove()
+
+
+class HeldSignals:
+    """From the start of `main` until the serving process sets its own handlers (the single process
+    in `_serve`, the master in `Arbiter.run`), the signals that ask a serving process to act are
+    remembered instead of taking their default action (HUP, USR1, USR2: the end of the process; TTIN,
+    TTOU: stopped), which killed a server whose application was slow to import. WINCH's default is
+    to ignore it; TERM, INT and QUIT keep theirs: they stop the process, at once, as before."""
+
+    SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU)
+    LIMIT = 5  # as the Arbiter's queue: a signal storm is not replayed
+
+    def __init__(self):
+        self.received = []
+        self.previous = {}
+
+    def __enter__(self) -> "HeldSignals":
+        if threading.current_thread() is threading.main_thread():  # (main() called from a thread)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._remember)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _remember(self, signum, _frame) -> None:
+        if len(self.received) < self.LIMIT:
+            self.received.append(signum)
+
+    def discard(self, signum) -> None:
+        self.received = [held for held in self.received if held != signum]
+
+    def take(self) -> list:
+        """The signals held so far, in order (and no longer held)."""
+        taken, self.received = self.received, []
+        return taken
 
 
 # what systemd gave the process it started: not for a master that USR2 starts (fastwsgi.sdnotify)
@@ -437,7 +487,11 @@ def reread_options(argv, environ, start: str) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    with HeldSignals() as held:
+        return _main(sys.argv[1:] if argv is None else list(argv), held)
+
+
+def _main(argv: list, held: "HeldSignals") -> int:
     try:
         inherited = upgrade.claim()  # a new master started by USR2: the old master's sockets
     except RuntimeError as exc:
@@ -477,17 +531,19 @@ def main(argv=None) -> int:
             status = daemon.detach(options)  # the original process: how the daemon's start went
             if status is not None:
                 return status
+            held.take()  # (the daemon: those were the command's)
         sdnotify.claim()  # before the application is imported: it never sees NOTIFY_SOCKET
+        logs.configure(options)  # before the import: an application configuring logging finds ours
+        held.discard(signal.SIGUSR1)  # the logs were opened just now: nothing to reopen yet
         if options["workers"] is not None:
             return run_master(spec, options, lambda: reread_options(argv, environ, start),
                               reexec=([sys.executable, "-m", "fastwsgi", *argv], _exec_environ(environ), start),
-                              inherited=inherited)
-        logs.configure(options)  # before the import: an application configuring logging finds ours
+                              inherited=inherited, held=held.take)
         if spec is None:
             from .demo import application as app
         else:
             app = load_app(spec)
-        run(app, options)
+        run(app, options, held=held.take)
     except AppLoadError as exc:
         sys.stderr.write(load_error_text(exc))
         return 1

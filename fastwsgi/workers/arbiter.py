@@ -1,8 +1,10 @@
 """The pre-fork master: it only spawns, reaps and signals workers (gunicorn's arbiter design).
 
 Theory of operation: the master binds the listening sockets (or adopts fd://N and systemd's); `run()`
-installs its signal handlers, calls `on_ready` (the command writes --pid and announces the sockets
-there, so a signal sent the moment they are known is handled), forks `num_workers` children that run
+installs its signal handlers (and queues the HUP, USR1, USR2, TTIN and TTOU that came before, while
+--preload imported the application say: the command held them, fastwsgi.cli.HeldSignals), calls
+`on_ready` (the command writes --pid and announces the sockets there, so a signal sent the moment
+they are known is handled), forks `num_workers` children that run
 `worker.Worker`, and then loops: signal handlers only append the signal to `sig_queue` and write a
 byte to a self-pipe; the loop pops one signal and dispatches it to `handle_<name>`, or, when none is
 queued, sleeps on the pipe (at most 1 s) and then does its rounds: `reap` (waitpid), `murder_workers`
@@ -156,7 +158,7 @@ class Arbiter(hooks.HookArgument):
     def __init__(self, listeners, options: dict, load_app, app=None, reload_options=None,
                  reopen_logs=None, make_access_log=None, metrics=None, metrics_listener=None,
                  on_ready=None, ssl_context=None, pidfile=None, reexec=None, upgraded_from=None,
-                 upgrade_notify=None):
+                 upgrade_notify=None, held_signals=None):
         self.listeners = list(listeners)
         self.options = options
         self._num_workers = options["workers"] or 1
@@ -188,6 +190,7 @@ class Arbiter(hooks.HookArgument):
         self.upgrade_serving = False  # ... and it said that its first workers are all ready
         self.upgraded_from = upgraded_from  # the old master's pid, if USR2 started us
         self.upgrade_notify = upgrade_notify  # where we tell it that we serve (upgrade.tell_serving)
+        self.held_signals = held_signals  # () -> the signals that came before run() set its handlers
         self.pid = os.getpid()
 
     @property
@@ -207,6 +210,8 @@ class Arbiter(hooks.HookArgument):
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
         previous = {signum: signal.signal(signum, self._enqueue) for signum in self.SIGNALS}
+        for signum in self.held_signals() if self.held_signals is not None else ():
+            self._enqueue(signum, None)  # (came during a --preload import, say): handled first
         log.info("Master %d: %d worker(s), timeout %s s", self.pid, self.num_workers,
                  self.options["timeout"])
         status = 0

@@ -15,9 +15,9 @@ import pytest
 
 from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import Conn, build_request, get
-from tests.functional.ops import (booted, children, loaded_by, wait_booted, wait_children, worker_pid,
-                                  zombie)
-from tests.functional.serverproc import DEFAULT_APP
+from tests.functional.ops import (booted, children, loaded_by, wait_booted, wait_children, wait_for_text,
+                                  worker_pid, zombie)
+from tests.functional.serverproc import DEFAULT_APP, ServerProcess, ServerStartError
 
 
 @pytest.mark.parametrize("threads", ["0", "4"])
@@ -443,3 +443,106 @@ def test_graceful_timeout_cuts_a_stalled_upload(launch, model):
         assert server.wait(20) == 0, server.stderr_text()
         assert conn.closed_by_server(timeout=2)
     assert "--graceful-timeout (1 s) passed: closing 1 connection(s) still in progress" in server.stderr_text()
+
+
+# imported by the server: says so, waits for the test's signals (until the file "gate" exists), and
+# serves an application that logs an error for every request (through the server's error log)
+SLOW_IMPORT = """import os, time
+open("importing", "a").close()
+while not os.path.exists("gate"):
+    time.sleep(0.02)
+
+def app(environ, start_response):
+    raise RuntimeError("logged after the import")
+"""
+
+
+def importing(tmp_path, server: ServerProcess) -> None:
+    deadline = time.monotonic() + 15
+    while not (tmp_path / "importing").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (tmp_path / "importing").exists(), server.stderr_text()
+
+
+@pytest.fixture
+def slow_import():
+    """slow_import(tmp_path, *args, during=f) -> `fastwsgi ARGS slowimport:app`, running in tmp_path
+    once `f(server)` was called while the application was being imported (on a thread: start() waits
+    on this one, which must be the one that started the server, see serverproc._die_with_parent)."""
+    servers = []
+
+    def start(tmp_path, *args: str, during) -> ServerProcess:
+        (tmp_path / "slowimport.py").write_text(SLOW_IMPORT)
+        server = ServerProcess(["--bind", "127.0.0.1:0", *args, "slowimport:app"], cwd=tmp_path)
+        failures = []
+
+        def meanwhile():
+            try:
+                while server.proc is None:
+                    time.sleep(0.01)
+                importing(tmp_path, server)
+                during(server)
+            except BaseException as exc:  # noqa: BLE001 - shown by the test
+                failures.append(exc)
+            finally:
+                (tmp_path / "gate").touch()
+
+        thread = threading.Thread(target=meanwhile)
+        thread.start()
+        servers.append(server)
+        try:
+            server.start(timeout=30)
+        finally:
+            thread.join(30)
+        if failures:
+            raise failures[0]
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(timeout=10)
+
+
+def test_signals_during_a_slow_import_are_not_fatal_and_a_usr1_reopens_the_logs(slow_import, tmp_path):
+    """One process: a logrotate USR1, a `systemctl reload` HUP, a USR2, TTIN or TTOU that comes while
+    the application is imported (before the handlers of a serving process are set) used to kill or
+    stop the server. Now the USR1 reopens the logs once it serves (the log was rotated meanwhile), and
+    the others are ignored, as they are while it serves."""
+    log, pidfile = tmp_path / "error.log", tmp_path / "server.pid"
+
+    def rotate_and_signal(server):
+        log.rename(tmp_path / "error.log.1")  # logrotate moved the log away: USR1 asks to reopen it
+        for signum in (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            server.signal(signum)
+        time.sleep(0.3)  # (delivered while the import goes on)
+
+    server = slow_import(tmp_path, "--log-file", str(log), "--pid", str(pidfile), during=rotate_and_signal)
+    assert get(server.port, "/").status == 500
+    assert "logged after the import" in wait_for_text(log, "logged after the import")
+    assert "logged after the import" not in (tmp_path / "error.log.1").read_text()
+    server.signal(signal.SIGTERM)
+    assert server.wait(10) == 0
+    assert not pidfile.exists()
+
+
+def test_master_signals_during_a_preload_import_are_handled_once_it_serves(slow_import, tmp_path):
+    """The master: a TTIN and a HUP that come while --preload imports the application are handled
+    once its loop runs (one more worker, a reload), instead of the HUP killing it."""
+
+    def resize_and_reload(server):
+        server.signal(signal.SIGTTIN)
+        server.signal(signal.SIGHUP)
+        time.sleep(0.3)
+
+    server = slow_import(tmp_path, "-w", "1", "--preload", during=resize_and_reload)
+    assert server.wait_stderr("Reload complete", timeout=15), server.stderr_text()
+    assert len(wait_children(server.proc.pid, 2)) == 2, server.stderr_text()
+    assert "Handling signal: ttin" in server.stderr_text()
+    assert get(server.port, "/").status == 500
+
+
+@pytest.mark.parametrize("model", [(), ("-w", "1", "--preload")], ids=["single", "master"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT], ids=lambda s: s.name)
+def test_a_stop_signal_during_a_slow_import_still_stops_at_once(slow_import, tmp_path, model, signum):
+    with pytest.raises(ServerStartError, match="exited"):
+        slow_import(tmp_path, *model, during=lambda server: server.signal(signum))
