@@ -37,7 +37,8 @@ Signals (gunicorn's meanings):
         via USR1).
   USR2  binary upgrade: --pid FILE becomes FILE.oldbin and a new master is executed on the same
         sockets (fastwsgi.workers.upgrade, which also says what is refused).
-  WINCH while that new master runs: stop our workers gracefully (num_workers 0); we stay, to roll
+  WINCH while that new master runs: stop our workers gracefully (num_workers 0), those of a reload
+        under way too (it is given up, whatever its new code does); we stay, to roll
         back: HUP starts workers again, and so does the new master's exit (FILE is renamed back).
         With --reuse-port, only once the new master said it serves (SERVING in the wakeup pipe).
   CHLD  reap at once (the new master too: its exit is a roll-back).
@@ -467,6 +468,13 @@ class Arbiter(hooks.HookArgument):
             return
         log.info("Stopping this master's workers gracefully: the new master (pid:%d) serves",
                  self.upgrade_pid)
+        if self.reload_from is not None:  # (a HUP's roll-back under way): no worker is wanted now,
+            # of either generation, whatever the new code does (a failed reload used to bring the
+            # old generation's count back)
+            log.info("The reload under way is given up: WINCH stops every worker")
+            self.reload_from = None
+            self.reload_again = False
+            sdnotify.ready(self._status())
         self.num_workers = 0
         self.manage_workers()
 
@@ -663,20 +671,22 @@ class Arbiter(hooks.HookArgument):
                 self.kill(worker, signal.SIGABRT, mark=False)
 
     def manage_workers(self) -> None:
-        if time.monotonic() < self.spawn_after:
-            return  # a replacement could not load the broken code: not forked again at once
+        # a replacement that could not load the broken code is not forked again at once (retiring
+        # goes on meanwhile: a WINCH or TTOU is not put off)
+        spawning = time.monotonic() >= self.spawn_after
         live = [w for w in self.workers.values() if w.retiring_since is None and not w.killed]
         active = sorted((w for w in live if not w.recycling), key=lambda w: w.age)
         if self.reload_from is not None:
             # the new generation grows to the target (TTIN, a death); finish_reload retires the old one
             active = [w for w in active if w.pid not in self.reload_from]
-            for _ in range(self.num_workers - len(active)):
+            for _ in range(self.num_workers - len(active) if spawning else 0):
                 if not self.spawn_worker():
                     break
             return
         # a worker recycling after --max-requests is replaced as its drain begins, while the processes
         # serving or draining stay within twice the target (a low --max-requests piles up no drains)
-        for _ in range(min(self.num_workers - len(active), 2 * self.num_workers - len(live))):
+        wanted = min(self.num_workers - len(active), 2 * self.num_workers - len(live))
+        for _ in range(wanted if spawning else 0):
             if not self.spawn_worker():
                 break
         for worker in active[:max(0, len(active) - self.num_workers)]:  # the oldest go first

@@ -23,8 +23,8 @@ import pytest
 
 from fastwsgi.server.listener import queued_connections_move
 from tests.functional.client import Conn, get
-from tests.functional.ops import (booted, children, gone, listening_on, wait_booted, wait_children, wait_gone,
-                                  worker_pid)
+from tests.functional.ops import (booted, children, gone, listening_on, loaded_by, wait_booted, wait_children,
+                                  wait_gone, worker_pid)
 from tests.functional.test_sdnotify import Listener
 
 
@@ -375,3 +375,28 @@ def test_under_systemd_a_roll_back_gives_the_service_back_to_the_old_master(laun
         assert server.wait(15) == 0
     finally:
         systemd.close()
+
+
+@pytest.mark.parametrize("outcome", ["broken", "v2"])
+def test_winch_during_a_reload_leaves_no_worker_whatever_the_reload_does(launch, tmp_path, outcome):
+    """USR2, then a HUP to the old master (its new code waits to load), then WINCH: the old master is
+    to keep no worker, of either generation. A reload that then failed set the worker count back to
+    the old generation's, undoing the WINCH; one that succeeded kept the new workers."""
+    pidfile, flag = tmp_path / "app.pid", tmp_path / "deploy"
+    flag.write_text("v1")
+    server = launch("-w", "2", "--pid", str(pidfile), app=f"tests.functional.ops:deployed_app({str(flag)!r})")
+    wait_booted(server, 2)
+    old = server.proc.pid
+    with upgraded(server, pidfile, 2) as new:
+        assert server.wait_stderr(f"The new master (pid:{new}) serves", timeout=15), server.stderr_text()
+        flag.write_text("broken" if outcome == "broken" else "v2 3")  # loading waits (deploy.go, or 3 s)
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: len(loaded_by(flag)) >= 6, "the reload's workers loading")  # 2 old, 2 new, 2 reload
+        mark = server.stderr_mark()
+        server.signal(signal.SIGWINCH)
+        assert server.wait_stderr("WINCH stops every worker", since=mark), server.stderr_text()
+        (tmp_path / "deploy.go").touch()  # the broken code fails now
+        wait_for(lambda: not (children(old) - {new}), "the old master to keep no worker")
+        server.signal(signal.SIGTTOU)  # a round of the master's loop later: still none
+        assert server.wait_stderr("Handling signal: ttou", since=mark)
+        assert not (children(old) - {new}) and server.alive()
