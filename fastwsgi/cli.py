@@ -527,6 +527,9 @@ def _main(argv: list, held: "HeldSignals") -> int:
         proctitle.DEFAULT_NAME = spec or "fastwsgi.demo"
         if inherited is not None and options["workers"] is None:
             options["workers"] = 1  # the old master's sockets are handed to a master
+        if inherited is not None and bool(options["daemon"]) != daemon.detached():
+            sys.stderr.write(f"fastwsgi: warning: --daemon cannot change across USR2: this master "
+                             f"{'is' if daemon.detached() else 'is not'} a daemon, as the old one\n")
         if options["daemon"] and inherited is None:  # (a new master from USR2 is detached already)
             status = daemon.detach(options)  # the original process: how the daemon's start went
             if status is not None:

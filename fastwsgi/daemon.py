@@ -35,13 +35,16 @@ daemon's sys.stderr (`_StartupStderr`, unbuffered) turns the first refused write
 any of its workers, into that process's `started()` and writes the text to the error log instead, so
 the `Listening at` lines and a worker's boot error land there, once, and nothing dies of the
 BrokenPipeError.
+
+USR2 (fastwsgi.workers.upgrade): the new master the daemon executes is detached already (its child, in
+its session) and does not detach again; `inherit()` makes it a daemon all the same.
 """
 
 import io
 import os
 import sys
 
-__all__ = ["detach", "started", "pending", "tell", "detached", "stderr_path"]
+__all__ = ["detach", "started", "pending", "tell", "detached", "inherit", "stderr_path"]
 
 _pending = None  # in the daemon and its workers until they serve: (daemon pid, final stderr path)
 _detached = False  # in the daemon and its workers
@@ -172,6 +175,13 @@ def started() -> None:
         except OSError:  # the original process is gone (killed): nobody to tell
             pass
         os.close(pipe)
+
+
+def inherit() -> None:
+    """This process is a new master a daemon started by USR2 (fastwsgi.workers.upgrade): a daemon
+    too, detached already, its stderr where the old one's went once serving; no command waits."""
+    global _detached
+    _detached = True
 
 
 def stderr_path(options: dict) -> str:

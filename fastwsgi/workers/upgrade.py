@@ -11,8 +11,13 @@ address (bound with SO_REUSEPORT, never listening: each worker listens on a sock
 Listener.reserved); FASTWSGI_UPGRADE_FROM holds the old master's pid. The new master `claim()`s both
 before anything else, adopts those sockets instead of binding --bind (`adopt()`: a reserved one stays
 reserved, so the new workers open SO_REUSEPORT sockets of their own on that address and join the old
-workers' group), does not detach again under -D (the old master is a daemon already), writes FILE,
-and boots its workers: from then on both generations accept on the same addresses. How each address
+workers' group), does not detach again under -D, writes FILE,
+and boots its workers: from then on both generations accept on the same addresses. A daemon's (-D)
+new master is one too (FASTWSGI_UPGRADE_DAEMON; `claim()` tells fastwsgi.daemon, `daemon.inherit`):
+it runs in the old one's session, with its directory, umask, stdin and stdout (/dev/null) and its
+stderr (the error log file, or /dev/null), where its `Listening at` lines go (no command waits for
+them), and a HUP that changes --log-file moves its stderr along. Whether it is a daemon is the old
+master's: a --daemon added or removed since changes nothing until a restart (a warning says so). How each address
 is bound is kept across the upgrade, whatever the new master's --reuse-port says (as across a HUP).
 The new master tells the old one once all its first workers are ready: it writes SERVING into the
 old master's wakeup pipe, whose write end it inherited (FASTWSGI_UPGRADE_NOTIFY; `tell_serving()`).
@@ -38,13 +43,15 @@ import json
 import os
 import sys
 
+from .. import daemon
 from ..server.listener import adopt_fd
 
-__all__ = ["ENV_FDS", "ENV_FROM", "ENV_NOTIFY", "SERVING", "claim", "adopt", "reexec", "tell_serving"]
+__all__ = ["ENV_FDS", "ENV_FROM", "ENV_NOTIFY", "ENV_DAEMON", "SERVING", "claim", "adopt", "reexec", "tell_serving"]
 
 ENV_FDS = "FASTWSGI_FDS"
 ENV_FROM = "FASTWSGI_UPGRADE_FROM"
 ENV_NOTIFY = "FASTWSGI_UPGRADE_NOTIFY"  # the old master's wakeup pipe (its write end's descriptor)
+ENV_DAEMON = "FASTWSGI_UPGRADE_DAEMON"  # "1": the old master is a daemon (-D), and so the new one is
 SERVING = b"S"  # written there by the new master once its first workers are all ready
 METRICS = "metrics"  # FASTWSGI_FDS's protocol for the --metrics-bind socket
 RESERVED = "reserved"  # FASTWSGI_FDS's fourth item for a --reuse-port address (Listener.reserved)
@@ -52,13 +59,16 @@ RESERVED = "reserved"  # FASTWSGI_FDS's fourth item for a --reuse-port address (
 
 def claim(environ=None):
     """(old master's pid, [(protocol, fd, unix path or None, reserved), ...], the descriptor for
-    `tell_serving` or None) if this process is a new master started by USR2, else None; the variables
-    leave `environ` (os.environ: no worker, application or later re-exec sees them)."""
+    `tell_serving` or None) if this process is a new master started by USR2, else None (a daemon's new
+    master is marked a daemon here: daemon.inherit); the variables leave `environ` (os.environ: no worker, application or later re-exec sees them)."""
     environ = os.environ if environ is None else environ
     old, fds = environ.pop(ENV_FROM, None), environ.pop(ENV_FDS, None)
     notify = environ.pop(ENV_NOTIFY, None)
+    detached = environ.pop(ENV_DAEMON, None) == "1"
     if not old or fds is None:
         return None
+    if detached:
+        daemon.inherit()
     try:
         entries = json.loads(fds)
         entries = [(str(protocol), int(fd), path, flags == [RESERVED]) for protocol, fd, path, *flags in entries]
@@ -118,6 +128,8 @@ def reexec(command, environ: dict, cwd: str, listeners, metrics_listener, before
         child_environ[ENV_FROM] = str(os.getppid())
         child_environ[ENV_FDS] = json.dumps(entries)
         child_environ[ENV_NOTIFY] = str(notify_fd)
+        if daemon.detached():
+            child_environ[ENV_DAEMON] = "1"
         os.chdir(cwd)
         before_exec()
         sys.stdout.flush()

@@ -240,16 +240,27 @@ def test_a_reload_that_changes_the_log_file_moves_the_daemons_stderr_there(tmp_p
     """A daemon's stderr is its error log file (a worker's "cannot load the application" of a failed
     reload, a traceback, the application's own writes go there): a HUP that names another file used
     to leave it on the old one."""
-    pidfile, conf = tmp_path / "server.pid", tmp_path / "conf.py"
-    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    pidfile, conf, first = logging_daemon(tmp_path, daemons)
+    pid = int(pidfile.read_text())
+    assert os.readlink(f"/proc/{pid}/fd/2") == str(first)
+    assert_a_hup_moves_stderr(pid, conf, first, tmp_path / "second.log")
+
+
+def logging_daemon(tmp_path, daemons):
+    """`fastwsgi -D -c conf.py -w 1` whose config names first.log: (its --pid file, conf.py, first.log)."""
+    pidfile, conf, first = tmp_path / "server.pid", tmp_path / "conf.py", tmp_path / "first.log"
     conf.write_text(f"error_logfile = {str(first)!r}\n")
     result = run_cli("-D", "-c", str(conf), "--pid", str(pidfile), "-w", "1", "--bind", "127.0.0.1:0",
                      OPS_APP, timeout=15)
     assert result.returncode == 0, result.stderr
-    pid = int(pidfile.read_text())
-    daemons(pid)
+    daemons(int(pidfile.read_text()))
+    return pidfile, conf, first
+
+
+def assert_a_hup_moves_stderr(pid: int, conf, first, second) -> None:
+    """The config now names `second`: a HUP moves the master's stderr and its new workers' there;
+    then TERM."""
     old_workers = children(pid)
-    assert os.readlink(f"/proc/{pid}/fd/2") == str(first)
     conf.write_text(f"error_logfile = {str(second)!r}\n")
     os.kill(pid, signal.SIGHUP)
     assert "Reload complete" in wait_for_text(second, "Reload complete"), first.read_text()
@@ -276,3 +287,31 @@ def test_daemon_with_the_access_log_on_stdout_warns(daemons, tmp_path, capture):
     assert warned != capture, result.stderr
     os.kill(pid, signal.SIGTERM)
     assert wait_gone(pid)
+
+
+def test_a_master_started_by_usr2_is_a_daemon_too(tmp_path, daemons):
+    """USR2 under -D: the new master is executed by the old daemon, so it is detached already and
+    does not detach again, but it is still a daemon: a HUP that names another log file moves its
+    stderr (and its new workers') there. It did not know: its stderr stayed on the first file."""
+    pidfile, conf, first = logging_daemon(tmp_path, daemons)
+    old = int(pidfile.read_text())
+    os.kill(old, signal.SIGUSR2)
+    deadline = time.monotonic() + 15
+    while (not pidfile.exists() or pidfile.read_text().strip() in ("", str(old))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = int(pidfile.read_text())
+    daemons(new)
+    assert new != old and os.getsid(new) == os.getsid(old) != os.getsid(os.getpid())
+    wait_for_text(first, f"The new master (pid:{new}) serves")
+    for fd in ("0", "1", "2"):  # as the old master's: /dev/null, /dev/null, the error log
+        assert os.readlink(f"/proc/{new}/fd/{fd}") == os.readlink(f"/proc/{old}/fd/{fd}")
+    assert os.readlink(f"/proc/{new}/cwd") == os.readlink(f"/proc/{old}/cwd")
+    assert umask_of(new) == umask_of(old)
+    os.kill(old, signal.SIGTERM)
+    assert wait_gone(old)
+    assert_a_hup_moves_stderr(new, conf, first, tmp_path / "second.log")
+
+
+def umask_of(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as status:
+        return next(line for line in status if line.startswith("Umask:"))
