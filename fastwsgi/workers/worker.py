@@ -46,7 +46,8 @@ worker_exit (called by the Arbiter's fork code) once `run()` returns; pre_reques
 the application only when set.
 
 Signals (handlers only set flags or wake the loop, and run the worker_int/worker_abort hooks): TERM
-graceful drain (Server.drain), INT/QUIT stop now, USR1 reopen logs at the next sweep, ABRT (sent by the
+graceful drain (Server.drain), INT/QUIT stop now, USR1 reopen logs at the next sweep, the master's HUP,
+USR2, TTIN, TTOU and WINCH do nothing (`systemctl kill` sends a signal to every process), ABRT (sent by the
 master when the heartbeat is stale, just before SIGKILL) writes the request being served (or "loading
 the application") and the stack of the stuck loop thread into the heartbeat file, after its READY mark,
 so the master can log them.
@@ -215,10 +216,12 @@ class Worker(hooks.HookArgument):
 
     def _init_signals(self) -> None:
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH,
-                       signal.SIGCHLD):  # the master's (the Arbiter's SIGNALS), not ours
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads; we are told with TERM
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the master's (the Arbiter's SIGNALS), not ours
+        # the master's too, and sent to every process of a service by `systemctl kill -s SIG` (and
+        # to a whole process group): HUP, USR2 would end a worker, TTIN, TTOU stop it. A handler that
+        # does nothing, not SIG_IGN, which processes the application executes would inherit
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH):
+            signal.signal(signum, _ignore)
         signal.signal(signal.SIGTERM, lambda *_: self._request("drain"))
         signal.signal(signal.SIGINT, self._on_int)
         signal.signal(signal.SIGQUIT, self._on_int)
@@ -332,6 +335,10 @@ class Worker(hooks.HookArgument):
                 except OSError as exc:  # it keeps writing to the file it has
                     log.error("Worker %d: cannot reopen the access log: %s", os.getpid(),
                               exc.strerror or exc)
+
+
+def _ignore(_signum, _frame) -> None:
+    """The master's signals, in a worker (see _init_signals)."""
 
 
 def _file_times(extra_files) -> dict:

@@ -87,10 +87,10 @@ def deployed_app(path):
 
 def dying_app(how):
     """A factory whose loading ends the worker process, as a crash at import does: "exit" raises
-    SystemExit(1), "signal" dies of SIGUSR2 (no handler; a crash without a core dump)."""
+    SystemExit(1), "signal" dies of SIGALRM (no handler; a crash without a core dump)."""
     if how == "exit":
         sys.exit(1)
-    os.kill(os.getpid(), signal.SIGUSR2)
+    os.kill(os.getpid(), signal.SIGALRM)
     time.sleep(10)
 
 

@@ -445,7 +445,7 @@ def test_a_worker_that_dies_while_loading_stops_the_master_instead_of_respawning
     text = server.stderr_text()
     assert code == 1, text
     assert "Worker failed to boot" in text and len(re.findall(r"Worker \(pid:\d+\)", text)) <= 2, text
-    assert ("exited with code 1" if how == "exit" else "killed by signal SIGUSR2") in text
+    assert ("exited with code 1" if how == "exit" else "killed by signal SIGALRM") in text
 
 
 def test_reload_restarts_workers_when_the_application_changes(tmp_path):
@@ -575,3 +575,21 @@ def test_serve_refuses_reload():
                             timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("option 'reload': serve() is handed an application imported already")
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rpartition(")")[2].split()[0]
+
+
+def test_the_master_signals_sent_to_a_worker_neither_end_nor_stop_it(launch):
+    """`systemctl kill -s USR2` (or TTIN, TTOU, HUP, WINCH) reaches every process of the service, the
+    workers too: USR2 used to end each worker (its default action) and TTIN/TTOU to stop it, so
+    -w 1 answered nothing until --timeout killed it."""
+    server = launch("-w", "1")
+    worker = wait_booted(server, 1)[0]
+    for signum in (signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP, signal.SIGWINCH):
+        os.kill(worker, signum)
+    assert get(server.port, "/pid").body.split()[0] == str(worker).encode()
+    assert process_state(worker) in ("S", "R")
+    assert children(server.proc.pid) == {worker}
