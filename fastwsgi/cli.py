@@ -155,9 +155,9 @@ def load_app(spec: str):
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise AppLoadError(f"no module named {exc.name!r}") from None
-        raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
-    except ImportError as exc:
-        raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
+        # the module exists and its own code (or a settings module it loads) imports something
+        # missing: a bug in the application, whose traceback says which line, as any other exception
+        raise AppCodeError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise AppCodeError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     if names is None:

@@ -130,6 +130,24 @@ def test_app_that_raises_on_import_shows_where(tmp_path, parser, workers):
 
 
 @pytest.mark.parametrize("workers", [[], ["-w", "1"]], ids=["single", "master"])
+@pytest.mark.parametrize("line, error", [
+    ("import missing_dependency_for_fastwsgi", "ModuleNotFoundError: No module named 'missing_dependency_for_fastwsgi'"),
+    ("from os import no_such_name", "ImportError: cannot import name 'no_such_name' from 'os'"),
+], ids=["missing-dependency", "bad-from-import"])
+def test_app_whose_own_import_fails_shows_where(tmp_path, workers, line, error):
+    """The module named exists but an import in its code fails (a dependency not installed, Django
+    settings naming a missing app): that is the application's bug, not a mistyped spec, and the
+    operator needs the line that imports, as gunicorn shows it."""
+    (tmp_path / "importing_app_for_fastwsgi.py").write_text(f"x = 1\n{line}\n")
+    result = run_cli("--bind", "127.0.0.1:0", *workers, "importing_app_for_fastwsgi:app",
+                     env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback (most recent call last)" in result.stderr, result.stderr
+    assert 'importing_app_for_fastwsgi.py", line 2' in result.stderr, result.stderr
+    assert f"fastwsgi: error: importing 'importing_app_for_fastwsgi' raised {error}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("workers", [[], ["-w", "1"]], ids=["single", "master"])
 def test_app_factory_that_raises_shows_where(tmp_path, workers):
     (tmp_path / "factory_app_for_fastwsgi.py").write_text(
         "def create_app(name):\n    raise ValueError(f'no config for {name}')\n")
