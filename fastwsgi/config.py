@@ -17,7 +17,8 @@ short reason, the default and the help text. Everything else is generated from t
   under two names is an error;
 * `resolve()`: merges the sources, later ones winning: defaults < the environment variables gunicorn
   reads as defaults (`ENVIRONMENT_DEFAULTS`: WEB_CONCURRENCY, PORT, SCRIPT_NAME, FORWARDED_ALLOW_IPS,
-  SENDFILE) < config file < the flags in FASTWSGI_CMD_ARGS < command-line flags;
+  SENDFILE) < config file < the flags in FASTWSGI_CMD_ARGS < command-line flags; a bad value from the
+  config file (one no flag overrides) and an exception its code raises name the file (and the line);
 * `render_markdown()`: the reference table in docs/configuration.md (a unit test keeps it current).
 
 Rows marked `refused` are gunicorn settings fastwsgi does not implement: their flags and their
@@ -858,9 +859,21 @@ def load_config_file(path: str) -> dict:
         raise UsageError(f"config file {path!r} not found") from None
     except SystemExit as exc:  # sys.exit("why") in the file: a stop with its reason, never exit 0
         raise UsageError(f"config file {path!r} called sys.exit({exc.code!r})") from None
-    except Exception as exc:  # a syntax error or an exception inside the file: one line
-        raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a syntax error or an exception inside the file: one line, with its line
+        raise UsageError(f"cannot read config file {path!r}: {type(exc).__name__}: {exc}"
+                         f"{_where(path, exc)}") from None
     return _canonical_names(path, items)
+
+
+def _where(path: str, exc: Exception) -> str:
+    """' (FILE, line N)': the config file's own line that raised `exc` (a SyntaxError says it already)."""
+    if isinstance(exc, SyntaxError):
+        return ""
+    import traceback
+
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if os.path.abspath(frame.filename) == os.path.abspath(path)]
+    return f" ({os.path.basename(path)}, line {lines[-1]})" if lines else ""
 
 
 def _canonical_names(path: str, items: dict) -> dict:
@@ -975,6 +988,10 @@ def resolve(argv, environ=None, version: str = ""):
     path = flags.get("config") or env_flags.get("config")
     from_file = load_config_file(path) if path else {}
     merged = {**env_defaults, **from_file, **env_flags, **flags}
+    try:  # a bad value the file gives (and no flag overrides) names the file, as an unknown key does
+        validate({name: value for name, value in from_file.items() if name not in env_flags and name not in flags})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
     try:
         options = validate(merged)
     except (TypeError, ValueError) as exc:

@@ -105,8 +105,11 @@ def test_pyproject_table_configures_a_real_server(tmp_path):
     ("[tool.fastwsgi]\nkeep-alives = 3\n", ".toml", "unknown option 'keep_alives' (did you mean 'keep_alive'?)"),
     ("[tool.other]\nx = 1\n", ".toml", "no [tool.fastwsgi] table"),
     ("check_config = true\n", ".py", "unknown option 'check_config'"),
-    ("threads = -2\n", ".py", "option 'threads': must be >= 0"),
+    ("threads = -2\n", ".py", "conf.py: option 'threads': must be >= 0"),  # names the file, as unknown keys do
+    ("[tool.fastwsgi]\nworkers = 0\n", ".toml", "conf.toml: option 'workers': must be >= 1"),
     ("threads = \n", ".py", "cannot read config file"),
+    ("import os\nworkers = int(os.environ['NO_SUCH_VARIABLE_FOR_FASTWSGI'])\n", ".py",
+     "KeyError: 'NO_SUCH_VARIABLE_FOR_FASTWSGI' (conf.py, line 2)"),  # the file's line that raised
     ("import sys\nsys.exit('no production settings here')\n", ".py",
      "called sys.exit('no production settings here')"),  # used to exit 0, silently
     # a NUL byte in a path was a traceback (ValueError: embedded null byte) when it was used
