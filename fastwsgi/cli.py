@@ -509,7 +509,7 @@ def _main(argv: list, held: "HeldSignals") -> int:
     for warning in unread_gunicorn_sources(options, environ, start):
         sys.stderr.write(f"fastwsgi: warning: {warning}\n")
     if options["print_config"]:
-        sys.stdout.write(format_options(options))
+        sys.stdout.write(format_options({**options, "wsgi_app": spec}))  # the application that would load
         return 0
     try:
         options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import

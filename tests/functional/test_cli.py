@@ -341,6 +341,17 @@ def test_print_config_round_trips_characters_outside_the_bmp(tmp_path):
     assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
 
 
+def test_print_config_shows_the_application_given_as_the_argument(tmp_path):
+    """The effective options include the application, wherever it was named: the positional argument
+    (the usual way) was printed as '# wsgi_app is unset', so the table did not reproduce the start."""
+    assert printed("tests.functional.apps:app")["wsgi_app"] == "tests.functional.apps:app"
+    assert printed(env={"FASTWSGI_CMD_ARGS": "tests.functional.apps:app"})["wsgi_app"] == "tests.functional.apps:app"
+    path = tmp_path / "printed.toml"
+    path.write_text(run_cli("--print-config", "tests.functional.apps:app").stdout)
+    assert printed("-c", str(path))["wsgi_app"] == "tests.functional.apps:app"
+    assert "# wsgi_app is unset" in run_cli("--print-config").stdout  # no application: the demo app
+
+
 def test_the_wsgi_app_flag_wins_over_fastwsgi_cmd_args(tmp_path):
     """Flags win over FASTWSGI_CMD_ARGS, an application given with --wsgi-app too."""
     result = run_cli("--check-config", "--wsgi-app", "no_such_module_from_the_flag:app",
