@@ -519,7 +519,9 @@ OPTIONS = (
            "the request; 0: accept at once", metavar="S", section="sockets"),
     Option("umask", optional(file_mode), None,
            "umask applied while creating unix: sockets (e.g. 0o007: only the owner and the group may "
-           "connect); with --user they then belong to USER and GROUP", flags=("-m",), metavar="MODE",
+           "connect); with --user they then belong to USER and GROUP; unset: the process's umask "
+           "(usually 0o022: only the owner may connect, so an nginx running as another user gets "
+           "'Permission denied'; gunicorn's default 0 lets every local user connect)", flags=("-m",), metavar="MODE",
            section="sockets"),
     Option("sendfile", boolean, True,
            "send a wsgi.file_wrapper over a regular file with os.sendfile (the kernel copies it); "
