@@ -39,7 +39,8 @@ and ignores the others, as it does while serving; the master handles each one he
 loop runs (a HUP reloads, TTIN/TTOU resize, USR2 upgrades). TERM, INT and QUIT keep their default
 action until then: they stop the process at once. Either way each listening socket is announced on stderr as
 `Listening at: URL` (its scheme names the protocol: http://, uwsgi://; `unix:PATH` is HTTP over a UNIX
-socket), and systemd socket activation (LISTEN_FDS) replaces --bind. Under a systemd Type=notify
+socket; with --error-logfile FILE the line is logged there too, as gunicorn's), and systemd socket
+activation (LISTEN_FDS) replaces --bind. Under a systemd Type=notify
 unit, fastwsgi.sdnotify takes NOTIFY_SOCKET before the application is imported, and the serving
 process (the master, or the single process) reports READY/RELOADING/STOPPING and feeds the watchdog.
 """
@@ -243,8 +244,23 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
         url = listener.url
         if options.get("certfile") and listener.protocol == "http":  # https://HOST:PORT, https://unix:PATH
             url = f"https://{url[len('http://'):] if url.startswith('http://') else url}"
-        daemon.tell(f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
-                    f"poller: {poller_name}, threads: {options['threads']}{workers})\n")
+        line = (f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
+                f"poller: {poller_name}, threads: {options['threads']}{workers})")
+        daemon.tell(line + "\n")
+        if not _stderr_is_the_error_log(options.get("error_logfile", "-")):
+            log.info("%s", line)  # in --error-logfile FILE too, as gunicorn's
+
+
+def _stderr_is_the_error_log(path: str) -> bool:
+    """Whether stderr (descriptor 2) already goes to --error-logfile: it is '-', or FILE itself
+    (--capture-output, a daemon whose start-up pipe is gone, `2>>FILE`)."""
+    if path == "-":
+        return True
+    try:
+        ours, log_file = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return (ours.st_dev, ours.st_ino) == (log_file.st_dev, log_file.st_ino)
 
 
 def run(app, options: dict, held=None) -> None:

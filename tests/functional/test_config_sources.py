@@ -16,6 +16,7 @@ import pytest
 from tests.functional.client import get
 from tests.functional.ops import OPS_APP, wait_booted
 from tests.functional.test_cli import assert_one_error_line, printed, run_cli
+from tests.functional.test_signals import wait_text
 
 
 @pytest.fixture
@@ -222,6 +223,17 @@ def wait_lines(path, count: int, timeout: float = 5.0) -> list[str]:
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers", [[], ["-w", "1"]], ids=["single", "master"])
+def test_error_logfile_tells_where_the_server_listens(launch, tmp_path, workers):
+    """As gunicorn's error log does: an operator reading --error-logfile FILE (a daemon's only output)
+    learns where it listens; the line went to stderr alone."""
+    log = tmp_path / "error.log"
+    server = launch(*workers, "--error-logfile", str(log))
+    text = wait_text(log, f"[INFO] Listening at: {server.url} (fastwsgi ")
+    assert text.count("Listening at:") == 1, text
+    assert sum("Listening at:" in line for line in server.stderr_lines) == 1, server.stderr_text()
 
 
 def test_log_config_dictconfig_file(launch, tmp_path):
