@@ -4,8 +4,8 @@ Theory of operation: each `Option` row carries the Python keyword, the flags, a 
 value (a CLI string, a TOML value or a Python object) into the typed value or raises ValueError with a
 short reason, the default and the help text. Everything else is generated from the rows:
 
-* `build_parser()`: the argparse flags (flags not given are absent from the namespace, so a flag
-  overrides the other sources only when it is actually used);
+* `build_parser()`: the argparse flags, grouped by section (flags not given are absent from the
+  namespace, so a flag overrides the other sources only when it is actually used);
 * `validate()`: `serve(**options)` keywords (unknown name -> TypeError with a close-match suggestion,
   bad value -> ValueError naming the option);
 * `load_config_file()`: `-c FILE`, a Python file like gunicorn.conf.py (its lowercase public names
@@ -766,33 +766,40 @@ def _escape(help_text: str) -> str:
 
 
 def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description="A fast PEP 3333 WSGI server for HTTP/1.1.",
+    # the usage line names no flag (all of them, the refused ones too, made it 40 lines long, before
+    # the help itself); the flags are grouped under the sections of docs/configuration.md
+    parser = _Parser(prog=prog, usage="%(prog)s [OPTIONS] [MODULE:APP]",
+                     description="A fast PEP 3333 WSGI server for HTTP/1.1.",
                      allow_abbrev=False, argument_default=argparse.SUPPRESS)
     parser.add_argument("app", nargs="?", metavar="MODULE:APP", default=None,
                         help="the application: module:name, module (then `application` or `app`), "
                              "or module:factory(args); default: the built-in demo")
+    groups: dict = {}
     for option in OPTIONS:
         if not option.cli:
             continue
+        if option.section not in groups:
+            groups[option.section] = parser.add_argument_group(option.section)
+        group = groups[option.section]
         if option.refused:  # one word at most: a value, if given, goes with it
-            parser.add_argument(*option.cli_flags, dest=option.name, action=_Refuse, nargs="?",
-                                metavar="...", help=_escape(f"refused: {option.help}"))
+            group.add_argument(*option.cli_flags, dest=option.name, action=_Refuse, nargs="?",
+                               metavar="...", help=_escape(f"refused: {option.help}"))
         elif option.is_flag and option.default is True:  # --name is the default: --no-name turns it off
-            parser.add_argument(*option.cli_flags[-1:], dest=option.name,
-                                action=argparse.BooleanOptionalAction, help=_escape(option.help))
+            group.add_argument(*option.cli_flags[-1:], dest=option.name,
+                               action=argparse.BooleanOptionalAction, help=_escape(option.help))
         elif option.is_flag:
-            parser.add_argument(*option.cli_flags, dest=option.name, action="store_true",
-                                help=_escape(option.help))
+            group.add_argument(*option.cli_flags, dest=option.name, action="store_true",
+                               help=_escape(option.help))
         elif option.repeatable:
-            parser.add_argument(*option.cli_flags, dest=option.name, action="append",
-                                type=_cli_type(option), metavar=option.metavar,
-                                help=_escape(f"{option.help} (default: {' '.join(option.default) or 'none'})"))
+            group.add_argument(*option.cli_flags, dest=option.name, action="append",
+                               type=_cli_type(option), metavar=option.metavar,
+                               help=_escape(f"{option.help} (default: {' '.join(option.default) or 'none'})"))
         else:
             choices = getattr(option.convert, "choices", None)
-            parser.add_argument(*option.cli_flags, dest=option.name, type=_cli_type(option),
-                                metavar=option.metavar or
-                                ("{" + ",".join(choices) + "}" if choices else None),
-                                help=_escape(f"{option.help} (default: {option.default})"))
+            group.add_argument(*option.cli_flags, dest=option.name, type=_cli_type(option),
+                               metavar=option.metavar or
+                               ("{" + ",".join(choices) + "}" if choices else None),
+                               help=_escape(f"{option.help} (default: {option.default})"))
     parser.add_argument("-v", "--version", action="version", version=version)
     return parser
 
