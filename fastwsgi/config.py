@@ -7,7 +7,7 @@ short reason, the default and the help text. Everything else is generated from t
 * `build_parser()`: the argparse flags, grouped by section (flags not given are absent from the
   namespace, so a flag overrides the other sources only when it is actually used);
 * `validate()`: `serve(**options)` keywords (unknown name -> TypeError with a close-match suggestion,
-  bad value -> ValueError naming the option);
+  or fastwsgi's name for a waitress keyword (WAITRESS_NAMES); bad value -> ValueError naming the option);
 * `load_config_file()`: `-c FILE`, a Python file like gunicorn.conf.py (its lowercase public names
   that are not modules, classes or functions are options, and so are its functions named after a
   server hook; a function named like a hook but not one, e.g. `post_forks`, is an error with a
@@ -692,7 +692,27 @@ def defaults() -> dict:
             for option in OPTIONS if not option.refused}
 
 
+# waitress's serve() keywords that fastwsgi names otherwise: a waitress user's serve(app, listen=...)
+# is told what to write (a close match would be wrong: trusted_proxy -> reuse_port,
+# max_request_body_size -> max_requests, channel_timeout -> graceful_timeout)
+WAITRESS_NAMES = {
+    "listen": "bind=['HOST:PORT', ...]",
+    "unix_socket": "bind=['unix:PATH']",
+    "unix_socket_perms": "umask (umask=0o007 makes the socket 0770)",
+    "sockets": "bind=['fd://N']",
+    "trusted_proxy": "forwarded_allow_ips",
+    "trusted_proxy_headers": "forwarded_headers ('x-forwarded' or 'forwarded')",
+    "clear_untrusted_proxy_headers": "nothing: the proxy headers of untrusted peers are always removed",
+    "channel_timeout": "keep_alive (idle between requests) and read_timeout (idle while reading a body)",
+    "connection_limit": "worker_connections",
+    "max_request_body_size": "limit_request_body",
+    "max_request_header_size": "limit_request_head",
+}
+
+
 def _unknown(name: str, known) -> str:
+    if name in WAITRESS_NAMES:
+        return f"unknown option {name!r} (waitress's name: use {WAITRESS_NAMES[name]})"
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown option {name!r}{hint}"

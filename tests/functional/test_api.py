@@ -225,6 +225,20 @@ def test_serve_rejects_an_unknown_option_with_a_suggestion():
     assert "treads" in str(info.value) and "threads" in str(info.value)
 
 
+@pytest.mark.parametrize("keyword, hint", [
+    ("listen", "use bind="), ("trusted_proxy", "use forwarded_allow_ips"),
+    ("max_request_body_size", "use limit_request_body"), ("channel_timeout", "use keep_alive"),
+    ("connection_limit", "use worker_connections"), ("unix_socket", "use bind=['unix:PATH']"),
+])
+def test_serve_names_fastwsgi_s_option_for_a_waitress_keyword(keyword, hint):
+    """waitress.serve(app, listen=..., trusted_proxy=...) swapped for fastwsgi.serve: the close match
+    was wrong (trusted_proxy -> reuse_port, max_request_body_size -> max_requests)."""
+    with pytest.raises(TypeError) as info:
+        fastwsgi.serve(hello_app, host="127.0.0.1", port=0, **{keyword: "x"})
+    assert f"unknown option {keyword!r} (waitress's name: {hint}" in str(info.value), info.value
+    assert "did you mean" not in str(info.value)
+
+
 @pytest.mark.parametrize("option", [{"threads": -1}, {"keep_alive": -2.0}, {"http_parser": "rust"},
                                     {"limit_request_line": 0}, {"read_timeout": 0}, {"backlog": 2**31},
                                     {"limit_request_line": 2**32}, {"limit_request_fields": 10**9},
