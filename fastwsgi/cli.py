@@ -114,11 +114,23 @@ def version_string() -> str:
     return f"fastwsgi {__version__} (parser: {backend}{missing})"
 
 
+def _file_hint(spec: str) -> str:
+    """'name the module, not the file: pkg.mod:app' when `spec` names a file (pkg/mod.py:app), else ''."""
+    path, colon, rest = spec.partition(":")
+    if not path.endswith(".py") and "/" not in path:
+        return ""
+    module = path.removesuffix(".py").removeprefix("./").replace("/", ".")
+    if not all(part.isidentifier() for part in module.split(".")):
+        return ""
+    return f"name the module, not the file: {module}{colon}{rest}"
+
+
 def _parse_spec(spec: str):
     """'mod.sub:expr' -> (module name, [attribute names], call args or None, call kwargs)."""
     module_name, _, expression = spec.partition(":")
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
-        raise AppLoadError(f"invalid application spec {spec!r} (expected MODULE:APP)")
+        hint = _file_hint(spec)
+        raise AppLoadError(f"invalid application spec {spec!r} (expected MODULE:APP{'; ' + hint if hint else ''})")
     if not expression:
         return module_name, None, None, None
     try:
@@ -155,7 +167,8 @@ def load_app(spec: str):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AppLoadError(f"no module named {exc.name!r}") from None
+            hint = _file_hint(spec)
+            raise AppLoadError(f"no module named {exc.name!r}{' (' + hint + ')' if hint else ''}") from None
         # the module exists and its own code (or a settings module it loads) imports something
         # missing: a bug in the application, whose traceback says which line, as any other exception
         raise AppCodeError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc

@@ -112,6 +112,19 @@ def test_unloadable_app_exits_1_with_one_line(spec):
     assert "no_such" in line
 
 
+@pytest.mark.parametrize("spec, hint", [
+    ("tests/functional/apps.py", "invalid application spec 'tests/functional/apps.py' (expected MODULE:APP; "
+                                 "name the module, not the file: tests.functional.apps)"),
+    ("./tests/functional/apps.py:app", "(expected MODULE:APP; name the module, not the file: tests.functional.apps:app)"),
+    ("tests.functional.apps.py:app", "no module named 'tests.functional.apps.py' "
+                                     "(name the module, not the file: tests.functional.apps:app)"),
+])
+def test_an_app_named_by_its_file_gets_the_module_to_write(spec, hint):
+    """gunicorn's users sometimes name the file (mysite/wsgi.py); the line says what to write."""
+    line = assert_one_error_line(run_cli("--bind", "127.0.0.1:0", spec), 1)
+    assert hint in line, line
+
+
 @pytest.mark.parametrize("parser", ["c", "python"])
 @pytest.mark.parametrize("workers", [[], ["-w", "1"], ["-w", "1", "--preload"]], ids=["single", "master", "preload"])
 def test_app_that_raises_on_import_shows_where(tmp_path, parser, workers):
