@@ -193,6 +193,14 @@ def load_app(spec: str):
             raise AppLoadError(f"{module_name}:{'.'.join(names)} is not callable")
         try:
             target = target(*args, **kwargs)
+        except TypeError as exc:
+            if exc.__traceback__.tb_next is not None:  # raised inside the factory: its bug, its traceback
+                raise AppCodeError(f"the factory {spec!r} raised {type(exc).__name__}: {exc}") from exc
+            # the call itself failed (wrong arguments; the application itself named with '()'): the
+            # spec's mistake, one line, no traceback of ours
+            hint = "" if args or kwargs else f" (if it is the application, not a factory: {module_name}:{'.'.join(names)})"
+            raise AppLoadError(f"cannot call {module_name}:{'.'.join(names)} as written in {spec!r}: "
+                               f"{exc}{hint}") from None
         except Exception as exc:
             raise AppCodeError(f"the factory {spec!r} raised {type(exc).__name__}: {exc}") from exc
     if not callable(target):

@@ -172,6 +172,20 @@ def test_app_factory_that_raises_shows_where(tmp_path, workers):
             "ValueError: no config for prod" in result.stderr.splitlines()), result.stderr
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("tests.functional.apps:app()", "cannot call tests.functional.apps:app as written in "
+                                    "'tests.functional.apps:app()': app() missing 2 required positional arguments: "
+                                    "'environ' and 'start_response' (if it is the application, not a factory: "
+                                    "tests.functional.apps:app)"),
+    ("tests.functional.apps:app(1, 2, 3)", "app() takes 2 positional arguments but 3 were given"),
+])
+def test_a_factory_call_with_the_wrong_arguments_is_one_line(spec, message):
+    """The call in the spec failed, not code inside it: a traceback of fastwsgi's own frame looked
+    like a crash of fastwsgi (the application named with '()' is the usual way to get there)."""
+    line = assert_one_error_line(run_cli("--bind", "127.0.0.1:0", spec), 1)
+    assert message in line, line
+
+
 def test_port_in_use_exits_1_with_one_line():
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

@@ -45,6 +45,9 @@ FACTORY_MODULE = textwrap.dedent('''
             return [b"inner"]
 
     not_callable = 42
+
+    def broken_factory():
+        return len(42)
 ''')
 
 
@@ -250,9 +253,16 @@ def test_load_app_never_evaluates_arguments(in_app_dir, tmp_path):
 
 def test_load_app_reports_errors_inside_the_factory_with_their_cause(in_app_dir):
     with pytest.raises(AppCodeError) as info:
-        load_app("factmod:create_app(1, 2, 3)")
+        load_app("factmod:broken_factory()")
     assert type(info.value.__cause__) is TypeError  # load_error_text shows its traceback
     assert "raised TypeError" in str(info.value)
+
+
+def test_load_app_reports_a_call_with_the_wrong_arguments_as_the_spec_s_mistake(in_app_dir):
+    with pytest.raises(AppLoadError) as info:  # the call failed, nothing inside the factory ran
+        load_app("factmod:create_app(1, 2, 3)")
+    assert not isinstance(info.value, AppCodeError) and info.value.__cause__ is None
+    assert "cannot call factmod:create_app as written" in str(info.value)
 
 
 def test_startup_line_names_every_listener(app_dir, tmp_path):
