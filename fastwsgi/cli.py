@@ -268,20 +268,8 @@ def _announce(listeners, backend_name: str, poller_name: str, options: dict) -> 
         line = (f"Listening at: {url} (fastwsgi {__version__}, parser: {backend_name}, "
                 f"poller: {poller_name}, threads: {options['threads']}{workers})")
         daemon.tell(line + "\n")
-        if not _stderr_is_the_error_log(options.get("error_logfile", "-")):
+        if logs.stderr_is_elsewhere(options):
             log.info("%s", line)  # in --error-logfile FILE too, as gunicorn's
-
-
-def _stderr_is_the_error_log(path: str) -> bool:
-    """Whether stderr (descriptor 2) already goes to --error-logfile: it is '-', or FILE itself
-    (--capture-output, a daemon whose start-up pipe is gone, `2>>FILE`)."""
-    if path == "-":
-        return True
-    try:
-        ours, log_file = os.fstat(2), os.stat(path)
-    except OSError:
-        return False
-    return (ours.st_dev, ours.st_ino) == (log_file.st_dev, log_file.st_ino)
 
 
 def run(app, options: dict, held=None) -> None:
