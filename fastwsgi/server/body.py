@@ -17,9 +17,10 @@ sticky: every later read that needs more than was received before it raises it a
 failed read had gathered are lost with it, so a retry would otherwise return the body's tail alone).
 
 Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
-the application has not read to its end is all in the input buffer already (its end is known only
-once it is decoded): it decodes what is buffered into the body's read buffer, where the application
-still finds every byte, and a failure met there is raised by the application's next read. After the
+the application has not read to its end is all in the input buffer (its end is known only once it
+is decoded; the connection adds what its socket holds already and asks again while the answer is
+"not yet"): it decodes what is buffered into the body's read buffer, where the application still
+finds every byte, and a failure met there is raised by the application's next read. After the
 response, `drain_buffered()` lets the connection discard the unread rest of the body from its input
 buffer without blocking, so the next request is never parsed from body bytes.
 """
@@ -211,12 +212,13 @@ class RequestBody:
 
     # -- before and after the response -----------------------------------------------------------
 
-    def buffer_rest(self, limit: int) -> bool:
-        """Decode the rest of this body that conn.inbuf holds into the read buffer, without blocking;
-        True when that was all of it (its end included) and at most `limit` bytes are left unread.
+    def buffer_rest(self, limit: int):
+        """Decode the rest of this body that conn.inbuf holds into the read buffer, without blocking:
+        True when that was all of it (its end included) and at most `limit` bytes are left unread;
+        False when it cannot be drained (over `limit`, malformed, over limit_request_body); None
+        while its end has not arrived (the connection may receive more and ask again).
 
-        The application still reads every byte; a failure met here (malformed framing, over
-        limit_request_body) returns False and is raised by the application's next read."""
+        The application still reads every byte; a failure met here is raised by its next read."""
         try:
             data = self._take_buffered()
         except BodyError:
@@ -224,8 +226,11 @@ class RequestBody:
         if data:
             self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
             self.pos = 0
-        return self.complete and self.failure is None and len(self.buf) - self.pos <= limit
-
+        if len(self.buf) - self.pos > limit:
+            return False
+        if not self.complete:
+            return None
+        return self.failure is None
 
     def drain_buffered(self) -> bool:
         """Discard this body's bytes already in conn.inbuf; True once the whole body is gone.

@@ -16,9 +16,12 @@ Unread request bodies are drained from the input so the next head is never parse
 Whether that is worth it is decided before the response head goes out, which says whether the
 connection stays open (`can_drain`): a Content-Length body with up to DRAIN_LIMIT bytes still to come
 is read and discarded after the response; a chunked body, whose size is unknown until its last chunk,
-only when the whole rest of it (trailers included) is buffered already and decodes to at most
-DRAIN_LIMIT bytes (RequestBody.buffer_rest: the decoded bytes stay readable by the application). Any
-other, and one whose framing is invalid, gets Connection: close. Rejections and "Connection:
+only when the whole rest of it (trailers included) has arrived and decodes to at most DRAIN_LIMIT
+bytes (RequestBody.buffer_rest: the decoded bytes stay readable by the application). "Arrived" means
+buffered, or waiting in the socket: clients write the head and the body in separate sends, so the
+body often reaches the socket while the application runs, and the socket is read (`recv_now`,
+non-blocking, at most DRAIN_LIMIT bytes ahead) until the body's end or until nothing more waits;
+the client is never waited for. Any other, and one whose framing is invalid, gets Connection: close. Rejections and "Connection:
 close" responses end with a lingering close (RFC 9112 §9.6): shutdown(SHUT_WR), then input is read
 and discarded until the client closes, until no byte has arrived for LINGER_TIME (at most
 read_timeout), or until LINGER_TOTAL has passed since the shutdown, whichever comes first (nginx's
@@ -275,12 +278,28 @@ class Connection:
         if body.expect_continue and not body.continue_sent:
             return False  # the client waits for 100 Continue and will not send it (RFC 9110 §10.1.1)
         hint = body.unread_hint
-        if hint < 0:
-            # a chunked body's size is unknown: draining what is still to come could pass DRAIN_LIMIT
-            # and close the connection after a response that promised to keep it. Its rest already
-            # buffered is decoded now, so its end, or invalid framing, is known before the head
-            return body.buffer_rest(DRAIN_LIMIT)
-        return hint <= DRAIN_LIMIT
+        if hint >= 0:
+            return hint <= DRAIN_LIMIT
+        # a chunked body's size is unknown: draining what is still to come could pass DRAIN_LIMIT and
+        # close the connection after a response that promised to keep it. Its rest is decoded now, so
+        # its end, or invalid framing, is known before the head: what is buffered, then what the
+        # socket holds already (a client writes the head and the body apart, so the body is often
+        # still in the socket when the application answers), never waiting for more
+        taken = 0
+        while True:
+            whole = body.buffer_rest(DRAIN_LIMIT)
+            if whole is not None:
+                return whole
+            if taken >= DRAIN_LIMIT:
+                return False  # not worth reading further ahead (chunk framing costs bytes too)
+            try:
+                data = self.recv_now(READ_SIZE)
+            except OSError:  # (the connection is broken)
+                return False
+            if not data:  # nothing more has arrived (None), or the client's EOF inside the body
+                return False
+            taken += len(data)
+            self.inbuf = self.inbuf + data if self.inbuf else data
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -360,16 +379,23 @@ class Connection:
 
     # -- input the application waits for ----------------------------------------------------------
 
+    def recv_now(self, size: int):
+        """Up to `size` bytes the socket holds now (b"" at the client's EOF), or None when nothing
+        waits; never waits. A socket error marks the connection broken and is raised."""
+        try:
+            return self.sock.recv(size)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            self.broken = True
+            raise
+
     def recv_wait(self, size: int) -> bytes:
-        """Receive up to `size` bytes, waiting at most read_timeout for them."""
+        """Receive up to `size` bytes (recv_now), waiting at most read_timeout for them."""
         while True:
-            try:
-                return self.sock.recv(size)
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                self.broken = True
-                raise
+            data = self.recv_now(size)
+            if data is not None:
+                return data
             if not self._wait(IN, self.server.read_timeout):
                 self.broken = True
                 raise TimeoutError("timed out reading the request body")

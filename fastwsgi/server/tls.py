@@ -38,6 +38,9 @@ its socket non-blocking and does TLS in memory (`SSLContext.wrap_bio` over two `
   bytes as a write, one chunk at a time, once the previous chunk has left.
 * Blocking waits (wsgi.input, write(), threads > 0) go through `recv_wait` / `flush_wait` as on a
   plain connection: writes only need the socket writable (renegotiation is off: OP_NO_RENEGOTIATION).
+  Reads go through `recv_now`, which decrypts what the socket holds without waiting (a partial
+  record, SSLWantReadError, is "nothing yet"): recv_wait waits between its calls, and the look-ahead
+  that decides whether an unread chunked body can be drained (Connection.can_drain) never waits.
 * Closing: every orderly close of an established connection says close_notify first (RFC 8446
   §6.1): after the last response (before the lingering close), when it was idle past --keep-alive,
   when a graceful stop (SIGTERM, --max-requests) closes it idle, and after the client's own EOF. It is
@@ -217,11 +220,8 @@ class TLSConnection(Connection):
         """One recv(): the bytes (b"" at EOF), or None when nothing waits or the socket failed (then
         the connection is `broken`; the caller closes it, or raises on a worker thread)."""
         try:
-            return self.sock.recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return None
+            return Connection.recv_now(self, READ_SIZE)  # (the raw bytes: recv_now is overridden)
         except OSError:
-            self.broken = True
             return None
 
     def _receive(self, raw: bytes) -> bool:
@@ -391,34 +391,32 @@ class TLSConnection(Connection):
 
     # -- input the application waits for ------------------------------------------------------
 
-    def recv_wait(self, size: int) -> bytes:
-        """Decrypted bytes (maybe more than `size`: the caller buffers them), waiting at most
-        read_timeout for each piece; b"" at the client's EOF (close_notify, or TCP's)."""
+    def recv_now(self, size: int):
+        """The decrypted bytes the socket holds now (maybe more than `size`: the caller buffers them),
+        None when no whole record waits (SSLWantReadError: nothing yet), b"" at the client's EOF
+        (close_notify, or TCP's); never waits. A socket or TLS error marks the connection broken and
+        raises ConnectionResetError."""
         while True:
             if self.read_eof:  # close_notify came (maybe with the last bytes): nothing more will
                 return b""
             raw = self._read_socket()
             if self.broken:
                 raise ConnectionResetError("the client closed the connection")
-            if raw == b"":
-                return b""
-            if raw is not None:
-                self.tls_in.write(raw)
-                try:
-                    data, eof = self._decrypt()
-                except ssl.SSLError as exc:
-                    self.broken = True
-                    raise ConnectionResetError(f"TLS error: {exc.reason or exc}") from None
-                if self.tls_out.pending:
-                    self._take_cipher()
-                if eof:  # the connection closes once the complete requests are answered (settle)
-                    self.read_eof = True
-                if data or eof:
-                    return data
-                continue  # part of a record: read on
-            if not self._wait(IN, self.server.read_timeout):
+            if not raw:
+                return raw  # None: nothing waits; b"": the EOF
+            self.tls_in.write(raw)
+            try:
+                data, eof = self._decrypt()
+            except ssl.SSLError as exc:
                 self.broken = True
-                raise TimeoutError("timed out reading the request body")
+                raise ConnectionResetError(f"TLS error: {exc.reason or exc}") from None
+            if self.tls_out.pending:
+                self._take_cipher()
+            if eof:  # the connection closes once the complete requests are answered (settle)
+                self.read_eof = True
+            if data or eof:
+                return data
+            # part of a record: read on
 
     # -- closing --------------------------------------------------------------------------------
 

@@ -214,6 +214,22 @@ def h_ignore_body(environ, start_response):
     return text(start_response, "ignored")
 
 
+def h_answer_when_told(environ, start_response):
+    """Read ?read=N bytes of the body (none by default), record "started", then wait (10 s at most)
+    until the test creates `<token>.go` in the side-channel directory, and answer: the test sends
+    (the rest of) the body in between, so that it waits in the server's socket, unread, when the
+    response's head (and whether the connection stays open) is decided."""
+    q = query(environ)
+    token = q.get("t", "")
+    got = environ["wsgi.input"].read(int(q["read"])) if "read" in q else b""
+    record(token, event="started")
+    go = os.path.join(os.environ.get(EVENTS_ENV, ""), f"{token}.go")
+    deadline = time.monotonic() + 10.0
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return text(start_response, f"answered after {len(got)}")
+
+
 def h_read_record(environ, start_response):
     """Read the body and record what happened: the body, or the exception the read raised."""
     token = query(environ).get("t", "")
@@ -717,6 +733,7 @@ ROUTES = {
     "/read-twice": h_read_twice,
     "/download": h_download,
     "/ignore-body": h_ignore_body,
+    "/answer-when-told": h_answer_when_told,
     "/read-record": h_read_record,
     "/chunks": h_chunks,
     "/wide-view": h_wide_view,

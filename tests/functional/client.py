@@ -10,9 +10,12 @@ test instead of hanging it. `wait_events` reads the side channel written by test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+import struct
+import termios
 import time
 from dataclasses import dataclass, field
 
@@ -271,6 +274,20 @@ def get(port: int, target: str, **kwargs) -> Response:
     with Conn(port) as conn:
         conn.request(method, target, **kwargs)
         return conn.read_response(method)
+
+
+def wait_delivered(sock, timeout: float = 5.0) -> None:
+    """Wait until the peer's kernel acknowledged every byte sent on `sock` (its send queue is
+    empty, SIOCOUTQ): those bytes wait in the peer's socket, whether or not the peer read them."""
+    deadline = time.monotonic() + timeout
+    while struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]:
+        assert time.monotonic() < deadline, "the peer did not take the bytes sent"
+        time.sleep(0.002)
+
+
+def tell(events_dir, token: str) -> None:
+    """Let an application waiting for `token` (apps.h_answer_when_told) go on."""
+    open(os.path.join(str(events_dir), f"{token}.go"), "wb").close()
 
 
 def wait_events(events_dir, token: str, count: int = 1, timeout: float = 5.0,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.functional.client import Conn, build_request, chunked
+from tests.functional.client import Conn, build_request, chunked, tell, wait_delivered
 
 
 def test_http11_keeps_the_connection_open_by_default(server):
@@ -263,6 +263,82 @@ def test_a_malformed_chunked_body_read_after_the_head_raises(server, token, even
         assert "close" in head.connection_tokens(), head.raw_head
         assert conn.closed_by_server()
     assert events(token) == [{"event": "read-error", "type": "BodyError"}]
+
+
+# -- the body reaches the socket while the application runs ------------------------------------------
+# Clients write the head and the body in separate sends (http.client, requests, curl), so the body is
+# often still in the server's socket, unread, when the application answers: what the socket holds is
+# read then, without waiting. apps.h_answer_when_told answers once the test says so (`tell`), after
+# the body was sent and taken by the server's kernel (`wait_delivered`): it has arrived, unread.
+
+def post_while_the_app_runs(conn: Conn, events, events_dir, token: str, *pieces: bytes, read: int = -1):
+    """Send a chunked POST's head and the first of `pieces`; once the application runs (and read
+    `read` bytes of the body), the other pieces (one send each, a moment apart); then let the
+    application answer. Returns its response."""
+    target = f"/answer-when-told?t={token}" + (f"&read={read}" if read >= 0 else "")
+    conn.send(build_request("POST", target, headers=TE_CHUNKED) + pieces[0])
+    assert events(token) == [{"event": "started"}]
+    for piece in pieces[1:]:
+        conn.send(piece)
+        time.sleep(0.01)
+    wait_delivered(conn.sock)
+    tell(events_dir, token)
+    return conn.read_response()
+
+
+@pytest.mark.parametrize("read", [-1, 3], ids=["unread", "partly-read"])
+def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_the_connection(server, token, events,
+                                                                            events_dir, read):
+    body = chunked(b"abcdef", b"x" * 5000, trailers=b"X-Checksum: 1\r\n")
+    with Conn(server.port) as conn:
+        first = post_while_the_app_runs(conn, events, events_dir, token, body[:9], body[9:30], body[30:],
+                                        read=read)
+        assert first.body == b"answered after %d" % max(read, 0)
+        assert "close" not in first.connection_tokens(), first.raw_head
+        conn.request("GET", "/p/after")  # the same socket answers the next request
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+def test_an_http_client_chunked_upload_keeps_its_connection(server, token, events, events_dir):
+    """http.client with encode_chunked=True (what requests does with a generator body) writes the head,
+    then each chunk, in separate sends; the application ignores the body. The chunks come once the
+    application runs."""
+
+    def body():
+        assert events(token) == [{"event": "started"}]
+        yield b"x" * 1000
+        yield b"y" * 3000
+
+    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        client.request("POST", f"/answer-when-told?t={token}", body=body(), encode_chunked=True)
+        sock = client.sock
+        wait_delivered(sock)
+        tell(events_dir, token)
+        resp = client.getresponse()
+        assert resp.read() == b"answered after 0"
+        assert not resp.will_close, resp.getheaders()
+        client.request("GET", "/p/after")
+        assert client.getresponse().read() == b"GET /p/after?"
+        assert client.sock is sock, "http.client had to open a new connection"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("rest", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"5\r\nhello\r\n0\r\nno colon\r\n\r\n",
+                                  b"5\r\nhel"], ids=["data-end", "trailer", "not-all-there"])
+def test_a_chunked_body_that_arrived_while_the_app_ran_still_closes_when_invalid_or_cut(
+        server, token, events, events_dir, rest):
+    """Invalid framing, or a body whose end has not come, in the socket: Connection: close, and the
+    request sent behind it never runs."""
+    smuggled = f"/record?t={token}-smuggled"
+    with Conn(server.port) as conn:
+        first = post_while_the_app_runs(conn, events, events_dir, token, b"", b"3\r\nabc\r\n", rest)
+        assert first.body == b"answered after 0"
+        assert "close" in first.connection_tokens(), first.raw_head
+        conn.send(b"lo\r\n0\r\n\r\n" + build_request("GET", smuggled))
+        assert conn.closed_by_server()
+    assert events(f"{token}-smuggled", count=1, timeout=0.5) == []
 
 
 def test_many_connections_in_parallel(server):

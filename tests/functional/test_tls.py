@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn, build_request, chunked
+from tests.functional.client import Conn, build_request, chunked, tell, wait_delivered
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
@@ -232,6 +232,57 @@ def test_chunked_request_body_over_tls(tls_server, certs):
     assert response.status == 200
     assert response.body == b"hello over " + b"tls" * 10000
     assert after.body == b"GET /p/after?"
+
+
+def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_a_tls_connection(tls_server, certs, token, events,
+                                                                             events_dir):
+    """test_connection's look-ahead over TLS: the head, then (once the application runs) the body in
+    two records of two sends; the records waiting in the socket are decrypted before the head goes
+    out, and the connection stays open."""
+    body = chunked(b"hello", b"t" * 3000)
+    with TLSConn(tls_server.port, client_context(certs)) as conn:
+        conn.request("POST", f"/answer-when-told?t={token}", headers=[("Transfer-Encoding", "chunked")])
+        assert events(token) == [{"event": "started"}]
+        conn.send(body[:10])
+        time.sleep(0.01)
+        conn.send(body[10:])
+        wait_delivered(conn.sock)
+        tell(events_dir, token)
+        first = conn.read_response()
+        assert first.body == b"answered after 0"
+        assert "close" not in first.connection_tokens(), first.raw_head
+        conn.request("GET", "/p/after")
+        assert conn.read_response().body == b"GET /p/after?"
+
+
+def test_a_tls_record_cut_in_the_socket_is_not_waited_for(tls_server, certs, token, events, events_dir):
+    """The body's last record has only partly arrived when the application answers: nothing more is
+    decrypted (the server does not wait for the record's end), the answer says Connection: close,
+    and the request behind the body never runs."""
+    client = MemoryClient(tls_server.port, client_context(certs))
+    try:
+        client.handshake()
+        client.send_records(build_request("POST", f"/answer-when-told?t={token}",
+                                          headers=[("Transfer-Encoding", "chunked")]))
+        assert events(token) == [{"event": "started"}]
+        client.tls.write(chunked(b"cut", b"short") + build_request("GET", f"/record?t={token}-smuggled"))
+        records = client.outgoing.read()
+        client.sock.sendall(records[:-20])
+        wait_delivered(client.sock)
+        tell(events_dir, token)
+        while raw := client.sock.recv(65536):  # the answer, close_notify, then the server's FIN
+            client.incoming.write(raw)
+        answer = client.tls.read(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"answered after 0"), answer
+        assert b"\r\nConnection: close\r\n" in answer, answer
+        assert client.tls.read(65536) == b""  # close_notify
+        try:
+            client.sock.sendall(records[-20:])
+        except OSError:
+            pass
+    finally:
+        client.close()
+    assert events(f"{token}-smuggled", count=1, timeout=0.5) == []
 
 
 def test_large_request_body_streamed_over_tls(tls_server, certs):
