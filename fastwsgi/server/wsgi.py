@@ -36,7 +36,9 @@ whose status, headers and framing equal the previous one's is found by one compa
 (one tuple, replaced whole: threads may read it while another stores it). Headers are sent with the
 first non-empty body chunk (or at the end).
 
-Errors: an exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
+Errors: a body piece that is not a bytestring (None, a str, even an empty one: PEP 3333; b"" sends
+nothing) is the application's TypeError, whichever way it came (list, iterable, write()). An
+exception before the head is sent becomes a 500 (logged on "fastwsgi.error" with its
 traceback); after it, the connection is closed: with a reset once the output is out if the body is
 close-delimited (Connection.close: a FIN would make it, as nginx's uwsgi response without a
 Content-Length, look complete; so is any close before such a body's end, a send timeout's too),
@@ -203,6 +205,8 @@ class Exchange:
                         if chunk:
                             self._send_chunk(chunk)
                             break
+                        if type(chunk) is not bytes:  # None, "", ...: a TypeError (b"" sends nothing)
+                            self._send_chunk(chunk)
                     else:
                         break
                     if self.headers_sent and (self.bodiless or self.remaining == 0):

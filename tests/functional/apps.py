@@ -431,6 +431,36 @@ def h_error_after_empty_chunk(environ, start_response):
     raise RuntimeError("failed before any body byte")
 
 
+BAD_CHUNKS = {"none": None, "str": "text", "empty-str": "", "int": 0}
+
+
+def h_bad_chunk(environ, start_response):
+    """A body piece that is not bytes (?kind=none|str|empty-str|int), the first piece or after
+    b"ok;" (?after=1), from a generator, a list or write() (?how=gen|list|write|write-list: write()
+    of b"ok;", then a returned list); ?cl=N sends Content-Length N (else chunked)."""
+    q = query(environ)
+    bad = BAD_CHUNKS[q["kind"]]
+    before = [b"ok;"] if q.get("after") == "1" or q["how"] == "write-list" else []
+    headers = [("Content-Type", "text/plain")] + ([("Content-Length", q["cl"])] if "cl" in q else [])
+    write = start_response("200 OK", headers)
+    if q["how"] == "list":
+        return [*before, bad, b"never"]
+    if q["how"].startswith("write"):
+        for piece in before:
+            write(piece)
+        if q["how"] == "write-list":
+            return [bad, b"never"]
+        write(bad)
+        return [b"never"]
+
+    def pieces():
+        yield from before
+        yield bad
+        yield b"never"
+
+    return pieces()
+
+
 def h_multi_headers(environ, start_response):
     """Repeated headers keep their order; a long header value goes out intact."""
     start_response("200 OK", [("Set-Cookie", "a=1; Path=/"), ("X-Long", "L" * 20000),
@@ -752,6 +782,7 @@ ROUTES = {
     "/multi-headers": h_multi_headers,
     "/content-lengths": h_content_lengths,
     "/bad-return": h_bad_return,
+    "/bad-chunk": h_bad_chunk,
     "/close-raises": h_close_raises,
     "/error-after-empty-chunk": h_error_after_empty_chunk,
     "/write": h_write,

@@ -3,6 +3,7 @@ application contract (start_response/exc_info, write(), close()) (RFC 9112 §6.3
 
 import email.utils
 import hashlib
+import re
 import socket
 import struct
 import time
@@ -552,6 +553,53 @@ def test_application_bugs_are_a_500(server, kind):
     with Conn(server.port) as conn:
         conn.request("GET", "/hello")
         assert conn.read_response().body == b"hello"
+
+
+# PEP 3333: the iterable yields bytestrings. b"" sends nothing; None, "" (a str) or any other type is
+# the application's error (as gunicorn and waitress say): a TypeError, logged with its traceback and
+# the type's name; a 500 while the head is unsent, else a close without a false end of the body.
+BAD_KINDS = {"none": "NoneType", "str": "str", "empty-str": "str", "int": "int"}
+
+
+def assert_logged_type_error(server, token: str, mark: int, kind: str) -> None:
+    logged = server.wait_stderr(f"t={token}", since=mark)
+    assert logged is not None, "the error was not logged"
+    logged = server.wait_stderr("\nTypeError: ", since=mark)
+    assert logged is not None and "Traceback (most recent call last)" in logged, logged
+    message = re.search(r"^TypeError: (.*)$", logged, re.M).group(1)
+    assert BAD_KINDS[kind] in message, logged
+
+
+@pytest.mark.parametrize("how", ["gen", "list", "write"])
+@pytest.mark.parametrize("kind", list(BAD_KINDS))
+def test_a_non_bytes_first_piece_is_a_500(server, token, kind, how):
+    mark = server.stderr_mark()
+    with Conn(server.port) as conn:
+        conn.request("GET", f"/bad-chunk?kind={kind}&how={how}&t={token}")
+        resp = conn.read_response()
+        assert resp.status == 500, (resp.status, resp.raw_head, resp.body)
+    assert_logged_type_error(server, token, mark, kind)
+
+
+@pytest.mark.parametrize("cl", [None, "10"], ids=["chunked", "length"])
+@pytest.mark.parametrize("how", ["gen", "list", "write", "write-list"])
+@pytest.mark.parametrize("kind", ["none", "empty-str"])
+def test_a_non_bytes_piece_after_the_head_closes_without_an_end(server, token, kind, how, cl):
+    """After b"ok;" went out with the head: the connection closes, and the body shows the cut (no
+    last chunk; fewer bytes than the Content-Length). The list fast path sends nothing before it
+    finds the bad item, so it is a 500."""
+    mark = server.stderr_mark()
+    target = f"/bad-chunk?kind={kind}&how={how}&after=1&t={token}" + (f"&cl={cl}" if cl else "")
+    with Conn(server.port) as conn:
+        conn.request("GET", target)
+        resp = conn.read_response(allow_incomplete=True)
+        if how == "list":
+            assert resp.status == 500, (resp.status, resp.raw_head, resp.body)
+        else:
+            assert resp.status == 200 and not resp.complete, (resp.raw_head, resp.raw_body)
+            assert b"ok;" in resp.raw_body and b"never" not in resp.raw_body, resp.raw_body
+        assert conn.closed_by_server()
+    assert_logged_type_error(server, token, mark, kind)
 
 
 def test_repeated_and_long_response_headers(server):
