@@ -103,10 +103,20 @@ def _is_loader_frame(frames) -> bool:
             or filename == importlib.__file__)
 
 
+def _how_to_build(package=os.path.dirname(os.path.abspath(__file__))) -> str:
+    """What to do about a missing C extension: in a source tree (`python -m fastwsgi` run in a clone
+    imports the clone's fastwsgi/, not the installed package), building it there or running elsewhere;
+    else installing again with a compiler."""
+    if os.path.isdir(os.path.join(os.path.dirname(package), "csrc")):
+        return (f"{package} is a source tree: build it there (pip install -e ., with a C compiler) "
+                f"or run from another directory")
+    return "reinstall with a C compiler"
+
+
 def version_string() -> str:
     from . import parser
 
-    missing = "" if parser.c_available() else "; the C extension is not built: reinstall with a C compiler"
+    missing = "" if parser.c_available() else f"; the C extension is not built: {_how_to_build()}"
     try:
         backend = parser.BACKEND
     except RuntimeError as exc:  # (serving then stops with this line)

@@ -47,6 +47,7 @@ import math
 import os
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -820,8 +821,17 @@ def build_parser(prog: str = "fastwsgi", version: str = "") -> argparse.Argument
                                metavar=option.metavar or
                                ("{" + ",".join(choices) + "}" if choices else None),
                                help=_escape(f"{option.help} (default: {option.default})"))
-    parser.add_argument("-v", "--version", action="version", version=version)
+    parser.add_argument("-v", "--version", action=_PrintVersion, version=version)
     return parser
+
+
+class _PrintVersion(argparse._VersionAction):
+    """--version: the line as it is (argparse's own action re-wraps it at the terminal's width,
+    breaking a path in two)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"{self.version}\n", sys.stdout)
+        parser.exit()
 
 
 def _given_flags(argv, version: str = ""):

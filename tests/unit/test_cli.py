@@ -291,13 +291,19 @@ def test_startup_line_names_every_listener(app_dir, tmp_path):
     assert not sock_path.exists()  # our socket file is removed on exit
 
 
-def test_the_version_says_when_the_c_extension_is_not_built(monkeypatch):
+def test_the_version_says_when_the_c_extension_is_not_built(monkeypatch, tmp_path):
     """pip hides the build's warning unless run with -v: --version and the Listening line ("parser:
     python") must not look like a deliberate FASTWSGI_PUREPYTHON=1 when the compiler was missing."""
-    from fastwsgi import parser
+    from fastwsgi import cli, parser
     from fastwsgi.cli import version_string
 
+    cli_how_to_build = cli._how_to_build
     monkeypatch.delenv("FASTWSGI_PUREPYTHON", raising=False)
     monkeypatch.setattr(parser, "_c_backend", None)
+    monkeypatch.setattr(cli, "_how_to_build", lambda: cli_how_to_build(str(tmp_path / "fastwsgi")))
     text = version_string()
     assert "(parser: python; the C extension is not built: reinstall with a C compiler)" in text
+    (tmp_path / "csrc").mkdir()  # a clone: `python -m fastwsgi` in it imports its own fastwsgi/
+    assert version_string().endswith(f"the C extension is not built: {tmp_path / 'fastwsgi'} is a source "
+                                     f"tree: build it there (pip install -e ., with a C compiler) or run "
+                                     f"from another directory)")
