@@ -22,7 +22,8 @@ is decoded; the connection adds what its socket holds already and asks again whi
 "not yet"): it decodes what is buffered into the body's read buffer, where the application still
 finds every byte, and a failure met there is raised by the application's next read. After the
 response, `drain_buffered()` lets the connection discard the unread rest of the body from its input
-buffer without blocking, so the next request is never parsed from body bytes.
+buffer without blocking, so the next request is never parsed from body bytes; from then on
+(`end_reads()`) a read by the application that needs more than it had received raises BodyError.
 """
 
 from ..errors import ParseError
@@ -231,6 +232,13 @@ class RequestBody:
         if not self.complete:
             return None
         return self.failure is None
+
+    def end_reads(self) -> None:
+        """The response is complete: the rest of the body is the connection's to drain, and a late
+        read by the application (a thread it left behind) raises instead of racing it for the
+        socket and the input buffer (where the next request may already be)."""
+        if self.failure is None:
+            self.failure = BodyError("wsgi.input read after the response was complete")
 
     def drain_buffered(self) -> bool:
         """Discard this body's bytes already in conn.inbuf; True once the whole body is gone.

@@ -266,6 +266,9 @@ class Connection:
         self.peer_done = False  # the client may still be sending: linger
 
     def response_complete(self, keep_alive: bool) -> None:
+        body = self.body
+        if body is not None:
+            body.end_reads()  # its unread rest is ours now (drained, or lost with the connection)
         server = self.server
         server.requests_done += 1
         if server.requests_done >= server.requests_limit:

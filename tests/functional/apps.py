@@ -230,6 +230,31 @@ def h_answer_when_told(environ, start_response):
     return text(start_response, f"answered after {len(got)}")
 
 
+def h_read_after_response(environ, start_response):
+    """Answer at once without reading the body, leaving a thread that waits until the test creates
+    `<token>.go` (after it has the response) and then reads wsgi.input: an application breaking the
+    contract, whose late read must neither take bytes of the connection's next request nor hang."""
+    import threading
+
+    token = query(environ).get("t", "")
+    body = environ["wsgi.input"]
+    go = os.path.join(os.environ.get(EVENTS_ENV, ""), f"{token}.go")
+
+    def read_late():
+        deadline = time.monotonic() + 10.0
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        try:
+            got = body.read()
+        except OSError as exc:
+            record(token, event="late-read-error", type=type(exc).__name__, message=str(exc))
+        else:
+            record(token, event="late-read-ok", body=got.decode("latin-1"))
+
+    threading.Thread(target=read_late, daemon=True).start()
+    return text(start_response, "answered")
+
+
 def h_read_record(environ, start_response):
     """Read the body and record what happened: the body, or the exception the read raised."""
     token = query(environ).get("t", "")
@@ -760,6 +785,7 @@ ROUTES = {
     "/read-or-400": h_read_or_400,
     "/respond-then-read": h_respond_then_read,
     "/respond-then-record": h_respond_then_record,
+    "/read-after-response": h_read_after_response,
     "/read-twice": h_read_twice,
     "/download": h_download,
     "/ignore-body": h_ignore_body,

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn, build_request, chunked
+from tests.functional.client import Conn, build_request, chunked, tell
 
 LINES = (b"first line\nthe second line is a good deal longer than the first one\n\n"
          b"x\n" + b"y" * 40 + b"\nlast line without a newline")
@@ -282,6 +282,34 @@ def test_a_failed_body_read_fails_again(server, token, events, framing):
             conn.sock.shutdown(socket.SHUT_WR)  # the body ends early
         assert conn.closed_by_server()
     assert events(token, count=3)[-1] == {"event": "reads", "reads": ["error:BodyError", "error:BodyError"]}
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_read_after_the_response_fails_and_leaves_the_next_request_alone(server, token, events,
+                                                                           events_dir, framing):
+    """A thread of the application reads wsgi.input after the response went out: the connection owns
+    the rest of the body then (it drains it), so the read raises at once instead of racing the event
+    loop for the socket, where it took the next request's bytes or waited for them."""
+    rest = b"0123456789"
+    if framing == "length":
+        head = build_request("POST", f"/read-after-response?t={token}", headers=[("Content-Length", "20")])
+        first, later = head + b"abcdefghij", rest
+    else:
+        head = build_request("POST", f"/read-after-response?t={token}", headers=[("Transfer-Encoding", "chunked")])
+        first, later = head + b"a\r\nabcdefghij\r\n", b"a\r\n" + rest + b"\r\n0\r\n\r\n"
+    with Conn(server.port) as conn:
+        conn.send(first)
+        response = conn.read_response()
+        assert response.status == 200 and response.body == b"answered"
+        tell(events_dir, token)  # the application's thread reads now
+        seen = events(token)
+        assert seen and seen[0]["event"] == "late-read-error", seen
+        assert "after the response" in seen[0]["message"], seen
+        if "close" in response.connection_tokens():  # (a chunked body not all there yet: by design)
+            assert conn.closed_by_server()
+            return
+        conn.send(later + build_request("GET", "/p/next"))
+        assert conn.read_response().body == b"GET /p/next?"
 
 
 def test_100_continue_when_the_client_does_not_wait(server):
