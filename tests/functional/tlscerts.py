@@ -119,7 +119,11 @@ class MemoryClient:
             self.incoming.write(data)
             try:
                 while True:
-                    self.received += self.tls.read(65536)
+                    plain = self.tls.read(65536)
+                    if not plain:  # the server's close_notify: read() says b"" from now on
+                        assert needle in self.received, f"closed before {needle!r}: {self.received[-300:]!r}"
+                        break
+                    self.received += plain
             except ssl.SSLWantReadError:
                 pass
         return self.received
@@ -151,7 +155,10 @@ class MemoryClient:
         """Every plaintext byte until the server's close_notify, its TCP EOF or a reset."""
         while True:
             try:
-                self.received += self.tls.read(65536)
+                plain = self.tls.read(65536)
+                if not plain:  # after the close_notify (SSLObject says b"" rather than raising)
+                    return self.received
+                self.received += plain
                 continue
             except ssl.SSLWantReadError:
                 pass
