@@ -239,6 +239,7 @@ def test_an_application_error_after_the_head_reaches_the_client_as_an_error(stac
     response to the client short (curl: exit 18), instead of completing a truncated body. (Over a
     UNIX socket nginx cannot tell: its end of stream is the same either way.)"""
     stack.traceback_expected = True
+    mark = stack.app.stderr_mark()
     out = subprocess.run(["curl", "-sS", "--max-time", "20",
                           f"http://127.0.0.1:{stack.nginx.port}{location}/raise-after-headers?msg=cut"],
                          capture_output=True, timeout=30)
@@ -248,6 +249,8 @@ def test_an_application_error_after_the_head_reaches_the_client_as_an_error(stac
     log = stack.nginx.log_text()
     assert "reset by peer" in log[stack.log_checked_up_to:], log[-2000:]
     stack.log_checked_up_to = len(log)  # the failure this test expects
+    # logged with its traceback: here, not in the next test's stderr (a thread may log it after the reset)
+    assert stack.app.wait_stderr("late boom cut", since=mark) is not None
 
 
 @pytest.mark.parametrize("via", VIAS)
