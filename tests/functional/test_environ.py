@@ -212,14 +212,15 @@ untrusting = server_fixture("--forwarded-allow-ips", "10.9.9.9")  # the test cli
 forwarded_family = server_fixture("--forwarded-headers", "forwarded")
 
 
-def proxied_environs(port: int) -> set:
-    """The same request with proxy headers, 6 times on one connection, alone and pipelined (the
-    kept-head path must treat each as the first): {(REMOTE_ADDR, wsgi.url_scheme, the XFF header)}."""
+def proxied_environs(port: int, source: str | None = None) -> set:
+    """The same request with proxy headers, 6 times on one connection (from the local address
+    `source` when given), alone and pipelined (the kept-head path must treat each as the first):
+    {(REMOTE_ADDR, wsgi.url_scheme, the XFF header)}."""
     wire = build_request("GET", "/environ", headers=[("Host", "example.test"),
                                                     ("X-Forwarded-For", "203.0.113.9"),
                                                     ("X-Forwarded-Proto", "https")])
     seen = set()
-    with Conn(port) as conn:
+    with Conn(port, source=source) as conn:
         for burst in (1, 1, 3, 1):
             conn.send(wire * burst)
             for _ in range(burst):
@@ -237,6 +238,16 @@ def test_a_repeated_request_from_a_trusted_proxy_has_its_headers_applied_every_t
 
 def test_a_repeated_request_from_another_peer_has_its_proxy_headers_removed_every_time(untrusting):
     assert proxied_environs(untrusting.port) == {("127.0.0.1", "http", None)}
+
+
+
+def test_a_kept_head_on_a_spare_parser_gets_the_new_peers_address_and_trust(server):
+    """A closed connection's parser, with the head it kept, serves the next connection: the same
+    request bytes from another peer must be judged as that peer's (127.0.0.1 is a trusted proxy by
+    default, 127.0.0.2 is not), never with the previous peer's address or proxy outcome."""
+    for _ in range(3):  # each connection closes before the next: its parser is the next one's
+        assert proxied_environs(server.port, "127.0.0.1") == {("203.0.113.9", "https", "203.0.113.9")}
+        assert proxied_environs(server.port, "127.0.0.2") == {("127.0.0.2", "http", None)}
 
 
 def forwarded_view(port: int) -> tuple:
