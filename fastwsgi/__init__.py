@@ -62,7 +62,7 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     from . import logs
     from .cli import implied_workers, run, run_master
     from .config import validate
-    from .privileges import credentials
+    from .privileges import credentials, guard_log_files
 
     if "bind" not in options:
         options["bind"] = [_bind_address(host, port)]
@@ -70,7 +70,10 @@ def serve(app, host="127.0.0.1", port=8000, **options):
     if options["reload"] or options["reload_extra_file"]:
         raise ValueError("option 'reload': serve() is handed an application imported already, which "
                          "restarted workers could not import again; use the fastwsgi command for --reload")
-    options["workers"] = implied_workers(options, credentials(options) is not None)
+    switches_user = credentials(options) is not None
+    if switches_user:  # root opens the log files in a directory USER may write to (fastwsgi.privileges)
+        guard_log_files()
+    options["workers"] = implied_workers(options, switches_user)
     if threading.current_thread() is not threading.main_thread():
         if options["workers"] is not None:
             raise RuntimeError("serve() with workers runs a master, which needs the signal handlers "

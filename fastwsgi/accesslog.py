@@ -65,6 +65,8 @@ import sys
 import threading
 import time
 
+from .privileges import open_log
+
 __all__ = ["AccessLogger", "RequestTimings", "DEFAULT_FORMAT", "JSON_FIELDS", "check_format", "escape_text"]
 
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -445,7 +447,7 @@ class _FileTarget:
         self.fd = self._open()
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return open_log(self.path)
 
     def write(self, line: str) -> None:
         self._write_all((line + "\n").encode("utf-8", "backslashreplace"))

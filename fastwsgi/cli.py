@@ -549,6 +549,8 @@ def _main(argv: list, held: "HeldSignals") -> int:
     try:
         options = prepare_process(options, start)  # --env, --pythonpath, --chdir: before any import
         switches_user = privileges.credentials(options) is not None  # --user: checked before we listen
+        if switches_user:  # root opens the log files in a directory USER may write to
+            privileges.guard_log_files()
         if options["check_config"]:
             logs.check(options)
             make_context(options)

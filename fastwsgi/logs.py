@@ -13,6 +13,8 @@ a hook, the application or an embedding program put on "fastwsgi" stays. A HUP t
 does not undo what the config set up (as gunicorn: restart for that). A config that gives handlers to
 gunicorn's loggers (gunicorn.error, gunicorn.access) gets a warning: nothing reaches them. `reopen()`
 closes and reopens every FileHandler in place (logrotate's copy-less rotation, signalled with SIGUSR1).
+Our files (--error-logfile, --capture-output's, the access log) are opened by privileges.open_log,
+which under --user does not follow a link planted where a file was (fastwsgi.privileges).
 
 --capture-output (gunicorn's capture_output): `configure` points file descriptors 1 and 2 at
 --error-logfile FILE with dup2, as gunicorn does, so print(), a traceback Python writes to stderr and a
@@ -34,6 +36,8 @@ import os
 import runpy
 import sys
 import time
+
+from .privileges import open_log
 
 __all__ = ["configure", "check", "reopen", "access_log", "log_files", "LogConfigError", "Throttled",
            "redirect_stdio", "LOGGING_OPTIONS", "check_access_log", "stderr_is_elsewhere"]
@@ -91,7 +95,7 @@ def redirect_stdio(path: str, fds=(1, 2)) -> None:
     OSError."""
     sys.stdout.flush()
     sys.stderr.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_log(path)
     try:
         for target in fds:
             os.dup2(fd, target)
@@ -129,11 +133,19 @@ def _configure_logging(options: dict, replace: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
     else:
         try:
-            handler = logging.FileHandler(target, encoding="utf-8")
+            handler = _LogFile(target, encoding="utf-8")
         except OSError as exc:
             raise LogConfigError(f"cannot open the error log {target!r}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter(FORMAT))
     _install(handler)
+
+
+class _LogFile(logging.FileHandler):
+    """--error-logfile FILE: a FileHandler whose file (at start, and again on USR1) is opened by
+    privileges.open_log, which does not follow a planted link in a master whose workers switch user."""
+
+    def _open(self):
+        return os.fdopen(open_log(self.baseFilename), self.mode, encoding=self.encoding, errors=self.errors)
 
 
 def _apply_log_config(path) -> None:

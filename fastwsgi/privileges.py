@@ -22,7 +22,12 @@ its mtime), and the log files (--access-logfile, --error-logfile/--log-file; not
 after a HUP and after the master reopened them on USR1, before it tells the workers to reopen theirs, so
 a worker reopening a file that logrotate moved away finds it created and writable. A log file is opened
 with O_NOFOLLOW and changed through its descriptor: a symbolic link planted where a log file should be
-is not followed (it is reported, and left alone).
+is not followed (it is reported, and left alone). The master's own opens of those files (at start, on
+HUP, on USR1: `open_log`, used by fastwsgi.logs and fastwsgi.accesslog) refuse such a link too once
+`guard_log_files()` ran, which the command does as soon as it knows the workers switch user: USER can
+write to the log directory, logrotate moves the file away and signals USR1, and a link USER put in its
+place would otherwise make root create the file it names (any path) and append the master's lines to
+it. The open then fails (ELOOP): at start that is an error, on USR1 the old file is kept (reported).
 
 
 `credentials(options)` checks everything before anything listens (one line, exit 1): --group without
@@ -36,11 +41,27 @@ import logging
 import os
 from dataclasses import dataclass
 
-__all__ = ["Credentials", "PrivilegeError", "credentials", "user_id", "group_id", "give"]
+__all__ = ["Credentials", "PrivilegeError", "credentials", "user_id", "group_id", "give",
+           "guard_log_files", "open_log"]
 
 log = logging.getLogger("fastwsgi")
 
 MAX_ID = 2**32 - 1  # (uid_t)-1 means "unchanged" to the kernel: not an id
+
+
+_NO_FOLLOW = 0  # os.O_NOFOLLOW once guard_log_files() ran (the workers switch user)
+
+
+def guard_log_files() -> None:
+    """From now on `open_log` does not follow a symbolic link in the last component of a path."""
+    global _NO_FOLLOW
+    _NO_FOLLOW = os.O_NOFOLLOW
+
+
+def open_log(path) -> int:
+    """Open the log file `path` to append (created 0644): a descriptor; raises OSError (ELOOP for a
+    link once guard_log_files() ran)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NO_FOLLOW, 0o644)
 
 
 class PrivilegeError(RuntimeError):

@@ -364,6 +364,8 @@ class Arbiter(hooks.HookArgument):
                 log.error("Reload aborted: %s", exc)
                 sdnotify.ready(self._status())
                 return
+            if credentials is not None:  # a HUP that adds --user: before the log files are opened
+                privileges.guard_log_files()
             options["bind"] = self.options["bind"]  # the sockets stay (they are bound already)
             if options["reuse_port"] != self.options["reuse_port"]:  # ... and so does how: shared,
                 # or reserved for workers that open their own (they would fail with EADDRINUSE)

@@ -209,6 +209,31 @@ def test_unix_socket_and_log_files_belong_to_the_user_also_after_rotation(starte
     assert not sock.exists()  # the master (root) removes its socket file
 
 
+
+def test_the_master_does_not_follow_a_link_the_user_put_where_a_log_file_was(started, public_dir):
+    """The workers' user may write to the log directory: after logrotate moved the files away it can
+    put symbolic links in their place. On USR1 (and HUP) the master, root, must not open through them:
+    that would create the file they name, anywhere, as root, and append the master's lines to it."""
+    logs_dir = public_dir / "logs"
+    logs_dir.mkdir()
+    os.chown(logs_dir, NOBODY.pw_uid, NOBODY.pw_gid)
+    access, errors = logs_dir / "access.log", logs_dir / "error.log"
+    server = started("-u", "nobody", "-w", "1", "--access-logfile", str(access), "--log-file", str(errors),
+                     *app_args(public_dir), booted=0)
+    assert wait_for(lambda: errors.exists() and "Booting worker" in errors.read_text()), server.stderr_text()
+    targets = {access: public_dir / "planted-access", errors: public_dir / "planted-error"}
+    for path, target in targets.items():
+        path.rename(path.with_suffix(".log.1"))
+        path.symlink_to(target)
+    server.signal(signal.SIGUSR1)
+    old_errors = errors.with_suffix(".log.1")
+    refused = f"[{server.proc.pid}] [ERROR] cannot reopen the log file {str(errors)!r}"  # the master's line
+    assert wait_for(lambda: refused in old_errors.read_text()), old_errors.read_text()
+    server.signal(signal.SIGHUP)
+    assert wait_for(lambda: "Reload" in old_errors.read_text()), old_errors.read_text()
+    assert [target for target in targets.values() if os.path.lexists(target)] == []
+    assert seen_by_app(server.port)["uid"] == NOBODY.pw_uid  # the old worker serves on
+
 def test_the_captured_error_log_belongs_to_the_user_with_a_log_config_too(public_dir):
     """--log-config owns the logging, but --capture-output points stdout and stderr at --error-logfile
     all the same, and each worker points them at it again after USR1, as the user: the file was not
