@@ -37,6 +37,7 @@ config file still says user = ...) needs no switch: the options are accepted and
 The names themselves are checked by the option converters (`user_id`, `group_id`: exit 2).
 """
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -61,7 +62,13 @@ def guard_log_files() -> None:
 def open_log(path) -> int:
     """Open the log file `path` to append (created 0644): a descriptor; raises OSError (ELOOP for a
     link once guard_log_files() ran)."""
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NO_FOLLOW, 0o644)
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NO_FOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and _NO_FOLLOW:  # ("Too many levels of symbolic links" misleads)
+            raise OSError(exc.errno, "it is a symbolic link, which the master does not follow when the "
+                                     "workers switch user (--user): name the file itself", path) from None
+        raise
 
 
 class PrivilegeError(RuntimeError):

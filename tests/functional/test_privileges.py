@@ -229,6 +229,7 @@ def test_the_master_does_not_follow_a_link_the_user_put_where_a_log_file_was(sta
     old_errors = errors.with_suffix(".log.1")
     refused = f"[{server.proc.pid}] [ERROR] cannot reopen the log file {str(errors)!r}"  # the master's line
     assert wait_for(lambda: refused in old_errors.read_text()), old_errors.read_text()
+    assert "it is a symbolic link, which the master does not follow" in old_errors.read_text()
     server.signal(signal.SIGHUP)
     assert wait_for(lambda: "Reload" in old_errors.read_text()), old_errors.read_text()
     assert [target for target in targets.values() if os.path.lexists(target)] == []
