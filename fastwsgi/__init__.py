@@ -82,10 +82,10 @@ def serve(app, host="127.0.0.1", port=8000, **options):
             "serve() outside the main thread: no signal handlers, so SIGTERM and SIGINT end the "
             "process at once (no graceful stop, no on_exit); make_server() and shutdown() stop a "
             "server in a thread")
+    logs.configure(options)
     if options["workers"] is not None:  # a pre-fork master with `app` preloaded
         status = run_master(None, options, app=app)
         if status:
             raise RuntimeError("the workers could not be started (see the log)")
         return
-    logs.configure(options)
     run(app, options)

@@ -393,14 +393,14 @@ def run_master(spec, options: dict, reload_options=None, app=None, reexec=None, 
     options a HUP applies (None: HUP keeps them); `reexec` is (argv, environ, directory) of the
     command, for USR2 (None: serve(), no USR2); `inherited` what upgrade.claim() found (a master
     started by USR2 adopts the old master's sockets); `held()` the signals HeldSignals kept until
-    the Arbiter's handlers are set, which it then handles."""
+    the Arbiter's handlers are set, which it then handles. The caller has set up the error log
+    (logs.configure), as for `run`."""
     from .parser import get_backend
 
     poller = poller_class()  # fail here, not in every worker (and before importing fork and signals)
     from .workers import Arbiter
 
     sdnotify.claim()  # the master speaks to systemd; the workers it forks never can
-    logs.configure(options)
     proctitle.set_title("master", options)
     backend = get_backend(options["http_parser"])  # fail here, not in every worker
     logs.check_access_log(options)  # the file can be opened (each worker opens its own)
