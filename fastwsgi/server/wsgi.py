@@ -20,7 +20,8 @@ what the application returned:
 
 Framing (RFC 9112 §6): the application's Content-Length is honoured (extra bytes are dropped and the
 connection closed; too few also closes it; two different values are a 500, the same one twice goes
-out once); without one, HTTP/1.1 responses are chunked and HTTP/1.0 responses are close-delimited.
+out once; a value that is not digits or is over 2**63 - 1, which recipients refuse, is a 500);
+without one, HTTP/1.1 responses are chunked and HTTP/1.0 responses are close-delimited.
 HEAD, 204 and 304 responses never carry a body (RFC 9110 §6.4.1); a 1xx status from the application
 is an error (an interim response cannot be the final one). Once nothing more can be sent (a bodiless
 response's head is out, or the Content-Length is reached) pump() stops iterating (PEP 3333), so an
@@ -65,6 +66,7 @@ NO_HEAD_YET = (None, None)  # Server.last_head before the first cached head
 error_log = logging.getLogger("fastwsgi.error")
 
 _BODILESS_STATUS = ("204", "304")  # RFC 9110 §15.3.5, §15.4.5 (a 1xx is refused: _decide)
+_MAX_CONTENT_LENGTH = (1 << 63) - 1  # recipients (nginx, our parser) refuse a larger Content-Length
 
 
 def error_parts(status: int):
@@ -297,7 +299,8 @@ class Exchange:
         repeated = False
         for index, (name, value) in enumerate(headers):
             if len(name) == 14 and name.lower() == "content-length":
-                if not value.isdigit() or not value.isascii():
+                if (not value.isdigit() or not value.isascii() or len(value.lstrip("0")) > 19
+                        or int(value) > _MAX_CONTENT_LENGTH):  # (19 first: int() refuses 4,300 digits)
                     raise ResponseError("BAD_RESPONSE_HEADER_VALUE", f"Content-Length: {value!r}")
                 if first is None:
                     first = index

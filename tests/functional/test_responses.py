@@ -171,6 +171,20 @@ def test_two_different_content_lengths_from_the_app_are_a_500(server):
     assert resp.status == 200 and resp.all("Content-Length") == ["5"] and resp.body == b"abcde"
 
 
+def test_content_length_no_client_can_hold_from_the_app_is_a_500(server):
+    """A Content-Length over 2**63 - 1 cannot frame any body, and recipients refuse it (nginx answers
+    502; our own parser says BAD_CONTENT_LENGTH): a 500, as for a value that is not digits. The
+    largest value that fits goes out as it is (its body is then cut short, so the connection closes)."""
+    for value in ("9223372036854775808", "99999999999999999999", "9" * 5000, "-5", "5 ", "0x5"):
+        resp = get(server.port, "/content-lengths?" + urllib.parse.urlencode({"v": value}))
+        assert resp.status == 500, value
+        assert b"abcde" not in resp.body
+    with Conn(server.port) as conn:
+        conn.request("GET", "/content-lengths?v=9223372036854775807")
+        resp = conn.read_head()  # (its body: 5 bytes of the 2**63 - 1 promised)
+    assert resp.status == 200 and resp.all("Content-Length") == ["9223372036854775807"]
+
+
 def test_bad_header_name_from_the_app_is_a_500(server):
     with Conn(server.port) as conn:
         conn.request("GET", "/header?" + urllib.parse.urlencode({"name": "Bad Name", "value": "v"}))
