@@ -32,7 +32,9 @@ separate lists with no per-hop link, so their rightmost entry is used: the value
 proxy, which we trust (the usual nginx setup `proxy_set_header X-Forwarded-Proto $scheme` overwrites
 it). Only "http" and "https" are accepted as a scheme. A forwarded host (reg-name or IPv4 of
 [A-Za-z0-9._~-], or a bracketed IPv6 literal, with an optional port) sets HTTP_HOST, SERVER_NAME and
-SERVER_PORT (its port, else the scheme's default 80/443).
+SERVER_PORT (its port, else the scheme's default 80/443). A port is 1-65535, given in decimal
+(leading zeros are dropped: SERVER_PORT "0080" would make a reconstructed URL say ":0080"); a host
+or an address with port 0 or a larger one is malformed.
 
 One family, chosen by configuration (--forwarded-headers, as waitress's trusted_proxy_headers and
 hypercorn's ProxyFix mode): X-Forwarded-* (the default: what nginx's proxy_set_header examples, AWS
@@ -196,6 +198,13 @@ def _parse_network(entry: str):
 # -- addresses and hop nodes: "1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:443", "2001:db8::1" ----------
 
 _PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _port(text: str):
+    """A port as forwarded ("443", "0443") -> its decimal string ("443"); None unless 1..65535."""
+    if _PORT.fullmatch(text) and 0 < int(text) <= 65535:
+        return str(int(text))
+    return None
 _OBFUSCATED_PORT = re.compile(r"_[A-Za-z0-9._-]+")  # RFC 7239 §6.3 obfport
 _SCOPE = re.compile(r"[A-Za-z0-9._-]+")  # an IPv6 zone index (RFC 6874), e.g. fe80::1%eth0
 
@@ -239,12 +248,12 @@ def _parse_node(text):
     if port is None:
         return None  # a colon without a port
     if port:
-        if _PORT.fullmatch(port) and int(port) <= 65535:
-            pass
-        elif _OBFUSCATED_PORT.fullmatch(port):
+        if _OBFUSCATED_PORT.fullmatch(port):
             port = ""  # an obfuscated port: the address is still good
         else:
-            return None
+            port = _port(port)
+            if port is None:
+                return None
     ip = _parse_ip(host)  # None for "unknown", "_hidden", a host name, junk
     return None if ip is None else (ip, port)
 
@@ -378,8 +387,10 @@ def _split_host(value: str):
             return None
         if not _HOST_NAME.fullmatch(name):
             return None
-    if port and not (_PORT.fullmatch(port) and int(port) <= 65535):
-        return None
+    if port:
+        port = _port(port)
+        if port is None:
+            return None
     return name, port
 
 

@@ -269,3 +269,19 @@ def test_only_the_configured_proxy_header_family_is_read_and_the_other_removed(s
     assert forwarded_view(server.port) == (
         "203.0.113.9", "http", "example.test", ["HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO"])
     assert forwarded_view(forwarded_family.port) == ("9.9.9.9", "https", "evil.example", ["HTTP_FORWARDED"])
+
+
+def test_a_forwarded_hosts_port_is_one_to_65535_in_decimal(server):
+    """X-Forwarded-Host from a trusted proxy sets SERVER_PORT: port 0 (which no client can reach) is
+    malformed and ignored, and "0080" is port 80 (an application rebuilding the URL compares
+    SERVER_PORT with "80")."""
+    def view(forwarded_host):
+        with Conn(server.port) as conn:
+            conn.request("GET", "/environ", headers=[("Host", "example.test"), ("X-Forwarded-Proto", "http"),
+                                                     ("X-Forwarded-Host", forwarded_host)])
+            environ = json.loads(conn.read_response().body)
+        return environ["HTTP_HOST"], environ["SERVER_NAME"], environ["SERVER_PORT"]
+
+    assert view("shop.example:0") == ("example.test", "127.0.0.1", str(server.port))
+    assert view("shop.example:0080") == ("shop.example:0080", "shop.example", "80")
+    assert view("shop.example:8080") == ("shop.example:8080", "shop.example", "8080")

@@ -225,13 +225,14 @@ def test_xff_garbage_stops_walk_at_last_real_address():
     ("[2001:db8::7]", "2001:db8::7", ""),
     ("2001:DB8:0:0::7", "2001:db8::7", ""),  # canonical form
     ("  198.51.100.7\t", "198.51.100.7", ""),
+    ("198.51.100.7:04711", "198.51.100.7", "4711"),
 ])
 def test_xff_address_forms(value, address, port):
     environ = applied(HTTP_X_FORWARDED_FOR=value)
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == (address, port)
 
 
-@pytest.mark.parametrize("value", ["198.51.100.7:99999", "198.51.100.7:", "[2001:db8::7", "[2001:db8::7]x",
+@pytest.mark.parametrize("value", ["198.51.100.7:99999", "198.51.100.7:0", "198.51.100.7:", "[2001:db8::7", "[2001:db8::7]x",
                                    "host.example", "1.2.3.4 5.6.7.8", "999.1.1.1", "-"])
 def test_xff_malformed_leaves_peer(value):
     environ = applied(HTTP_X_FORWARDED_FOR=value)
@@ -258,6 +259,7 @@ def test_xfp(value, scheme):
     ("http", "[2001:db8::1]", "[2001:db8::1]", "[2001:db8::1]", "80"),
     ("https", "evil.example, shop.example", "shop.example", "shop.example", "443"),
     ("https", "203.0.113.9", "203.0.113.9", "203.0.113.9", "443"),
+    ("http", "shop.example:0080", "shop.example:0080", "shop.example", "80"),  # (URLs say no port)
 ])
 def test_xfh_sets_host_name_and_port(proto, host, http_host, name, port):
     headers = {"HTTP_X_FORWARDED_HOST": host}
@@ -277,7 +279,7 @@ def test_xfh_without_port_or_proto_takes_the_servers_own_scheme_port():
         "shop.example", "443", "https")
 
 
-@pytest.mark.parametrize("host", ["a b", "evil/path", "user@host", "host:", "host:http", "host:65536",
+@pytest.mark.parametrize("host", ["a b", "evil/path", "user@host", "host:", "host:http", "host:65536", "host:0", "host:00",
                                   "[::g]", "[2001:db8::1", "[2001:db8::1]x", "", "ex\x00ample", "ünï"])
 def test_xfh_malformed_is_ignored(host):
     environ = applied(HTTP_X_FORWARDED_HOST=host, HTTP_X_FORWARDED_PROTO="https")
@@ -430,7 +432,8 @@ def test_arbitrary_headers_never_raise_and_keep_a_real_address(forwarded, xff, p
     apply_forwarded(environ, trusted)
     ipaddress.ip_address(environ["REMOTE_ADDR"])
     assert environ["wsgi.url_scheme"] in ("http", "https")
-    assert environ["REMOTE_PORT"] == "" or 0 <= int(environ["REMOTE_PORT"]) <= 65535
+    assert environ["REMOTE_PORT"] == "" or str(int(environ["REMOTE_PORT"])) == environ["REMOTE_PORT"]
+    assert 0 < int(environ["SERVER_PORT"]) <= 65535 and str(int(environ["SERVER_PORT"])) == environ["SERVER_PORT"]
     untrusted = make_environ(peer="203.0.113.1", **headers)
     apply_forwarded(untrusted, trusted)
     assert untrusted == make_environ(peer="203.0.113.1")
