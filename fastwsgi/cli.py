@@ -68,6 +68,7 @@ from .server.listener import (ACTIVATION_VARIABLES, REUSE_PORT_BALANCES, queued_
                               systemd_sockets)
 from .server.poller import poller_class
 from .server.tls import make_context
+from .server.wsgi import StopNow, exchange_on_stack
 from .workers import upgrade
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
@@ -335,10 +336,13 @@ def _serve(app, options: dict, process, held=None) -> None:
         sdnotify.stopping()
         server.drain()
 
-    def stop_now(*_):
+    def stop_now(_signum, frame):
         sdnotify.stopping()
         hooks.call(options, "worker_int", process)
         server.stop()
+        exchange = exchange_on_stack(frame)
+        if exchange is not None:  # an application on the loop thread (--threads 0): Ctrl-C stops it
+            raise StopNow(exchange)
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -361,6 +365,8 @@ def _serve(app, options: dict, process, held=None) -> None:
         daemon.started()  # -D: the command that started us returns 0 now
         sdnotify.ready()
         server.serve_forever()
+    except StopNow as stop:
+        log.warning("Stopping at once: cut %s", stop.args[0].describe())
     except (SystemExit, KeyboardInterrupt) as exc:  # from the application: our signals call stop()
         log.error("Stopping: the application raised %r on the event-loop thread", exc)
         raise

@@ -55,7 +55,7 @@ from ..proxy import FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PR
 from .body import EMPTY_BODY, BodyError
 from .filewrapper import FileWrapper
 
-__all__ = ["Exchange", "error_response", "SERVER_NAME"]
+__all__ = ["Exchange", "StopNow", "error_response", "exchange_on_stack", "SERVER_NAME"]
 
 SERVER_NAME = "fastwsgi"
 OUTPUT_HIGH_WATER = 256 * 1024  # bytes of unsent output that suspend an iterating response
@@ -84,6 +84,24 @@ def error_response(conn, status: int, head_request: bool = False) -> bytes:
     head = conn.server.backend.serialize_head(status_line, headers, date=conn.server.date,
                                               server=SERVER_NAME, connection="close")
     return head if head_request else head + body
+
+
+class StopNow(BaseException):
+    """Raised by an INT/QUIT handler into an application running on the event-loop thread: a fast
+    stop does not wait for it (gunicorn's workers exit from the handler too). A BaseException, as
+    KeyboardInterrupt is: the application's `except Exception` does not swallow it, and the
+    exchange still closes the iterable on the way out (PEP 3333)."""
+
+
+def exchange_on_stack(frame):
+    """The Exchange that `frame` (a signal handler's, or a thread's top frame) runs under, or None:
+    an application called by it, its response iterable, or the exchange's own code."""
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Exchange):
+            return candidate
+        frame = frame.f_back
+    return None
 
 
 class Exchange:
@@ -232,6 +250,12 @@ class Exchange:
             raise
         self._close_result()
         return True
+
+    def describe(self) -> str:
+        """The request in a log line: 'GET /path?q HTTP/1.1 from 192.0.2.1'."""
+        environ = self.environ
+        return (f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} "
+                f"{environ.get('SERVER_PROTOCOL')} from {environ.get('REMOTE_ADDR') or 'unix'}")
 
     def abort(self) -> None:
         """The connection died while this exchange was suspended."""

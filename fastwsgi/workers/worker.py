@@ -63,7 +63,7 @@ import traceback
 
 from .. import daemon, hooks, logs, proctitle
 from ..server import Server, open_listener
-from ..server.wsgi import Exchange
+from ..server.wsgi import StopNow, exchange_on_stack
 
 __all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RECYCLING_HELD", "RELOAD_REQUEST", "REPORT_SIZE"]
 
@@ -167,6 +167,8 @@ class Worker(hooks.HookArgument):
         log.info("Booting worker with pid: %d", os.getpid())
         try:
             server.serve_forever()
+        except StopNow as stop:
+            log.warning("Worker %d stopping at once: cut %s", os.getpid(), stop.args[0].describe())
         finally:
             server.server_close()
             if access_log is not None:
@@ -237,10 +239,15 @@ class Worker(hooks.HookArgument):
         if self.server is not None:
             self.server.stop() if how == "stop" else self.server.drain()
 
-    def _on_int(self, *_):
-        """INT/QUIT: stop now; the worker_int hook runs here, where a stack dump shows the live threads."""
+    def _on_int(self, _signum, frame):
+        """INT/QUIT: stop now; the worker_int hook runs here, where a stack dump shows the live threads.
+        An application running on the loop thread (--threads 0) is interrupted (StopNow), as
+        gunicorn's workers exit from this handler: the master would SIGKILL us FAST_STOP later."""
         hooks.call(self.options, "worker_int", self)
         self._request("stop")
+        exchange = exchange_on_stack(frame)
+        if exchange is not None:
+            raise StopNow(exchange)
 
     def _on_usr1(self, *_):
         self._reopen_requested = True
@@ -250,20 +257,11 @@ class Worker(hooks.HookArgument):
         thread was stuck (it then kills us). The report goes after the READY mark, which stays as it is:
         a worker still loading the application has not written it."""
         report = "no request in progress" if self.server is not None else "loading the application"
-        frames = [frame, *sys._current_frames().values()]
-        for top in frames:
-            current = top
-            while current is not None:
-                candidate = current.f_locals.get("self")
-                if isinstance(candidate, Exchange):
-                    environ = candidate.environ
-                    report = (f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} "
-                              f"{environ.get('SERVER_PROTOCOL')} from {environ.get('REMOTE_ADDR') or 'unix'}")
-                    break
-                current = current.f_back
-            else:
-                continue
-            break
+        for top in [frame, *sys._current_frames().values()]:
+            exchange = exchange_on_stack(top)
+            if exchange is not None:
+                report = exchange.describe()
+                break
         stack = "".join(traceback.format_stack(frame, limit=STACK_FRAMES))
         data = f"{report[:1000]}\n{stack}".encode("ascii", "backslashreplace")[:REPORT_SIZE]
         os.pwrite(self.heartbeat_fd, data, len(READY))

@@ -669,8 +669,15 @@ def h_system_exit(environ, start_response):
 
 
 def h_sleep(environ, start_response):
+    """Sleep ?s= seconds (recording that it started for ?t=, and whether it was interrupted)."""
     seconds = float(query(environ).get("s", "1"))
-    time.sleep(seconds)
+    token = query(environ).get("t", "")
+    record(token, event="sleeping")
+    try:
+        time.sleep(seconds)
+    except BaseException as exc:
+        record(token, event="interrupted", by=type(exc).__name__)
+        raise
     return text(start_response, f"slept {seconds}")
 
 

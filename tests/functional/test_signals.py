@@ -96,6 +96,28 @@ def test_int_stops_fast(launch):
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("workers", [(), ("-w", "1")])
+def test_int_interrupts_an_application_running_on_the_loop_thread(launch, events_dir, events, workers):
+    """Ctrl-C on a server whose application is stuck on the loop thread (--threads 0) stops it at
+    once, as wsgiref's and gunicorn's do: it used to wait for the application to return (one
+    process: two Ctrl-C did nothing; a worker was SIGKILLed by the master after the fast-stop time).
+    The application sees a BaseException; the cut request is logged."""
+    server = launch(*workers, "--threads", "0", "--timeout", "0", env={EVENTS_ENV: str(events_dir)},
+                    app=DEFAULT_APP)
+    if workers:
+        wait_booted(server, 1)
+    with Conn(server.port, timeout=10) as conn:
+        conn.request("GET", "/sleep?s=120&t=int-loop")
+        assert events("int-loop")[0]["event"] == "sleeping"
+        server.signal(signal.SIGINT)
+        assert server.wait(60) == 0  # (before: 120 s, then the response)
+        assert conn.closed_by_server(timeout=5)
+    assert events("int-loop", count=2)[1] == {"event": "interrupted", "by": "StopNow"}
+    log = server.stderr_text()
+    assert "stopping at once: cut get /sleep?s=120&t=int-loop http/1.1 from 127.0.0.1" in log.lower()
+    assert "did not finish within the fast-stop timeout" not in log
+
+
 @pytest.mark.parametrize("threads", ["0", "2"])
 @pytest.mark.parametrize("stalled", ["reader", "sender"])
 def test_quit_does_not_wait_for_a_stalled_client_of_the_application(launch, events_dir, events, stalled, threads):
