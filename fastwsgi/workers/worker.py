@@ -46,7 +46,8 @@ worker_exit (called by the Arbiter's fork code) once `run()` returns; pre_reques
 the application only when set.
 
 Signals (handlers only set flags or wake the loop, and run the worker_int/worker_abort hooks): TERM
-graceful drain (Server.drain), INT/QUIT stop now, USR1 reopen logs at the next sweep, the master's HUP,
+graceful drain (Server.drain), INT/QUIT stop now (and raise StopNow into an application found
+running on the loop thread, which would hold the stop), USR1 reopen logs at the next sweep, the master's HUP,
 USR2, TTIN, TTOU and WINCH do nothing (`systemctl kill` sends a signal to every process), ABRT (sent by the
 master when the heartbeat is stale, just before SIGKILL) writes the request being served (or "loading
 the application") and the stack of the stuck loop thread into the heartbeat file, after its READY mark,
