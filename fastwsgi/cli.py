@@ -46,6 +46,7 @@ process (the master, or the single process) reports READY/RELOADING/STOPPING and
 """
 
 import ast
+import functools
 import importlib
 import logging
 import os
@@ -68,7 +69,7 @@ from .server.listener import (ACTIVATION_VARIABLES, REUSE_PORT_BALANCES, queued_
                               systemd_sockets)
 from .server.poller import poller_class
 from .server.tls import make_context
-from .server.wsgi import StopNow, exchange_on_stack
+from .server.wsgi import StopNow, interrupt_application
 from .workers import upgrade
 
 __all__ = ["main", "load_app", "run", "AppLoadError"]
@@ -332,17 +333,17 @@ def _serve(app, options: dict, process, held=None) -> None:
     if sdnotify.watchdog_interval():
         server.sweep_every(sdnotify.watchdog_interval() / 2)
 
-    def drain(*_):
+    def drain(_signum, frame):
         sdnotify.stopping()
         server.drain()
+        if server.drain_overdue():  # (the drain timer's signal, or a TERM after the timeout)
+            interrupt_application(frame)
 
     def stop_now(_signum, frame):
         sdnotify.stopping()
         hooks.call(options, "worker_int", process)
         server.stop()
-        exchange = exchange_on_stack(frame)
-        if exchange is not None:  # an application on the loop thread (--threads 0): Ctrl-C stops it
-            raise StopNow(exchange)
+        interrupt_application(frame)  # an application on the loop thread: Ctrl-C stops it too
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -355,6 +356,7 @@ def _serve(app, options: dict, process, held=None) -> None:
                     signal.SIGTTIN: signal.SIG_IGN, signal.SIGTTOU: signal.SIG_IGN}
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
+        server.on_overdue = functools.partial(signal.pthread_kill, threading.get_ident(), signal.SIGTERM)
     if held is not None and signal.SIGUSR1 in held():  # came while the application was imported
         logs.reopen()  # (the access log was opened since)
     try:  # the handlers are in place before anyone learns our PID or address

@@ -129,6 +129,10 @@ class Server:
         self.proxy_protocol = (ProxyProtocol(options.get("proxy_allow_from", "127.0.0.1,::1"))
                                if options.get("proxy_protocol") else None)
         self.on_sweep = None  # called at each sweep (pre-fork worker: heartbeat, max requests)
+        # called by the drain timer's thread when --graceful-timeout passed and serve_forever has not
+        # returned: the command signals its main thread, whose TERM handler interrupts an application
+        # stuck on the loop thread (wsgi.interrupt_application)
+        self.on_overdue = None
         self.multiprocess = multiprocess
         timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
                                 self.send_timeout) if t > 0]
@@ -325,6 +329,12 @@ class Server:
         time.sleep(seconds)
         if not self._closed and not self._stopped.is_set():
             self._cut_drain()
+            if self.on_overdue is not None:
+                self.on_overdue()
+
+    def drain_overdue(self) -> bool:
+        """A graceful stop whose --graceful-timeout has passed."""
+        return self._drain_requested and time.monotonic() >= self._drain_deadline
 
     def _cut_drain(self) -> None:
         """--graceful-timeout passed: stop, cutting what is still in progress (and say so)."""
@@ -375,6 +385,8 @@ class Server:
             self._refresh_date(now)
         handlers = self.handlers
         for fd, mask in events:
+            if self._stopping:  # stop() came (a signal during the poll or a handler): begin no request
+                break
             handler = handlers.get(fd)
             if handler is not None:
                 try:

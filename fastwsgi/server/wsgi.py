@@ -55,7 +55,7 @@ from ..proxy import FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PR
 from .body import EMPTY_BODY, BodyError
 from .filewrapper import FileWrapper
 
-__all__ = ["Exchange", "StopNow", "error_response", "exchange_on_stack", "SERVER_NAME"]
+__all__ = ["Exchange", "StopNow", "error_response", "exchange_on_stack", "interrupt_application", "SERVER_NAME"]
 
 SERVER_NAME = "fastwsgi"
 OUTPUT_HIGH_WATER = 256 * 1024  # bytes of unsent output that suspend an iterating response
@@ -102,6 +102,15 @@ def exchange_on_stack(frame):
             return candidate
         frame = frame.f_back
     return None
+
+
+def interrupt_application(frame) -> None:
+    """In a stop's signal handler: raise StopNow if `frame` (the handler's) runs under an Exchange,
+    i.e. the signal interrupted an application running on the loop thread, which the stop cannot
+    wait for."""
+    exchange = exchange_on_stack(frame)
+    if exchange is not None:
+        raise StopNow(exchange)
 
 
 class Exchange:

@@ -54,17 +54,19 @@ the application") and the stack of the stuck loop thread into the heartbeat file
 so the master can log them.
 """
 
+import functools
 import logging
 import os
 import random
 import signal
 import stat
 import sys
+import threading
 import traceback
 
 from .. import daemon, hooks, logs, proctitle
 from ..server import Server, open_listener
-from ..server.wsgi import StopNow, exchange_on_stack
+from ..server.wsgi import StopNow, exchange_on_stack, interrupt_application
 
 __all__ = ["Worker", "BOOT_ERROR", "READY", "RECYCLING", "RECYCLING_HELD", "RELOAD_REQUEST", "REPORT_SIZE"]
 
@@ -152,6 +154,7 @@ class Worker(hooks.HookArgument):
                                       multiprocess=True, metrics=self.metrics,
                                       ssl_context=self.ssl_context)
         server.on_sweep = self._on_sweep
+        server.on_overdue = functools.partial(signal.pthread_kill, threading.get_ident(), signal.SIGTERM)
         if self.max_requests:
             server.requests_limit = self.max_requests
             server.on_requests_limit = self._reached_max_requests
@@ -225,7 +228,7 @@ class Worker(hooks.HookArgument):
         # does nothing, not SIG_IGN, which processes the application executes would inherit
         for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGWINCH):
             signal.signal(signum, _ignore)
-        signal.signal(signal.SIGTERM, lambda *_: self._request("drain"))
+        signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_int)
         signal.signal(signal.SIGQUIT, self._on_int)
         signal.signal(signal.SIGUSR1, self._on_usr1)
@@ -240,15 +243,21 @@ class Worker(hooks.HookArgument):
         if self.server is not None:
             self.server.stop() if how == "stop" else self.server.drain()
 
+    def _on_term(self, _signum, frame):
+        """TERM: drain. Sent again by the drain timer once --graceful-timeout has passed
+        (Server.on_overdue): an application still running on the loop thread is then interrupted,
+        so the worker logs what it cut and exits before the master's SIGKILL (CUT_MARGIN later)."""
+        self._request("drain")
+        if self.server is not None and self.server.drain_overdue():
+            interrupt_application(frame)
+
     def _on_int(self, _signum, frame):
         """INT/QUIT: stop now; the worker_int hook runs here, where a stack dump shows the live threads.
         An application running on the loop thread (--threads 0) is interrupted (StopNow), as
         gunicorn's workers exit from this handler: the master would SIGKILL us FAST_STOP later."""
         hooks.call(self.options, "worker_int", self)
         self._request("stop")
-        exchange = exchange_on_stack(frame)
-        if exchange is not None:
-            raise StopNow(exchange)
+        interrupt_application(frame)
 
     def _on_usr1(self, *_):
         self._reopen_requested = True
