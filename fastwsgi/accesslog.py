@@ -33,8 +33,8 @@ Atoms (gunicorn's, same meaning and type):
   L request time in decimal seconds ("0.012345")                p "<pid>"
   {Header}i request header   {Header}o response header   {VAR}e WSGI environ variable (exact or upper)
 fastwsgi's additions (float milliseconds, rounded to 3 decimals):
-  queue_ms  time between the request head being parsed and the application being called (waiting for
-            a worker thread; 0 on the event loop)
+  queue_ms  time between the request head being parsed and the application being called (receiving
+            a body that did not come with its head, then waiting for a worker thread)
   app_ms    time from calling the application until the response was complete (includes sending)
 `t` is the time the request started (Apache's meaning; gunicorn logs the time the line is written,
 which differs only for slow requests). The request time of T/M/D/L is `RequestTimings.total`.
@@ -85,7 +85,8 @@ class RequestTimings:
     """What the server measured for one request.
 
     start: wall-clock time (time.time()) when the request head was parsed.
-    queue: seconds from then until the application was called (worker-thread wait; 0 on the loop).
+    queue: seconds from then until the application was called (the body's arrival, when it did not
+           come with the head, and the worker-thread wait).
     app:   seconds from calling the application until the response was complete.
     total: seconds from the head being parsed until the response was complete (queue + app).
     """

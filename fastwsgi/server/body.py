@@ -16,6 +16,14 @@ returned as if it were complete. A malformed chunked body or one over limit_requ
 sticky: every later read that needs more than was received before it raises it again (the bytes a
 failed read had gathered are lost with it, so a retry would otherwise return the body's tail alone).
 
+Before the application is called, `receive_ahead()` lets the connection receive the body in the
+event loop (Connection.begin): each call takes what the input buffer holds of the body, without
+blocking, and says whether the application may be called: the whole body has arrived (for chunked,
+its last chunk and trailers have been decoded), or `bound` bytes of it, or its framing failed (the
+failure is raised by the application's first read). The bytes taken go to the read buffer, where the
+application finds them; while more are awaited they gather in a bytearray (`ahead`), so a body
+trickled in many small pieces is copied once, not once per piece.
+
 Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
 the application has not read to its end is all in the input buffer (its end is known only once it
 is decoded; the connection adds what its socket holds already and asks again while the answer is
@@ -71,7 +79,7 @@ class RequestBody:
     """The body of one request: Content-Length framed (`length` >= 0) or chunked (`decoder`)."""
 
     __slots__ = ("conn", "remaining", "decoder", "buf", "pos", "complete", "limit", "received",
-                 "expect_continue", "continue_sent", "head_sent", "drained", "failure")
+                 "expect_continue", "continue_sent", "head_sent", "drained", "failure", "ahead")
 
     def __init__(self, conn, length: int, decoder, limit: int, expect_continue: bool):
         self.conn = conn
@@ -87,6 +95,7 @@ class RequestBody:
         self.head_sent = False  # the response's head is out: no 100 Continue after it (RFC 9110 §15.2)
         self.drained = 0  # bytes discarded after the response
         self.failure = None  # the error that ended the body early, raised again by every later read
+        self.ahead = None  # receive_ahead: the bytes received so far while more are awaited
 
     def _fail(self, message: str, status: int | None = None) -> BodyError:
         """End the body with an error (sticky: `_more` raises it again); the caller raises it."""
@@ -211,7 +220,30 @@ class RequestBody:
             raise StopIteration
         return line
 
-    # -- before and after the response -----------------------------------------------------------
+    # -- before the application, and after the response -------------------------------------
+
+    def receive_ahead(self, bound: int) -> bool:
+        """Take this body's bytes that conn.inbuf holds into the read buffer, without blocking (the
+        application has not been called yet: nothing has been read); True once it may be called:
+        the whole body, or at least `bound` bytes of it, received, or its framing failed (malformed,
+        over limit_request_body: its first read raises the failure). False: wait for more."""
+        try:
+            data = self._take_buffered()
+        except BodyError:
+            data = b""
+        ahead = self.ahead
+        if ahead is None:  # the first call: the body usually came whole with its head
+            if self.complete or len(data) >= bound:
+                self.buf = data
+                return True
+            self.ahead = bytearray(data)
+            return False
+        ahead += data
+        if self.complete or len(ahead) >= bound:
+            self.buf = bytes(ahead)
+            self.ahead = None
+            return True
+        return False
 
     def buffer_rest(self, limit: int):
         """Decode the rest of this body that conn.inbuf holds into the read buffer, without blocking:

@@ -2,9 +2,12 @@
 
 Theory of operation. The event loop calls `on_event` when the socket is readable or writable. A read
 appends to `inbuf` and `process()` parses as many pipelined requests as it can, one at a time: each
-complete head becomes an `Exchange` (wsgi.py), run at once on the loop thread (threads=0) or handed to
-the worker pool (threads>0: the socket's one-shot registration in the loop's poller stays disarmed
-until the exchange is over).
+complete head becomes an `Exchange` (wsgi.py), run on the loop thread (threads=0) or handed to the
+worker pool (threads>0: the socket's one-shot registration in the loop's poller stays disarmed until
+the exchange is over) once its body is in (`begin`): a body that did not come with its head is
+received by the loop first, event by event, while the exchange waits in `receiving`, until all of it
+or LOOKAHEAD bytes of it have come (not when the client waits for 100 Continue, which only the
+application's read asks for), so a client that trickles its body holds no thread.
 Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
 responses leave together and in order. A response larger than the socket can take keeps the exchange
 suspended (its iterator is resumed when the socket is writable: OUT); no new pipelined request starts
@@ -41,7 +44,8 @@ Parsers of closed connections are reset and kept (up to SPARE_PARSERS) for new o
 
 Timeouts are deadlines checked by the loop's periodic sweep: header_timeout from the first byte of a
 head (from accept for the first one), keep_alive while idle between requests, read_timeout while
-draining a body, send_timeout while output is stuck, and the lingering close's bounds (each
+receiving a body before its application runs (then a 408, `body_timed_out`) or draining one after
+its response, send_timeout while output is stuck, and the lingering close's bounds (each
 discarded read moves the deadline to `linger_idle` later, never past `linger_end`). They count from
 the loop's clock (`server.now`), which is read again each time the application has run on the loop
 thread (threads = 0: `begin`, and `settle` after pump): an application slower than --keep-alive
@@ -84,7 +88,8 @@ class Connection:
                  "exchange", "body", "in_worker", "must_close", "broken", "closed", "lingering",
                  "read_eof", "head_started", "head_deadline", "send_deadline", "deadline", "events",
                  "linger_idle", "linger_end", "output_full", "peer_done", "environ_head",
-                 "environ_whole", "trusted_proxies", "cut_short", "close_delimited", "waiting")
+                 "environ_whole", "trusted_proxies", "cut_short", "close_delimited", "waiting",
+                 "receiving")
 
     def __init__(self, server, sock: socket.socket, environ_base: dict):
         self.server = server
@@ -97,6 +102,7 @@ class Connection:
         self.out_size = 0
         self.exchange = None  # a response suspended until the socket drains (loop thread only)
         self.body = None  # the current request's body until it is fully read or drained
+        self.receiving = None  # the exchange whose body the loop receives before it runs (begin)
         self.in_worker = False  # a worker thread owns the connection
         self.waiting = False  # the application waits in _wait for this socket (see abandon_wait)
         self.must_close = False  # close once the current output is sent (no request after it is run)
@@ -164,10 +170,14 @@ class Connection:
         self.settle()
 
     def on_timeout(self) -> None:
-        """A deadline passed: close. Not when it is the keep-alive deadline and the next request has
+        """A deadline passed: close (a body received before its application runs gets a 408 first:
+        body_timed_out). Not when it is the keep-alive deadline and the next request has
         already reached the socket (the sweep runs after the poll that would have reported it):
         closing would reset a request the client has sent, which nginx cannot retry if it is a POST.
         That request is served (the poller reports it at once) under a head deadline."""
+        if self.receiving is not None and not self.out:  # (output stuck: a send timeout)
+            self.body_timed_out()
+            return
         if not self.head_started and self.idle() and self.input_waiting():
             self.deadline = self.server.now + self.server.header_timeout
             return
@@ -181,7 +191,8 @@ class Connection:
     # -- requests ---------------------------------------------------------------------------------
 
     def process(self) -> None:
-        """Drain the previous body, then parse and run requests until one is in progress."""
+        """Drain the previous body, then parse and run requests until one is in progress (or its
+        body is being received: begin)."""
         while True:
             inbuf = self.inbuf
             body = self.body
@@ -192,35 +203,58 @@ class Connection:
             if self.out_size >= OUTPUT_HIGH_WATER:
                 self.output_full = True  # pipelined responses wait until the socket drains
                 return
-            if body is not None:
+            if body is not None and self.receiving is not None:
+                # its body is received before its application runs (begin)
+                if not body.receive_ahead(LOOKAHEAD):
+                    return
+                exchange, self.receiving = self.receiving, None
+            else:
+                if body is not None:
+                    try:
+                        if not body.drain_buffered():
+                            return  # wait for the rest of the body
+                    except BodyError:
+                        self.must_close = True
+                        return
+                    self.body = None
+                    inbuf = self.inbuf
+                    if not inbuf:
+                        return
                 try:
-                    if not body.drain_buffered():
-                        return  # wait for the rest of the body
-                except BodyError:
-                    self.must_close = True
+                    head = self.parser.parse(inbuf)
+                except ParseError as exc:
+                    self.parse_failed(exc, inbuf)
                     return
-                self.body = None
-                inbuf = self.inbuf
-                if not inbuf:
+                if head is None:
+                    if not self.head_started:
+                        self.head_started = True
+                        self.head_deadline = self.server.now + self.server.header_timeout
                     return
-            try:
-                head = self.parser.parse(inbuf)
-            except ParseError as exc:
-                self.parse_failed(exc, inbuf)
-                return
-            if head is None:
-                if not self.head_started:
-                    self.head_started = True
-                    self.head_deadline = self.server.now + self.server.header_timeout
-                return
-            self.parser.reset()
-            self.head_started = False
-            consumed = head.consumed
-            self.inbuf = inbuf[consumed:] if consumed < len(inbuf) else b""
-            self.begin(head)
+                self.parser.reset()
+                self.head_started = False
+                consumed = head.consumed
+                self.inbuf = inbuf[consumed:] if consumed < len(inbuf) else b""
+                exchange = self.begin(head)
+                if exchange is None:
+                    continue  # refused, or its body is still to come
+            server = self.server
+            if server.pool is not None:
+                self.in_worker = True
+                server.dispatch(self, exchange)
+            else:
+                done = exchange.run()
+                # the application ran on this thread (threads = 0), maybe for long: the deadlines
+                # this turn sets from here on count from now, not from the start of the turn
+                server.now = monotonic()
+                if not done:
+                    self.exchange = exchange
 
-    def begin(self, head) -> None:
-        """Start one exchange for a parsed head."""
+    def begin(self, head):
+        """The exchange of a parsed head, for process() to run now; None when the request was
+        refused, or when its body is to be received first (`receiving`: process() goes on taking it
+        from the input until all of it, or LOOKAHEAD bytes, have come), so a client that sends its
+        body slowly never holds the application's thread while it waits. Not when the client waits
+        for 100 Continue: the application's first read asks for it."""
         server = self.server
         if head.chunked:
             body = RequestBody(self, 0, server.backend.ChunkedDecoder(server.limits),
@@ -229,7 +263,7 @@ class Connection:
             limit = server.limit_request_body
             if limit and head.content_length > limit:
                 self.reject(413, head)  # RFC 9110 §15.5.14, before reading any of it
-                return
+                return None
             body = RequestBody(self, head.content_length, None, 0, head.expect_continue)
         else:
             body = EMPTY_BODY
@@ -237,33 +271,36 @@ class Connection:
         exchange = server.exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
-        if server.pool is not None:
-            self.in_worker = True
-            server.dispatch(self, exchange)
-        else:
-            done = exchange.run()
-            # the application ran on this thread (threads = 0), maybe for long: the deadlines this
-            # turn sets from here on count from now, not from the start of the turn
-            server.now = monotonic()
-            if not done:
-                self.exchange = exchange
+            if not (head.expect_continue or body.receive_ahead(LOOKAHEAD)):
+                self.receiving = exchange  # settle() waits for more (read_timeout: body_timed_out)
+                return None
+        return exchange
 
     def parse_failed(self, exc: ParseError, data: bytes) -> None:
         """The input `data` does not parse: answer exc.status and close (a protocol may log it)."""
         self.reject(exc.status)
 
-    def reject(self, status: int, head=None) -> None:
+    def reject(self, status: int, head=None, exchange=None) -> None:
         """Answer a request that cannot be served and close (the input is no longer trusted). Given
-        its parsed head, the answer goes through an exchange (the access log and the metrics see
-        it), without calling the application."""
-        if head is None:
+        its parsed head or its exchange, the answer goes through an exchange (the access log and
+        the metrics see it), without calling the application."""
+        if head is not None:
+            exchange = self.server.exchange_class(self, head, EMPTY_BODY, False)
+        if exchange is None:
             self.write(error_response(self, status))
             self.response_complete(False)
         else:
-            self.server.exchange_class(self, head, EMPTY_BODY, False).refuse(status)
+            exchange.refuse(status)
         self.inbuf = b""
         self.body = None
         self.peer_done = False  # the client may still be sending: linger
+
+    def body_timed_out(self) -> None:
+        """read_timeout passed without a byte of a body received before its application runs: answer
+        408 (RFC 9110 §15.5.9) and close, without calling the application."""
+        exchange, self.receiving = self.receiving, None
+        self.reject(408, exchange=exchange)
+        self.settle()
 
     def response_complete(self, keep_alive: bool) -> None:
         body = self.body
@@ -558,6 +595,9 @@ class Connection:
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.abort()
+        receiving, self.receiving = self.receiving, None
+        if receiving is not None:  # the client left (or the server closed) before its body came
+            receiving.abort()
         if self.cut_short or (self.close_delimited and (exchange is not None or self.out or self.in_worker)):
             try:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)

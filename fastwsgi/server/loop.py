@@ -22,8 +22,9 @@ HTTPS "on"; uwsgi listeners stay plain. With --proxy-protocol the HTTP listeners
 proxyproto.reading_proxy_header subclass of that class, which reads the PROXY header and then becomes
 the plain (or TLS) class.
 
-With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head disarms the socket,
-and the parsed request is handed to the WorkerPool. The worker runs the application and writes the
+With threads > 0 client sockets are EPOLLONESHOT: the event that delivered a head (or the end of a
+body the loop received before the application runs: Connection.begin) disarms the socket, and the
+parsed request is handed to the WorkerPool. The worker runs the application and writes the
 response itself (blocking writes bounded by send_timeout). An idle connection is then re-armed by the
 worker (one epoll_ctl; with poll(2), which reads its set only when a poll call begins, plus a byte to
 the wakeup socket); one with pipelined input, a body to drain or a close pending goes on `returned`

@@ -7,8 +7,9 @@ parser is the HTTP path, reused as is:
 
 * parsing: the backend's `UwsgiParser` reads the packet (vars block, no body) and returns the same
   `Head` the HTTP parser does, whose `headers` are the packet's vars, CGI-named already; its
-  `content_length` frames the body, which `wsgi.input` reads exactly as for HTTP (limit_request_body
-  -> 413 before reading, read_timeout, truncation errors). A malformed packet gets its status as a
+  `content_length` frames the body, which is received and read exactly as for HTTP (limit_request_body
+  -> 413 before reading; received by the loop before the application is called, up to LOOKAHEAD
+  bytes, a 408 after read_timeout without a byte meanwhile; read_timeout, truncation errors). A malformed packet gets its status as a
   plain HTTP response and the connection closes, as for a malformed HTTP head; unlike an HTTP
   client's, it is logged (`parse_failed`): the peer is a front end we trust, so a bad packet is a
   misconfiguration (an HTTP client on the uwsgi socket, nginx's `uwsgi_modifier1`, a packet over
@@ -96,14 +97,14 @@ class UwsgiConnection(Connection):
         Connection.__init__(self, server, sock, environ_base)
         self.trusted_proxies = None  # the vars state the client's address and scheme (see above)
 
-    def begin(self, head) -> None:
+    def begin(self, head):
         head.minor = 0  # frame the response as for HTTP/1.0 without keep-alive: close-delimited
         headers = head.headers
         if ("HTTPS" in headers or "UWSGI_SCHEME" in headers) and (  # neither: plain http, the common case
                 headers.get("HTTPS", "").lower() in ("on", "1")
                 or headers.get("UWSGI_SCHEME", "").lower() == "https"):
             headers["wsgi.url_scheme"] = "https"
-        Connection.begin(self, head)
+        return Connection.begin(self, head)
 
     def parse_failed(self, exc, data: bytes) -> None:
         peer = self.environ_base["REMOTE_ADDR"] or "a UNIX socket"

@@ -273,7 +273,8 @@ class Exchange:
 
     def refuse(self, status: int) -> None:
         """Answer `status` for the server without calling the application (a body over
-        --limit-request-body); the connection then closes."""
+        --limit-request-body, a 408 for one that stopped coming before it was called); the
+        connection then closes."""
         self._fail(BodyError(HTTPStatus(status).phrase, status))
 
     # -- framing ----------------------------------------------------------------------------------

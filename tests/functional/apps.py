@@ -135,6 +135,14 @@ def h_input(environ, start_response):
     return as_json(start_response, [p.decode("latin-1") for p in pieces])
 
 
+def h_called_echo(environ, start_response):
+    """Record "called" as soon as the application is called (before it reads), then echo the body:
+    the test sees when the server called it relative to what it had sent of the body."""
+    token = query(environ).get("t", "")
+    record(token, event="called")
+    return h_echo(environ, start_response)
+
+
 def h_read_or_400(environ, start_response):
     """Read the body; answer a failed read with a 400 of its own, as Django does (the server must
     then close the connection: its input is no longer framed)."""
@@ -787,6 +795,7 @@ ROUTES = {
     "/mirror": h_mirror,
     "/hello": h_hello,
     "/echo": h_echo,
+    "/called-echo": h_called_echo,
     "/input": h_input,
     "/hash": h_hash,
     "/read-or-400": h_read_or_400,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.functional.client import Conn, build_request, chunked, tell, wait_delivered
+from tests.functional.client import FILLING, FILLING_BYTES, Conn, build_request, chunked, tell, wait_delivered
 
 
 def test_http11_keeps_the_connection_open_by_default(server):
@@ -201,7 +201,7 @@ def test_unread_chunked_body_not_all_there_closes(server, token, events, sent):
     """The rest of the body has not arrived when the response goes out: Connection: close, and what
     the client sends next (the body's end, then a request) is discarded, never run."""
     with Conn(server.port) as conn:
-        conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED) + sent)
+        conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED) + FILLING + sent)
         first = conn.read_response()
         assert first.body == b"ignored"
         assert "close" in first.connection_tokens(), first.raw_head
@@ -272,11 +272,12 @@ def test_a_malformed_chunked_body_read_after_the_head_raises(server, token, even
 # the body was sent and taken by the server's kernel (`wait_delivered`): it has arrived, unread.
 
 def post_while_the_app_runs(conn: Conn, events, events_dir, token: str, *pieces: bytes, read: int = -1):
-    """Send a chunked POST's head and the first of `pieces`; once the application runs (and read
-    `read` bytes of the body), the other pieces (one send each, a moment apart); then let the
-    application answer. Returns its response."""
+    """Send a chunked POST's head and the first of `pieces` after a chunk that makes the server call
+    the application (FILLING); once the application runs (and read `read` bytes of the body), the
+    other pieces (one send each, a moment apart); then let the application answer. Returns its
+    response."""
     target = f"/answer-when-told?t={token}" + (f"&read={read}" if read >= 0 else "")
-    conn.send(build_request("POST", target, headers=TE_CHUNKED) + pieces[0])
+    conn.send(build_request("POST", target, headers=TE_CHUNKED) + FILLING + pieces[0])
     assert events(token) == [{"event": "started"}]
     for piece in pieces[1:]:
         conn.send(piece)
@@ -302,9 +303,10 @@ def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_the_connection(serv
 def test_an_http_client_chunked_upload_keeps_its_connection(server, token, events, events_dir):
     """http.client with encode_chunked=True (what requests does with a generator body) writes the head,
     then each chunk, in separate sends; the application ignores the body. The chunks come once the
-    application runs."""
+    application runs (after a first chunk that makes the server call it: FILLING)."""
 
     def body():
+        yield FILLING_BYTES
         assert events(token) == [{"event": "started"}]
         yield b"x" * 1000
         yield b"y" * 3000

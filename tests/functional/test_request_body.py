@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn, build_request, chunked, tell
+from tests.functional.client import FILLING, FILLING_BYTES, Conn, build_request, chunked, tell
 
 LINES = (b"first line\nthe second line is a good deal longer than the first one\n\n"
          b"x\n" + b"y" * 40 + b"\nlast line without a newline")
@@ -246,14 +246,20 @@ def test_no_100_continue_once_the_response_has_begun(server):
 
 # -- truncated bodies --------------------------------------------------------------------------------
 
+# A body that ends early never reaches the application when the server receives it before the call
+# (test_body_ahead.py); it does when the client waits for 100 Continue (or past LOOKAHEAD bytes).
+EXPECT = ("Expect", "100-continue")
+
+
 @pytest.mark.parametrize("framing", ["length", "chunked"])
 def test_truncated_body_raises_in_the_app(server, token, events, framing):
     """The client stops mid-body and half-closes: the app's read() must raise, never return short data."""
     if framing == "length":
-        data = build_request("POST", f"/read-record?t={token}", headers=[("Content-Length", "1000")]) + b"x" * 10
+        data = build_request("POST", f"/read-record?t={token}",
+                             headers=[EXPECT, ("Content-Length", "1000")]) + b"x" * 10
     else:
         data = build_request("POST", f"/read-record?t={token}",
-                             headers=[("Transfer-Encoding", "chunked")]) + b"64\r\n" + b"x" * 10
+                             headers=[EXPECT, ("Transfer-Encoding", "chunked")]) + b"64\r\n" + b"x" * 10
     with Conn(server.port) as conn:
         conn.send(data)
         conn.sock.shutdown(socket.SHUT_WR)
@@ -270,9 +276,9 @@ def test_a_failed_body_read_fails_again(server, token, events, framing):
     """A read after a failed one raises again: returning b"" would pass a short body off as whole."""
     target = f"/read-twice?t={token}"
     if framing == "length":
-        data = build_request("POST", target, headers=[("Content-Length", "1000")]) + b"x" * 10
+        data = build_request("POST", target, headers=[EXPECT, ("Content-Length", "1000")]) + b"x" * 10
     elif framing == "chunked":
-        data = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")]) + b"64\r\nxx"
+        data = build_request("POST", target, headers=[EXPECT, ("Transfer-Encoding", "chunked")]) + b"64\r\nxx"
     else:
         data = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")],
                              body=b"5\r\nhello\r\nzz\r\n")
@@ -289,14 +295,16 @@ def test_a_read_after_the_response_fails_and_leaves_the_next_request_alone(serve
                                                                            events_dir, framing):
     """A thread of the application reads wsgi.input after the response went out: the connection owns
     the rest of the body then (it drains it), so the read raises at once instead of racing the event
-    loop for the socket, where it took the next request's bytes or waited for them."""
+    loop for the socket, where it took the next request's bytes or waited for them. (The body starts
+    with the FILLING that makes the server call the application before the rest is sent.)"""
     rest = b"0123456789"
     if framing == "length":
-        head = build_request("POST", f"/read-after-response?t={token}", headers=[("Content-Length", "20")])
-        first, later = head + b"abcdefghij", rest
+        head = build_request("POST", f"/read-after-response?t={token}",
+                             headers=[("Content-Length", str(len(FILLING_BYTES) + 20))])
+        first, later = head + FILLING_BYTES + b"abcdefghij", rest
     else:
         head = build_request("POST", f"/read-after-response?t={token}", headers=[("Transfer-Encoding", "chunked")])
-        first, later = head + b"a\r\nabcdefghij\r\n", b"a\r\n" + rest + b"\r\n0\r\n\r\n"
+        first, later = head + FILLING + b"a\r\nabcdefghij\r\n", b"a\r\n" + rest + b"\r\n0\r\n\r\n"
     with Conn(server.port) as conn:
         conn.send(first)
         response = conn.read_response()

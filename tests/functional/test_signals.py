@@ -136,9 +136,11 @@ def test_quit_does_not_wait_for_a_stalled_client_of_the_application(launch, even
         if stalled == "reader":  # an endless response the client never reads
             conn.request("GET", f"/close?mode=flood&t=quit-{stalled}")
             conn.read_exact(1)
-        else:  # half of a body: the application waits in wsgi.input.read()
+        else:  # half of a body: the application waits in wsgi.input.read() (100-continue: it is
+            # called before its body has come, which the server otherwise receives first)
             conn.send(build_request("POST", f"/read-record?t=quit-{stalled}",
-                                    headers=[("Content-Length", "100000")]) + b"x" * 50000)
+                                    headers=[("Expect", "100-continue"), ("Content-Length", "100000")])
+                      + b"x" * 50000)
         time.sleep(0.5)  # the application thread waits for the socket now
         server.signal(signal.SIGQUIT)
         assert server.wait(10) == 0
@@ -451,20 +453,23 @@ def test_single_process_ignores_the_master_signals(launch, tmp_path, parser, sig
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("expect", [[("Expect", "100-continue")], []], ids=["app-reads", "received-first"])
 @pytest.mark.parametrize("model", [("--threads", "0"), ("--threads", "2"), ("-w", "1", "--threads", "0")],
                          ids=["single-t0", "single-t2", "worker-t0"])
-def test_graceful_timeout_cuts_a_stalled_upload(launch, model):
-    """TERM while the application waits in wsgi.input.read() for a body that stopped arriving: the
-    stop ends once --graceful-timeout passed, not --read-timeout (with threads 0 the wait is on the
-    loop thread itself, which used to hold the process for the whole read timeout), and says what it
-    cut."""
+def test_graceful_timeout_cuts_a_stalled_upload(launch, model, expect):
+    """TERM while the application waits in wsgi.input.read() for a body that stopped arriving (it was
+    called before its body came: 100-continue), or while the server receives that body before calling
+    it: the stop ends once --graceful-timeout passed, not --read-timeout (with threads 0 the wait is
+    on the loop thread itself, which used to hold the process for the whole read timeout), and says
+    what it cut."""
     server = launch("--graceful-timeout", "1", "--read-timeout", "120", "--timeout", "0", *model,
                     app=DEFAULT_APP)
     if model[0] == "-w":
         wait_booted(server, 1)
     with Conn(server.port, timeout=30) as conn:
-        conn.send(build_request("POST", "/read-record", headers=[("Content-Length", "100000")]) + b"x" * 5000)
-        time.sleep(0.5)  # the application waits for the rest of the body now
+        conn.send(build_request("POST", "/read-record", headers=[*expect, ("Content-Length", "100000")])
+                  + b"x" * 5000)
+        time.sleep(0.5)  # the application (or the server) waits for the rest of the body now
         server.signal(signal.SIGTERM)
         assert server.wait(20) == 0, server.stderr_text()
         assert conn.closed_by_server(timeout=2)

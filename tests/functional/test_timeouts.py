@@ -68,7 +68,9 @@ def test_second_head_on_a_keep_alive_connection_is_timed_too(timeout_server):
 
 def test_stalled_body_is_cut_at_the_read_timeout(timeout_server, token, events):
     with Conn(timeout_server.port) as conn:
-        conn.send(build_request("POST", f"/read-record?t={token}", headers=[("Content-Length", "100")]) + b"x" * 10)
+        # (100-continue: the application is called before its body arrives, and its read waits)
+        conn.send(build_request("POST", f"/read-record?t={token}",
+                                headers=[("Expect", "100-continue"), ("Content-Length", "100")]) + b"x" * 10)
         start = time.monotonic()
         assert conn.closed_by_server(TIMEOUT + SLACK + 2), "a stalled body was waited for forever"
         elapsed = time.monotonic() - start
@@ -83,8 +85,8 @@ def test_a_read_retried_after_the_read_timeout_fails_too(timeout_server, token, 
     retry fails too. The bytes the failed read had gathered were lost with it, so it used to return
     the body's last bytes alone, as if they were the whole body."""
     with Conn(timeout_server.port) as conn:
-        conn.send(build_request("POST", f"/read-twice?t={token}", headers=[("Content-Length", "20")])
-                  + b"x" * 10)
+        conn.send(build_request("POST", f"/read-twice?t={token}",
+                                headers=[("Expect", "100-continue"), ("Content-Length", "20")]) + b"x" * 10)
         first = events(token, timeout=TIMEOUT + SLACK + 2)
         assert first and first[0] == {"event": "read-failed", "type": "TimeoutError"}, first
         try:

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn, build_request, chunked, tell, wait_delivered
+from tests.functional.client import FILLING, Conn, build_request, chunked, tell, wait_delivered
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
@@ -142,11 +142,13 @@ def test_pipelined_requests_then_close_notify_are_all_answered(tls_server, certs
 def test_close_notify_right_behind_a_short_body_fails_its_read_at_once(tls_server, certs, token, events):
     """A head promising 100 bytes, 3 of them, and close_notify, in one TCP write: the application's
     read fails at once (as at a TCP EOF), instead of waiting read_timeout (30 s) for bytes that the
-    client said will never come, with the event loop stalled meanwhile (threads=0)."""
+    client said will never come, with the event loop stalled meanwhile (threads=0). (100-continue:
+    the application is called before its body has come; test_body_ahead.py for the other case.)"""
     client = MemoryClient(tls_server.port, client_context(certs))  # 10 s socket timeout
     try:
         client.handshake()
-        client.tls.write(build_request("POST", f"/read-record?t={token}", headers=[("Content-Length", "100")])
+        client.tls.write(build_request("POST", f"/read-record?t={token}",
+                                       headers=[("Expect", "100-continue"), ("Content-Length", "100")])
                          + b"abc")
         with pytest.raises(ssl.SSLWantReadError):
             client.tls.unwrap()  # close_notify, into the same TCP write as the records before it
@@ -236,12 +238,13 @@ def test_chunked_request_body_over_tls(tls_server, certs):
 
 def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_a_tls_connection(tls_server, certs, token, events,
                                                                              events_dir):
-    """test_connection's look-ahead over TLS: the head, then (once the application runs) the body in
-    two records of two sends; the records waiting in the socket are decrypted before the head goes
-    out, and the connection stays open."""
+    """test_connection's look-ahead over TLS: the head and a first chunk that makes the server call
+    the application (FILLING), then (once it runs) the body in two records of two sends; the records
+    waiting in the socket are decrypted before the head goes out, and the connection stays open."""
     body = chunked(b"hello", b"t" * 3000)
     with TLSConn(tls_server.port, client_context(certs)) as conn:
-        conn.request("POST", f"/answer-when-told?t={token}", headers=[("Transfer-Encoding", "chunked")])
+        conn.send(build_request("POST", f"/answer-when-told?t={token}", headers=[("Transfer-Encoding", "chunked")])
+                  + FILLING)
         assert events(token) == [{"event": "started"}]
         conn.send(body[:10])
         time.sleep(0.01)
@@ -263,7 +266,7 @@ def test_a_tls_record_cut_in_the_socket_is_not_waited_for(tls_server, certs, tok
     try:
         client.handshake()
         client.send_records(build_request("POST", f"/answer-when-told?t={token}",
-                                          headers=[("Transfer-Encoding", "chunked")]))
+                                          headers=[("Transfer-Encoding", "chunked")]) + FILLING)
         assert events(token) == [{"event": "started"}]
         client.tls.write(chunked(b"cut", b"short") + build_request("GET", f"/record?t={token}-smuggled"))
         records = client.outgoing.read()

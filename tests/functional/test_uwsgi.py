@@ -24,7 +24,7 @@ import time
 import pytest
 
 from tests.functional.apps import pattern_bytes
-from tests.functional.client import Conn
+from tests.functional.client import Conn, wait_delivered
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
 from tests.functional.ops import OPS_APP, booted, children, wait_booted
 from tests.functional.serverproc import REPO_ROOT, ServerProcess, server_args
@@ -33,6 +33,7 @@ from tests.functional.test_sockets import WrappedServer
 LISTENING_URLS = re.compile(r"Listening at: (\S+)")
 
 uwsgi_server = server_fixture("--protocol", "uwsgi", matrix=FULL_MATRIX)
+uwsgi_read_timeout = server_fixture("--protocol", "uwsgi", "--read-timeout", "1", matrix=FULL_MATRIX)
 small_limits = server_fixture("--protocol", "uwsgi", "--limit-request-body", "1000",
                               "--limit-request-head", "2048", "--limit-request-fields", "3",
                               "--limit-request-line", "100")
@@ -236,6 +237,33 @@ def test_unread_body_is_absorbed_before_the_close(uwsgi_server, size):
     resp = exchange(uwsgi_server.port, packet(request_vars("POST", "/ignore-body", body=body), body),
                     "POST", timeout=30)
     assert resp.status == 200 and resp.body == b"ignored"
+
+
+def test_a_trickled_body_is_received_before_the_application(uwsgi_server, events, token):
+    """As over HTTP (test_body_ahead.py): the application is called once the body has come, and
+    another request is answered while it is still coming (the old code called the application on
+    the packet, whose read waited for the body on the loop thread or a pool thread)."""
+    body = b"0123456789" * 10
+    variables = request_vars("POST", "/called-echo", query=f"t={token}", body=body)
+    with Conn(uwsgi_server.port) as conn:
+        conn.send(packet(variables, body[:50]))
+        wait_delivered(conn.sock)
+        assert exchange(uwsgi_server.port, packet(GET)).status == 200
+        assert events(token, timeout=0) == [], "the application was called before its body had come"
+        conn.send(body[50:])
+        resp = conn.read_response("POST")
+    assert resp.status == 200 and resp.body == body
+
+
+def test_a_body_that_stalls_before_the_application_gets_408(uwsgi_read_timeout, events, token):
+    body = b"0123456789" * 10
+    variables = request_vars("POST", "/called-echo", query=f"t={token}", body=body)
+    with Conn(uwsgi_read_timeout.port) as conn:
+        conn.send(packet(variables, body[:50]))
+        resp = conn.read_response("POST")
+        assert resp.status == 408 and "close" in resp.connection_tokens()
+        assert conn.closed_by_server()
+    assert events(token, timeout=0.5) == []
 
 
 def test_body_over_the_limit_is_413_before_the_application(small_limits, events, token):

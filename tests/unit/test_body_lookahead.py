@@ -2,7 +2,9 @@
 body the application did not read to its end can be drained (tests/functional/test_connection.py
 drives it over real sockets). What a socket cannot show: a whole body over DRAIN_LIMIT already in
 the input buffer (the server never buffers that far ahead of a request) is refused, and in every
-outcome the application can still read the whole body. Both parser backends' decoders."""
+outcome the application can still read the whole body. Also RequestBody.receive_ahead, which takes a
+body into its read buffer before the application is called (tests/functional/test_body_ahead.py over
+sockets): here split at every place, byte by byte. Both parser backends' decoders."""
 
 from types import SimpleNamespace
 
@@ -56,3 +58,52 @@ def test_a_failure_met_by_the_look_ahead_is_raised_by_every_later_read(backend):
             body.read()
         assert caught.value.status == 400
     assert body.buffer_rest(DRAIN_LIMIT) is False
+
+
+# -- receive_ahead: the body received before the application is called (Connection.begin) ----------
+
+@pytest.mark.parametrize("backend", ["c", "python"])
+def test_a_chunked_body_received_ahead_in_two_pieces_split_anywhere(backend):
+    data = b"0\r\n\r\nGET /x HTTP/1.1\r\n" + bytes(range(40))
+    wire = chunked_body(data, piece=7)
+    for cut in range(len(wire)):
+        body = body_over(wire[:cut], backend)
+        assert body.receive_ahead(DRAIN_LIMIT) is False, cut
+        body.conn.inbuf += wire[cut:] + NEXT
+        assert body.receive_ahead(DRAIN_LIMIT) is True, cut
+        assert body.conn.inbuf == NEXT
+        assert body.read() == data
+
+
+@pytest.mark.parametrize("backend", ["c", "python"])
+def test_a_chunked_body_received_ahead_a_byte_at_a_time(backend):
+    data = b"line one\nline two\n" * 3
+    wire = chunked_body(data, piece=5)
+    body = body_over(b"", backend)
+    for i in range(len(wire)):
+        body.conn.inbuf += wire[i:i + 1]
+        assert body.receive_ahead(DRAIN_LIMIT) is (i == len(wire) - 1), i
+    assert body.readline() == b"line one\n" and body.read() == data[9:]
+
+
+def test_a_content_length_body_is_received_ahead_up_to_the_bound():
+    """Past the bound the application is called with what came; the rest stays to be read."""
+    conn = SimpleNamespace(inbuf=b"x" * 10, must_close=False, broken=False)
+    body = RequestBody(conn, 100, None, 0, False)
+    assert body.receive_ahead(30) is False
+    conn.inbuf = b"y" * 25
+    assert body.receive_ahead(30) is True
+    assert body.buf == b"x" * 10 + b"y" * 25 and body.remaining == 65 and not body.complete
+    assert body.read(35) == body.buf
+
+
+@pytest.mark.parametrize("backend", ["c", "python"])
+def test_a_malformed_chunked_body_ends_the_wait_and_fails_the_read(backend):
+    body = body_over(b"5\r\nhello\r\n", backend)
+    assert body.receive_ahead(DRAIN_LIMIT) is False
+    body.conn.inbuf += b"5\r\nworldXX\r\n0\r\n\r\n"
+    assert body.receive_ahead(DRAIN_LIMIT) is True  # the application is called: its read says 400
+    assert body.read(5) == b"hello"
+    with pytest.raises(BodyError) as caught:
+        body.read()
+    assert caught.value.status == 400
