@@ -29,7 +29,10 @@ time into a growing bytearray, as the server does; a parser that rescans from th
 from 32 to 64 KiB at one byte per call, a linear one 2x. Through Python the 1-byte column is mostly
 65,536 Python calls, so the same feeding is also measured at C level (`c_linearity`: a small C driver
 around fw_parse_packed under callgrind, instruction counts), which shows the parser's own growth and
-per-call cost.
+per-call cost. The chunked linearity benchmark decodes bodies of 10,000, 20,000 and 40,000 one-byte
+chunks (`1\r\nx\r\n`, the densest framing), whole and in 64 KiB pieces each passed with the
+undecoded tail of the one before (as wsgi.input does, server/body.py); a decoder that copies or rescans
+the rest of its buffer per chunk would grow 4x per doubling instead of 2x.
 
 Run it two ways:
 * `python -m pytest benchmarks/test_parser_bench.py` (pytest-benchmark: statistics per contender);
@@ -392,6 +395,38 @@ def c_linearity(sizes=(32768, 65536), pieces=(0, 1024, 1)) -> dict | str:
         return counts
 
 
+CHUNK_COUNTS = (10_000, 20_000, 40_000)
+BODY_PIECE = 65536  # what wsgi.input reads from the socket at a time (server/body.py READ_SIZE)
+
+
+def one_byte_chunks(count: int) -> bytes:
+    return b"1\r\nx\r\n" * count + b"0\r\n\r\n"
+
+
+def decode_body(decoder_class, body: bytes, piece: int) -> int:
+    """Decode `body` whole (piece 0) or in `piece`-byte reads, each appended to the undecoded tail of
+    the last (as RequestBody does with conn.inbuf); returns the decoded length."""
+    decoder = decoder_class()
+    if piece == 0:
+        data, consumed = decoder.decode(body)
+        assert decoder.done and consumed == len(body)
+        return len(data)
+    tail, total = b"", 0
+    for offset in range(0, len(body), piece):
+        buf = tail + body[offset:offset + piece]
+        data, consumed = decoder.decode(buf)
+        total += len(data)
+        tail = buf[consumed:]
+    assert decoder.done and not tail
+    return total
+
+
+def chunked_decoder_class(backend: str):
+    if backend == "c" and not c_available():
+        raise Unavailable("C extension not built")
+    return get_backend(backend).ChunkedDecoder
+
+
 def linearity_parser(backend: str):
     if backend == "c" and not c_available():
         raise Unavailable("C extension not built")
@@ -432,6 +467,16 @@ if pytest is not None:
         assert head is not None and head.consumed == len(data)
         benchmark.group = f"64 KiB head, {backend}"
         benchmark.pedantic(feed, args=(parser, data, piece), rounds=3 if piece == 1 else 20)
+
+    @pytest.mark.parametrize("backend", ["c", "python"])
+    @pytest.mark.parametrize("piece", [0, BODY_PIECE], ids=["whole", "64KiB"])
+    @pytest.mark.parametrize("count", CHUNK_COUNTS)
+    def test_chunked_linearity(benchmark, backend, piece, count):
+        decoder_class = _available(lambda: chunked_decoder_class(backend))
+        body = one_byte_chunks(count)
+        assert decode_body(decoder_class, body, piece) == count
+        benchmark.group = f"{count} one-byte chunks, {backend}"
+        benchmark.pedantic(decode_body, args=(decoder_class, body, piece), rounds=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +532,27 @@ def measure_all(quick: bool) -> dict:
                                                    2 if piece == 1 else repeat, 0.0 if piece == 1 else min_time)
         linearity[backend] = rows
     return {"parse": parse_times, "serialize": serialize_times, "linearity": linearity,
-            "c_linearity": c_linearity()}
+            "c_linearity": c_linearity(), "chunked": chunked_linearity(repeat, min_time)}
+
+
+def chunked_linearity(repeat: int, min_time: float) -> dict:
+    """Seconds to decode CHUNK_COUNTS one-byte chunks, whole and in BODY_PIECE reads, per backend."""
+    results = {}
+    for backend in ("c", "python"):
+        try:
+            decoder_class = chunked_decoder_class(backend)
+        except Unavailable as exc:
+            results[backend] = str(exc)
+            continue
+        rows = {}
+        for count in CHUNK_COUNTS:
+            body = one_byte_chunks(count)
+            for piece in (0, BODY_PIECE):
+                assert decode_body(decoder_class, body, piece) == count, (backend, count, piece)
+                rows[(count, piece)] = best_seconds(lambda: decode_body(decoder_class, body, piece),
+                                                    repeat, min_time)
+        results[backend] = rows
+    return results
 
 
 def _us(value) -> str:
@@ -568,6 +633,24 @@ def markdown(results: dict) -> str:
             f"{label} {g:.2f}x" for label, g in zip(("whole", "1 KiB pieces", "1-byte pieces"), growth))]
     else:
         lines.append(f"not measured: {counts}")
+    lines += ["", "## Linearity of the chunked decoder: one-byte chunks, whole and in 64 KiB reads (ms)", "",
+              "`ChunkedDecoder.decode` over `1\\r\\nx\\r\\n` x N + `0\\r\\n\\r\\n`, whole, and in 64 KiB "
+              "reads each appended to the undecoded tail of the one before (as wsgi.input does). Growth per "
+              "doubling of N is ~2x when decoding is linear, ~4x when quadratic.", "",
+              "| backend | read | " + " | ".join(f"{n:,} chunks" for n in CHUNK_COUNTS)
+              + " | ns per chunk (largest) | growth per doubling | linear? |",
+              "|---|---|" + "---:|" * len(CHUNK_COUNTS) + "---:|---:|---|"]
+    for backend, rows in results["chunked"].items():
+        if isinstance(rows, str):
+            lines.append(f"| {backend} | {rows} |" + " |" * (len(CHUNK_COUNTS) + 3))
+            continue
+        for piece, label in ((0, "whole"), (BODY_PIECE, "64 KiB")):
+            times = [rows[(n, piece)] for n in CHUNK_COUNTS]
+            growth = [b / a for a, b in zip(times, times[1:])]
+            verdict = "yes" if max(growth) < 3.0 else "NO (superlinear)"
+            lines.append(f"| {backend} | {label} | " + " | ".join(f"{t * 1e3:.3f}" for t in times)
+                         + f" | {times[-1] / CHUNK_COUNTS[-1] * 1e9:.0f} | "
+                         + ", ".join(f"{g:.2f}x" for g in growth) + f" | {verdict} |")
     lines.append("")
     return "\n".join(lines)
 
