@@ -507,51 +507,44 @@ def measure_all(quick: bool) -> dict:
                 continue
             row[request] = best_seconds(calls(parse, inputs), repeat, min_time)
         parse_times[contender] = row
-    serialize_times = {}
-    for backend in ("c", "python"):
-        try:
-            run = serializer(backend)
-            serialize_times[backend] = best_seconds(run, repeat, min_time)
-        except Unavailable as exc:
-            serialize_times[backend] = str(exc)
-    linearity = {}
-    sizes = (32768, 65536)
-    for backend in ("c", "python"):
-        try:
-            parser = linearity_parser(backend)
-        except Unavailable as exc:
-            linearity[backend] = str(exc)
-            continue
+
+    def head_rows(parser) -> dict:
         rows = {}
-        for size in sizes:
+        for size in (32768, 65536):
             data = big_head(size)
             for piece in (0, 1024, 1):
                 head = feed(parser, data, piece)
-                assert head is not None and head.consumed == size, (backend, size, piece)
+                assert head is not None and head.consumed == size, (parser, size, piece)
                 rows[(size, piece)] = best_seconds(lambda: feed(parser, data, piece),
                                                    2 if piece == 1 else repeat, 0.0 if piece == 1 else min_time)
-        linearity[backend] = rows
-    return {"parse": parse_times, "serialize": serialize_times, "linearity": linearity,
-            "c_linearity": c_linearity(), "chunked": chunked_linearity(repeat, min_time)}
+        return rows
 
-
-def chunked_linearity(repeat: int, min_time: float) -> dict:
-    """Seconds to decode CHUNK_COUNTS one-byte chunks, whole and in BODY_PIECE reads, per backend."""
-    results = {}
-    for backend in ("c", "python"):
-        try:
-            decoder_class = chunked_decoder_class(backend)
-        except Unavailable as exc:
-            results[backend] = str(exc)
-            continue
+    def chunked_rows(decoder_class) -> dict:
         rows = {}
         for count in CHUNK_COUNTS:
             body = one_byte_chunks(count)
             for piece in (0, BODY_PIECE):
-                assert decode_body(decoder_class, body, piece) == count, (backend, count, piece)
+                assert decode_body(decoder_class, body, piece) == count, (decoder_class, count, piece)
                 rows[(count, piece)] = best_seconds(lambda: decode_body(decoder_class, body, piece),
                                                     repeat, min_time)
-        results[backend] = rows
+        return rows
+
+    return {"parse": parse_times,
+            "serialize": per_backend(serializer, lambda run: best_seconds(run, repeat, min_time)),
+            "linearity": per_backend(linearity_parser, head_rows), "c_linearity": c_linearity(),
+            "chunked": per_backend(chunked_decoder_class, chunked_rows)}
+
+
+def per_backend(make, measure) -> dict:
+    """{backend: measure(make(backend))} for both backends, or why `make` could not (Unavailable)."""
+    results = {}
+    for backend in ("c", "python"):
+        try:
+            made = make(backend)
+        except Unavailable as exc:
+            results[backend] = str(exc)
+            continue
+        results[backend] = measure(made)
     return results
 
 
