@@ -191,7 +191,7 @@ def h_respond_then_record(environ, start_response):
 
 
 def h_hash(environ, start_response):
-    """Stream the body through sha256 in blocks; answer 'length hexdigest'."""
+    """Stream the body through sha256 in blocks; answer 'length hexdigest' (after ?sleep=S seconds)."""
     stream = environ["wsgi.input"]
     digest = hashlib.sha256()
     length = 0
@@ -201,6 +201,7 @@ def h_hash(environ, start_response):
             break
         digest.update(block)
         length += len(block)
+    time.sleep(float(query(environ).get("sleep", "0")))
     return text(start_response, f"{length} {digest.hexdigest()}")
 
 

@@ -1,10 +1,13 @@
 """Concurrency models: with --threads N a slow application call does not stall other connections, and
 pipelined responses stay in order whatever the model."""
 
+import socket
 import threading
 import time
 
-from tests.functional.client import Conn, build_request
+import pytest
+
+from tests.functional.client import Conn, build_request, chunked
 
 
 def test_slow_request_does_not_stall_a_fast_one(threaded_server):
@@ -68,3 +71,60 @@ def test_concurrent_clients_with_bodies(server):
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+@pytest.mark.parametrize("target", ["/hash?sleep=0.05", "/sleep?s=0.05"], ids=["read", "unread"])
+def test_a_client_pipelining_bodies_does_not_keep_the_loop(server, target):
+    """A client that keeps the server's socket full of pipelined POSTs must not have the loop to itself
+    (threads = 0: the application runs on it): a new client is answered while that one still sends.
+    It was not, on either backend, before the loop received request bodies itself: reading a
+    body (the application, or the server draining what it left) took 64 KiB from the socket at a time,
+    so the input buffer held the next request's start after every request, and the loop went on
+    serving that connection until a read happened to end on a request's last byte, or until 256 KiB
+    of its answers were waiting (here, 85 s away). Now each event's read is taken as it comes, and a
+    body not all in the buffer waits for the next event. The application's 50 ms a request make every
+    server slower than the client, whose requests have an odd length, so no 64 KiB read ends on one's
+    last byte."""
+    request = b""
+    for size in (70_000, 70_001):
+        if len(request) % 2 == 0:
+            request = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")],
+                                    body=chunked(b"x" * size))
+    assert len(request) % 2 == 1
+    stop = threading.Event()
+    answered = []
+
+    def flood(conn: Conn):
+        try:
+            while not stop.is_set():
+                conn.send(request * 8)
+        except OSError:
+            pass
+
+    def drain(conn: Conn):
+        try:
+            while not stop.is_set():
+                data = conn.sock.recv(262144)
+                if not data:
+                    return
+                answered.append(data.count(b"HTTP/1.1 200"))
+        except OSError:
+            pass
+
+    with Conn(server.port, timeout=60) as flooding:
+        workers = [threading.Thread(target=flood, args=(flooding,), daemon=True),
+                   threading.Thread(target=drain, args=(flooding,), daemon=True)]
+        for worker in workers:
+            worker.start()
+        try:
+            while sum(answered) < 3:  # the flood is under way
+                time.sleep(0.01)
+            with Conn(server.port, timeout=20) as newcomer:
+                newcomer.request("GET", "/hello")
+                response = newcomer.read_response(timeout=20)
+            assert response.status == 200 and response.body == b"hello"
+        finally:
+            stop.set()
+            flooding.sock.shutdown(socket.SHUT_RDWR)
+            for worker in workers:
+                worker.join(10)
