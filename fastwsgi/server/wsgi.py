@@ -87,8 +87,9 @@ def error_response(conn, status: int, head_request: bool = False) -> bytes:
 
 
 class StopNow(BaseException):
-    """Raised by an INT/QUIT handler into an application running on the event-loop thread: a fast
-    stop does not wait for it (gunicorn's workers exit from the handler too). A BaseException, as
+    """Raised by an INT/QUIT handler (or TERM's, once --graceful-timeout has passed) into an
+    application running on the event-loop thread: such a stop does not wait for it (gunicorn's
+    workers exit from the handler too). A BaseException, as
     KeyboardInterrupt is: the application's `except Exception` does not swallow it, and the
     exchange still closes the iterable on the way out (PEP 3333)."""
 
