@@ -198,6 +198,8 @@ def _parse_network(entry: str):
 # -- addresses and hop nodes: "1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:443", "2001:db8::1" ----------
 
 _PORT = re.compile(r"[0-9]{1,5}")
+_OBFUSCATED_PORT = re.compile(r"_[A-Za-z0-9._-]+")  # RFC 7239 §6.3 obfport
+_SCOPE = re.compile(r"[A-Za-z0-9._-]+")  # an IPv6 zone index (RFC 6874), e.g. fe80::1%eth0
 
 
 def _port(text: str):
@@ -205,8 +207,6 @@ def _port(text: str):
     if _PORT.fullmatch(text) and 0 < int(text) <= 65535:
         return str(int(text))
     return None
-_OBFUSCATED_PORT = re.compile(r"_[A-Za-z0-9._-]+")  # RFC 7239 §6.3 obfport
-_SCOPE = re.compile(r"[A-Za-z0-9._-]+")  # an IPv6 zone index (RFC 6874), e.g. fe80::1%eth0
 
 
 def _parse_ip(text: str):
