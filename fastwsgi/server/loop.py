@@ -79,7 +79,7 @@ from .pool import WorkerPool
 from .proxyproto import ProxyProtocol, reading_proxy_header
 from .tls import TLSConnection
 from .uwsgi import packet_warnings
-from .wsgi import NO_HEAD_YET
+from .wsgi import NO_HEAD_YET, exchange_on_stack
 
 __all__ = ["Server"]
 
@@ -130,10 +130,14 @@ class Server:
         self.proxy_protocol = (ProxyProtocol(options.get("proxy_allow_from", "127.0.0.1,::1"))
                                if options.get("proxy_protocol") else None)
         self.on_sweep = None  # called at each sweep (pre-fork worker: heartbeat, max requests)
-        # called by the drain timer's thread when --graceful-timeout passed and serve_forever has not
-        # returned: the command signals its main thread, whose TERM handler interrupts an application
-        # stuck on the loop thread (wsgi.interrupt_application)
+        # called by the drain timer's thread when --graceful-timeout passed while an application runs
+        # on the loop thread (threads = 0): the command signals its main thread, whose TERM handler
+        # interrupts that application (wsgi.interrupt_application). Called under _overdue_lock, which
+        # serve_forever takes on its way out: no signal comes once it has returned, when the caller
+        # puts its own handlers back (SIGTERM's default would kill the process)
         self.on_overdue = None
+        self._overdue_lock = _thread.allocate_lock()
+        self._loop_thread = None
         self.multiprocess = multiprocess
         timeouts = [t for t in (self.header_timeout, self.read_timeout, self.keep_alive,
                                 self.send_timeout) if t > 0]
@@ -262,6 +266,7 @@ class Server:
         """Serve until stop() or shutdown(); one that came before this call counts too (a signal
         between installing the handlers and this call), as in socketserver."""
         self._stopped.clear()
+        self._loop_thread = _thread.get_ident()
         self.keep_alive_enabled = self.keep_alive > 0  # again, after a stop()
         self.waits_abandoned = self._closed
         timeout = min(poll_interval, self.sweep_interval)
@@ -269,8 +274,9 @@ class Server:
             while not self._stopping:
                 self._step(timeout)
         finally:
-            self._stopping = False
-            self._stopped.set()
+            with self._overdue_lock:
+                self._stopping = False
+                self._stopped.set()
 
     def handle_request(self) -> None:
         """Serve until one more request has been answered and its response sent, as wsgiref's does
@@ -330,8 +336,10 @@ class Server:
         time.sleep(seconds)
         if not self._closed and not self._stopped.is_set():
             self._cut_drain()
-            if self.on_overdue is not None:
-                self.on_overdue()
+            with self._overdue_lock:
+                if (self.on_overdue is not None and not self._stopped.is_set()
+                        and exchange_on_stack(sys._current_frames().get(self._loop_thread))):
+                    self.on_overdue()
 
     def drain_overdue(self) -> bool:
         """A graceful stop whose --graceful-timeout has passed."""
