@@ -479,8 +479,8 @@ class Server:
                 fd = conn.fd
                 connections[fd] = conn
                 handlers[fd] = conn.on_event
-                if read_first:
-                    try:
+                if read_first and not self._stopping:  # (a stop from an earlier one's application:
+                    try:  # the rest of the batch is only registered, as _step begins no request)
                         conn.on_event(IN)
                     except Exception:
                         self._internal_error(fd)

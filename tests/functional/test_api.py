@@ -2,6 +2,7 @@
 test body runs against both), and serve()'s option validation."""
 
 import http.client
+import socket
 import threading
 import time
 import wsgiref.simple_server
@@ -265,6 +266,60 @@ def test_a_stop_before_serve_forever_is_not_lost():
         thread.join(5)
         assert not thread.is_alive()
     finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize("connected", ["before", "while-busy"])
+def test_no_request_begins_after_a_stop(connected):
+    """stop() from an application (or a signal handler) ends serve_forever before any other request
+    the loop already knows of begins. Two clients send their requests while the loop thread runs a
+    slow application, so both are there when it returns: on connections accepted before, one poll
+    reports both; on connections made meanwhile, one accept takes both (and reads each at once). The
+    first application called stops the server; the other is never called."""
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/busy":
+            started.set()
+            release.wait(10)
+        else:
+            calls.append(environ["PATH_INFO"])
+            server.stop()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = fastwsgi.make_server("127.0.0.1", 0, app)  # threads 0: the loop thread runs the app
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    address = ("127.0.0.1", server.server_port)
+    clients = []
+    try:
+        if connected == "before":
+            clients += [socket.create_connection(address, timeout=5) for _ in range(2)]
+            deadline = time.monotonic() + 5
+            while len(server.connections) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(server.connections) == 2
+        busy = socket.create_connection(address, timeout=5)
+        busy.sendall(b"GET /busy HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert started.wait(5)
+        if connected == "while-busy":
+            clients += [socket.create_connection(address, timeout=5) for _ in range(2)]
+        for index, client in enumerate(clients):
+            client.sendall(b"GET /stop%d HTTP/1.1\r\nHost: t\r\n\r\n" % index)
+        time.sleep(0.2)  # both requests are in the server's socket buffers before the loop polls again
+        release.set()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert len(calls) == 1, calls
+        assert busy.recv(1024).startswith(b"HTTP/1.1 200 OK")
+        busy.close()
+    finally:
+        release.set()
+        if thread.is_alive():
+            server.shutdown()
+        for client in clients:
+            client.close()
         server.server_close()
 
 
