@@ -268,7 +268,8 @@ class Connection:
         else:
             body = EMPTY_BODY
         self.peer_done = not head.keep_alive  # Connection: close, or HTTP/1.0 without keep-alive
-        exchange = server.exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
+        exchange_class = server.exchange_class  # loaded, then called (Exchange.run says why)
+        exchange = exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
             if not (head.expect_continue or body.receive_ahead(LOOKAHEAD)):

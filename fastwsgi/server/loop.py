@@ -388,7 +388,8 @@ class Server:
     # -- the loop -----------------------------------------------------------------------------
 
     def _step(self, timeout: float) -> None:
-        events = self.poller.poll(timeout)
+        poll = self.poller.poll  # loaded, then called (Exchange.run says why)
+        events = poll(timeout)
         self.now = now = time.monotonic()
         if now >= self._date_expires:
             self._refresh_date(now)

