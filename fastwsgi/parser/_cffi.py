@@ -5,19 +5,21 @@ Theory of operation
 The C functions do all byte-level work; this module only moves results across the boundary, with as
 few crossings as possible because each one costs more than parsing a short line in C:
 
-* `RequestParser.parse` makes one call, `fw_parse_head` (csrc/fw_binding.h): it parses (resumable:
-  the C state lives in a per-parser `fw_parser` struct, so a head fed in pieces is scanned once)
-  and, when the head is complete, writes every CGI value, then method, target, version, query,
-  PATH_INFO and, unless the thread's memo knows the head's names, all CGI keys into one buffer as
-  latin-1, separated by \\x01 and ended by a NUL. The result (< 2**30, so one-digit int arithmetic)
-  holds the head's length, the framing facts and the keys' state: found in memo slot s (clients send
-  the same names request after request: the keys are then the tuple this module stored for slot s,
-  whose strings keep their hash, and C neither indexes the names nor writes keys), or written (and
-  stored in slot s). One `ffi.string`, one decode and one split make the strings; they become the
-  PackedHead's `values`, the slot's tuple (the names' keys, then REQUEST_KEYS) its `keys`, and the
-  server's `head.environ(base)` is then one dict copy and one `update(zip(keys, values))`: no
-  intermediate dict, no new key strings, no hashing. The Head's slots are filled in place (no
-  13-argument __init__); no per-header cffi access happens in Python.
+* `RequestParser.parse_next` (the server's call: a head it returns also resets the parser for the
+  next request, so there is no `reset()` call per request; `parse`, which keeps its Head until
+  `reset()`, is built on it) makes one call, `fw_parse_head` (csrc/fw_binding.h): it parses
+  (resumable: the C state lives in a per-parser `fw_parser` struct, so a head fed in pieces is
+  scanned once) and, when the head is complete, writes every CGI value, then method, target,
+  version, query, PATH_INFO and, unless the thread's memo knows the head's names, all CGI keys into
+  one buffer as latin-1, separated by \\x01 and ended by a NUL. The result (< 2**30, so one-digit
+  int arithmetic) holds the head's length, the framing facts and the keys' state: found in memo slot
+  s (clients send the same names request after request: the keys are then the tuple this module
+  stored for slot s, whose strings keep their hash, and C neither indexes the names nor writes
+  keys), or written (and stored in slot s). One `ffi.string`, one decode and one split make the
+  strings; they become the PackedHead's `values`, the slot's tuple (the names' keys, then
+  REQUEST_KEYS) its `keys`, and the server's `head.environ(base)` is then one dict copy and one
+  `update(zip(keys, values))`: no intermediate dict, no new key strings, no hashing. The Head's
+  slots are filled in place (no 13-argument __init__); no per-header cffi access happens in Python.
 * Repeats: a keep-alive client usually sends the same field values request after request. C keeps,
   in a per-parser buffer (`fw_parser.prev`, allocated here once a memoised head arrives, at most
   REPEAT_MAX_HEAD bytes), the values it last packed for memoised names, with the memo slot's stamp;
@@ -51,15 +53,16 @@ few crossings as possible because each one costs more than parsing a short line 
   that the C rules reject in the same place, so C alone decides which error code applies.
 
 A parser owns only its `fw_parser` struct (state, limits, pointers), allocated once in `__init__`;
-`reset()` only marks it for re-initialisation by the next call. The packed-output buffer, the header
-array and the memo of names are shared by all parsers of a thread (`_ThreadScratch`; per thread
-because cffi releases the GIL during the call; a parser used from another thread rebinds itself):
-each call fills and reads them before returning. Only a head with fields that arrives in pieces needs
-its header offsets kept between calls; its parser then copies them into an array of its own. So an
-idle connection costs a few hundred bytes and a new one no buffer allocation. A
-bytearray is copied when small (cheaper than borrowing it) or borrowed with `ffi.from_buffer` only
-for the duration of the call, so the caller can resize it afterwards. The module refuses to load
-an extension whose FW_ABI_VERSION differs from the one it was written for (a stale build), so
+`reset()`, as a head from `parse_next`, only marks it for re-initialisation by the next call (an
+error is left in the struct, where C keeps it sticky until then). The packed-output buffer, the
+header array and the memo of names are shared by all parsers of a thread (`_ThreadScratch`; per
+thread because cffi releases the GIL during the call; a parser used from another thread rebinds
+itself): each call fills and reads them before returning. Only a head with fields that arrives in
+pieces needs its header offsets kept between calls; its parser then copies them into an array of its
+own. So an idle connection costs a few hundred bytes and a new one no buffer allocation. A bytearray
+is copied when small (cheaper than borrowing it) or borrowed with `ffi.from_buffer` only for the
+duration of the call, so the caller can resize it afterwards. The module refuses to load an
+extension whose FW_ABI_VERSION differs from the one it was written for (a stale build), so
 fastwsgi.parser falls back to the Python twin instead of misreading structs.
 """
 
@@ -344,8 +347,13 @@ class RequestParser:
 
     def parse(self, buf) -> Head | None:
         """Parse everything received for this request so far; None means "call again with more"."""
-        if self._result is not None:
-            return self._result
+        if self._result is None:
+            self._result = self.parse_next(buf)
+        return self._result
+
+    def parse_next(self, buf) -> Head | None:
+        """parse(buf), and a Head it returns resets the parser (as reset() would) for the next
+        request: the server's one call per head."""
         if type(buf) is bytes:
             data = buf
         elif len(buf) <= _COPY_MAX:  # a small bytearray/memoryview: copying beats borrowing
@@ -353,8 +361,8 @@ class RequestParser:
         else:
             data = None  # borrowed for the call only, and never kept
         if data is not None and data[:self._kept_len] == self._kept_bytes:  # the last repeat again
-            self._result = head = self._kept_head  # (_types.py): no C call, no thread's buffers
-            return head
+            self._fresh = 1  # (_types.py) no C call; the next one starts anew, even after pieces
+            return self._kept_head
         if self._thread != _get_ident():  # used from another thread: use that thread's buffers
             self._bind_thread()
         if data is not None:
@@ -362,7 +370,7 @@ class RequestParser:
         else:
             with ffi.from_buffer(buf) as cbuf:  # released at once, so the caller may resize buf
                 result = _parse_head(self._p, cbuf, len(buf), self._fresh)
-        self._fresh = 0
+        self._fresh = 0 if result < 0 else 1  # after a head, the next call starts the next request
         if result < 0:
             if result == _INCOMPLETE:
                 return None
@@ -379,7 +387,6 @@ class RequestParser:
             head.content_length = source.content_length
             head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
                 _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
-            self._result = head
             if data is not None and head.consumed <= REPEAT_MAX_HEAD:  # kept whole (_types.py)
                 self._kept_len, self._kept_bytes, self._kept_head = head.consumed, data[:head.consumed], head
             return head
@@ -399,7 +406,6 @@ class RequestParser:
             head.content_length = source.content_length if length_at < 0 else int(items[length_at])
             head.minor, head.chunked, head.keep_alive, head.expect_continue, head.upgrade = \
                 _FACTS[(result >> _FLAGS_SHIFT) & 0xFF]
-            self._result = head
             return head
         if keys_state < _STORED:  # the names of an earlier head: its keys
             keys, length_at = scratch.keys[keys_state]
@@ -427,7 +433,6 @@ class RequestParser:
             self._source = head
             if head.consumed > self._prev_cap and self._prev_cap < REPEAT_MAX_HEAD:
                 self._grow_prev(head.consumed)
-        self._result = head
         return head
 
     def _grow_prev(self, consumed: int) -> None:
@@ -453,7 +458,7 @@ class RequestParser:
             return None
         if result == _TOO_SMALL:
             self._scratch.grow_out(8 * len(buf) + 128)  # always enough (fw_binding.h)
-            return self.parse(buf)  # the head is parsed: this call only packs it again
+            return self.parse_next(buf)  # the head is parsed: this call only packs it again
         raise _error(req.error, req.status)
 
     def _head_from_environ(self, buf) -> Head:
@@ -472,12 +477,11 @@ class RequestParser:
         request_line = bytes(buf[req.method_off:req.version_off + 8]).decode("latin-1")
         method, target, version = request_line.split(" ")
         flags = req.flags
-        self._result = head = Head(
+        return Head(
             req.line_start, method, target, path, target.partition("?")[2], version,
             req.version_minor, dict(zip(items[::2], items[1::2])), req.content_length,
             flags & _CHUNKED != 0, flags & _KEEP_ALIVE != 0, flags & _EXPECT_CONTINUE != 0,
             flags & _UPGRADE != 0)
-        return head
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,10 +93,12 @@ class StickyParser:
 
     `parse(buf)` is given everything received for the current request so far and returns None
     ("call again with more") or the Head; once it has returned a Head it returns the same Head, and
-    once it has raised a ParseError it raises that error again, until `reset()`. Subclasses only
-    implement `_parse(buf)` (one attempt on the bytes so far) and extend `reset()` with their own
-    resumable state. The C backend's HTTP parser keeps the same contract in C (errors are sticky in
-    its struct); the C uwsgi wrapper subclasses the Python uwsgi parser and replaces `_parse`."""
+    once it has raised a ParseError it raises that error again, until `reset()`. `parse_next(buf)`,
+    the server's call, is the same except that a Head it returns also resets the parser: its next
+    call starts the next request (one call per request instead of parse() and reset()). Subclasses
+    only implement `_parse(buf)` (one attempt on the bytes so far) and extend `reset()` with their
+    own resumable state. The C backend's HTTP parser keeps the same contract in C (errors are sticky
+    in its struct); the C uwsgi wrapper subclasses the Python uwsgi parser and replaces `_parse`."""
 
     __slots__ = ("_limits", "_result", "_error")
 
@@ -110,16 +112,22 @@ class StickyParser:
 
     def parse(self, buf) -> Head | None:
         """Parse everything received for this request so far; None means "call again with more"."""
-        if self._result is not None:
-            return self._result
+        if self._result is None:
+            self._result = self.parse_next(buf)
+        return self._result
+
+    def parse_next(self, buf) -> Head | None:
+        """parse(buf), and a Head it returns resets the parser (reset()) for the next request."""
         if self._error is not None:
             raise self._error  # errors are sticky until reset()
         try:
-            self._result = self._parse(buf)
+            head = self._parse(buf)
         except ParseError as exc:
             self._error = exc
             raise
-        return self._result
+        if head is not None:
+            self.reset()
+        return head
 
     def _parse(self, buf) -> Head | None:
         raise NotImplementedError

@@ -221,7 +221,7 @@ class Connection:
                     if not inbuf:
                         return
                 try:
-                    head = self.parser.parse(inbuf)
+                    head = self.parser.parse_next(inbuf)  # (a head resets it for the next)
                 except ParseError as exc:
                     self.parse_failed(exc, inbuf)
                     return
@@ -230,7 +230,6 @@ class Connection:
                         self.head_started = True
                         self.head_deadline = self.server.now + self.server.header_timeout
                     return
-                self.parser.reset()
                 self.head_started = False
                 consumed = head.consumed
                 self.inbuf = inbuf[consumed:] if consumed < len(inbuf) else b""

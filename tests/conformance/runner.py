@@ -58,21 +58,24 @@ def typed(value):
 
 # ---- heads ---------------------------------------------------------------------------------------
 
-def feed_head(backend, limits, pieces, parser_class: str = "RequestParser", parser=None):
+def feed_head(backend, limits, pieces, parser_class: str = "RequestParser", parser=None,
+              method: str = "parse"):
     """Feed pieces to one RequestParser (or `parser_class`) through one growing bytearray; a given
-    `parser` (already reset) is used instead of a new one.
+    `parser` (already reset, or after a Head from parse_next) is used instead of a new one, and
+    `method` names the parser's call (parse, or parse_next: the server's).
 
     Returns (outcome, calls) where outcome is ("head", Head.as_dict()), ("error", code, status) or
     ("incomplete",), and calls lists (buffer length, result kind) per parse() call.
     """
     if parser is None:
         parser = getattr(backend, parser_class)(limits)
+    parse = getattr(parser, method)
     buf = bytearray()
     calls = []
     for piece in pieces:
         buf += piece
         try:
-            result = parser.parse(buf)
+            result = parse(buf)
         except ParseError as exc:
             calls.append((len(buf), "error"))
             return ("error", exc.code, exc.status), calls
@@ -129,10 +132,31 @@ def check_head_outcome(case, outcome, calls, pieces) -> None:
     assert all(kind == "none" for _length, kind in calls[:-1])
 
 
-def parse_once(parser, data):
-    """One parse() call with `data` as bytes; the outcome in feed_head's form."""
+def check_parse_next(backend, cases, strategy: str, passes: int,
+                     parser_class: str = "RequestParser") -> None:
+    """parse_next(), the server's one call per head: every case through one parser per Limits,
+    `passes` times in a row, fed in pieces, with no reset() after a Head. Every outcome must be the
+    corpus's, arriving when check_head_outcome requires. An error must be sticky, as parse()'s, and
+    an error or an incomplete case is followed by reset(), as the server closes such a connection
+    and resets its parser before reusing it."""
+    parsers = {}
+    for case in cases:
+        parser = parsers.setdefault(case.limits, getattr(backend, parser_class)(case.limits))
+        pieces = split(case.data, strategy, case.id)
+        for _ in range(passes):
+            outcome, calls = feed_head(backend, case.limits, pieces, parser=parser,
+                                       method="parse_next")
+            check_head_outcome(case, outcome, calls, pieces)
+            if outcome[0] == "error":
+                assert parse_once(parser, b"\x01garbage", "parse_next") == outcome, case.id
+            if outcome[0] != "head":
+                parser.reset()
+
+
+def parse_once(parser, data, method: str = "parse"):
+    """One parse() (or `method`) call with `data` as bytes; the outcome in feed_head's form."""
     try:
-        result = parser.parse(bytes(data))
+        result = getattr(parser, method)(bytes(data))
     except ParseError as exc:
         return ("error", exc.code, exc.status)
     return ("incomplete",) if result is None else head_outcome(result)

@@ -12,7 +12,8 @@ import pytest
 from fastwsgi.parser import get_backend
 
 from . import corpus
-from .runner import BACKENDS, STRATEGIES, check_head_outcome, feed_head, parse_once, split, typed
+from .runner import (BACKENDS, STRATEGIES, check_head_outcome, check_parse_next, feed_head,
+                     parse_once, split, typed)
 
 CASES = corpus.load("head")
 PARAMS = [
@@ -49,6 +50,15 @@ def test_reset_makes_a_parser_reusable(backend_name):
         if typed(again) != typed(fresh):
             mismatches.append((case.id, again, fresh))
     assert mismatches == []
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("strategy", ("whole", "bytewise", "random0"))
+def test_parse_next_leaves_the_parser_ready_for_the_next_head(backend_name, strategy):
+    """The corpus through parse_next (runner.check_parse_next), each case three times in a row: from
+    the third on, a repeat is the parser's kept head, found with no parsing (_types.py), also
+    after pieces that left the parser mid-head."""
+    check_parse_next(get_backend(backend_name), CASES, strategy, passes=3)
 
 
 def test_corpus_is_large_enough():

@@ -13,7 +13,8 @@ from fastwsgi.errors import ERRORS
 from fastwsgi.parser import get_backend
 
 from . import corpus
-from .runner import BACKENDS, STRATEGIES, check_head_outcome, feed_head, parse_once, split, typed
+from .runner import (BACKENDS, STRATEGIES, check_head_outcome, check_parse_next, feed_head,
+                     parse_once, split, typed)
 
 CASES = corpus.load("uwsgi")
 PARAMS = [
@@ -56,6 +57,14 @@ def test_results_and_errors_are_sticky(backend_name):
         first = parse_once(parser, case.data)
         if first != ("incomplete",):
             assert parse_once(parser, b"\x01garbage") == first, case.id
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("strategy", ("whole", "bytewise", "random0"))
+def test_parse_next_leaves_the_parser_ready_for_the_next_packet(backend_name, strategy):
+    """The corpus through a UwsgiParser's parse_next (runner.check_parse_next), each case twice."""
+    check_parse_next(get_backend(backend_name), CASES, strategy, passes=2,
+                     parser_class="UwsgiParser")
 
 
 def test_corpus_is_large_enough():
