@@ -321,7 +321,7 @@ class RequestParser:
     """Incremental request-head parser; one per connection, `reset()` between requests."""
 
     __slots__ = ("_limits", "_lim", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
-                 "_prev", "_prev_cap", "_source", "_kept_len", "_kept_bytes", "_kept_head")
+                 "_prev", "_prev_cap", "_source", "_kept_len", "_kept_bytes", "_kept_head", "_kept_hidden")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
@@ -332,6 +332,7 @@ class RequestParser:
         self._prev = self._source = None  # C's copy of the last values, and their PackedHead
         self._prev_cap = 0  # _p.prev_cap, read here without a cffi field access
         self._kept_len, self._kept_bytes, self._kept_head = NOTHING_KEPT  # the last repeat, whole
+        self._kept_hidden = None  # the last repeat while an error is sticky (_not_packed), until reset()
         self._bind_thread()
         self.reset()
 
@@ -344,6 +345,8 @@ class RequestParser:
     def reset(self) -> None:
         self._fresh = 1  # the next C call starts with fw_request_init
         self._result = None
+        if self._kept_hidden is not None:
+            (self._kept_len, self._kept_bytes, self._kept_head), self._kept_hidden = self._kept_hidden, None
 
     def parse(self, buf) -> Head | None:
         """Parse everything received for this request so far; None means "call again with more"."""
@@ -459,6 +462,9 @@ class RequestParser:
         if result == _TOO_SMALL:
             self._scratch.grow_out(8 * len(buf) + 128)  # always enough (fw_binding.h)
             return self.parse_next(buf)  # the head is parsed: this call only packs it again
+        if self._kept_head is not None:  # C's error is sticky until reset(): so is it before the
+            self._kept_hidden = (self._kept_len, self._kept_bytes, self._kept_head)  # repeat check
+            self._kept_len, self._kept_bytes, self._kept_head = NOTHING_KEPT
         raise _error(req.error, req.status)
 
     def _head_from_environ(self, buf) -> Head:

@@ -300,6 +300,26 @@ def test_a_head_kept_whole_is_taken_only_for_its_very_bytes(backend_name):
     assert typed(parse_once(parser, cut)) == fresh_outcome(cut)
 
 
+@pytest.mark.parametrize("method", ["parse", "parse_next"])
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_an_error_stays_until_reset_even_before_the_head_kept_whole(backend_name, method):
+    """A parser that raised a ParseError raises it again for any buffer until reset(), the head it
+    kept whole included (it was taken before the C call, and so before C's sticky error); after
+    reset() that head is taken again."""
+    backend = get_backend(backend_name)
+    parser = parsed_three_times(backend, Limits(), BROWSER_GET)
+    kept = parser._kept_head
+    call = getattr(parser, method)
+    with pytest.raises(ParseError) as first:
+        call(b"\x01bad / HTTP/1.1\r\n\r\n")
+    for data in (BROWSER_GET, bytearray(BROWSER_GET), BROWSER_GET + BROWSER_GET):
+        with pytest.raises(ParseError) as again:
+            call(data)
+        assert (again.value.code, again.value.status) == (first.value.code, first.value.status)
+    parser.reset()
+    assert call(BROWSER_GET) is kept
+
+
 def test_a_python_repeat_checks_no_field_line_again(monkeypatch):
     """The Python backend's repeat takes nothing from the general way or a layout: with both
     unusable, it still returns the head a fresh parser returned."""
