@@ -451,6 +451,12 @@ OPTIONS = (
     Option("url_scheme", choice("http", "https"), "http", "wsgi.url_scheme to report"),
     Option("log_level", choice("debug", "info", "warning", "error", "critical"), "info",
            "logging level of the fastwsgi loggers", section="logging", aliases=("loglevel",)),
+    Option("request_buffering", optional(int_at_least(0)), None,
+           "bytes of a request body the server receives before it calls the application, as nginx's "
+           "request buffering: the first 256 KiB in memory, the rest in an unlinked temporary file in "
+           "$TMPDIR, so a slow upload holds no thread; a larger body's rest streams into the "
+           "application's reads (unset: the whole body, up to --limit-request-body; 0: none, the "
+           "application reads every body as it arrives)", metavar="BYTES"),
     # -- processes (fastwsgi/workers/) --
     Option("workers", optional(int_at_least(1)), None,
            "worker processes under a pre-fork master (unset: $WEB_CONCURRENCY, else one process "

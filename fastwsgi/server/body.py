@@ -19,28 +19,44 @@ failed read had gathered are lost with it, so a retry would otherwise return the
 Before the application is called, `receive_ahead()` lets the connection receive the body in the
 event loop (Connection.begin): each call takes what the input buffer holds of the body, without
 blocking, and says whether the application may be called: the whole body has arrived (for chunked,
-its last chunk and trailers have been decoded), or `bound` bytes of it, or its framing failed (the
-failure is raised by the application's first read). The bytes taken go to the read buffer, where the
-application finds them; while more are awaited they gather in a bytearray (`ahead`), so a body
-trickled in many small pieces is copied once, not once per piece.
+its last chunk and trailers have been decoded), or `bound` bytes of it (--request-buffering), or its
+framing failed (the failure is raised by the application's first read past the bytes received
+before it). While more are awaited, the pieces gather in a bytearray (`ahead`) up to LOOKAHEAD
+(256 KiB), so a body trickled in many small pieces is copied once, not once per piece; beyond that
+each piece goes to an anonymous temporary file (the spool: tempfile.TemporaryFile, in $TMPDIR and
+unlinked at once, so nothing is left behind even after a SIGKILL), with one write per piece. The
+application's reads then return the bytes in order: the in-memory part, the file's (read back in
+SPOOL_READ pieces by the application's thread), then whatever still streams from the socket. A
+file that cannot be created or written (disk full) ends the body with a BodyError of status 500,
+raised by the read that reaches the bytes lost, and is logged. The file is closed when the
+exchange ends (`release`: the response complete, a refusal, the connection closed).
 
 Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
 the application has not read to its end is all in the input buffer (its end is known only once it
 is decoded; the connection adds what its socket holds already and asks again while the answer is
-"not yet"): it decodes what is buffered into the body's read buffer, where the application still
-finds every byte, and a failure met there is raised by the application's next read. After the
+"not yet"): it decodes what is buffered into pieces queued after the read buffer and the spool (no
+copy of what was decoded before), where the application still finds every byte, and a failure met
+there is raised by the application's next read. What the application reads after the read buffer
+is `queued`: None (the usual case), or a list of the spool file, then those pieces. After the
 response, `drain_buffered()` lets the connection discard the unread rest of the body from its input
 buffer without blocking, so the next request is never parsed from body bytes; from then on
 (`end_reads()`) a read by the application that needs more than it had received raises BodyError.
 """
 
+import logging
+import tempfile
+
 from ..errors import ParseError
 
-__all__ = ["BodyError", "EMPTY_BODY", "RequestBody"]
+__all__ = ["BodyError", "EMPTY_BODY", "RequestBody", "LOOKAHEAD"]
 
 READ_SIZE = 65536
+LOOKAHEAD = 256 * 1024  # bytes of a body received ahead that stay in memory; the rest is spooled
+SPOOL_READ = 256 * 1024  # bytes per read of the spool file by the application's reads
 DRAIN_LIMIT = 1 << 20  # unread body bytes worth reading and discarding to keep a connection
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+error_log = logging.getLogger("fastwsgi.error")
 
 
 class BodyError(ConnectionError):
@@ -79,7 +95,8 @@ class RequestBody:
     """The body of one request: Content-Length framed (`length` >= 0) or chunked (`decoder`)."""
 
     __slots__ = ("conn", "remaining", "decoder", "buf", "pos", "complete", "limit", "received",
-                 "expect_continue", "continue_sent", "head_sent", "drained", "failure", "ahead")
+                 "expect_continue", "continue_sent", "head_sent", "drained", "failure", "ahead", "taken",
+                 "queued")
 
     def __init__(self, conn, length: int, decoder, limit: int, expect_continue: bool):
         self.conn = conn
@@ -95,7 +112,10 @@ class RequestBody:
         self.head_sent = False  # the response's head is out: no 100 Continue after it (RFC 9110 §15.2)
         self.drained = 0  # bytes discarded after the response
         self.failure = None  # the error that ended the body early, raised again by every later read
-        self.ahead = None  # receive_ahead: the bytes received so far while more are awaited
+        self.ahead = None  # receive_ahead: the bytes received so far (up to LOOKAHEAD) while more are awaited
+        # self.taken (receive_ahead: bytes received so far, in memory and spooled) is set by the call
+        # that begins to wait: most bodies come with their head and never need it
+        self.queued = None  # read after `buf`, before the socket: the spool file, pieces buffer_rest decoded
 
     def _fail(self, message: str, status: int | None = None) -> BodyError:
         """End the body with an error (sticky: `_more` raises it again); the caller raises it."""
@@ -134,6 +154,17 @@ class RequestBody:
 
     def _more(self) -> bytes:
         """The next piece of the body, b"" at its end. May wait (and answer 100 Continue first)."""
+        queued = self.queued
+        while queued:  # the spool file's bytes first (received ahead past LOOKAHEAD), then buffer_rest's
+            source = queued[0]
+            if type(source) is bytes:
+                del queued[0]
+                return source
+            piece = source.read(SPOOL_READ)
+            if piece:
+                return piece
+            del queued[0]
+            source.close()
         if self.failure is not None:
             raise self.failure
         if self.expect_continue and not self.continue_sent and not self.head_sent:
@@ -223,10 +254,11 @@ class RequestBody:
     # -- before the application, and after the response -------------------------------------
 
     def receive_ahead(self, bound: int) -> bool:
-        """Take this body's bytes that conn.inbuf holds into the read buffer, without blocking (the
-        application has not been called yet: nothing has been read); True once it may be called:
-        the whole body, or at least `bound` bytes of it, received, or its framing failed (malformed,
-        over limit_request_body: its first read raises the failure). False: wait for more."""
+        """Take this body's bytes that conn.inbuf holds into the read buffer (past LOOKAHEAD: into
+        the spool file), without blocking (the application has not been called yet: nothing has
+        been read); True once it may be called: the whole body, or at least `bound` bytes of it,
+        received, or its framing failed (malformed, over limit_request_body: the read that needs
+        more than was received raises the failure). False: wait for more."""
         try:
             data = self._take_buffered()
         except BodyError:
@@ -237,13 +269,41 @@ class RequestBody:
                 self.buf = data
                 return True
             self.ahead = bytearray(data)
+            self.taken = len(data)
             return False
-        ahead += data
-        if self.complete or len(ahead) >= bound:
+        if data:
+            self.taken += len(data)
+            if self.queued is None and len(ahead) + len(data) <= LOOKAHEAD:
+                ahead += data
+            else:
+                self._spool(ahead, data)
+        if self.complete or self.taken >= bound:
             self.buf = bytes(ahead)
             self.ahead = None
+            if self.queued is not None:
+                self.queued[0].seek(0)  # (the spool, read from its start)
             return True
         return False
+
+    def _spool(self, ahead: bytearray, data: bytes) -> None:
+        """Keep a received piece: what still fits under LOOKAHEAD in `ahead`, the rest in the spool
+        file (one write). A file that fails ends the body (status 500): the bytes it held are lost."""
+        view = memoryview(data)
+        room = LOOKAHEAD - len(ahead)
+        if room > 0:
+            ahead += view[:room]
+            view = view[room:]
+        try:
+            if self.queued is None:
+                self.queued = [tempfile.TemporaryFile(buffering=0)]
+            spool = self.queued[0]
+            while view:  # (a regular file takes it all at once, short of a full disk)
+                view = view[spool.write(view):]
+        except OSError as exc:
+            error_log.error("Could not keep a request body in a temporary file (%s): answered 500", exc)
+            self.release()
+            self.conn.must_close = True  # the rest of the body is not read: the input is not framed
+            self._fail(f"could not keep the request body: {exc}", 500)
 
     def buffer_rest(self, limit: int):
         """Decode the rest of this body that conn.inbuf holds into the read buffer, without blocking:
@@ -256,10 +316,15 @@ class RequestBody:
             data = self._take_buffered()
         except BodyError:
             return False
-        if data:
-            self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
-            self.pos = 0
-        if len(self.buf) - self.pos > limit:
+        queued = self.queued
+        if data:  # queued as a piece of its own: nothing decoded before is copied again
+            if queued is None:
+                queued = self.queued = []
+            queued.append(data)
+        unread = len(self.buf) - self.pos  # (in memory: the spool's bytes are on disk)
+        if queued:
+            unread += sum(len(piece) for piece in queued if type(piece) is bytes)
+        if unread > limit:
             return False
         if not self.complete:
             return None
@@ -271,13 +336,21 @@ class RequestBody:
         socket and the input buffer (where the next request may already be)."""
         if self.failure is None:
             self.failure = BodyError("wsgi.input read after the response was complete")
+        if self.queued is not None:
+            self.release()
+
+    def release(self) -> None:
+        """Close the spool file, if any, and drop what is queued: the exchange is over."""
+        queued, self.queued = self.queued, None
+        if queued and type(queued[0]) is not bytes:
+            queued[0].close()
 
     def drain_buffered(self) -> bool:
         """Discard this body's bytes already in conn.inbuf; True once the whole body is gone.
 
         Raises BodyError once more than DRAIN_LIMIT bytes were discarded (a chunked body's length is
         not known in advance): the connection then closes instead of reading on."""
-        self.buf, self.pos = b"", 0
+        self.buf, self.pos = b"", 0  # (end_reads released what was queued)
         while not self.complete:
             data = self._take_buffered()
             if not data:

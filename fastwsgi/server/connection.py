@@ -6,8 +6,10 @@ complete head becomes an `Exchange` (wsgi.py), run on the loop thread (threads=0
 worker pool (threads>0: the socket's one-shot registration in the loop's poller stays disarmed until
 the exchange is over) once its body is in (`begin`): a body that did not come with its head is
 received by the loop first, event by event, while the exchange waits in `receiving`, until all of it
-or LOOKAHEAD bytes of it have come (not when the client waits for 100 Continue, which only the
-application's read asks for), so a client that trickles its body holds no thread.
+or --request-buffering bytes of it have come (`server.request_buffering`; the first LOOKAHEAD bytes
+in memory, the rest in a temporary file: body.py), so a client that trickles its body holds no
+thread. Not when the client waits for 100 Continue, which only the application's read asks for, nor
+with --request-buffering 0, where the application streams every body.
 Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
 responses leave together and in order. A response larger than the socket can take keeps the exchange
 suspended (its iterator is resumed when the socket is writable: OUT); no new pipelined request starts
@@ -69,14 +71,13 @@ import struct
 from time import monotonic
 
 from ..errors import ParseError
-from .body import DRAIN_LIMIT, EMPTY_BODY, BodyError, RequestBody
+from .body import DRAIN_LIMIT, EMPTY_BODY, LOOKAHEAD, BodyError, RequestBody
 from .poller import IN, OUT
 from .wsgi import OUTPUT_HIGH_WATER, error_response
 
 __all__ = ["Connection"]
 
 READ_SIZE = 65536
-LOOKAHEAD = 256 * 1024  # unprocessed input buffered behind a response in progress
 LINGER_TIME = 2.0  # lingering close: seconds without input (at most read_timeout) before closing
 LINGER_TOTAL = 30.0  # lingering close: seconds from shutdown(SHUT_WR) to the close, at most
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 seconds: close() sends a reset
@@ -205,7 +206,7 @@ class Connection:
                 return
             if body is not None and self.receiving is not None:
                 # its body is received before its application runs (begin)
-                if not body.receive_ahead(LOOKAHEAD):
+                if not body.receive_ahead(self.server.request_buffering):
                     return
                 exchange, self.receiving = self.receiving, None
             else:
@@ -251,9 +252,10 @@ class Connection:
     def begin(self, head):
         """The exchange of a parsed head, for process() to run now; None when the request was
         refused, or when its body is to be received first (`receiving`: process() goes on taking it
-        from the input until all of it, or LOOKAHEAD bytes, have come), so a client that sends its
-        body slowly never holds the application's thread while it waits. Not when the client waits
-        for 100 Continue: the application's first read asks for it."""
+        from the input until all of it, or --request-buffering bytes, have come), so a client that
+        sends its body slowly never holds the application's thread while it waits. Not when the
+        client waits for 100 Continue (the application's first read asks for it), nor with
+        --request-buffering 0."""
         server = self.server
         if head.chunked:
             body = RequestBody(self, 0, server.backend.ChunkedDecoder(server.limits),
@@ -271,7 +273,7 @@ class Connection:
         exchange = exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
-            if not (head.expect_continue or body.receive_ahead(LOOKAHEAD)):
+            if not (head.expect_continue or body.receive_ahead(server.request_buffering)):
                 self.receiving = exchange  # settle() waits for more (read_timeout: body_timed_out)
                 return None
         return exchange
@@ -292,7 +294,9 @@ class Connection:
         else:
             exchange.refuse(status)
         self.inbuf = b""
-        self.body = None
+        if self.body is not None:
+            self.body.release()  # (a 408 while it was received ahead)
+            self.body = None
         self.peer_done = False  # the client may still be sending: linger
 
     def body_timed_out(self) -> None:
@@ -598,6 +602,9 @@ class Connection:
         receiving, self.receiving = self.receiving, None
         if receiving is not None:  # the client left (or the server closed) before its body came
             receiving.abort()
+        body = self.body
+        if body is not None and not self.in_worker:  # (a worker's exchange releases it as it ends)
+            body.release()  # its spool file, if any
         if self.cut_short or (self.close_delimited and (exchange is not None or self.out or self.in_worker)):
             try:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)

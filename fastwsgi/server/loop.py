@@ -116,6 +116,11 @@ class Server:
         self.keep_alive_enabled = self.keep_alive > 0
         self.send_timeout = options["send_timeout"]
         self.limit_request_body = options["limit_request_body"]
+        # --request-buffering: bytes of a body received before its application is called (unset: the
+        # whole body, up to limit_request_body; 0: none, the application streams every body)
+        buffering = options.get("request_buffering")
+        self.request_buffering = (buffering if buffering is not None
+                                  else self.limit_request_body or sys.maxsize)
         self.max_connections = options["worker_connections"]
         self.graceful_timeout = options.get("graceful_timeout", 30.0)
         self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"),

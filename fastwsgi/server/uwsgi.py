@@ -8,8 +8,9 @@ parser is the HTTP path, reused as is:
 * parsing: the backend's `UwsgiParser` reads the packet (vars block, no body) and returns the same
   `Head` the HTTP parser does, whose `headers` are the packet's vars, CGI-named already; its
   `content_length` frames the body, which is received and read exactly as for HTTP (limit_request_body
-  -> 413 before reading; received by the loop before the application is called, up to LOOKAHEAD
-  bytes, a 408 after read_timeout without a byte meanwhile; read_timeout, truncation errors). A malformed packet gets its status as a
+  -> 413 before reading; received by the loop before the application is called, up to
+  --request-buffering bytes (past 256 KiB in a temporary file), a 408 after read_timeout without a
+  byte meanwhile; read_timeout, truncation errors). A malformed packet gets its status as a
   plain HTTP response and the connection closes, as for a malformed HTTP head; unlike an HTTP
   client's, it is logged (`parse_failed`): the peer is a front end we trust, so a bad packet is a
   misconfiguration (an HTTP client on the uwsgi socket, nginx's `uwsgi_modifier1`, a packet over

@@ -205,6 +205,34 @@ def h_hash(environ, start_response):
     return text(start_response, f"{length} {digest.hexdigest()}")
 
 
+def h_called_hash(environ, start_response):
+    """Record "called" as soon as the application is called, then read the whole body with one
+    wsgi.input method (?mode=read, read-n with ?n=N, readline, iter) through sha256 and answer
+    'length hexdigest'; with ?raise=1, read 1000 bytes and raise instead (the server answers 500)."""
+    q = query(environ)
+    record(q.get("t", ""), event="called")
+    stream = environ["wsgi.input"]
+    if q.get("raise"):
+        stream.read(1000)
+        raise RuntimeError("the application failed while reading its body")
+    mode = q.get("mode", "read")
+    if mode == "read":
+        pieces = [stream.read()]
+    elif mode == "read-n":
+        size = int(q["n"])
+        pieces = iter(lambda: stream.read(size), b"")
+    elif mode == "readline":
+        pieces = iter(stream.readline, b"")
+    else:
+        pieces = stream
+    digest = hashlib.sha256()
+    length = 0
+    for piece in pieces:
+        digest.update(piece)
+        length += len(piece)
+    return text(start_response, f"{length} {digest.hexdigest()}")
+
+
 def h_download(environ, start_response):
     """?n=BYTES of pattern_bytes, in 64 KiB pieces; ?cl=0 omits Content-Length."""
     q = query(environ)
@@ -799,6 +827,7 @@ ROUTES = {
     "/called-echo": h_called_echo,
     "/input": h_input,
     "/hash": h_hash,
+    "/called-hash": h_called_hash,
     "/read-or-400": h_read_or_400,
     "/respond-then-read": h_respond_then_read,
     "/respond-then-record": h_respond_then_record,

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from fastwsgi.server.connection import LOOKAHEAD
 
 DEFAULT_TIMEOUT = 5.0
-# The server receives a request's body before it calls the application, up to LOOKAHEAD bytes of it
-# (Connection.begin): a body that starts with FILLING (chunked) or FILLING_BYTES (Content-Length)
-# reaches the application before the rest of it is sent.
+# A server started with --request-buffering LOOKAHEAD (conftest.streaming_server) receives a request's
+# body before it calls the application up to LOOKAHEAD bytes of it (Connection.begin): a body that
+# starts with FILLING (chunked) or FILLING_BYTES (Content-Length) reaches the application there
+# before the rest of it is sent.
 FILLING_BYTES = b"f" * LOOKAHEAD
 FILLING = b"%x\r\n%s\r\n" % (LOOKAHEAD, FILLING_BYTES)
 

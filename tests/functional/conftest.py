@@ -22,6 +22,7 @@ import pytest
 
 from tests.functional import serverproc
 from tests.functional.apps import EVENTS_ENV
+from fastwsgi.server.connection import LOOKAHEAD
 from tests.functional.client import wait_events
 from tests.functional.ops import OPS_APP, wait_booted
 from tests.functional.serverproc import DEFAULT_APP, REPO_ROOT, ServerPool, ServerProcess
@@ -77,6 +78,10 @@ def server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
 
 
 server = server_fixture(matrix=FULL_MATRIX)
+# a server that calls the application once LOOKAHEAD bytes of a body have come (the default waits for
+# the whole body): a body that starts with client.FILLING reaches the application before its rest
+STREAMING = ("--request-buffering", str(LOOKAHEAD))
+streaming_server = server_fixture(*STREAMING, matrix=FULL_MATRIX)
 threaded_server = server_fixture(matrix=THREADED)
 
 

@@ -197,10 +197,10 @@ def test_unread_chunked_body_keeps_an_http_client_connection(server):
 @pytest.mark.parametrize("sent", [b"5\r\nhello\r\n", b"5\r\nhel", b"5\r\nhello\r\n0\r\n",
                                   b"5\r\nhello\r\n0\r\nX-Checksum: 1\r\n"],
                          ids=["between-chunks", "in-a-chunk", "before-trailers", "in-trailers"])
-def test_unread_chunked_body_not_all_there_closes(server, token, events, sent):
+def test_unread_chunked_body_not_all_there_closes(streaming_server, token, events, sent):
     """The rest of the body has not arrived when the response goes out: Connection: close, and what
     the client sends next (the body's end, then a request) is discarded, never run."""
-    with Conn(server.port) as conn:
+    with Conn(streaming_server.port) as conn:
         conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED) + FILLING + sent)
         first = conn.read_response()
         assert first.body == b"ignored"
@@ -227,20 +227,31 @@ def test_unread_malformed_chunked_body_closes(server, token, events, body):
     assert events(token, count=1, timeout=0.5) == []
 
 
-def test_a_large_unread_chunked_body_never_breaks_a_keep_alive_promise(server):
+LARGE_CHUNKED = b"%x\r\n%s\r\n" % (65536, b"x" * 65536) * 48 + b"0\r\n\r\n"  # 3 MiB
+
+
+def test_a_large_unread_chunked_body_never_breaks_a_keep_alive_promise(streaming_server):
     """A chunked body's size is unknown when the response goes out: a response that promised
     keep-alive had to be followed by the next request's answer, yet past 1 MiB the drain gave up and
     closed, and the pipelined request went unanswered (requests.Session: RemoteDisconnected). More
-    than the server buffers ahead: Connection: close."""
-    piece = b"x" * 65536
-    body = b"%x\r\n%s\r\n" % (len(piece), piece) * 48 + b"0\r\n\r\n"  # 3 MiB
-    with Conn(server.port, timeout=10) as conn:
+    than the server buffers ahead (--request-buffering 256 KiB): Connection: close."""
+    body = LARGE_CHUNKED
+    with Conn(streaming_server.port, timeout=10) as conn:
         conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=body)
                   + build_request("GET", "/p/after"))
         first = conn.read_response()
         assert first.body == b"ignored"
         assert "close" in first.connection_tokens(), first.raw_head
         assert conn.closed_by_server(5.0)
+
+
+def test_a_large_unread_chunked_body_received_first_keeps_the_connection(server):
+    """By default the whole body is received before the application is called, so its end is
+    known when the response goes out: the connection stays open and the pipelined request is
+    answered."""
+    with Conn(server.port, timeout=10) as conn:
+        assert_kept(conn, build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=LARGE_CHUNKED),
+                    b"ignored")
 
 
 def test_a_chunked_body_read_after_the_head_is_whole(server, token, events):
@@ -288,10 +299,10 @@ def post_while_the_app_runs(conn: Conn, events, events_dir, token: str, *pieces:
 
 
 @pytest.mark.parametrize("read", [-1, 3], ids=["unread", "partly-read"])
-def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_the_connection(server, token, events,
+def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_the_connection(streaming_server, token, events,
                                                                             events_dir, read):
     body = chunked(b"abcdef", b"x" * 5000, trailers=b"X-Checksum: 1\r\n")
-    with Conn(server.port) as conn:
+    with Conn(streaming_server.port) as conn:
         first = post_while_the_app_runs(conn, events, events_dir, token, body[:9], body[9:30], body[30:],
                                         read=read)
         assert first.body == b"answered after %d" % max(read, 0)
@@ -300,7 +311,7 @@ def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_the_connection(serv
         assert conn.read_response().body == b"GET /p/after?"
 
 
-def test_an_http_client_chunked_upload_keeps_its_connection(server, token, events, events_dir):
+def test_an_http_client_chunked_upload_keeps_its_connection(streaming_server, token, events, events_dir):
     """http.client with encode_chunked=True (what requests does with a generator body) writes the head,
     then each chunk, in separate sends; the application ignores the body. The chunks come once the
     application runs (after a first chunk that makes the server call it: FILLING)."""
@@ -311,7 +322,7 @@ def test_an_http_client_chunked_upload_keeps_its_connection(server, token, event
         yield b"x" * 1000
         yield b"y" * 3000
 
-    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    client = http.client.HTTPConnection("127.0.0.1", streaming_server.port, timeout=5)
     try:
         client.request("POST", f"/answer-when-told?t={token}", body=body(), encode_chunked=True)
         sock = client.sock
@@ -330,11 +341,11 @@ def test_an_http_client_chunked_upload_keeps_its_connection(server, token, event
 @pytest.mark.parametrize("rest", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"5\r\nhello\r\n0\r\nno colon\r\n\r\n",
                                   b"5\r\nhel"], ids=["data-end", "trailer", "not-all-there"])
 def test_a_chunked_body_that_arrived_while_the_app_ran_still_closes_when_invalid_or_cut(
-        server, token, events, events_dir, rest):
+        streaming_server, token, events, events_dir, rest):
     """Invalid framing, or a body whose end has not come, in the socket: Connection: close, and the
     request sent behind it never runs."""
     smuggled = f"/record?t={token}-smuggled"
-    with Conn(server.port) as conn:
+    with Conn(streaming_server.port) as conn:
         first = post_while_the_app_runs(conn, events, events_dir, token, b"", b"3\r\nabc\r\n", rest)
         assert first.body == b"answered after 0"
         assert "close" in first.connection_tokens(), first.raw_head

@@ -291,7 +291,7 @@ def test_a_failed_body_read_fails_again(server, token, events, framing):
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
-def test_a_read_after_the_response_fails_and_leaves_the_next_request_alone(server, token, events,
+def test_a_read_after_the_response_fails_and_leaves_the_next_request_alone(streaming_server, token, events,
                                                                            events_dir, framing):
     """A thread of the application reads wsgi.input after the response went out: the connection owns
     the rest of the body then (it drains it), so the read raises at once instead of racing the event
@@ -305,7 +305,7 @@ def test_a_read_after_the_response_fails_and_leaves_the_next_request_alone(serve
     else:
         head = build_request("POST", f"/read-after-response?t={token}", headers=[("Transfer-Encoding", "chunked")])
         first, later = head + FILLING + b"a\r\nabcdefghij\r\n", b"a\r\n" + rest + b"\r\n0\r\n\r\n"
-    with Conn(server.port) as conn:
+    with Conn(streaming_server.port) as conn:
         conn.send(first)
         response = conn.read_response()
         assert response.status == 200 and response.body == b"answered"

@@ -21,7 +21,7 @@ import pytest
 
 from tests.functional.apps import pattern_bytes
 from tests.functional.client import FILLING, Conn, build_request, chunked, tell, wait_delivered
-from tests.functional.conftest import BACKENDS, FULL_MATRIX, _check_alive, _use_server, matrix_id
+from tests.functional.conftest import BACKENDS, FULL_MATRIX, STREAMING, _check_alive, _use_server, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
 from tests.functional.test_cli import http_get, run_cli
@@ -41,6 +41,7 @@ def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
 
 
 tls_server = tls_server_fixture(matrix=FULL_MATRIX)
+tls_streaming_server = tls_server_fixture(*STREAMING, matrix=FULL_MATRIX)
 tls_backend_server = tls_server_fixture()
 tls_quick_timeout = tls_server_fixture("--header-timeout", "1")
 tls_short_keep_alive = tls_server_fixture("--keep-alive", "1", matrix=FULL_MATRIX)
@@ -236,13 +237,13 @@ def test_chunked_request_body_over_tls(tls_server, certs):
     assert after.body == b"GET /p/after?"
 
 
-def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_a_tls_connection(tls_server, certs, token, events,
+def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_a_tls_connection(tls_streaming_server, certs, token, events,
                                                                              events_dir):
     """test_connection's look-ahead over TLS: the head and a first chunk that makes the server call
     the application (FILLING), then (once it runs) the body in two records of two sends; the records
     waiting in the socket are decrypted before the head goes out, and the connection stays open."""
     body = chunked(b"hello", b"t" * 3000)
-    with TLSConn(tls_server.port, client_context(certs)) as conn:
+    with TLSConn(tls_streaming_server.port, client_context(certs)) as conn:
         conn.send(build_request("POST", f"/answer-when-told?t={token}", headers=[("Transfer-Encoding", "chunked")])
                   + FILLING)
         assert events(token) == [{"event": "started"}]
@@ -258,11 +259,11 @@ def test_a_chunked_body_that_arrived_while_the_app_ran_keeps_a_tls_connection(tl
         assert conn.read_response().body == b"GET /p/after?"
 
 
-def test_a_tls_record_cut_in_the_socket_is_not_waited_for(tls_server, certs, token, events, events_dir):
+def test_a_tls_record_cut_in_the_socket_is_not_waited_for(tls_streaming_server, certs, token, events, events_dir):
     """The body's last record has only partly arrived when the application answers: nothing more is
     decrypted (the server does not wait for the record's end), the answer says Connection: close,
     and the request behind the body never runs."""
-    client = MemoryClient(tls_server.port, client_context(certs))
+    client = MemoryClient(tls_streaming_server.port, client_context(certs))
     try:
         client.handshake()
         client.send_records(build_request("POST", f"/answer-when-told?t={token}",

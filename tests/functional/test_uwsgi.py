@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from fastwsgi.server.connection import LOOKAHEAD
 from tests.functional.apps import pattern_bytes
 from tests.functional.client import Conn, wait_delivered
 from tests.functional.conftest import BACKENDS, FULL_MATRIX, server_fixture
@@ -239,18 +240,19 @@ def test_unread_body_is_absorbed_before_the_close(uwsgi_server, size):
     assert resp.status == 200 and resp.body == b"ignored"
 
 
-def test_a_trickled_body_is_received_before_the_application(uwsgi_server, events, token):
+@pytest.mark.parametrize("body", [b"0123456789" * 10, pattern_bytes(3 * LOOKAHEAD)], ids=["small", "over-lookahead"])
+def test_a_trickled_body_is_received_before_the_application(uwsgi_server, events, token, body):
     """As over HTTP (test_body_ahead.py): the application is called once the body has come, and
     another request is answered while it is still coming (the old code called the application on
-    the packet, whose read waited for the body on the loop thread or a pool thread)."""
-    body = b"0123456789" * 10
+    the packet, whose read waited for the body on the loop thread or a pool thread; and, past
+    LOOKAHEAD, once LOOKAHEAD bytes had come: the part past it is now in a temporary file)."""
     variables = request_vars("POST", "/called-echo", query=f"t={token}", body=body)
-    with Conn(uwsgi_server.port) as conn:
-        conn.send(packet(variables, body[:50]))
+    with Conn(uwsgi_server.port, timeout=15) as conn:
+        conn.send(packet(variables, body[:len(body) * 2 // 3]))
         wait_delivered(conn.sock)
         assert exchange(uwsgi_server.port, packet(GET)).status == 200
         assert events(token, timeout=0) == [], "the application was called before its body had come"
-        conn.send(body[50:])
+        conn.send(body[len(body) * 2 // 3:])
         resp = conn.read_response("POST")
     assert resp.status == 200 and resp.body == body
 
