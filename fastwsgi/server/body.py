@@ -300,7 +300,7 @@ class RequestBody:
             while view:  # (a regular file takes it all at once, short of a full disk)
                 view = view[spool.write(view):]
         except OSError as exc:
-            error_log.error("Could not keep a request body in a temporary file (%s): answered 500", exc)
+            error_log.error("Could not keep a request body in a temporary file: %s", exc)
             self.release()
             self.conn.must_close = True  # the rest of the body is not read: the input is not framed
             self._fail(f"could not keep the request body: {exc}", 500)

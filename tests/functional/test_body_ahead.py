@@ -21,6 +21,7 @@ import time
 import pytest
 
 from fastwsgi.server.connection import LOOKAHEAD
+from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import Conn, build_request, chunked, get, wait_delivered
 from tests.functional.conftest import _check_alive, _use_server
 from tests.functional.serverproc import DEFAULT_APP
@@ -363,3 +364,22 @@ def test_request_buffering_0_calls_the_app_before_its_body(unbuffered_server, to
         conn.send(wire)
         resp = conn.read_response()
         assert resp.status == 200 and resp.body == BODY
+
+
+def test_a_temporary_file_that_cannot_be_written_ends_the_body_with_500(started, tmp_path, token, events,
+                                                                      events_dir):
+    """A full disk, made by a 1 MiB file size limit (RLIMIT_FSIZE, set by the config file; Python
+    ignores SIGXFSZ, so the write fails with EFBIG): the body ends with a 500 raised by the
+    application's read, the error is logged, and the server goes on serving."""
+    conf = tmp_path / "fsize.conf.py"
+    conf.write_text("import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n")
+    server = started("-c", str(conf), DEFAULT_APP, env={EVENTS_ENV: str(events_dir)})
+    body = random_body(3 << 20)
+    head, wire = framed_large("length", f"/called-hash?t={token}", body)
+    with Conn(server.port, timeout=15) as conn:
+        conn.send(head + wire)
+        resp = conn.read_response()
+        assert resp.status == 500 and "close" in resp.connection_tokens(), resp.raw_head
+    assert events(token) == [{"event": "called"}]
+    assert "Could not keep a request body in a temporary file" in server.stderr_text()
+    assert get(server.port, "/hello").body == b"hello"
