@@ -9,7 +9,9 @@ received by the loop first, event by event, while the exchange waits in `receivi
 or --request-buffering bytes of it have come (`server.request_buffering`; the first LOOKAHEAD bytes
 in memory, the rest in a temporary file: body.py), so a client that trickles its body holds no
 thread. Not when the client waits for 100 Continue, which only the application's read asks for, nor
-with --request-buffering 0, where the application streams every body.
+with --request-buffering 0, where the application streams every body. A body found malformed, over
+--limit-request-body, or impossible to keep while it is received first is answered (400, 413, 500:
+`refuse_received`) without calling the application.
 Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
 responses leave together and in order. A response larger than the socket can take keeps the exchange
 suspended (its iterator is resumed when the socket is writable: OUT); no new pipelined request starts
@@ -209,6 +211,9 @@ class Connection:
                 if not body.receive_ahead(self.server.request_buffering):
                     return
                 exchange, self.receiving = self.receiving, None
+                if body.failure is not None:
+                    self.refuse_received(exchange, body.failure)
+                    continue
             else:
                 if body is not None:
                     try:
@@ -273,10 +278,22 @@ class Connection:
         exchange = exchange_class(self, head, body, head.keep_alive and server.keep_alive_enabled)
         if body is not EMPTY_BODY:
             self.body = body
-            if not (head.expect_continue or body.receive_ahead(server.request_buffering)):
+            bound = server.request_buffering
+            if head.expect_continue or not bound:
+                return exchange  # the application's reads receive it (and ask for the 100 Continue)
+            if not body.receive_ahead(bound):
                 self.receiving = exchange  # settle() waits for more (read_timeout: body_timed_out)
                 return None
+            if body.failure is not None:
+                self.refuse_received(exchange, body.failure)
+                return None
         return exchange
+
+    def refuse_received(self, exchange, failure) -> None:
+        """The body received before its application runs is malformed, over --limit-request-body,
+        or could not be kept: answer its status (400, 413, 500) and close, without calling the
+        application (as waitress does), which would otherwise run with a body it cannot read."""
+        self.reject(failure.status or 400, exchange=exchange)
 
     def parse_failed(self, exc: ParseError, data: bytes) -> None:
         """The input `data` does not parse: answer exc.status and close (a protocol may log it)."""

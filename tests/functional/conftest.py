@@ -82,6 +82,10 @@ server = server_fixture(matrix=FULL_MATRIX)
 # the whole body): a body that starts with client.FILLING reaches the application before its rest
 STREAMING = ("--request-buffering", str(LOOKAHEAD))
 streaming_server = server_fixture(*STREAMING, matrix=FULL_MATRIX)
+# a server that calls the application as soon as a head is parsed: its reads meet the body's
+# framing errors themselves (the default refuses a body found malformed before calling it)
+UNBUFFERED = ("--request-buffering", "0")
+unbuffered_server = server_fixture(*UNBUFFERED, matrix=FULL_MATRIX)
 threaded_server = server_fixture(matrix=THREADED)
 
 

@@ -214,14 +214,34 @@ def test_unread_chunked_body_not_all_there_closes(streaming_server, token, event
                                   b"5\r\nhello\r\n0\r\nno colon\r\n\r\n", b"5\r\nhello\r\n0\r\n\n\r\n",
                                   b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n\r\n"],
                          ids=["data-end", "size", "trailer", "bare-lf-end", "negative", "no-last-chunk"])
-def test_unread_malformed_chunked_body_closes(server, token, events, body):
-    """Invalid framing in a body the application never read: the connection closes and the request
-    after it, which the client may have crafted to be read out of the body, never runs."""
-    with Conn(server.port) as conn:
+def test_unread_malformed_chunked_body_closes(unbuffered_server, token, events, body):
+    """Invalid framing in a body the application never read (it was called before its body came:
+    --request-buffering 0): the connection closes and the request after it, which the client may
+    have crafted to be read out of the body, never runs."""
+    with Conn(unbuffered_server.port) as conn:
         conn.send(build_request("POST", "/ignore-body", headers=TE_CHUNKED, body=body)
                   + build_request("GET", f"/record?t={token}"))
         first = conn.read_response()
         assert first.body == b"ignored"
+        assert "close" in first.connection_tokens(), first.raw_head
+        assert conn.closed_by_server()
+    assert events(token, count=1, timeout=0.5) == []
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"zz\r\nhello\r\n0\r\n\r\n",
+                                  b"5\r\nhello\r\n0\r\nno colon\r\n\r\n", b"5\r\nhello\r\n0\r\n\n\r\n",
+                                  b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n\r\n"],
+                         ids=["data-end", "size", "trailer", "bare-lf-end", "negative", "no-last-chunk"])
+def test_a_malformed_chunked_body_received_first_is_refused_without_the_application(server, token, events,
+                                                                                  body):
+    """By default the body is received before the application runs: invalid framing found then is
+    answered 400 and the connection closes; neither that request's application nor the request
+    after it runs (waitress does the same; the application never sees a request it cannot read)."""
+    with Conn(server.port) as conn:
+        conn.send(build_request("POST", f"/read-record?t={token}", headers=TE_CHUNKED, body=body)
+                  + build_request("GET", f"/record?t={token}"))
+        first = conn.read_response()
+        assert first.status == 400, first.raw_head
         assert "close" in first.connection_tokens(), first.raw_head
         assert conn.closed_by_server()
     assert events(token, count=1, timeout=0.5) == []
@@ -264,10 +284,11 @@ def test_a_chunked_body_read_after_the_head_is_whole(server, token, events):
     assert events(token) == [{"event": "read-ok", "body": "hello chunked world"}]
 
 
-def test_a_malformed_chunked_body_read_after_the_head_raises(server, token, events):
-    """The same, with invalid framing: the connection closes, and the application's read raises as
-    it would have without the look-ahead (never a short body returned as if it were whole)."""
-    with Conn(server.port) as conn:
+def test_a_malformed_chunked_body_read_after_the_head_raises(unbuffered_server, token, events):
+    """The same, with invalid framing, for an application called before its body came
+    (--request-buffering 0): the connection closes, and the application's read raises (never a
+    short body returned as if it were whole)."""
+    with Conn(unbuffered_server.port) as conn:
         conn.send(build_request("POST", f"/respond-then-record?t={token}", headers=TE_CHUNKED,
                                 body=b"5\r\nhelloXX\r\n0\r\n\r\n") + build_request("GET", "/p/after"))
         head = conn.read_head()

@@ -14,6 +14,8 @@ from tests.functional.conftest import BACKENDS, server_fixture
 limited = server_fixture("--limit-request-body", "1000", "--limit-request-line", "200",
                          "--limit-request-fields", "10", "--limit-request-field_size", "300",
                          "--limit-request-head", "2000", matrix=BACKENDS)
+# the same body limit, the application called as soon as the head is parsed: its read meets the limit
+limited_unbuffered = server_fixture("--limit-request-body", "1000", "--request-buffering", "0", matrix=BACKENDS)
 two_connections = server_fixture("--worker-connections", "2", matrix=BACKENDS)
 DEFER = 2  # seconds: Linux hands a silent connection over after its SYN-ACK retransmits (~3 s for 2)
 # the lingering close after a 413 allows min(LINGER_TIME 2 s, --read-timeout) between two bytes: 1 s
@@ -109,11 +111,27 @@ def test_body_at_the_limit_is_accepted(limited):
         assert resp.status == 200 and resp.body == b"z" * 1000
 
 
+OVER_THE_LIMIT_CHUNKED = b"400\r\n" + b"c" * 1024 + b"\r\n400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n"
+
+
 def test_chunked_body_over_the_limit_is_refused(limited, token, events):
-    """Without a length the limit trips while reading: the app sees an error, the client a 413 or a close."""
+    """Without a length the limit trips while the body is received, before the application runs: a
+    413 and a close, and the application is never called."""
     with Conn(limited.port) as conn:
         conn.request("POST", f"/read-record?t={token}", headers=[("Transfer-Encoding", "chunked")],
-                     body=b"400\r\n" + b"c" * 1024 + b"\r\n400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n")
+                     body=OVER_THE_LIMIT_CHUNKED)
+        resp = conn.read_response()
+        assert resp.status == 413 and "close" in resp.connection_tokens(), resp.raw_head
+        assert conn.closed_by_server()
+    assert events(token, count=1, timeout=0.5) == []
+
+
+def test_chunked_body_over_the_limit_read_by_the_app_is_refused(limited_unbuffered, token, events):
+    """The application called before its body came (--request-buffering 0): the limit trips in its
+    read, which raises; the client gets a 413 or a close, never a 200."""
+    with Conn(limited_unbuffered.port) as conn:
+        conn.request("POST", f"/read-record?t={token}", headers=[("Transfer-Encoding", "chunked")],
+                     body=OVER_THE_LIMIT_CHUNKED)
         data = conn.read_available(3.0)
         assert not data.startswith(b"HTTP/1.1 200"), data[:200]
         assert data == b"" or data.startswith(b"HTTP/1.1 413"), data[:200]
@@ -121,9 +139,9 @@ def test_chunked_body_over_the_limit_is_refused(limited, token, events):
     assert seen and seen[0]["event"] == "read-error", seen
 
 
-def test_chunked_body_over_the_limit_answered_by_the_app_closes_the_connection(limited):
+def test_chunked_body_over_the_limit_answered_by_the_app_closes_the_connection(limited_unbuffered):
     """The app catches the error and answers (a Django 400): Connection: close, then the close."""
-    with Conn(limited.port) as conn:
+    with Conn(limited_unbuffered.port) as conn:
         conn.request("POST", "/read-or-400", headers=[("Transfer-Encoding", "chunked")],
                      body=b"400\r\n" + b"c" * 1024 + b"\r\n0\r\n\r\n")
         resp = conn.read_response()

@@ -272,8 +272,9 @@ def test_truncated_body_raises_in_the_app(server, token, events, framing):
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "malformed"])
-def test_a_failed_body_read_fails_again(server, token, events, framing):
-    """A read after a failed one raises again: returning b"" would pass a short body off as whole."""
+def test_a_failed_body_read_fails_again(unbuffered_server, token, events, framing):
+    """A read after a failed one raises again: returning b"" would pass a short body off as whole.
+    (--request-buffering 0: a malformed body is met by the application's read, not refused before.)"""
     target = f"/read-twice?t={token}"
     if framing == "length":
         data = build_request("POST", target, headers=[EXPECT, ("Content-Length", "1000")]) + b"x" * 10
@@ -282,7 +283,7 @@ def test_a_failed_body_read_fails_again(server, token, events, framing):
     else:
         data = build_request("POST", target, headers=[("Transfer-Encoding", "chunked")],
                              body=b"5\r\nhello\r\nzz\r\n")
-    with Conn(server.port) as conn:
+    with Conn(unbuffered_server.port) as conn:
         conn.send(data)
         if framing != "malformed":
             conn.sock.shutdown(socket.SHUT_WR)  # the body ends early
@@ -340,10 +341,11 @@ def test_partly_read_body_is_drained(server):
         assert conn.read_response().body == b"GET /p/next?"
 
 
-def test_malformed_chunked_body_answered_by_the_app_closes_the_connection(server):
-    """The application catches the read error and answers itself (as Django does): that response
-    says Connection: close and the connection closes, since the input is no longer framed."""
-    with Conn(server.port) as conn:
+def test_malformed_chunked_body_answered_by_the_app_closes_the_connection(unbuffered_server):
+    """The application (called before its body came: --request-buffering 0) catches the read error
+    and answers itself (as Django does): that response says Connection: close and the connection
+    closes, since the input is no longer framed."""
+    with Conn(unbuffered_server.port) as conn:
         conn.send(build_request("POST", "/read-or-400", headers=[("Transfer-Encoding", "chunked")])
                   + b"5\r\nhello\r\nzz\r\n" + build_request("GET", "/p/smuggled"))
         resp = conn.read_response()
