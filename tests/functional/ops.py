@@ -115,6 +115,16 @@ def gone(pid: int) -> bool:
         return True
 
 
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Whether `predicate()` turned true within `timeout` (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not gone(pid):

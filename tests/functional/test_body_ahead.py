@@ -16,7 +16,6 @@ import os
 import random
 import socket
 import tempfile
-import time
 
 import pytest
 
@@ -24,6 +23,7 @@ from fastwsgi.server.connection import LOOKAHEAD
 from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import Conn, build_request, chunked, get, wait_delivered
 from tests.functional.conftest import _check_alive, _use_server
+from tests.functional.ops import wait_for
 from tests.functional.serverproc import DEFAULT_APP
 
 READ_TIMEOUT = 2.0
@@ -284,17 +284,6 @@ def spool_files(server) -> set:
             if target.startswith(tempfile.gettempdir()) and target.endswith(" (deleted)"):
                 found.add((pid, target))
     return found
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    """Whether `predicate()` turned true within `timeout` (the server releases as the exchange ends,
-    a pool thread maybe just after its response went out)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_the_temporary_file_is_closed_however_the_exchange_ends(ahead_server, token, events):

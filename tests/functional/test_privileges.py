@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.functional.client import get
-from tests.functional.ops import children, wait_booted
+from tests.functional.ops import children, wait_booted, wait_for
 from tests.functional.serverproc import REPO_ROOT, ServerProcess, ServeScript
 from tests.functional.test_cli import assert_one_error_line
 from tests.functional.test_cli import run_cli
@@ -94,15 +94,6 @@ def seen_by_app(port: int) -> dict:
 
 def unix_get(path: Path) -> bytes:
     return unix_exchange(str(path), b"GET /unix HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 # -- who runs as whom ------------------------------------------------------------------------------
