@@ -242,6 +242,14 @@ def directory(value) -> str:
     return value
 
 
+def writable_directory(value) -> str:
+    """An existing directory this process may create files in."""
+    value = directory(value)
+    if not os.access(value, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create files in {value!r}")
+    return value
+
+
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """None (unset) or what `convert` accepts."""
     def convert_optional(value):
@@ -454,9 +462,14 @@ OPTIONS = (
     Option("request_buffering", optional(int_at_least(0)), None,
            "bytes of a request body the server receives before it calls the application, as nginx's "
            "request buffering: the first 256 KiB in memory, the rest in an unlinked temporary file in "
-           "$TMPDIR, so a slow upload holds no thread; a larger body's rest streams into the "
+           "--tmp-upload-dir, so a slow upload holds no thread; a larger body's rest streams into the "
            "application's reads (unset: the whole body, up to --limit-request-body; 0: none, the "
            "application reads every body as it arrives)", metavar="BYTES"),
+    Option("tmp_upload_dir", optional(writable_directory), None,
+           "directory of the temporary files that hold request bodies received past 256 KiB "
+           "(--request-buffering); each is unlinked as soon as it is made, so nothing is left there "
+           "even after a crash (unset: the temporary directory, $TMPDIR); the workers' user must be "
+           "able to write to it", metavar="DIR", path=True),
     # -- processes (fastwsgi/workers/) --
     Option("workers", optional(int_at_least(1)), None,
            "worker processes under a pre-fork master (unset: $WEB_CONCURRENCY, else one process "
@@ -669,7 +682,6 @@ OPTIONS = (
              "connection just ends)", ours=(True,)),
     _refused("enable_stdio_inheritance", "fastwsgi does not implement gunicorn's -R", flags=("-R",),
              ours=(False,)),
-    _refused("tmp_upload_dir", "fastwsgi does not spool request bodies to temporary files", ours=(None,)),
     _refused("secure_scheme_headers", "fastwsgi sets wsgi.url_scheme from X-Forwarded-Proto (or "
              "Forwarded: proto= with --forwarded-headers forwarded) sent by --forwarded-allow-ips peers",
              ours=({"X-FORWARDED-PROTO": "https"},)),
@@ -1121,6 +1133,7 @@ def _type_name(option: Option) -> str:
             "access_format": "format", "file_mode": "octal mode", "path_list": "list of paths", "tcp_bind": "HOST:PORT",
             "search_path": "list of paths", "env_list": "list of KEY=VALUE",
             "user_id": "name or uid", "group_id": "name or gid", "directory": "directory",
+            "writable_directory": "directory",
             "log_config_source": "file (or dict)"}.get(name, name)
 
 

@@ -23,9 +23,9 @@ its last chunk and trailers have been decoded), or `bound` bytes of it (--reques
 framing failed (the failure is raised by the application's first read past the bytes received
 before it). While more are awaited, the pieces gather in a bytearray (`ahead`) up to LOOKAHEAD
 (256 KiB), so a body trickled in many small pieces is copied once, not once per piece; beyond that
-each piece goes to an anonymous temporary file (the spool: tempfile.TemporaryFile, in $TMPDIR and
-unlinked at once, so nothing is left behind even after a SIGKILL), with one write per piece. The
-application's reads then return the bytes in order: the in-memory part, the file's (read back in
+each piece goes to an anonymous temporary file (the spool: tempfile.TemporaryFile in
+--tmp-upload-dir, else $TMPDIR, unlinked at once, so nothing is left behind even after a SIGKILL),
+with one write per piece. The application's reads then return the bytes in order: the in-memory part, the file's (read back in
 SPOOL_READ pieces by the application's thread), then whatever still streams from the socket. A
 file that cannot be created or written (disk full) ends the body with a BodyError of status 500,
 raised by the read that reaches the bytes lost, and is logged. The file is closed when the
@@ -160,7 +160,10 @@ class RequestBody:
             if type(source) is bytes:
                 del queued[0]
                 return source
-            piece = source.read(SPOOL_READ)
+            try:
+                piece = source.read(SPOOL_READ)
+            except ValueError:  # closed under a late read (a thread the application left behind):
+                raise self.failure or BodyError("wsgi.input read after the exchange ended") from None
             if piece:
                 return piece
             del queued[0]
@@ -295,7 +298,8 @@ class RequestBody:
             view = view[room:]
         try:
             if self.queued is None:
-                self.queued = [tempfile.TemporaryFile(buffering=0)]
+                self.queued = [tempfile.TemporaryFile(buffering=0, prefix="fastwsgi-body-",
+                                                      dir=self.conn.server.tmp_upload_dir)]
             spool = self.queued[0]
             while view:  # (a regular file takes it all at once, short of a full disk)
                 view = view[spool.write(view):]

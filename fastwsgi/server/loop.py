@@ -121,6 +121,7 @@ class Server:
         buffering = options.get("request_buffering")
         self.request_buffering = (buffering if buffering is not None
                                   else self.limit_request_body or sys.maxsize)
+        self.tmp_upload_dir = options.get("tmp_upload_dir")  # (None: tempfile's, $TMPDIR)
         self.max_connections = options["worker_connections"]
         self.graceful_timeout = options.get("graceful_timeout", 30.0)
         self.trusted_proxies = _trusted_proxies(options.get("forwarded_allow_ips", "127.0.0.1,::1"),

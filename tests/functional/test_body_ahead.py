@@ -25,6 +25,7 @@ from tests.functional.client import Conn, build_request, chunked, get, wait_deli
 from tests.functional.conftest import _check_alive, _use_server
 from tests.functional.ops import wait_for
 from tests.functional.serverproc import DEFAULT_APP
+from tests.functional.test_cli import run_cli
 
 READ_TIMEOUT = 2.0
 # (parser, threads, extra flags): the loop, a thread pool, a pre-fork worker
@@ -272,8 +273,10 @@ def server_pids(server) -> list[int]:
     return pids
 
 
-def spool_files(server) -> set:
-    """The unlinked files in the temporary directory the server's processes hold open."""
+def spool_files(server, directory: str | None = None) -> set:
+    """The unlinked files in `directory` (default: the temporary directory) the server's processes
+    hold open."""
+    directory = os.path.join(directory or tempfile.gettempdir(), "")
     found = set()
     for pid in server_pids(server):
         for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -281,7 +284,7 @@ def spool_files(server) -> set:
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:  # closed meanwhile
                 continue
-            if target.startswith(tempfile.gettempdir()) and target.endswith(" (deleted)"):
+            if target.startswith(directory) and target.endswith(" (deleted)"):
                 found.add((pid, target))
     return found
 
@@ -322,6 +325,41 @@ def test_the_temporary_file_is_closed_however_the_exchange_ends(ahead_server, to
         assert conn.read_response().status == 500
     assert wait_for(lambda: spool_files(server) == before)
     assert events(token, timeout=0) == [{"event": "called"}] * 3  # never for the first two
+
+
+@pytest.mark.parametrize("workers", [(), ("-w", "1")], ids=["single", "w1"])
+def test_tmp_upload_dir_holds_the_temporary_files(started, tmp_path, token, workers):
+    """--tmp-upload-dir DIR: the part of a body past LOOKAHEAD goes to an unlinked file in DIR (none
+    in the default directory), and the application reads every byte of it."""
+    upload_dir = tmp_path / "uploads"
+    upload_dir.mkdir()
+    server = started("--tmp-upload-dir", str(upload_dir), *workers, DEFAULT_APP, booted=len(workers) // 2)
+    before_default = spool_files(server)
+    body = random_body(3 * LOOKAHEAD)
+    head, wire = framed_large("length", f"/called-hash?t={token}", body)
+    with Conn(server.port, timeout=15) as conn:
+        conn.send(head + wire[:2 * LOOKAHEAD])
+        assert wait_for(lambda: len(spool_files(server, str(upload_dir))) == 1), \
+            "no temporary file in --tmp-upload-dir holds the body past LOOKAHEAD"
+        in_upload_dir = spool_files(server, str(upload_dir))
+        assert spool_files(server) - in_upload_dir == before_default  # (tmp_path is in it too)
+        conn.send(wire[2 * LOOKAHEAD:])
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == hashed(body)
+    assert wait_for(lambda: not spool_files(server, str(upload_dir)))
+    assert os.listdir(upload_dir) == []  # unlinked as made: nothing left behind
+
+
+@pytest.mark.parametrize("where", ["missing", "a-file"])
+def test_tmp_upload_dir_must_be_a_directory(tmp_path, where):
+    """A --tmp-upload-dir that is not a directory is refused at start: one line, exit status 2."""
+    path = tmp_path / where
+    if where == "a-file":
+        path.write_text("")
+    result = run_cli("--bind", "127.0.0.1:0", "--tmp-upload-dir", str(path), DEFAULT_APP)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--tmp-upload-dir" in lines[0] and "no such directory" in lines[0], lines
 
 
 @FRAMINGS

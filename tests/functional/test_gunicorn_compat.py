@@ -72,6 +72,7 @@ max_requests_jitter = 50
 preload_app = True
 pidfile = "{pidfile}"
 worker_tmp_dir = "{tmp_dir}"
+tmp_upload_dir = "{tmp_dir}"
 forwarded_allow_ips = "*"
 """
 
@@ -92,7 +93,7 @@ def test_typical_gunicorn_conf_is_read_under_our_names(typical_conf):
     assert (options["keep_alive"], options["access_logfile"], options["error_logfile"]) == (5.0, "-", "-")
     assert (options["max_requests"], options["max_requests_jitter"], options["preload"]) == (1000, 50, True)
     assert options["pid"] == str(typical_conf.parent / "g.pid")
-    assert options["worker_tmp_dir"] == str(typical_conf.parent / "heartbeats")
+    assert options["worker_tmp_dir"] == options["tmp_upload_dir"] == str(typical_conf.parent / "heartbeats")
     assert (options["log_level"], options["forwarded_allow_ips"]) == ("info", "*")
     check = run_cli("-c", str(typical_conf), "--check-config", APP)
     assert check.returncode == 0 and "configuration OK" in check.stdout, check.stderr
@@ -315,7 +316,6 @@ REFUSED = [  # (config-file name, a value, gunicorn's flag or None, its argument
     ("suppress_ragged_eofs", "False", "--suppress-ragged-eofs", None, "close_notify"),
     ("enable_stdio_inheritance", "True", "-R", None, "-R"),
     ("enable_stdio_inheritance", "True", "--enable-stdio-inheritance", None, "-R"),
-    ("tmp_upload_dir", '"/tmp"', None, None, "spool"),
     ("secure_scheme_headers", '{"X-FORWARDED-SSL": "on"}', None, None, "--forwarded-allow-ips"),
     ("forwarder_headers", '"SCRIPT_NAME"', "--forwarder-headers", "SCRIPT_NAME", "--url-prefix"),
     ("casefold_http_method", "True", "--casefold-http-method", None, "leniency"),
@@ -368,7 +368,7 @@ def test_refused_settings_asking_for_what_fastwsgi_does_are_accepted(tmp_path, p
     https, asks for what fastwsgi does anyway: it starts (it was refused), and behaves so."""
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(f"bind = '127.0.0.1:0'\nforwarded_allow_ips = '127.0.0.1'\n{OURS}"
-                    f"statsd_host = None\npaste = None\ntmp_upload_dir = None\n")
+                    f"statsd_host = None\npaste = None\n")
     toml = tmp_path / "pyproject.toml"
     toml.write_text("[tool.fastwsgi]\n" + OURS.replace("False", "false").replace("True", "true")
                     .replace('{"X-Forwarded-Proto": "https"}', '{"X-Forwarded-Proto" = "https"}'))

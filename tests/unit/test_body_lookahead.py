@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from fastwsgi.parser import Limits, get_backend
-from fastwsgi.server.body import DRAIN_LIMIT, BodyError, RequestBody
+from fastwsgi.server.body import DRAIN_LIMIT, LOOKAHEAD, BodyError, RequestBody
 
 NEXT = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -107,3 +107,45 @@ def test_a_malformed_chunked_body_ends_the_wait_and_fails_the_read(backend):
     with pytest.raises(BodyError) as caught:
         body.read()
     assert caught.value.status == 400
+
+
+# -- the spool: the part of a body received ahead past LOOKAHEAD, in a temporary file ----------------
+
+def spooled_body(data: bytes, tmp_path) -> RequestBody:
+    """A Content-Length body of `data` received ahead in two pieces, so its part past LOOKAHEAD is in
+    a temporary file in tmp_path (the server's --tmp-upload-dir)."""
+    server = SimpleNamespace(tmp_upload_dir=str(tmp_path))
+    conn = SimpleNamespace(inbuf=data[:1000], must_close=False, broken=False, server=server)
+    body = RequestBody(conn, len(data), None, 0, False)
+    assert body.receive_ahead(len(data)) is False
+    conn.inbuf = data[1000:] + NEXT
+    assert body.receive_ahead(len(data)) is True
+    assert body.queued is not None and conn.inbuf == NEXT
+    return body
+
+
+def test_a_spooled_body_reads_back_whole_and_in_order(tmp_path):
+    data = bytes(range(256)) * (3 * LOOKAHEAD // 256) + b"tail"
+    body = spooled_body(data, tmp_path)
+    spool = body.queued[0]
+    assert body.readline() == data[:data.index(b"\n") + 1]
+    assert body.read(LOOKAHEAD) == data[data.index(b"\n") + 1:data.index(b"\n") + 1 + LOOKAHEAD]
+    assert body.read() == data[data.index(b"\n") + 1 + LOOKAHEAD:]
+    assert spool.closed  # read to its end
+
+
+def test_a_late_read_that_meets_the_spool_closed_raises_body_error(tmp_path):
+    """A thread the application left behind reads wsgi.input while the response completes: it may
+    have taken the queue before end_reads() closed the file in it. Its read raises the BodyError
+    that any read after the response raises, not the file's ValueError."""
+    data = b"x" * (3 * LOOKAHEAD)
+    body = spooled_body(data, tmp_path)
+    assert body.read(LOOKAHEAD + 10) == data[:LOOKAHEAD + 10]  # into the file's first piece
+    assert body.read(len(data)) == data[LOOKAHEAD + 10:]
+    body = spooled_body(data, tmp_path)
+    queue_seen_by_the_thread = body.queued
+    body.end_reads()  # the response is complete: the file is closed
+    assert queue_seen_by_the_thread[0].closed
+    body.queued = queue_seen_by_the_thread  # the read goes on with the queue it took before
+    with pytest.raises(BodyError, match="after the response was complete"):
+        body.read()
