@@ -46,7 +46,6 @@ process (the master, or the single process) reports READY/RELOADING/STOPPING and
 """
 
 import ast
-import functools
 import importlib
 import logging
 import os
@@ -356,7 +355,7 @@ def _serve(app, options: dict, process, held=None) -> None:
                     signal.SIGTTIN: signal.SIG_IGN, signal.SIGTTOU: signal.SIG_IGN}
         for signum, handler in handlers.items():
             previous[signum] = signal.signal(signum, handler)
-        server.on_overdue = functools.partial(signal.pthread_kill, threading.get_ident(), signal.SIGTERM)
+        server.signal_when_overdue()
     if held is not None and signal.SIGUSR1 in held():  # came while the application was imported
         logs.reopen()  # (the access log was opened since)
     try:  # the handlers are in place before anyone learns our PID or address

@@ -73,7 +73,7 @@ import threading
 
 from .._cparser import ffi, lib
 from ..errors import NAMES_BY_NUMBER, ParseError, ResponseError
-from ._types import NOTHING_KEPT, REPEAT_MAX_HEAD, Head, Limits
+from ._types import NOTHING_KEPT, REPEAT_MAX_HEAD, Head, KeepsItsHead, Limits
 
 __all__ = ["NAME", "RequestParser", "ChunkedDecoder", "serialize_head"]
 
@@ -317,10 +317,11 @@ def _thread_scratch(header_count: int) -> _ThreadScratch:
     return scratch
 
 
-class RequestParser:
-    """Incremental request-head parser; one per connection, `reset()` between requests."""
+class RequestParser(KeepsItsHead):
+    """Incremental request-head parser; one per connection, `reset()` between requests (or a head
+    from `parse_next`)."""
 
-    __slots__ = ("_limits", "_lim", "_p", "_own_headers", "_scratch", "_thread", "_fresh", "_result",
+    __slots__ = ("_limits", "_lim", "_p", "_own_headers", "_scratch", "_thread", "_fresh",
                  "_prev", "_prev_cap", "_source", "_kept_len", "_kept_bytes", "_kept_head", "_kept_hidden")
 
     def __init__(self, limits: Limits | None = None):
@@ -347,12 +348,6 @@ class RequestParser:
         self._result = None
         if self._kept_hidden is not None:
             (self._kept_len, self._kept_bytes, self._kept_head), self._kept_hidden = self._kept_hidden, None
-
-    def parse(self, buf) -> Head | None:
-        """Parse everything received for this request so far; None means "call again with more"."""
-        if self._result is None:
-            self._result = self.parse_next(buf)
-        return self._result
 
     def parse_next(self, buf) -> Head | None:
         """parse(buf), and a Head it returns resets the parser (as reset() would) for the next

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import ParseError
 
-__all__ = ["Limits", "Head", "StickyParser", "REPEAT_MAX_HEAD", "NOTHING_KEPT"]
+__all__ = ["Limits", "Head", "KeepsItsHead", "StickyParser", "REPEAT_MAX_HEAD", "NOTHING_KEPT"]
 
 # Both backends keep the last head's field lines (C: its values; Python: its field block) so that a
 # head repeating them reuses that head's strings. And they keep the last head that did so, whole
@@ -88,7 +88,20 @@ class Head:
         return f"Head({self.as_dict()!r})"
 
 
-class StickyParser:
+class KeepsItsHead:
+    """`parse(buf)` on top of a parser's `parse_next(buf)` (one call per request, a Head it returns
+    resets the parser): the Head once returned stays the answer until `reset()` clears `_result`."""
+
+    __slots__ = ("_result",)
+
+    def parse(self, buf) -> Head | None:
+        """Parse everything received for this request so far; None means "call again with more"."""
+        if self._result is None:
+            self._result = self.parse_next(buf)
+        return self._result
+
+
+class StickyParser(KeepsItsHead):
     """What every pure-Python parser's parse(buf) promises (HTTP heads and uwsgi packets alike).
 
     `parse(buf)` is given everything received for the current request so far and returns None
@@ -100,7 +113,7 @@ class StickyParser:
     own resumable state. The C backend's HTTP parser keeps the same contract in C (errors are sticky
     in its struct); the C uwsgi wrapper subclasses the Python uwsgi parser and replaces `_parse`."""
 
-    __slots__ = ("_limits", "_result", "_error")
+    __slots__ = ("_limits", "_error")
 
     def __init__(self, limits: Limits | None = None):
         self._limits = limits if limits is not None else Limits()
@@ -109,12 +122,6 @@ class StickyParser:
     def reset(self) -> None:
         self._result = None
         self._error = None
-
-    def parse(self, buf) -> Head | None:
-        """Parse everything received for this request so far; None means "call again with more"."""
-        if self._result is None:
-            self._result = self.parse_next(buf)
-        return self._result
 
     def parse_next(self, buf) -> Head | None:
         """parse(buf), and a Head it returns resets the parser (reset()) for the next request."""

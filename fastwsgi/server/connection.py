@@ -11,7 +11,7 @@ in memory, the rest in a temporary file: body.py), so a client that trickles its
 thread. Not when the client waits for 100 Continue, which only the application's read asks for, nor
 with --request-buffering 0, where the application streams every body. A body found malformed, over
 --limit-request-body, or impossible to keep while it is received first is answered (400, 413, 500:
-`refuse_received`) without calling the application.
+`refused_received`) without calling the application.
 Responses are appended to `out`, and `settle()` sends them with one send() per wakeup, so pipelined
 responses leave together and in order. A response larger than the socket can take keeps the exchange
 suspended (its iterator is resumed when the socket is writable: OUT); no new pipelined request starts
@@ -211,8 +211,7 @@ class Connection:
                 if not body.receive_ahead(self.server.request_buffering):
                     return
                 exchange, self.receiving = self.receiving, None
-                if body.failure is not None:
-                    self.refuse_received(exchange, body.failure)
+                if self.refused_received(exchange, body):
                     continue
             else:
                 if body is not None:
@@ -284,16 +283,20 @@ class Connection:
             if not body.receive_ahead(bound):
                 self.receiving = exchange  # settle() waits for more (read_timeout: body_timed_out)
                 return None
-            if body.failure is not None:
-                self.refuse_received(exchange, body.failure)
+            if self.refused_received(exchange, body):
                 return None
         return exchange
 
-    def refuse_received(self, exchange, failure) -> None:
-        """The body received before its application runs is malformed, over --limit-request-body,
-        or could not be kept: answer its status (400, 413, 500) and close, without calling the
-        application (as waitress does), which would otherwise run with a body it cannot read."""
+    def refused_received(self, exchange, body) -> bool:
+        """True when the body received before its application runs failed (malformed, over
+        --limit-request-body, or could not be kept): its status (400, 413, 500) is answered and the
+        connection closes, without calling the application (as waitress does), which would otherwise
+        run with a body it cannot read."""
+        failure = body.failure
+        if failure is None:
+            return False
         self.reject(failure.status or 400, exchange=exchange)
+        return True
 
     def parse_failed(self, exc: ParseError, data: bytes) -> None:
         """The input `data` does not parse: answer exc.status and close (a protocol may log it)."""

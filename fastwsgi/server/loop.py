@@ -62,7 +62,9 @@ SIGKILL (with threads = 0 the wait is on the loop thread itself, which a stop ca
 
 import _thread
 import collections
+import functools
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -346,6 +348,11 @@ class Server:
                 if (self.on_overdue is not None and not self._stopped.is_set()
                         and exchange_on_stack(sys._current_frames().get(self._loop_thread))):
                     self.on_overdue()
+
+    def signal_when_overdue(self) -> None:
+        """Called on the thread whose SIGTERM handler drains (the main thread): on_overdue sends it
+        SIGTERM again, so that handler interrupts the application left running (drain_overdue)."""
+        self.on_overdue = functools.partial(signal.pthread_kill, threading.get_ident(), signal.SIGTERM)
 
     def drain_overdue(self) -> bool:
         """A graceful stop whose --graceful-timeout has passed."""

@@ -54,7 +54,6 @@ the application") and the stack of the stuck loop thread into the heartbeat file
 so the master can log them.
 """
 
-import functools
 import logging
 import os
 import random
@@ -154,7 +153,7 @@ class Worker(hooks.HookArgument):
                                       multiprocess=True, metrics=self.metrics,
                                       ssl_context=self.ssl_context)
         server.on_sweep = self._on_sweep
-        server.on_overdue = functools.partial(signal.pthread_kill, threading.get_ident(), signal.SIGTERM)
+        server.signal_when_overdue()
         if self.max_requests:
             server.requests_limit = self.max_requests
             server.on_requests_limit = self._reached_max_requests

@@ -52,14 +52,16 @@ def pool(events_dir):
     servers.stop_all()
 
 
-def _use_server(pool, param, extra, app):
+def use_server(pool, param, extra, app):
+    """The pool's server for (parser, threads) = `param` with `extra` flags serving `app`."""
     parser, threads = param
     server = pool.get(parser, threads, *extra, app=app)
     server.parser, server.threads = parser, threads
     return server
 
 
-def _check_alive(server):
+def check_alive(server):
+    """Fail the test (with the server's stderr) if the server process died during it."""
     if not server.alive():
         pytest.fail(f"the server process died during this test (exit {server.proc.returncode}); stderr:\n"
                     + server.stderr_text()[-4000:])
@@ -70,9 +72,9 @@ def server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
 
     @pytest.fixture(params=matrix, ids=matrix_id)
     def fixture(request, pool):
-        server = _use_server(pool, request.param, extra, app)
+        server = use_server(pool, request.param, extra, app)
         yield server
-        _check_alive(server)
+        check_alive(server)
 
     return fixture
 

@@ -22,7 +22,7 @@ import pytest
 from fastwsgi.server.connection import LOOKAHEAD
 from tests.functional.apps import EVENTS_ENV
 from tests.functional.client import Conn, build_request, chunked, get, wait_delivered
-from tests.functional.conftest import _check_alive, _use_server
+from tests.functional.conftest import check_alive, use_server
 from tests.functional.ops import wait_for
 from tests.functional.serverproc import DEFAULT_APP
 from tests.functional.test_cli import run_cli
@@ -45,10 +45,10 @@ def ahead_fixture(*flags: str, models=MODELS):
     @pytest.fixture(params=models, ids=model_id)
     def fixture(request, pool):
         parser, threads, extra = request.param
-        server = _use_server(pool, (parser, threads), (*extra, "--read-timeout", str(READ_TIMEOUT), *flags),
+        server = use_server(pool, (parser, threads), (*extra, "--read-timeout", str(READ_TIMEOUT), *flags),
                              DEFAULT_APP)
         yield server
-        _check_alive(server)
+        check_alive(server)
 
     return fixture
 

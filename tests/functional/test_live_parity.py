@@ -34,7 +34,7 @@ import time
 
 import pytest
 
-from tests.functional.conftest import FULL_MATRIX, _check_alive, _use_server, matrix_id
+from tests.functional.conftest import FULL_MATRIX, check_alive, use_server, matrix_id
 from tests.functional.serverproc import DEFAULT_APP
 from tests.functional.test_proxy_protocol import V2_SIGNATURE, v1, v2, v2_local
 from tests.functional.tlscerts import client_context, stream_over_tls, tls_args
@@ -344,10 +344,10 @@ def servers(pool, request, certs):
     send = exchange
     if flags is None:
         flags, send = tls_args(certs), tls_exchange(client_context(certs))
-    started = {matrix_id(param): _use_server(pool, param, flags, DEFAULT_APP) for param in FULL_MATRIX}
+    started = {matrix_id(param): use_server(pool, param, flags, DEFAULT_APP) for param in FULL_MATRIX}
     yield started, generate, send
     for server in started.values():
-        _check_alive(server)
+        check_alive(server)
         internal = [line for line in server.stderr_lines if "Internal error" in line]
         assert not internal, "".join(internal)
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.functional.apps import pattern_bytes
 from tests.functional.client import FILLING, Conn, build_request, chunked, tell, wait_delivered
-from tests.functional.conftest import BACKENDS, FULL_MATRIX, STREAMING, _check_alive, _use_server, matrix_id
+from tests.functional.conftest import BACKENDS, FULL_MATRIX, STREAMING, check_alive, use_server, matrix_id
 from tests.functional.ops import wait_booted
 from tests.functional.serverproc import DEFAULT_APP, ServerProcess
 from tests.functional.test_cli import http_get, run_cli
@@ -33,9 +33,9 @@ def tls_server_fixture(*extra: str, matrix=BACKENDS, app: str = DEFAULT_APP):
     @pytest.fixture(params=matrix, ids=matrix_id)
     def fixture(request, pool, certs):
         flags = [flag.replace("{ca}", certs["ca.pem"]) for flag in extra]
-        server = _use_server(pool, request.param, tls_args(certs, *flags), app)
+        server = use_server(pool, request.param, tls_args(certs, *flags), app)
         yield server
-        _check_alive(server)
+        check_alive(server)
 
     return fixture
 
