@@ -852,8 +852,18 @@ class _PrintVersion(argparse._VersionAction):
         parser.exit()
 
 
+# gunicorn 24.1's --proxy-protocol takes a mode; fastwsgi's is a flag (v1 and v2 are told apart by
+# their first bytes, gunicorn's auto), so argparse would take the mode for the application's name
+_PROXY_PROTOCOL_MODES = ("off", "v1", "v2", "auto")
+
+
 def _given_flags(argv, version: str = ""):
     """-> (app spec or None, {name: typed value} for the flags actually used); raises UsageError."""
+    for flag, word in zip(argv, argv[1:]):
+        if flag == "--proxy-protocol" and word.lower() in _PROXY_PROTOCOL_MODES:
+            raise UsageError(f"argument --proxy-protocol: takes no mode ({word!r}): fastwsgi tells "
+                             "PROXY v1 and v2 apart itself (gunicorn's auto); give --proxy-protocol "
+                             "alone to turn it on, nothing to leave it off")
     namespace = build_parser(version=version).parse_args(argv)
     given = {option.name: getattr(namespace, option.name) for option in OPTIONS
              if hasattr(namespace, option.name)}

@@ -329,3 +329,16 @@ def test_sendfile_variable_is_read_as_gunicorn_reads_it(value, expected):
 def test_sendfile_variable_gunicorn_would_read_as_off_is_an_error(value):
     with pytest.raises(config.UsageError, match=f"^environment variable SENDFILE: .*got {value!r}$"):
         config.resolve([], environ={"SENDFILE": value})
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2", "auto", "off", "V2"])
+def test_a_gunicorn_proxy_protocol_mode_is_refused_by_name(mode):
+    """gunicorn 24.1's `--proxy-protocol MODE`: argparse would take MODE for the application (and
+    complain about the real one); the error names the flag and says what to write instead."""
+    with pytest.raises(config.UsageError, match=r"--proxy-protocol: takes no mode .*give --proxy-protocol alone"):
+        config.parse_args(["--proxy-protocol", mode, "myapp:app"])
+
+
+def test_the_proxy_protocol_flag_still_takes_the_application_after_it():
+    spec, options = config.parse_args(["--proxy-protocol", "myapp:app"])
+    assert spec == "myapp:app" and options["proxy_protocol"] is True
