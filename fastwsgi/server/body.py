@@ -25,11 +25,12 @@ before it). While more are awaited, the pieces gather in a bytearray (`ahead`) u
 (256 KiB), so a body trickled in many small pieces is copied once, not once per piece; beyond that
 each piece goes to an anonymous temporary file (the spool: tempfile.TemporaryFile in
 --tmp-upload-dir, else $TMPDIR, unlinked at once, so nothing is left behind even after a SIGKILL),
-with one write per piece. The application's reads then return the bytes in order: the in-memory part, the file's (read back in
-SPOOL_READ pieces by the application's thread), then whatever still streams from the socket. A
-file that cannot be created or written (disk full) ends the body with a BodyError of status 500,
-raised by the read that reaches the bytes lost, and is logged. The file is closed when the
-exchange ends (`release`: the response complete, a refusal, the connection closed).
+with one write per piece. The application's reads then return the bytes in order: the in-memory
+part, the file's (read back in SPOOL_READ pieces by the application's thread), then whatever still
+streams from the socket. A file that cannot be created or written (disk full) ends the body with a
+BodyError of status 500, raised by the read that reaches the bytes lost, and is logged. The file is
+closed when the exchange ends (`release`: the response complete, a refusal, the connection closed);
+a read by a thread the application left behind that meets it closed raises BodyError.
 
 Before the response head goes out, `buffer_rest()` lets the connection learn whether a chunked body
 the application has not read to its end is all in the input buffer (its end is known only once it
