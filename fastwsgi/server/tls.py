@@ -241,9 +241,12 @@ class TLSConnection(Connection):
             self.inbuf = self.inbuf + data if self.inbuf else data
             if self.exchange is None:
                 self.process()
-        elif not eof and not self.head_started and self.exchange is None:
+        elif not eof and not self.head_started and self.exchange is None and self.body is None:
             # records that hold no data (a KeyUpdate, part of a record) count as the start of the next
-            # head: its deadline runs, and the keep-alive deadline is not restarted by them
+            # head: its deadline runs, and the keep-alive deadline is not restarted by them. Not while
+            # a body is received before its application runs or drained after its response: they
+            # are its records (read_timeout bounds it), and a head deadline set now would be the
+            # idle connection's once it is answered
             self.head_started = True
             self.head_deadline = self.server.now + self.server.header_timeout
         return True

@@ -196,6 +196,33 @@ def test_records_without_data_do_not_hold_an_idle_connection_open(tls_quick_time
         client.close()
 
 
+def test_a_body_trickled_in_cut_records_keeps_its_connection(tls_quick_timeout, certs):
+    """A body received before its application runs, each record in two TCP writes over longer than
+    --header-timeout (1 s here): the cut records belong to the body, not to a next head, so once it
+    is answered the connection is idle under --keep-alive (5 s) and serves the next request. (They
+    used to start a head deadline, long past at the response: the sweep closed the connection.)"""
+    client = MemoryClient(tls_quick_timeout.port, client_context(certs))
+    try:
+        client.handshake()
+        client.sock.sendall(client.outgoing.read())
+        body = bytes(range(80))
+        client.send_records(build_request("POST", "/echo", headers=[("Content-Length", str(len(body)))]))
+        for i in range(0, len(body), 10):  # 8 records, 0.2 s apart
+            client.tls.write(body[i:i + 10])
+            record = client.outgoing.read()
+            client.sock.sendall(record[:3])
+            time.sleep(0.1)
+            client.sock.sendall(record[3:])
+            time.sleep(0.1)
+        assert client.read_until(body).endswith(body)
+        time.sleep(0.75)  # sweeps run every 0.25 s: a deadline already past closes the connection now
+        client.received = b""
+        client.send_records(build_request("GET", "/p/next"))
+        assert client.read_until(b"GET /p/next?").startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        client.close()
+
+
 def test_head_of_a_streamed_response_over_tls(tls_server, certs):
     """A HEAD answered by a generator: its later blocks queue nothing, and the loop's flush after
     each block must cope with nothing to encrypt (it raised IndexError: a 500 and a dropped pipeline)."""
