@@ -313,7 +313,8 @@ class TLSConnection(Connection):
         self.handshaking = False
         if self.tls_in.pending and not self._receive(b""):  # a request sent with the Finished
             return
-        if self.inbuf or self.out or self.must_close or self.read_eof or self.in_worker:
+        if (self.inbuf or self.out or self.must_close or self.read_eof or self.in_worker
+                or self.body is not None):  # (a body received before its application: read_timeout)
             self.settle()
         else:
             self.watch(IN)  # the first head's deadline still runs from accept (--header-timeout)

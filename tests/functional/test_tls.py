@@ -223,6 +223,26 @@ def test_a_body_trickled_in_cut_records_keeps_its_connection(tls_quick_timeout, 
         client.close()
 
 
+def test_a_body_begun_with_the_handshake_waits_under_read_timeout(tls_quick_timeout, certs):
+    """The head and half a body in the TCP write of the client's Finished, the rest 1.5 s later:
+    the body being received is bounded by --read-timeout (30 s), not by the head deadline from
+    accept (--header-timeout 1 s here), which used to answer 408 meanwhile."""
+    client = MemoryClient(tls_quick_timeout.port, client_context(certs))
+    try:
+        client.handshake()
+        body = bytes(range(100))
+        client.tls.write(build_request("POST", "/echo", headers=[("Content-Length", str(len(body)))])
+                         + body[:50])
+        client.sock.sendall(client.outgoing.read())  # Finished, then the records of the request
+        time.sleep(1.5)  # past --header-timeout, with its sweeps (every 0.25 s)
+        client.send_records(body[50:])
+        answer = client.read_until(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+        assert client.read_until(body).endswith(body)
+    finally:
+        client.close()
+
+
 def test_head_of_a_streamed_response_over_tls(tls_server, certs):
     """A HEAD answered by a generator: its later blocks queue nothing, and the loop's flush after
     each block must cope with nothing to encrypt (it raised IndexError: a 500 and a dropped pipeline)."""
