@@ -119,10 +119,11 @@ class Server:
         self.send_timeout = options["send_timeout"]
         self.limit_request_body = options["limit_request_body"]
         # --request-buffering: bytes of a body received before its application is called (unset: the
-        # whole body, up to limit_request_body; 0: none, the application streams every body)
+        # whole body, 0: none, the application streams every body). Unset is no bound at all, not
+        # limit_request_body: a chunked body that has reached the limit is not whole yet, and its
+        # application would meet the 413 in its read (the body does the limit's checks)
         buffering = options.get("request_buffering")
-        self.request_buffering = (buffering if buffering is not None
-                                  else self.limit_request_body or sys.maxsize)
+        self.request_buffering = buffering if buffering is not None else sys.maxsize
         self.tmp_upload_dir = options.get("tmp_upload_dir")  # (None: tempfile's, $TMPDIR)
         self.max_connections = options["worker_connections"]
         self.graceful_timeout = options.get("graceful_timeout", 30.0)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.functional.client import Conn, build_request
+from tests.functional.client import Conn, build_request, wait_delivered
 from tests.functional.conftest import BACKENDS, server_fixture
 
 limited = server_fixture("--limit-request-body", "1000", "--limit-request-line", "200",
@@ -123,6 +123,21 @@ def test_chunked_body_over_the_limit_is_refused(limited, token, events):
         resp = conn.read_response()
         assert resp.status == 413 and "close" in resp.connection_tokens(), resp.raw_head
         assert conn.closed_by_server()
+    assert events(token, count=1, timeout=0.5) == []
+
+
+def test_a_chunked_body_that_reaches_the_limit_and_goes_on_is_refused_before_the_app(limited, token, events):
+    """Exactly --limit-request-body bytes of chunks, received first, then one more: the body is not
+    whole at the limit, so the application is not called there (it used to be, to meet the 413 in
+    its own read): 413, and it is never called."""
+    with Conn(limited.port) as conn:
+        conn.send(build_request("POST", f"/read-record?t={token}", headers=[("Transfer-Encoding", "chunked")])
+                  + b"3e8\r\n" + b"c" * 1000 + b"\r\n")
+        wait_delivered(conn.sock)
+        assert conn.read_available(0.3) == b""  # (the server has taken those 1000 bytes)
+        conn.send(b"1\r\nc\r\n0\r\n\r\n")
+        resp = conn.read_response()
+        assert resp.status == 413 and "close" in resp.connection_tokens(), resp.raw_head
     assert events(token, count=1, timeout=0.5) == []
 
 
