@@ -154,6 +154,50 @@ def test_a_body_sent_a_byte_at_a_time_reaches_the_app_whole(ahead_server, token,
     assert events(token, count=2) == [{"event": "called"}, {"event": "echo", "length": len(BODY)}]
 
 
+def pipeline_behind_a_body() -> tuple[bytes, bytes, dict, list]:
+    """(the first head, the rest of the stream, cut places in that rest, [(method, body answered)]):
+    a POST whose body is received ahead, then pipelined behind it HEAD and GET with bodies, a
+    chunked POST with a trailer, a chunked body of only its last chunk, a Content-Length 0 and a
+    GET."""
+    first = build_request("POST", "/echo", headers=[("Content-Length", str(len(BODY)))])
+    chunks = chunked(BODY[:7], BODY[7:], trailers=b"X-Checksum: 1\r\n")
+    chunked_post = build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]) + chunks
+    rest = (BODY + build_request("HEAD", "/echo", headers=[("Content-Length", "5")]) + b"hello"
+            + build_request("GET", "/echo", headers=[("Content-Length", "5")]) + b"world" + chunked_post
+            + build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]) + b"0\r\n\r\n"
+            + build_request("POST", "/echo", headers=[("Content-Length", "0")]) + build_request("GET", "/p/last"))
+    at_chunks = rest.index(chunked_post) + len(chunked_post) - len(chunks)
+    cuts = {"last-body-byte-with-next-head": len(BODY) - 1, "at-the-body-end": len(BODY),
+            "inside-the-next-head": len(BODY) + 10, "inside-a-chunk-size-line": at_chunks + 1,
+            "inside-the-trailer": rest.index(b"X-Checksum") + 3}
+    answers = [("POST", BODY), ("HEAD", b""), ("GET", b"world"), ("POST", BODY), ("POST", b""), ("POST", b""),
+               ("GET", b"GET /p/last?")]
+    return first, rest, cuts, answers
+
+
+PIPELINE_CUTS = list(pipeline_behind_a_body()[2])
+
+
+@pytest.mark.parametrize("cut", PIPELINE_CUTS)
+def test_requests_pipelined_behind_a_body_then_a_half_close_are_all_answered(ahead_server, cut):
+    """The rest of a body received ahead, in two sends cut at a place that matters, with requests
+    pipelined behind it, then the client's SHUT_WR right behind the last byte: every request is
+    answered, in order, and then the connection closes."""
+    first, rest, cuts, answers = pipeline_behind_a_body()
+    with Conn(ahead_server.port) as conn:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.send(first)
+        wait_delivered(conn.sock)
+        conn.send(rest[:cuts[cut]])
+        wait_delivered(conn.sock)
+        conn.send(rest[cuts[cut]:])
+        conn.sock.shutdown(socket.SHUT_WR)
+        for method, body in answers:
+            resp = conn.read_response(method)
+            assert (resp.status, resp.body) == (200, body), (method, resp.raw_head)
+        assert conn.read_to_eof() == b""
+
+
 # a body that came short: BODY's first 20 bytes, or 2 x LOOKAHEAD bytes of a larger one (the old code
 # called the application at LOOKAHEAD)
 SHORT = pytest.mark.parametrize("body, sent", [(BODY, 20), (bytes(3 * LOOKAHEAD), 2 * LOOKAHEAD)],

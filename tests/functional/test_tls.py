@@ -148,13 +148,9 @@ def test_close_notify_right_behind_a_short_body_fails_its_read_at_once(tls_serve
     client = MemoryClient(tls_server.port, client_context(certs))  # 10 s socket timeout
     try:
         client.handshake()
-        client.tls.write(build_request("POST", f"/read-record?t={token}",
-                                       headers=[("Expect", "100-continue"), ("Content-Length", "100")])
-                         + b"abc")
-        with pytest.raises(ssl.SSLWantReadError):
-            client.tls.unwrap()  # close_notify, into the same TCP write as the records before it
-        client.sock.sendall(client.outgoing.read())
-        received = client.read_to_end()
+        received = client.send_last(build_request("POST", f"/read-record?t={token}",
+                                                  headers=[("Expect", "100-continue"), ("Content-Length", "100")])
+                                    + b"abc")
     finally:
         client.close()
     assert not received.startswith(b"HTTP/1.1 200"), received[:200]
@@ -221,6 +217,27 @@ def test_a_body_trickled_in_cut_records_keeps_its_connection(tls_quick_timeout, 
         assert client.read_until(b"GET /p/next?").startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         client.close()
+
+
+def test_the_end_of_a_body_received_ahead_with_close_notify_is_answered(tls_server, certs):
+    """A body received before its application runs, whose last bytes, a pipelined request and the
+    client's close_notify come in one TCP write (decrypted at once: the EOF is known before the body
+    is whole): both requests are answered, in order, then the connection closes."""
+    client = MemoryClient(tls_server.port, client_context(certs))
+    try:
+        client.handshake()
+        body = bytes(range(256)) * 4
+        client.tls.write(build_request("POST", "/echo", headers=[("Content-Length", str(len(body)))])
+                         + body[:100])
+        client.sock.sendall(client.outgoing.read())
+        wait_delivered(client.sock)
+        received = client.send_last(body[100:] + build_request("GET", "/p/after"))
+    finally:
+        client.close()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n"), received[:300]
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2, received[:300]
+    assert received.index(body) < received.index(b"GET /p/after?")
+    assert received.endswith(b"GET /p/after?")
 
 
 def test_a_body_begun_with_the_handshake_waits_under_read_timeout(tls_quick_timeout, certs):

@@ -112,6 +112,17 @@ class MemoryClient:
             self.tls.write(plaintext)
         self.sock.sendall(self.outgoing.read())
 
+    def send_last(self, plaintext: bytes) -> bytes:
+        """`plaintext`'s records and close_notify in one TCP write (the server decrypts them at once),
+        then everything the server answers (read_to_end)."""
+        self.tls.write(plaintext)
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:  # (the server's close_notify is not awaited)
+            pass
+        self.sock.sendall(self.outgoing.read())
+        return self.read_to_end()
+
     def read_until(self, needle: bytes) -> bytes:
         while needle not in self.received:
             data = self.sock.recv(65536)
