@@ -14,6 +14,7 @@ files are seen in /proc/PID/fd of the server's processes (an unlinked file shows
 import hashlib
 import os
 import random
+import signal
 import socket
 import tempfile
 
@@ -369,6 +370,27 @@ def test_the_temporary_file_is_closed_however_the_exchange_ends(ahead_server, to
         assert conn.read_response().status == 500
     assert wait_for(lambda: spool_files(server) == before)
     assert events(token, timeout=0) == [{"event": "called"}] * 3  # never for the first two
+
+
+@pytest.mark.parametrize("model", [("--threads", "0"), ("--threads", "2"), ("-w", "1")], ids=["t0", "t2", "w1"])
+def test_a_graceful_stop_lets_a_body_being_received_finish(started, model):
+    """TERM while a body is received before its application runs: that connection is not idle (a
+    drain closes idle ones at once), so the rest of the body is taken, the application answers with
+    Connection: close, and then the server exits."""
+    server = started("--read-timeout", "2", "--keep-alive", "5", "--graceful-timeout", "20", *model, DEFAULT_APP,
+                     booted=1 if model[0] == "-w" else 0)
+    head, wire = framed("chunked", "/echo", BODY)
+    with Conn(server.port) as conn:
+        conn.send(head + wire[:20])
+        wait_delivered(conn.sock)
+        answered_meanwhile(server.port)  # (the server has read those 20 bytes)
+        server.signal(signal.SIGTERM)
+        assert wait_for(lambda: "Graceful stop: finishing" in server.stderr_text()), server.stderr_text()
+        conn.send(wire[20:])
+        resp = conn.read_response()
+        assert resp.status == 200 and resp.body == BODY, resp.raw_head
+        assert "close" in resp.connection_tokens()
+    assert server.wait(10) == 0, server.stderr_text()
 
 
 @pytest.mark.parametrize("workers", [(), ("-w", "1")], ids=["single", "w1"])
