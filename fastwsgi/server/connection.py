@@ -145,6 +145,7 @@ class Connection:
         try:
             data = self.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
+            self.nothing_read()
             return
         except OSError:
             self.broken = True
@@ -165,6 +166,13 @@ class Connection:
         else:  # the client shut down its side: answer what is complete, then close (settle)
             self.read_eof = True
         self.settle()
+
+    def nothing_read(self) -> None:
+        """A readable event found nothing to read (a wakeup another reader beat, part of a TLS
+        record): with threads > 0 the one-shot registration it spent is armed again, or the
+        connection would hear nothing more until its deadline closed it. The deadline stays."""
+        if self.server.oneshot:
+            self.watch(self.events)
 
     def on_writable(self) -> None:
         """The socket takes output again: the client is reading, so --send-timeout, which bounds a

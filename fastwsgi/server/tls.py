@@ -209,6 +209,8 @@ class TLSConnection(Connection):
         if raw is None:
             if self.broken:
                 self.close()
+            else:
+                self.nothing_read()
             return
         if not raw:  # TCP EOF without close_notify: an EOF all the same
             self.read_eof = True
