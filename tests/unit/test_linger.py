@@ -10,8 +10,9 @@ import pytest
 
 from fastwsgi.config import defaults
 from fastwsgi.server import Server
-from fastwsgi.server.connection import LINGER_TIME, LINGER_TOTAL, Connection
+from fastwsgi.server.connection import LINGER_TIME, LINGER_TOTAL
 from fastwsgi.server.poller import IN
+from tests.unit.serverkit import connect_pair
 
 START = 1000.0  # the simulated monotonic clock at the 413
 
@@ -23,12 +24,7 @@ def refused(request):
     options = defaults()
     options.update(http_parser=request.param, limit_request_body=1000)
     server = Server(lambda environ, start_response: [], [], options)
-    ours, client = socket.socketpair()
-    ours.setblocking(False)
-    client.settimeout(5)
-    conn = Connection(server, ours, {"REMOTE_ADDR": "127.0.0.1"})
-    server.connections[conn.fd] = conn
-    server.handlers[conn.fd] = conn.on_event
+    conn, client = connect_pair(server)
     server.now = START
     client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n" + b"b" * 1000)
     conn.on_event(IN)

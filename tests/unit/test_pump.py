@@ -5,14 +5,13 @@ Connection over a socketpair whose send buffer is small, so that a block leaves 
 plays the loop (on_event) and reads as the client. The functional tests (test_responses) check
 streaming against real server processes."""
 
-import socket
 
 import pytest
 
 from fastwsgi.config import defaults
 from fastwsgi.server import Server
-from fastwsgi.server.connection import Connection
 from fastwsgi.server.poller import IN, OUT
+from tests.unit.serverkit import connect_pair
 
 BLOCK = b"x" * 65536
 
@@ -38,13 +37,7 @@ def streaming(request):
     options = defaults()
     options.update(http_parser=request.param)
     server = Server(app, [], options)
-    ours, client = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    ours.setblocking(False)
-    client.settimeout(5)
-    conn = Connection(server, ours, {"REMOTE_ADDR": "127.0.0.1"})
-    server.connections[conn.fd] = conn
-    server.handlers[conn.fd] = conn.on_event
+    conn, client = connect_pair(server, send_buffer=4096)
     connection.append(conn)
     yield server, conn, client, asked
     client.close()

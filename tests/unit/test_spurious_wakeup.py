@@ -5,14 +5,13 @@ nothing (another reader took the bytes; in TLS, the first part of a record) must
 connection would hear nothing more until its deadline closed it. A real Server (no listeners) and a
 real Connection over a socketpair, on both pollers; the test drives the poller by hand."""
 
-import socket
 
 import pytest
 
 from fastwsgi.config import defaults
 from fastwsgi.server import Server
-from fastwsgi.server.connection import Connection
 from fastwsgi.server.poller import IN
+from tests.unit.serverkit import connect_pair
 
 
 def hello(environ, start_response):
@@ -28,12 +27,7 @@ def one_shot(request, monkeypatch):
     options.update(threads=2)
     server = Server(hello, [], options)
     assert server.oneshot and server.poller.NAME == request.param
-    ours, client = socket.socketpair()
-    ours.setblocking(False)
-    client.settimeout(5)
-    conn = Connection(server, ours, {"REMOTE_ADDR": "127.0.0.1"})
-    server.connections[conn.fd] = conn
-    server.handlers[conn.fd] = conn.on_event
+    conn, client = connect_pair(server)
     conn.watch(IN)
     yield server, conn, client
     client.close()
