@@ -20,7 +20,7 @@ print("C backend active:", fastwsgi.BACKEND)
 PY
 
 step "test suite (README test command), default backend = C"
-python -m pytest
+python -m pytest --durations=25  # (the slowest tests: where CI's time goes)
 
 step "test suite again with FASTWSGI_PUREPYTHON=1"
 FASTWSGI_PUREPYTHON=1 python -c 'import fastwsgi; assert fastwsgi.BACKEND == "python"'
@@ -29,8 +29,10 @@ FASTWSGI_PUREPYTHON=1 python -m pytest
 step "functional tests of the event loop on the poll(2) fallback (macOS/BSD, forced on Linux)"
 FASTWSGI_POLLER=poll python -c 'from fastwsgi.server.poller import poller_class; assert poller_class().NAME == "poll"'
 # (without the files whose subject is configuration, the command line, processes or logging, not the
-# event loop: they would run the same on either poller, and take a third of the functional time)
-FASTWSGI_POLLER=poll python -m pytest tests/functional -q \
+# event loop: they would run the same on either poller, and take a third of the functional time; and
+# on two concurrency models of the four: ci/some_models.sh)
+. ci/some_models.sh
+FASTWSGI_POLLER=poll python -m pytest tests/functional -q -k "$SOME_MODELS" \
     --ignore=tests/functional/test_gunicorn_compat.py --ignore=tests/functional/test_cli.py \
     --ignore=tests/functional/test_config_sources.py --ignore=tests/functional/test_process_options.py \
     --ignore=tests/functional/test_privileges.py --ignore=tests/functional/test_hooks.py \

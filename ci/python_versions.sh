@@ -5,7 +5,8 @@
 # wheel is abi3 for every CPython >= 3.10, so this runs the README's test command once more on each
 # other interpreter found: a fresh venv, the editable install with the C extension required, the C
 # backend checked, then `python -m pytest` (which runs the corpus and the functional tests on both
-# backends). Interpreters are looked up as pythonX.Y on PATH, then under pyenv's versions directory.
+# backends) with the functional tests on two concurrency models of the four (ci/some_models.sh).
+# Interpreters are looked up as pythonX.Y on PATH, then under pyenv's versions directory.
 # One that is not installed is reported as NOT TESTED (it cannot be fetched here: the machine reaches
 # PyPI and Debian only), not as a failure; any other problem fails.
 #
@@ -15,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VERSIONS=("$@")
 [ ${#VERSIONS[@]} -gt 0 ] || VERSIONS=(3.10 3.13)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+. "$ROOT/ci/some_models.sh"
 
 find_python() {
     local version=$1 candidate
@@ -47,6 +49,6 @@ for version in "${VERSIONS[@]}"; do
         python --version
         FASTWSGI_REQUIRE_EXTENSION=1 python -m pip install -q -e ".[test]"
         python -c 'import fastwsgi; assert fastwsgi.BACKEND == "c", fastwsgi.BACKEND; print("C backend active")'
-        python -m pytest -q -p no:cacheprovider
+        python -m pytest -q -p no:cacheprovider -k "$SOME_MODELS"
     )
 done
