@@ -30,7 +30,7 @@ step "functional tests of the event loop on the poll(2) fallback (macOS/BSD, for
 FASTWSGI_POLLER=poll python -c 'from fastwsgi.server.poller import poller_class; assert poller_class().NAME == "poll"'
 # (without the files whose subject is configuration, the command line, processes or logging, not the
 # event loop: they would run the same on either poller, and take a third of the functional time; and
-# on two concurrency models of the four: ci/some_models.sh)
+# on the C parser's concurrency models only: ci/some_models.sh)
 . ci/some_models.sh
 FASTWSGI_POLLER=poll python -m pytest tests/functional -q -k "$SOME_MODELS" \
     --ignore=tests/functional/test_gunicorn_compat.py --ignore=tests/functional/test_cli.py \

@@ -5,7 +5,7 @@
 # wheel is abi3 for every CPython >= 3.10, so this runs the README's test command once more on each
 # other interpreter found: a fresh venv, the editable install with the C extension required, the C
 # backend checked, then `python -m pytest` (which runs the corpus and the functional tests on both
-# backends) with the functional tests on two concurrency models of the four (ci/some_models.sh).
+# backends) with the functional tests on the C parser's concurrency models (ci/some_models.sh).
 # Interpreters are looked up as pythonX.Y on PATH, then under pyenv's versions directory.
 # One that is not installed is reported as NOT TESTED (it cannot be fetched here: the machine reaches
 # PyPI and Debian only), not as a failure; any other problem fails.
