@@ -144,8 +144,8 @@ class Connection:
         # readable (or an error to find out about): one recv, inline (the per-request path)
         try:
             data = self.sock.recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            self.nothing_read()
+        except (BlockingIOError, InterruptedError):  # a wakeup another reader beat
+            self.rearm()
             return
         except OSError:
             self.broken = True
@@ -156,8 +156,7 @@ class Connection:
                 self.close()
                 return
             self.push_linger_deadline()
-            if self.server.oneshot:  # threads > 0: re-arm the one-shot registration, keep reading
-                self.server.poller.modify(self.fd, IN | self.server.oneshot)
+            self.rearm()  # keep reading
             return
         if data:
             self.inbuf = self.inbuf + data if self.inbuf else data
@@ -167,10 +166,11 @@ class Connection:
             self.read_eof = True
         self.settle()
 
-    def nothing_read(self) -> None:
-        """A readable event found nothing to read (a wakeup another reader beat, part of a TLS
-        record): with threads > 0 the one-shot registration it spent is armed again, or the
-        connection would hear nothing more until its deadline closed it. The deadline stays."""
+    def rearm(self) -> None:
+        """An event was handled without settle() (nothing to read, part of a TLS record, input
+        discarded while lingering): with threads > 0 the one-shot registration it spent is armed
+        again with the same interest, or the connection would hear nothing more until its deadline
+        closed it. The deadline stays."""
         if self.server.oneshot:
             self.watch(self.events)
 

@@ -210,7 +210,7 @@ class TLSConnection(Connection):
             if self.broken:
                 self.close()
             else:
-                self.nothing_read()
+                self.rearm()  # (nothing to read)
             return
         if not raw:  # TCP EOF without close_notify: an EOF all the same
             self.read_eof = True

@@ -5,7 +5,6 @@ Connection over a socketpair whose send buffer is small, so that a block leaves 
 plays the loop (on_event) and reads as the client. The functional tests (test_responses) check
 streaming against real server processes."""
 
-
 import pytest
 
 from fastwsgi.config import defaults

@@ -1,10 +1,9 @@
-"""A readable event that finds nothing to read (Connection.nothing_read). With --threads N the loop
+"""A readable event that finds nothing to read (Connection.rearm). With --threads N the loop
 registers each connection one-shot (EPOLLONESHOT, or the poll(2) poller's equivalent): an event
 disarms the registration until the connection arms it again. A wakeup whose recv() then finds
 nothing (another reader took the bytes; in TLS, the first part of a record) must arm it again, or the
 connection would hear nothing more until its deadline closed it. A real Server (no listeners) and a
 real Connection over a socketpair, on both pollers; the test drives the poller by hand."""
-
 
 import pytest
 
